@@ -1,0 +1,185 @@
+//! The function's settings, read from the environment once at cold start and validated there, so
+//! a misconfigured deployment fails its first invocation with a clear message instead of
+//! misbehaving later.
+
+use lambda_http::http::HeaderName;
+
+use crate::domain::{ExpiryPolicy, UploadPolicy};
+
+const DEFAULT_ALLOWED_CONTENT_TYPES: &str =
+    "image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain";
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bucket: String,
+    pub table: String,
+    pub region: String,
+    pub expiry: ExpiryPolicy,
+    pub uploads: UploadPolicy,
+    /// Path-style S3 URLs, for stand-ins on a bare host:port.
+    pub force_path_style: bool,
+    /// Local development only: a request header that names the caller when no authorizer ran.
+    pub dev_user_header: Option<HeaderName>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(Vec<String>);
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads every setting through `lookup` and reports all problems at once.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut required = |name: &str, what: &str| {
+            get(name).unwrap_or_else(|| {
+                problems.push(format!("{name} must be set to {what}"));
+                String::new()
+            })
+        };
+        let bucket = required("FILES_BUCKET", "the S3 bucket that holds the files");
+        let table = required("FILES_TABLE", "the DynamoDB table of ownership records");
+        let region = get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION"));
+        if region.is_none() {
+            problems.push("AWS_REGION must be set (Lambda sets it)".into());
+        }
+
+        let mut number = |name: &str, default: u64| match get(name) {
+            None => default,
+            Some(text) => text.trim().parse().unwrap_or_else(|_| {
+                problems.push(format!("{name} must be a whole number, got {text:?}"));
+                default
+            }),
+        };
+        let ttl = number("URL_TTL_SECONDS", 300);
+        let ttl_max = number("URL_TTL_MAX_SECONDS", 900);
+        let max_upload_bytes = number("MAX_UPLOAD_BYTES", 100 * 1024 * 1024);
+
+        let expiry = ExpiryPolicy::new(ttl, ttl_max)
+            .map_err(|e| problems.push(format!("URL_TTL_SECONDS / URL_TTL_MAX_SECONDS: {e}")))
+            .ok();
+        if max_upload_bytes == 0 {
+            problems.push("MAX_UPLOAD_BYTES must be at least 1".into());
+        }
+        let allowed = get("ALLOWED_CONTENT_TYPES")
+            .unwrap_or_else(|| DEFAULT_ALLOWED_CONTENT_TYPES.to_owned());
+        let uploads = UploadPolicy::new(
+            allowed.split(',').map(str::trim).filter(|t| !t.is_empty()),
+            max_upload_bytes,
+        )
+        .map_err(|e| problems.push(format!("ALLOWED_CONTENT_TYPES: {e}")))
+        .ok();
+
+        let force_path_style = match get("S3_FORCE_PATH_STYLE").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                problems.push(format!(
+                    "S3_FORCE_PATH_STYLE must be true or false, got {other:?}"
+                ));
+                false
+            }
+        };
+        let dev_user_header = get("DEV_USER_HEADER").and_then(|name| {
+            HeaderName::try_from(name.trim())
+                .map_err(|_| {
+                    problems.push(format!("DEV_USER_HEADER {name:?} is not a header name"))
+                })
+                .ok()
+        });
+
+        match (region, expiry, uploads) {
+            (Some(region), Some(expiry), Some(uploads)) if problems.is_empty() => Ok(Self {
+                bucket,
+                table,
+                region,
+                expiry,
+                uploads,
+                force_path_style,
+                dev_user_header,
+            }),
+            _ => Err(ConfigError(problems)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    const MINIMAL: &[(&str, &str)] = &[
+        ("FILES_BUCKET", "files"),
+        ("FILES_TABLE", "records"),
+        ("AWS_REGION", "eu-west-1"),
+    ];
+
+    #[test]
+    fn defaults_apply() {
+        let config = config(MINIMAL).unwrap();
+        assert_eq!(config.bucket, "files");
+        assert_eq!(config.expiry.max_secs(), 900);
+        assert_eq!(config.uploads.max_upload_bytes(), 104_857_600);
+        assert!(!config.force_path_style);
+        assert!(config.dev_user_header.is_none());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = config(&[
+            ("URL_TTL_SECONDS", "ten"),
+            ("ALLOWED_CONTENT_TYPES", "image/png,nonsense"),
+            ("S3_FORCE_PATH_STYLE", "yes"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "FILES_BUCKET",
+            "FILES_TABLE",
+            "AWS_REGION",
+            "URL_TTL_SECONDS must be a whole number",
+            "\"nonsense\" is not a valid content type",
+            "S3_FORCE_PATH_STYLE",
+        ] {
+            assert!(err.contains(expected), "{expected} missing from {err}");
+        }
+    }
+
+    #[test]
+    fn a_default_above_the_maximum_is_refused() {
+        let mut vars = MINIMAL.to_vec();
+        vars.push(("URL_TTL_SECONDS", "1000"));
+        let err = config(&vars).unwrap_err().to_string();
+        assert!(err.contains("default URL lifetime"), "{err}");
+    }
+
+    #[test]
+    fn settings_are_read() {
+        let mut vars = MINIMAL.to_vec();
+        vars.extend([
+            ("URL_TTL_SECONDS", "60"),
+            ("URL_TTL_MAX_SECONDS", "120"),
+            ("MAX_UPLOAD_BYTES", "10"),
+            ("S3_FORCE_PATH_STYLE", "true"),
+            ("DEV_USER_HEADER", "x-dev-user"),
+        ]);
+        let config = config(&vars).unwrap();
+        assert_eq!(config.expiry.max_secs(), 120);
+        assert_eq!(config.uploads.max_upload_bytes(), 10);
+        assert!(config.force_path_style);
+        assert_eq!(config.dev_user_header.unwrap().as_str(), "x-dev-user");
+    }
+}

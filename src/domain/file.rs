@@ -1,0 +1,178 @@
+use std::fmt;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::OwnerId;
+use crate::error::AppError;
+
+/// Timestamps are stored and returned as RFC 3339 in UTC, whole seconds.
+pub fn format_timestamp(at: OffsetDateTime) -> Result<String, AppError> {
+    at.format(&Rfc3339)
+        .map_err(|e| AppError::Internal(e.into()))
+}
+
+pub fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339).ok()
+}
+
+/// A file's id: a random UUID v4 chosen by the server, so ids are unguessable and never collide
+/// with another owner's.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId(Uuid);
+
+impl FileId {
+    pub fn new_random() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    /// Accepts only the canonical lowercase hyphenated form that the server hands out. Braced,
+    /// URN, uppercase or percent-encoded spellings are not ids, so one file has one spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        let id = Uuid::try_parse(text).ok()?;
+        (id.hyphenated().to_string() == text).then_some(Self(id))
+    }
+}
+
+impl fmt::Display for FileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+impl fmt::Debug for FileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FileId({self})")
+    }
+}
+
+/// Where a file's bytes live: `users/<owner segment>/<file id>`. The server makes every key; the
+/// user's filename never enters it, so no input can steer a URL to another object.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ObjectKey(String);
+
+const KEY_PREFIX: &str = "users/";
+
+impl ObjectKey {
+    pub fn for_file(owner: &OwnerId, id: FileId) -> Self {
+        Self(format!("{KEY_PREFIX}{}/{id}", owner.key_segment()))
+    }
+
+    /// The owner and id a key names, for keys this scheme made; `None` for any other key.
+    pub fn parse(key: &str) -> Option<(OwnerId, FileId)> {
+        let rest = key.strip_prefix(KEY_PREFIX)?;
+        let (segment, id) = rest.split_once('/')?;
+        Some((OwnerId::from_key_segment(segment)?, FileId::parse(id)?))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FileStatus {
+    /// Reserved: an upload URL was issued, the object is not confirmed yet.
+    Pending,
+    /// Uploaded and checked against the reservation; downloads are allowed.
+    Available,
+    /// The uploaded object did not match the reservation and was deleted.
+    Rejected,
+}
+
+impl FileStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Available => "available",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Self::Pending),
+            "available" => Some(Self::Available),
+            "rejected" => Some(Self::Rejected),
+            _ => None,
+        }
+    }
+}
+
+/// The ownership record: the single source of truth for who may have a URL for which object.
+#[derive(Clone, PartialEq, Debug)]
+pub struct FileRecord {
+    pub owner: OwnerId,
+    pub id: FileId,
+    pub key: ObjectKey,
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
+    /// Base64 SHA-256 the uploader declared; S3 verifies it when the object is written.
+    pub sha256: Option<String>,
+    pub status: FileStatus,
+    pub created_at: OffsetDateTime,
+    /// When an unconfirmed reservation may be purged (the table's TTL attribute).
+    pub purge_at: Option<OffsetDateTime>,
+    pub etag: Option<String>,
+    pub uploaded_at: Option<OffsetDateTime>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_name_their_owner_and_file() {
+        let owner = OwnerId::parse("auth0|abc.def").unwrap();
+        let id = FileId::new_random();
+        let key = ObjectKey::for_file(&owner, id);
+        assert_eq!(key.as_str(), format!("users/auth0%7Cabc%2Edef/{id}"));
+        assert_eq!(ObjectKey::parse(key.as_str()), Some((owner, id)));
+    }
+
+    #[test]
+    fn foreign_keys_are_not_parsed() {
+        let id = FileId::new_random();
+        for key in [
+            format!("uploads/alice/{id}"),
+            format!("users/alice/{id}/extra"),
+            format!("users/alice/{}", id.to_string().to_uppercase()),
+            "users/alice".to_owned(),
+            format!("users//{id}"),
+        ] {
+            assert_eq!(ObjectKey::parse(&key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn only_canonical_ids_parse() {
+        let id = FileId::new_random();
+        let text = id.to_string();
+        assert_eq!(FileId::parse(&text), Some(id));
+        for other in [
+            text.to_uppercase(),
+            text.replace('-', ""),
+            format!("{{{text}}}"),
+            format!("urn:uuid:{text}"),
+            text.replacen('-', "%2D", 1),
+            String::new(),
+            "..".to_owned(),
+        ] {
+            assert_eq!(FileId::parse(&other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for status in [
+            FileStatus::Pending,
+            FileStatus::Available,
+            FileStatus::Rejected,
+        ] {
+            assert_eq!(FileStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(FileStatus::parse("Available"), None);
+    }
+}

@@ -1,0 +1,46 @@
+//! The one error type of the product. Every failure a request can meet is a variant here, and
+//! `http::response` maps each to a status, a code and a message in one place.
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Malformed or out-of-range input; the message says what to fix.
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("content type {0:?} is not allowed")]
+    ContentTypeNotAllowed(String),
+    /// A declared upload or a request body over its limit.
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("a valid identity is required")]
+    Unauthenticated,
+    /// No such file for this caller. Deliberately the same whether the id exists for someone
+    /// else or not at all, so that ids cannot be probed.
+    #[error("file not found")]
+    NotFound,
+    #[error("no such route")]
+    RouteNotFound,
+    /// Carries the methods the path does accept, for the `Allow` header.
+    #[error("method not allowed; this route accepts {0}")]
+    MethodNotAllowed(String),
+    #[error("the file is not available for download yet")]
+    NotReady,
+    #[error("no object has been uploaded for this file yet")]
+    UploadMissing,
+    /// The uploaded object did not match the reservation and was deleted.
+    #[error("upload rejected: {0}")]
+    UploadRejected(String),
+    /// A backend was throttled, timed out or could not be reached: worth retrying.
+    #[error("a backend is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// Anything else that went wrong on our side. The source is logged, never returned.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl AppError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidRequest(message.into())
+    }
+}

@@ -1,0 +1,215 @@
+//! The HTTP face of the function: routing, identity, request parsing, and turning results and
+//! errors into responses. Every request ends in a response here; none ends in a panic or in the
+//! runtime's generic 500.
+
+mod identity;
+mod response;
+pub mod routes;
+
+use lambda_http::http::{HeaderName, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Deserialize;
+use serde_json::json;
+use tracing::{Instrument, Span, field};
+
+pub use response::status_and_code;
+use response::{FileView, UrlView, error_response, json};
+use routes::Action;
+
+use crate::domain::{Disposition, FileId, OwnerId, UploadRequest};
+use crate::error::AppError;
+use crate::service::FileService;
+use crate::storage::{ObjectStorage, UrlSigner};
+use crate::store::OwnershipStore;
+
+/// Request bodies are a few hundred bytes of JSON; anything near this is not a real client.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+pub struct Api<S, B> {
+    files: FileService<S, B>,
+    dev_user_header: Option<HeaderName>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateUploadBody {
+    filename: String,
+    content_type: String,
+    size: u64,
+    #[serde(default)]
+    sha256: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+impl<S, B> Api<S, B>
+where
+    S: OwnershipStore,
+    B: UrlSigner + ObjectStorage,
+{
+    pub fn new(files: FileService<S, B>, dev_user_header: Option<HeaderName>) -> Self {
+        Self {
+            files,
+            dev_user_header,
+        }
+    }
+
+    /// Answers one request. Each request leaves one audit line (`request handled`) carrying the
+    /// request id, caller, action, file id and outcome, and never the URL.
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let request_id = request
+            .lambda_context_ref()
+            .map(|context| context.request_id.clone())
+            .unwrap_or_default();
+        let span = tracing::info_span!(
+            "request",
+            request_id,
+            action = field::Empty,
+            caller = field::Empty,
+            file_id = field::Empty,
+        );
+        async {
+            let response = match self.dispatch(&request).await {
+                Ok(response) => response,
+                Err(error) => {
+                    let (status, code) = status_and_code(&error);
+                    if status.is_server_error() {
+                        // The source names the backend failure; it contains no URL.
+                        let cause = std::error::Error::source(&error)
+                            .map(ToString::to_string)
+                            .unwrap_or_default();
+                        tracing::error!(status = status.as_u16(), code, cause, "request failed");
+                    } else {
+                        tracing::info!(status = status.as_u16(), code, "request refused");
+                    }
+                    return error_response(&error);
+                }
+            };
+            tracing::info!(status = response.status().as_u16(), "request handled");
+            response
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn dispatch(&self, request: &Request) -> Result<Response<Body>, AppError> {
+        let path = route_path(request);
+        let (action, id) = routes::resolve(request.method().as_str(), &path)?;
+        let span = Span::current();
+        span.record("action", action.name());
+        let caller = identity::caller(request, self.dev_user_header.as_ref())?;
+        span.record("caller", caller.as_str());
+        // Anything that is not an id this server could have issued is simply not found.
+        let id = id
+            .map(|text| FileId::parse(text).ok_or(AppError::NotFound))
+            .transpose()?;
+        if let Some(id) = id {
+            span.record("file_id", field::display(id));
+        }
+        let id = || id.ok_or_else(|| AppError::Internal("route without an id".into()));
+        match action {
+            Action::CreateUpload => self.create_upload(&caller, request).await,
+            Action::GetFile => {
+                let record = self.files.file(&caller, id()?).await?;
+                json(StatusCode::OK, &json!({ "file": FileView::of(&record)? }))
+            }
+            Action::CompleteUpload => {
+                let record = self.files.complete_upload(&caller, id()?).await?;
+                json(StatusCode::OK, &json!({ "file": FileView::of(&record)? }))
+            }
+            Action::PresignDownload => self.presign_download(&caller, id()?, request).await,
+        }
+    }
+
+    async fn create_upload(
+        &self,
+        caller: &OwnerId,
+        request: &Request,
+    ) -> Result<Response<Body>, AppError> {
+        let body = request.body().as_ref();
+        if body.len() > MAX_BODY_BYTES {
+            return Err(AppError::TooLarge(format!(
+                "the request body must not exceed {MAX_BODY_BYTES} bytes"
+            )));
+        }
+        let body: CreateUploadBody = serde_json::from_slice(body)
+            .map_err(|e| AppError::invalid(format!("invalid request body: {e}")))?;
+        let upload = UploadRequest {
+            filename: body.filename,
+            content_type: body.content_type,
+            size: body.size,
+            sha256: body.sha256,
+        };
+        let (record, url) = self
+            .files
+            .reserve_upload(caller, upload, body.expires_in)
+            .await?;
+        Span::current().record("file_id", field::display(record.id));
+        tracing::info!(expires_at = %url.expires_at, "upload URL issued");
+        json(
+            StatusCode::CREATED,
+            &json!({ "file": FileView::of(&record)?, "upload": UrlView::of(&url)? }),
+        )
+    }
+
+    async fn presign_download(
+        &self,
+        caller: &OwnerId,
+        id: FileId,
+        request: &Request,
+    ) -> Result<Response<Body>, AppError> {
+        let expires_in = single_query_value(request, "expiresIn")?
+            .map(|text| {
+                text.parse::<u64>()
+                    .map_err(|_| AppError::invalid("expiresIn must be a whole number of seconds"))
+            })
+            .transpose()?;
+        let disposition = single_query_value(request, "disposition")?
+            .map(|text| {
+                Disposition::parse(text)
+                    .ok_or_else(|| AppError::invalid("disposition must be attachment or inline"))
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let url = self
+            .files
+            .presign_download(caller, id, expires_in, disposition)
+            .await?;
+        tracing::info!(expires_at = %url.expires_at, "download URL issued");
+        json(StatusCode::OK, &UrlView::of(&url)?)
+    }
+}
+
+/// A query parameter given at most once; a repeated one is ambiguous and refused.
+fn single_query_value<'r>(request: &'r Request, name: &str) -> Result<Option<&'r str>, AppError> {
+    let values = request
+        .query_string_parameters_ref()
+        .and_then(|query| query.all(name))
+        .unwrap_or_default();
+    match values.as_slice() {
+        [] => Ok(None),
+        [value] => Ok(Some(value)),
+        _ => Err(AppError::invalid(format!(
+            "{name} must be given at most once"
+        ))),
+    }
+}
+
+/// The path as the routes are written, whatever API Gateway put in front of it: HTTP APIs on a
+/// named stage include the stage in `rawPath`, REST APIs do not.
+fn route_path(request: &Request) -> String {
+    let raw = request.raw_http_path();
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage.as_deref(),
+        Some(RequestContext::ApiGatewayV1(context)) => context.stage.as_deref(),
+        _ => None,
+    };
+    if let Some(stage) = stage.filter(|stage| *stage != "$default")
+        && let Some(rest) = raw.strip_prefix('/').and_then(|r| r.strip_prefix(stage))
+        && rest.starts_with('/')
+    {
+        return rest.to_owned();
+    }
+    raw.to_owned()
+}

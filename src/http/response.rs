@@ -1,0 +1,135 @@
+//! Everything the API sends back: the JSON views of records and URLs, and the one mapping from
+//! `AppError` to status, code and message.
+
+use std::collections::BTreeMap;
+
+use lambda_http::http::{StatusCode, header};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+
+use crate::domain::{FileRecord, format_timestamp};
+use crate::error::AppError;
+use crate::storage::PresignedRequest;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileView<'a> {
+    id: String,
+    filename: &'a str,
+    content_type: &'a str,
+    size: u64,
+    status: &'static str,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    etag: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uploaded_at: Option<String>,
+}
+
+impl<'a> FileView<'a> {
+    pub fn of(record: &'a FileRecord) -> Result<Self, AppError> {
+        Ok(Self {
+            id: record.id.to_string(),
+            filename: &record.filename,
+            content_type: &record.content_type,
+            size: record.size,
+            status: record.status.as_str(),
+            created_at: format_timestamp(record.created_at)?,
+            sha256: record.sha256.as_deref(),
+            etag: record.etag.as_deref(),
+            uploaded_at: record.uploaded_at.map(format_timestamp).transpose()?,
+        })
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UrlView<'a> {
+    method: &'a str,
+    url: &'a str,
+    /// Every header the client must send, exactly; absent for downloads, which need none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    headers: BTreeMap<&'a str, &'a str>,
+    expires_at: String,
+}
+
+impl<'a> UrlView<'a> {
+    pub fn of(request: &'a PresignedRequest) -> Result<Self, AppError> {
+        Ok(Self {
+            method: &request.method,
+            url: &request.url,
+            headers: request
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str()))
+                .collect(),
+            expires_at: format_timestamp(request.expires_at)?,
+        })
+    }
+}
+
+/// A JSON response. `no-store` because bodies can hold presigned URLs, which are credentials
+/// that no shared or browser cache should keep.
+pub fn json(status: StatusCode, body: &impl Serialize) -> Result<Response<Body>, AppError> {
+    let body = serde_json::to_string(body).map_err(|e| AppError::Internal(e.into()))?;
+    base(status)
+        .body(Body::Text(body))
+        .map_err(|e| AppError::Internal(e.into()))
+}
+
+fn base(status: StatusCode) -> lambda_http::http::response::Builder {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+}
+
+/// The HTTP status and stable error code of every error. The message is the error's `Display`,
+/// which for backend failures is a fixed sentence: their details go to the log only.
+pub fn status_and_code(error: &AppError) -> (StatusCode, &'static str) {
+    match error {
+        AppError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        AppError::ContentTypeNotAllowed(_) => (StatusCode::BAD_REQUEST, "content_type_not_allowed"),
+        AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        AppError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        AppError::NotFound | AppError::RouteNotFound => (StatusCode::NOT_FOUND, "not_found"),
+        AppError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        AppError::NotReady => (StatusCode::CONFLICT, "not_ready"),
+        AppError::UploadMissing => (StatusCode::CONFLICT, "upload_missing"),
+        AppError::UploadRejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "upload_rejected"),
+        AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
+/// The response for an error. Built without anything fallible, so that reporting a failure
+/// cannot itself fail.
+pub fn error_response(error: &AppError) -> Response<Body> {
+    let (status, code) = status_and_code(error);
+    let body = serde_json::json!({ "error": { "code": code, "message": error.to_string() } });
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    match error {
+        AppError::Unavailable(_) => {
+            headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        AppError::MethodNotAllowed(allow) => {
+            if let Ok(value) = header::HeaderValue::from_str(allow) {
+                headers.insert(header::ALLOW, value);
+            }
+        }
+        _ => {}
+    }
+    response
+}

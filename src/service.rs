@@ -1,0 +1,232 @@
+//! The application: what each use case does with the domain rules, the store and the bucket.
+//! It is generic over the ports, so it runs the same against AWS, the stand-ins and mocks.
+
+use std::time::{Duration, SystemTime};
+
+use time::OffsetDateTime;
+
+use crate::domain::{
+    Disposition, ExpiryPolicy, FileId, FileRecord, FileStatus, ObjectKey, OwnerId, UploadPolicy,
+    UploadRequest, check_disposition, content_disposition,
+};
+use crate::error::AppError;
+use crate::storage::{
+    DownloadTarget, ObjectInfo, ObjectStorage, PresignedRequest, UploadTarget, UrlSigner, Validity,
+};
+use crate::store::{OwnershipStore, Transition};
+
+/// How long an unconfirmed reservation outlives its upload URL before the table's TTL may purge
+/// it. Generous, so that a confirmation delayed by S3 event retries still finds its record.
+const PENDING_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// Where a confirmation left a reservation.
+#[derive(Debug)]
+pub enum Confirmation {
+    Available(FileRecord),
+    /// The object did not match the reservation; it has been deleted.
+    Rejected {
+        reason: String,
+    },
+    /// No object has been uploaded yet.
+    Missing,
+}
+
+pub struct FileService<S, B> {
+    store: S,
+    bucket: B,
+    uploads: UploadPolicy,
+    expiry: ExpiryPolicy,
+}
+
+/// Now, in whole seconds: SigV4 dates have no fractions, so this is the instant a URL starts.
+fn now() -> OffsetDateTime {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    OffsetDateTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+impl<S, B> FileService<S, B>
+where
+    S: OwnershipStore,
+    B: UrlSigner + ObjectStorage,
+{
+    pub fn new(store: S, bucket: B, uploads: UploadPolicy, expiry: ExpiryPolicy) -> Self {
+        Self {
+            store,
+            bucket,
+            uploads,
+            expiry,
+        }
+    }
+
+    /// Checks the request, writes the pending record, and only then signs the upload URL: a URL
+    /// never exists for an object that has no owner on record.
+    pub async fn reserve_upload(
+        &self,
+        owner: &OwnerId,
+        request: UploadRequest,
+        expires_in: Option<u64>,
+    ) -> Result<(FileRecord, PresignedRequest), AppError> {
+        let upload = self.uploads.check(request)?;
+        let lifetime = self.expiry.resolve(expires_in)?;
+        let id = FileId::new_random();
+        let created_at = now();
+        let record = FileRecord {
+            owner: owner.clone(),
+            id,
+            key: ObjectKey::for_file(owner, id),
+            filename: upload.filename,
+            content_type: upload.content_type,
+            size: upload.size,
+            sha256: upload.sha256,
+            status: FileStatus::Pending,
+            created_at,
+            purge_at: Some(created_at + lifetime + PENDING_GRACE),
+            etag: None,
+            uploaded_at: None,
+        };
+        self.store.reserve(&record).await?;
+        let target = UploadTarget {
+            key: &record.key,
+            content_type: &record.content_type,
+            content_length: record.size,
+            sha256: record.sha256.as_deref(),
+        };
+        let url = self
+            .bucket
+            .presign_upload(target, validity(created_at, lifetime))
+            .await?;
+        Ok((record, url))
+    }
+
+    /// A download URL for the caller's own, confirmed file. Everything the request alone can
+    /// get wrong is checked before the one consistent read of the record.
+    pub async fn presign_download(
+        &self,
+        owner: &OwnerId,
+        id: FileId,
+        expires_in: Option<u64>,
+        disposition: Disposition,
+    ) -> Result<PresignedRequest, AppError> {
+        let lifetime = self.expiry.resolve(expires_in)?;
+        let record = self.file(owner, id).await?;
+        if record.status != FileStatus::Available {
+            return Err(AppError::NotReady);
+        }
+        check_disposition(&record.content_type, disposition)?;
+        let target = DownloadTarget {
+            key: &record.key,
+            content_type: &record.content_type,
+            content_disposition: &content_disposition(disposition, &record.filename),
+        };
+        self.bucket
+            .presign_download(target, validity(now(), lifetime))
+            .await
+    }
+
+    /// The caller's record of `id`; `NotFound` for a missing file and for someone else's alike.
+    pub async fn file(&self, owner: &OwnerId, id: FileId) -> Result<FileRecord, AppError> {
+        self.store.get(owner, id).await?.ok_or(AppError::NotFound)
+    }
+
+    /// `POST /files/{id}/complete`: the client says its upload finished.
+    pub async fn complete_upload(
+        &self,
+        owner: &OwnerId,
+        id: FileId,
+    ) -> Result<FileRecord, AppError> {
+        let record = self.file(owner, id).await?;
+        match self.confirm(record).await? {
+            Confirmation::Available(record) => Ok(record),
+            Confirmation::Rejected { reason } => Err(AppError::UploadRejected(reason)),
+            Confirmation::Missing => Err(AppError::UploadMissing),
+        }
+    }
+
+    /// Turns a reservation into a verified file or a rejected one, by checking the stored object
+    /// against what was reserved. Idempotent, and safe to run twice at once: every state change
+    /// is conditional on the record still being pending.
+    pub async fn confirm(&self, record: FileRecord) -> Result<Confirmation, AppError> {
+        match record.status {
+            FileStatus::Available => return Ok(Confirmation::Available(record)),
+            // Delete again: an earlier delete may have failed, or the URL (still valid, and no
+            // longer blocked by If-None-Match) may have been used once more.
+            FileStatus::Rejected => {
+                self.bucket.delete(&record.key).await?;
+                return Ok(Confirmation::Rejected {
+                    reason: "the upload was rejected earlier".into(),
+                });
+            }
+            FileStatus::Pending => {}
+        }
+        let Some(object) = self.bucket.head(&record.key).await? else {
+            return Ok(Confirmation::Missing);
+        };
+        if let Some(reason) = mismatch(&record, &object) {
+            // Record first, object second: if the delete fails, the record already refuses
+            // downloads, and a retry finds it rejected and deletes again.
+            if self.store.mark_rejected(&record.owner, record.id).await? == Transition::Stale {
+                return self.current_state(&record).await;
+            }
+            self.bucket.delete(&record.key).await?;
+            return Ok(Confirmation::Rejected { reason });
+        }
+        let uploaded_at = now();
+        match self
+            .store
+            .mark_available(&record.owner, record.id, &object.etag, uploaded_at)
+            .await?
+        {
+            Transition::Applied => Ok(Confirmation::Available(FileRecord {
+                status: FileStatus::Available,
+                etag: Some(object.etag),
+                uploaded_at: Some(uploaded_at),
+                purge_at: None,
+                ..record
+            })),
+            Transition::Stale => self.current_state(&record).await,
+        }
+    }
+
+    /// After losing a race to another confirmation, report what it decided.
+    async fn current_state(&self, record: &FileRecord) -> Result<Confirmation, AppError> {
+        let current = self.file(&record.owner, record.id).await?;
+        match current.status {
+            FileStatus::Available => Ok(Confirmation::Available(current)),
+            FileStatus::Rejected => Ok(Confirmation::Rejected {
+                reason: "the upload was rejected".into(),
+            }),
+            FileStatus::Pending => Err(AppError::Internal(
+                "record still pending after a conditional update failed".into(),
+            )),
+        }
+    }
+}
+
+fn validity(start: OffsetDateTime, lifetime: Duration) -> Validity {
+    Validity {
+        start: SystemTime::from(start),
+        lifetime,
+    }
+}
+
+/// Why a stored object does not match its reservation, if it does not. S3 already enforced the
+/// signed headers; this catches objects that reached the key some other way.
+fn mismatch(record: &FileRecord, object: &ObjectInfo) -> Option<String> {
+    if object.size != record.size {
+        return Some(format!(
+            "the object has {} bytes, {} were reserved",
+            object.size, record.size
+        ));
+    }
+    if object.content_type.as_deref() != Some(record.content_type.as_str()) {
+        return Some("the object's content type differs from the reservation".into());
+    }
+    if let Some(declared) = &record.sha256
+        && object.sha256.as_ref() != Some(declared)
+    {
+        return Some("the object's SHA-256 differs from the declared one".into());
+    }
+    None
+}

@@ -1,0 +1,92 @@
+//! The bucket, seen from the application: presigning URLs for the browser, and the few object
+//! operations the server does itself. `s3` is the adapter for S3 and the S3 stand-in.
+
+mod s3;
+
+use std::fmt;
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+pub use s3::S3Bucket;
+use time::OffsetDateTime;
+
+use crate::domain::ObjectKey;
+use crate::error::AppError;
+
+/// A URL the browser may use once, with the headers it must send. `Debug` leaves the URL out: it
+/// is a bearer credential and must never reach a log.
+pub struct PresignedRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub expires_at: OffsetDateTime,
+}
+
+impl fmt::Debug for PresignedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PresignedRequest")
+            .field("method", &self.method)
+            .field("url", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything S3 must enforce on an upload, so that it is signed into the URL.
+#[derive(Clone, Copy, Debug)]
+pub struct UploadTarget<'a> {
+    pub key: &'a ObjectKey,
+    pub content_type: &'a str,
+    pub content_length: u64,
+    pub sha256: Option<&'a str>,
+}
+
+/// How S3 should label a download.
+#[derive(Clone, Copy, Debug)]
+pub struct DownloadTarget<'a> {
+    pub key: &'a ObjectKey,
+    pub content_type: &'a str,
+    pub content_disposition: &'a str,
+}
+
+/// When a URL becomes valid and for how long. SigV4 dates have whole seconds, so `start` must be
+/// whole too for `start + lifetime` to be the true end of validity.
+#[derive(Clone, Copy, Debug)]
+pub struct Validity {
+    pub start: SystemTime,
+    pub lifetime: Duration,
+}
+
+pub trait UrlSigner: Send + Sync {
+    fn presign_upload(
+        &self,
+        target: UploadTarget<'_>,
+        validity: Validity,
+    ) -> impl Future<Output = Result<PresignedRequest, AppError>> + Send;
+
+    fn presign_download(
+        &self,
+        target: DownloadTarget<'_>,
+        validity: Validity,
+    ) -> impl Future<Output = Result<PresignedRequest, AppError>> + Send;
+}
+
+/// What S3 says about a stored object.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    pub content_type: Option<String>,
+    pub sha256: Option<String>,
+    pub etag: String,
+}
+
+pub trait ObjectStorage: Send + Sync {
+    /// `None` when there is no such object.
+    fn head(
+        &self,
+        key: &ObjectKey,
+    ) -> impl Future<Output = Result<Option<ObjectInfo>, AppError>> + Send;
+
+    /// Succeeds when the object is gone afterwards, including when it never existed.
+    fn delete(&self, key: &ObjectKey) -> impl Future<Output = Result<(), AppError>> + Send;
+}

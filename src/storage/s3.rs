@@ -1,0 +1,139 @@
+use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::head_object::HeadObjectError;
+use aws_sdk_s3::presigning::{PresignedRequest as SdkPresignedRequest, PresigningConfig};
+use aws_sdk_s3::types::ChecksumMode;
+use time::OffsetDateTime;
+
+use super::{
+    DownloadTarget, ObjectInfo, ObjectStorage, PresignedRequest, UploadTarget, UrlSigner, Validity,
+};
+use crate::aws::backend_error;
+use crate::domain::ObjectKey;
+use crate::error::AppError;
+
+/// The files bucket. Presigning happens locally with the function's credentials (no request to
+/// S3), so a URL can do exactly what the function's role may do to that key and nothing more.
+#[derive(Clone, Debug)]
+pub struct S3Bucket {
+    client: Client,
+    bucket: String,
+}
+
+impl S3Bucket {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+}
+
+fn presigning_config(validity: Validity) -> Result<PresigningConfig, AppError> {
+    PresigningConfig::builder()
+        .start_time(validity.start)
+        .expires_in(validity.lifetime)
+        .build()
+        .map_err(|e| AppError::Internal(e.into()))
+}
+
+fn into_presigned(
+    request: SdkPresignedRequest,
+    validity: Validity,
+) -> Result<PresignedRequest, AppError> {
+    let end = validity.start + validity.lifetime;
+    Ok(PresignedRequest {
+        method: request.method().to_owned(),
+        url: request.uri().to_owned(),
+        headers: request
+            .headers()
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect(),
+        expires_at: OffsetDateTime::from(end),
+    })
+}
+
+impl UrlSigner for S3Bucket {
+    async fn presign_upload(
+        &self,
+        target: UploadTarget<'_>,
+        validity: Validity,
+    ) -> Result<PresignedRequest, AppError> {
+        let content_length = i64::try_from(target.content_length)
+            .map_err(|_| AppError::Internal("upload size exceeds i64".into()))?;
+        // Each of these becomes a signed header: S3 refuses the PUT unless the browser sends
+        // exactly these values, so the reservation's type and size (and checksum, when declared)
+        // are enforced by S3 itself, and `If-None-Match: *` makes the URL unable to overwrite.
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(target.key.as_str())
+            .content_type(target.content_type)
+            .content_length(content_length)
+            .if_none_match("*")
+            .set_checksum_sha256(target.sha256.map(str::to_owned))
+            .presigned(presigning_config(validity)?)
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
+        into_presigned(request, validity)
+    }
+
+    async fn presign_download(
+        &self,
+        target: DownloadTarget<'_>,
+        validity: Validity,
+    ) -> Result<PresignedRequest, AppError> {
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(target.key.as_str())
+            .response_content_type(target.content_type)
+            .response_content_disposition(target.content_disposition)
+            .presigned(presigning_config(validity)?)
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
+        into_presigned(request, validity)
+    }
+}
+
+impl ObjectStorage for S3Bucket {
+    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, AppError> {
+        let output = match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(err) if matches!(err.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
+                return Ok(None);
+            }
+            Err(err) => return Err(backend_error(err)),
+        };
+        let size = output
+            .content_length
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| AppError::Internal("HeadObject returned no Content-Length".into()))?;
+        Ok(Some(ObjectInfo {
+            size,
+            content_type: output.content_type,
+            sha256: output.checksum_sha256,
+            etag: output.e_tag.unwrap_or_default(),
+        }))
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<(), AppError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .map_err(backend_error)?;
+        Ok(())
+    }
+}

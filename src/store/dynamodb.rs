@@ -1,0 +1,344 @@
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use time::OffsetDateTime;
+
+use super::{OwnershipStore, Transition};
+use crate::aws::backend_error;
+use crate::domain::{
+    FileId, FileRecord, FileStatus, ObjectKey, OwnerId, format_timestamp, parse_timestamp,
+};
+use crate::error::AppError;
+
+/// Table layout: partition key `owner` (the caller's `sub`), sort key `fileId`. Keying by owner
+/// makes "someone else's file" and "no such file" the same miss, and a listing one partition.
+pub mod attr {
+    pub const OWNER: &str = "owner";
+    pub const FILE_ID: &str = "fileId";
+    pub const OBJECT_KEY: &str = "objectKey";
+    pub const FILENAME: &str = "filename";
+    pub const CONTENT_TYPE: &str = "contentType";
+    pub const SIZE: &str = "size";
+    pub const SHA256: &str = "sha256";
+    pub const STATUS: &str = "status";
+    pub const CREATED_AT: &str = "createdAt";
+    /// The table's TTL attribute (epoch seconds), set only while a reservation is unconfirmed.
+    pub const PURGE_AT: &str = "purgeAt";
+    pub const ETAG: &str = "etag";
+    pub const UPLOADED_AT: &str = "uploadedAt";
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Clone, Debug)]
+pub struct DynamoDbOwnershipStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDbOwnershipStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Creates the table with the layout this adapter expects. For local runs and tests only: a
+    /// deployed table comes from `template.yaml`, whose key schema a test checks against `attr`.
+    pub async fn create_table(&self) -> Result<(), AppError> {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let build = |e: aws_sdk_dynamodb::error::BuildError| AppError::Internal(e.into());
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(build)
+        };
+        let key = |name: &str, key_type| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(key_type)
+                .build()
+                .map_err(build)
+        };
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute(attr::OWNER)?)
+            .attribute_definitions(attribute(attr::FILE_ID)?)
+            .key_schema(key(attr::OWNER, KeyType::Hash)?)
+            .key_schema(key(attr::FILE_ID, KeyType::Range)?)
+            .send()
+            .await
+            .map_err(backend_error)?;
+        Ok(())
+    }
+
+    /// Applies `update` only while the record exists and is pending, so that duplicate or
+    /// out-of-order confirmations change nothing twice. Attribute names go through `#` aliases
+    /// because `status` and `size` are DynamoDB reserved words.
+    async fn transition_from_pending(
+        &self,
+        owner: &OwnerId,
+        id: FileId,
+        update: &str,
+        names: &[&str],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Transition, AppError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(owner, id)))
+            .update_expression(update)
+            .condition_expression("attribute_exists(#owner) AND #status = :pending")
+            .expression_attribute_names("#owner", attr::OWNER)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_values(":pending", s(FileStatus::Pending.as_str()));
+        for name in names {
+            request = request.expression_attribute_names(format!("#{name}"), *name);
+        }
+        for (placeholder, value) in values {
+            request = request.expression_attribute_values(placeholder, value);
+        }
+        match request.send().await {
+            Ok(_) => Ok(Transition::Applied),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(Transition::Stale)
+            }
+            Err(err) => Err(backend_error(err)),
+        }
+    }
+}
+
+impl OwnershipStore for DynamoDbOwnershipStore {
+    async fn reserve(&self, record: &FileRecord) -> Result<(), AppError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)?))
+            // A fresh UUID v4 never collides in practice; the condition makes sure that even a
+            // collision could never replace someone's record.
+            .condition_expression("attribute_not_exists(#owner)")
+            .expression_attribute_names("#owner", attr::OWNER)
+            .send()
+            .await
+            .map_err(backend_error)?;
+        Ok(())
+    }
+
+    async fn get(&self, owner: &OwnerId, id: FileId) -> Result<Option<FileRecord>, AppError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(owner, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend_error)?;
+        output.item.map(|item| from_item(&item)).transpose()
+    }
+
+    async fn mark_available(
+        &self,
+        owner: &OwnerId,
+        id: FileId,
+        etag: &str,
+        uploaded_at: OffsetDateTime,
+    ) -> Result<Transition, AppError> {
+        self.transition_from_pending(
+            owner,
+            id,
+            "SET #status = :available, #etag = :etag, #uploadedAt = :uploadedAt REMOVE #purgeAt",
+            &[attr::ETAG, attr::UPLOADED_AT, attr::PURGE_AT],
+            vec![
+                (":available", s(FileStatus::Available.as_str())),
+                (":etag", s(etag)),
+                (":uploadedAt", s(format_timestamp(uploaded_at)?)),
+            ],
+        )
+        .await
+    }
+
+    async fn mark_rejected(&self, owner: &OwnerId, id: FileId) -> Result<Transition, AppError> {
+        self.transition_from_pending(
+            owner,
+            id,
+            "SET #status = :rejected",
+            &[],
+            vec![(":rejected", s(FileStatus::Rejected.as_str()))],
+        )
+        .await
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn key(owner: &OwnerId, id: FileId) -> Item {
+    HashMap::from([
+        (attr::OWNER.to_owned(), s(owner.as_str())),
+        (attr::FILE_ID.to_owned(), s(id.to_string())),
+    ])
+}
+
+fn to_item(record: &FileRecord) -> Result<Item, AppError> {
+    let mut item = key(&record.owner, record.id);
+    let mut optional = Vec::new();
+    if let Some(sha256) = &record.sha256 {
+        optional.push((attr::SHA256, s(sha256)));
+    }
+    if let Some(purge_at) = record.purge_at {
+        optional.push((
+            attr::PURGE_AT,
+            AttributeValue::N(purge_at.unix_timestamp().to_string()),
+        ));
+    }
+    if let Some(etag) = &record.etag {
+        optional.push((attr::ETAG, s(etag)));
+    }
+    if let Some(uploaded_at) = record.uploaded_at {
+        optional.push((attr::UPLOADED_AT, s(format_timestamp(uploaded_at)?)));
+    }
+    let required = [
+        (attr::OBJECT_KEY, s(record.key.as_str())),
+        (attr::FILENAME, s(&record.filename)),
+        (attr::CONTENT_TYPE, s(&record.content_type)),
+        (attr::SIZE, AttributeValue::N(record.size.to_string())),
+        (attr::STATUS, s(record.status.as_str())),
+        (attr::CREATED_AT, s(format_timestamp(record.created_at)?)),
+    ];
+    for (name, value) in required.into_iter().chain(optional) {
+        item.insert(name.to_owned(), value);
+    }
+    Ok(item)
+}
+
+/// Reads an item back, refusing anything this code could not have written. In particular the
+/// stored object key must be exactly the one the key scheme gives for this owner and id, so a
+/// tampered or corrupted record can never point a URL at another object: fail closed.
+fn from_item(item: &Item) -> Result<FileRecord, AppError> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok());
+    let corrupt = |what: &str| AppError::Internal(format!("corrupt file record: {what}").into());
+    let required = |name: &str| text(name).ok_or_else(|| corrupt(name));
+
+    let owner = OwnerId::parse(required(attr::OWNER)?).ok_or_else(|| corrupt(attr::OWNER))?;
+    let id = FileId::parse(required(attr::FILE_ID)?).ok_or_else(|| corrupt(attr::FILE_ID))?;
+    let key = ObjectKey::for_file(&owner, id);
+    if required(attr::OBJECT_KEY)? != key.as_str() {
+        return Err(corrupt(attr::OBJECT_KEY));
+    }
+    let size = item
+        .get(attr::SIZE)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| corrupt(attr::SIZE))?;
+    let status = FileStatus::parse(required(attr::STATUS)?).ok_or_else(|| corrupt(attr::STATUS))?;
+    let created_at =
+        parse_timestamp(required(attr::CREATED_AT)?).ok_or_else(|| corrupt(attr::CREATED_AT))?;
+    let purge_at = match item.get(attr::PURGE_AT).map(|v| v.as_n()) {
+        None => None,
+        Some(n) => Some(
+            n.ok()
+                .and_then(|n| n.parse().ok())
+                .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+                .ok_or_else(|| corrupt(attr::PURGE_AT))?,
+        ),
+    };
+    let uploaded_at = match text(attr::UPLOADED_AT) {
+        None => None,
+        Some(t) => Some(parse_timestamp(t).ok_or_else(|| corrupt(attr::UPLOADED_AT))?),
+    };
+    Ok(FileRecord {
+        owner,
+        id,
+        key,
+        filename: required(attr::FILENAME)?.to_owned(),
+        content_type: required(attr::CONTENT_TYPE)?.to_owned(),
+        size,
+        sha256: text(attr::SHA256).cloned(),
+        status,
+        created_at,
+        purge_at,
+        etag: text(attr::ETAG).cloned(),
+        uploaded_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> FileRecord {
+        let owner = OwnerId::parse("alice").unwrap();
+        let id = FileId::new_random();
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        FileRecord {
+            key: ObjectKey::for_file(&owner, id),
+            owner,
+            id,
+            filename: "résumé.pdf".into(),
+            content_type: "application/pdf".into(),
+            size: 42,
+            sha256: Some("x".repeat(44)),
+            status: FileStatus::Pending,
+            created_at: now,
+            purge_at: Some(now + time::Duration::hours(1)),
+            etag: Some("\"abc\"".into()),
+            uploaded_at: Some(now),
+        }
+    }
+
+    #[test]
+    fn records_round_trip_through_items() {
+        let record = record();
+        assert_eq!(from_item(&to_item(&record).unwrap()).unwrap(), record);
+    }
+
+    #[test]
+    fn a_record_pointing_at_another_key_is_refused() {
+        let record = record();
+        let mut item = to_item(&record).unwrap();
+        item.insert(
+            attr::OBJECT_KEY.into(),
+            s(format!("users/mallory/{}", record.id)),
+        );
+        assert!(matches!(from_item(&item), Err(AppError::Internal(_))));
+    }
+
+    #[test]
+    fn incomplete_items_are_errors_not_panics() {
+        let full = to_item(&record()).unwrap();
+        for name in [
+            attr::OWNER,
+            attr::FILE_ID,
+            attr::SIZE,
+            attr::STATUS,
+            attr::CREATED_AT,
+        ] {
+            let mut item = full.clone();
+            item.remove(name);
+            assert!(
+                matches!(from_item(&item), Err(AppError::Internal(_))),
+                "{name}"
+            );
+        }
+        let mut item = full;
+        item.insert(attr::SIZE.into(), s("42"));
+        assert!(from_item(&item).is_err());
+    }
+}

@@ -1,0 +1,296 @@
+//! Test harness: starts the S3 and DynamoDB stand-ins on free loopback ports for each test, builds
+//! the real handler against them, and drives it with API Gateway events.
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_s3::config::Credentials;
+use lambda_http::http::{HeaderMap, StatusCode};
+use presign_gate::aws;
+use presign_gate::domain::{ExpiryPolicy, UploadPolicy};
+use presign_gate::http::Api;
+use presign_gate::service::FileService;
+use presign_gate::storage::S3Bucket;
+use presign_gate::store::DynamoDbOwnershipStore;
+use serde_json::{Value, json};
+
+pub const BUCKET: &str = "files";
+pub const TABLE: &str = "file-records";
+const ACCESS_KEY: &str = "presign-gate-test-key";
+const SECRET_KEY: &str = "presign-gate-test-secret";
+
+/// A child process that is killed when the test ends, however it ends.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The path of a pinned tool, from the variable `make test` sets. A missing tool fails the test
+/// with instructions instead of skipping it.
+fn tool(variable: &str) -> PathBuf {
+    let path = std::env::var_os(variable).map(PathBuf::from).unwrap_or_else(|| {
+        panic!("{variable} is not set: run the tests with `make test`, which installs the pinned stand-ins and sets it")
+    });
+    assert!(
+        path.is_file(),
+        "{variable}={} does not exist: run `make test`, which installs it",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("no free loopback port")
+}
+
+fn wait_until_listening(child: &mut ChildGuard, port: u16, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            panic!("{name} exited with {status} before listening on port {port}");
+        }
+        if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{name} did not listen on port {port} within 30 s");
+}
+
+pub struct StandIns {
+    pub s3: ChildGuard,
+    pub dynamodb: ChildGuard,
+    pub s3_endpoint: String,
+    pub dynamodb_endpoint: String,
+    sdk: SdkConfig,
+    _root: tempfile::TempDir,
+}
+
+impl StandIns {
+    /// s3s-fs (which verifies SigV4, expiry, signed headers and checksums like S3 does) and
+    /// moto's DynamoDB, each on a free port, with the bucket and table created.
+    pub async fn start() -> Self {
+        let root = tempfile::tempdir().expect("temporary directory");
+        let s3_port = free_port();
+        let mut s3 = ChildGuard(
+            Command::new(tool("S3S_FS_BIN"))
+                .args(["--host", "127.0.0.1", "--port", &s3_port.to_string()])
+                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+                .arg(root.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start s3s-fs"),
+        );
+        let dynamodb_port = free_port();
+        let mut dynamodb = ChildGuard(
+            Command::new(tool("MOTO_SERVER_BIN"))
+                .args(["-H", "127.0.0.1", "-p", &dynamodb_port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start moto_server"),
+        );
+        wait_until_listening(&mut s3, s3_port, "s3s-fs");
+        wait_until_listening(&mut dynamodb, dynamodb_port, "moto_server");
+        // The production loader (same timeouts and retries), with the stand-ins' credentials.
+        let sdk = aws::config_loader()
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                ACCESS_KEY, SECRET_KEY, None, None, "tests",
+            ))
+            .load()
+            .await;
+        let standins = Self {
+            sdk,
+            s3,
+            dynamodb,
+            s3_endpoint: format!("http://127.0.0.1:{s3_port}"),
+            dynamodb_endpoint: format!("http://127.0.0.1:{dynamodb_port}"),
+            _root: root,
+        };
+        standins
+            .s3_client()
+            .create_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("create bucket");
+        standins.store().create_table().await.expect("create table");
+        standins
+    }
+
+    pub fn s3_client(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk)
+            .endpoint_url(&self.s3_endpoint)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    pub fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
+        let config = aws_sdk_dynamodb::config::Builder::from(&self.sdk)
+            .endpoint_url(&self.dynamodb_endpoint)
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
+    pub fn store(&self) -> DynamoDbOwnershipStore {
+        DynamoDbOwnershipStore::new(self.dynamodb_client(), TABLE)
+    }
+
+    pub fn bucket(&self) -> S3Bucket {
+        S3Bucket::new(self.s3_client(), BUCKET)
+    }
+
+    /// The real handler over the stand-ins, with the default policies.
+    pub fn api(&self) -> TestApi {
+        self.api_with(
+            UploadPolicy::new(["image/png", "text/plain", "application/pdf"], 1024 * 1024).unwrap(),
+            ExpiryPolicy::new(300, 900).unwrap(),
+        )
+    }
+
+    pub fn api_with(&self, uploads: UploadPolicy, expiry: ExpiryPolicy) -> TestApi {
+        let files = FileService::new(self.store(), self.bucket(), uploads, expiry);
+        TestApi(Api::new(files, None))
+    }
+}
+
+pub struct TestApi(pub Api<DynamoDbOwnershipStore, S3Bucket>);
+
+/// What the handler answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or("<no error code>")
+    }
+}
+
+impl TestApi {
+    /// Sends `method path` as an HTTP API (payload 2.0) event whose JWT authorizer verified
+    /// `caller`, or with no authorizer at all when `caller` is `None`.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        caller: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let event = http_api_event(method, path, caller, body.map(|b| b.to_string()));
+        self.send_event(&event).await
+    }
+
+    pub async fn send_event(&self, event: &Value) -> Answer {
+        let request =
+            lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event");
+        let response = self.0.handle(request).await;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = match response.body() {
+            lambda_http::Body::Empty => Value::Null,
+            body => serde_json::from_slice(body.as_ref()).expect("JSON response body"),
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Reserves an upload and returns the 201 answer's body.
+    pub async fn reserve(
+        &self,
+        caller: &str,
+        filename: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Value {
+        let answer = self
+            .call(
+                "POST",
+                "/uploads",
+                Some(caller),
+                Some(json!({ "filename": filename, "contentType": content_type, "size": body.len() })),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+        answer.body
+    }
+}
+
+pub fn http_api_event(
+    method: &str,
+    path: &str,
+    caller: Option<&str>,
+    body: Option<String>,
+) -> Value {
+    let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
+    let mut context = json!({
+        "accountId": "123456789012",
+        "apiId": "api",
+        "domainName": "api.example.com",
+        "http": { "method": method, "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1", "userAgent": "test" },
+        "requestId": "test-request",
+        "routeKey": "$default",
+        "stage": "$default",
+        "time": "29/Nov/2026:12:00:00 +0000",
+        "timeEpoch": 1_795_000_000_000u64,
+    });
+    if let Some(sub) = caller {
+        context["authorizer"] = json!({ "jwt": { "claims": { "sub": sub }, "scopes": null } });
+    }
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": raw_path,
+        "rawQueryString": raw_query,
+        "headers": { "content-type": "application/json", "host": "api.example.com" },
+        "requestContext": context,
+        "body": body,
+        "isBase64Encoded": false,
+    })
+}
+
+/// A plain HTTP client for the presigned URLs, as a browser would use them.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("HTTP client")
+}
+
+/// PUTs `body` to the upload URL of a reservation with exactly the headers the API listed.
+pub async fn upload(reservation: &Value, body: &[u8]) -> reqwest::Response {
+    let upload = &reservation["upload"];
+    let mut request = http_client().put(upload["url"].as_str().expect("upload url"));
+    for (name, value) in upload["headers"].as_object().expect("upload headers") {
+        if name != "content-length" {
+            request = request.header(name, value.as_str().expect("header value"));
+        }
+    }
+    request
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("PUT reaches the S3 stand-in")
+}
