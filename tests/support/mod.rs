@@ -217,6 +217,12 @@ impl TestApi {
         }
     }
 
+    /// A small text upload reservation, answered whatever it is.
+    pub async fn reserve_raw(&self, caller: &str) -> Answer {
+        let body = json!({ "filename": "a.txt", "contentType": "text/plain", "size": 3 });
+        self.call("POST", "/uploads", Some(caller), Some(body)).await
+    }
+
     /// Reserves an upload and returns the 201 answer's body.
     pub async fn reserve(
         &self,
