@@ -48,20 +48,28 @@ pub fn log_filter(rust_log: Option<&str>) -> EnvFilter {
     filter
 }
 
-/// Installs the JSON subscriber for a Lambda entry point, writing to `writer`.
-pub fn init<W>(writer: W)
+/// The JSON subscriber of the Lambda entry points: one object per line, with the request span's
+/// fields (request id, caller, action, file id) on every event.
+pub fn subscriber<W>(writer: W, rust_log: Option<&str>) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let rust_log = std::env::var("RUST_LOG").ok();
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(log_filter(rust_log.as_deref()))
+        .with_env_filter(log_filter(rust_log))
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
         .with_writer(writer)
-        .init();
+        .finish()
+}
+
+/// Installs [`subscriber`] on stdout, which Lambda sends to CloudWatch Logs, with `RUST_LOG`.
+pub fn init() {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    // Fails only if a subscriber is already installed, in which case that one keeps working.
+    let _ =
+        tracing::subscriber::set_global_default(subscriber(std::io::stdout, rust_log.as_deref()));
 }
 
 #[cfg(test)]

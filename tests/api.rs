@@ -17,7 +17,10 @@ fn sha256_b64(bytes: &[u8]) -> String {
 }
 
 fn file_id(reservation: &Value) -> String {
-    reservation["file"]["id"].as_str().expect("file id").to_owned()
+    reservation["file"]["id"]
+        .as_str()
+        .expect("file id")
+        .to_owned()
 }
 
 /// Reserves, uploads and confirms a file; returns its id.
@@ -32,12 +35,18 @@ async fn stored_file(api: &TestApi, caller: &str, filename: &str, body: &[u8]) -
 }
 
 async fn complete(api: &TestApi, caller: &str, id: &str) -> Answer {
-    api.call("POST", &format!("/files/{id}/complete"), Some(caller), None).await
+    api.call("POST", &format!("/files/{id}/complete"), Some(caller), None)
+        .await
 }
 
 async fn download_url(api: &TestApi, caller: &str, id: &str, query: &str) -> Answer {
-    api.call("GET", &format!("/files/{id}/download-url{query}"), Some(caller), None)
-        .await
+    api.call(
+        "GET",
+        &format!("/files/{id}/download-url{query}"),
+        Some(caller),
+        None,
+    )
+    .await
 }
 
 fn url_of(answer: &Answer) -> String {
@@ -51,11 +60,18 @@ fn query_param(url: &str, name: &str) -> String {
         .split('&')
         .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
         .unwrap_or_else(|| panic!("{name} not in {url}"));
-    percent_encoding::percent_decode_str(raw).decode_utf8().unwrap().into_owned()
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .unwrap()
+        .into_owned()
 }
 
 async fn get(url: &str) -> reqwest::Response {
-    http_client().get(url).send().await.expect("GET reaches the S3 stand-in")
+    http_client()
+        .get(url)
+        .send()
+        .await
+        .expect("GET reaches the S3 stand-in")
 }
 
 #[tokio::test]
@@ -85,11 +101,23 @@ async fn upload_then_download_returns_the_same_bytes() {
         })
     );
     let key = format!("/{BUCKET}/users/alice/{}", file_id(&reservation));
-    assert!(reservation["upload"]["url"].as_str().unwrap().contains(&key));
+    assert!(
+        reservation["upload"]["url"]
+            .as_str()
+            .unwrap()
+            .contains(&key)
+    );
 
     assert_eq!(upload(&reservation, &body).await.status(), 200);
     let id = file_id(&reservation);
-    let complete = api.call("POST", &format!("/files/{id}/complete"), Some("alice"), None).await;
+    let complete = api
+        .call(
+            "POST",
+            &format!("/files/{id}/complete"),
+            Some("alice"),
+            None,
+        )
+        .await;
     assert_eq!(complete.status, StatusCode::OK, "{complete:?}");
     assert_eq!(complete.body["file"]["status"], "available");
     assert_eq!(complete.body["file"]["size"], body.len());
@@ -130,16 +158,31 @@ async fn another_user_cannot_tell_a_foreign_file_from_a_missing_one() {
     let api = standins.api();
     let id = stored_file(&api, "alice", "secret.txt", b"alice's").await;
     let missing = "00000000-0000-4000-8000-000000000000";
-    for path in ["/files/{id}/download-url", "/files/{id}", "/files/{id}/complete"] {
-        let method = if path.ends_with("complete") { "POST" } else { "GET" };
-        let foreign = api.call(method, &path.replace("{id}", &id), Some("bob"), None).await;
-        let absent = api.call(method, &path.replace("{id}", missing), Some("bob"), None).await;
+    for path in [
+        "/files/{id}/download-url",
+        "/files/{id}",
+        "/files/{id}/complete",
+    ] {
+        let method = if path.ends_with("complete") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let foreign = api
+            .call(method, &path.replace("{id}", &id), Some("bob"), None)
+            .await;
+        let absent = api
+            .call(method, &path.replace("{id}", missing), Some("bob"), None)
+            .await;
         assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{path}: {foreign:?}");
         assert_eq!(foreign.body, absent.body, "{path}");
         assert_eq!(foreign.error_code(), "not_found");
     }
     // And the owner still can.
-    assert_eq!(download_url(&api, "alice", &id, "").await.status, StatusCode::OK);
+    assert_eq!(
+        download_url(&api, "alice", &id, "").await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -161,7 +204,10 @@ async fn tampered_download_urls_are_refused_by_s3() {
     assert_ne!(moved, url);
     assert_eq!(get(&moved).await.status(), 403, "URL moved to another key");
 
-    let inline = url.replace("response-content-disposition=attachment", "response-content-disposition=inline");
+    let inline = url.replace(
+        "response-content-disposition=attachment",
+        "response-content-disposition=inline",
+    );
     assert_ne!(inline, url);
     assert_eq!(get(&inline).await.status(), 403, "disposition changed");
 }
@@ -183,7 +229,11 @@ async fn expired_urls_are_refused_by_s3() {
         .body;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(get(&url).await.status(), 403, "expired download URL");
-    assert_eq!(upload(&reservation, b"abc").await.status(), 403, "expired upload URL");
+    assert_eq!(
+        upload(&reservation, b"abc").await.status(),
+        403,
+        "expired upload URL"
+    );
 }
 
 #[tokio::test]
@@ -204,9 +254,21 @@ async fn uploads_must_send_exactly_the_signed_headers() {
             .unwrap()
             .status()
     };
-    assert_eq!(put("image/png", body.to_vec()).await, 403, "wrong Content-Type");
-    assert_eq!(put("text/plain", b"0123456789+".to_vec()).await, 403, "longer body");
-    assert_eq!(put("text/plain", b"012345678".to_vec()).await, 403, "shorter body");
+    assert_eq!(
+        put("image/png", body.to_vec()).await,
+        403,
+        "wrong Content-Type"
+    );
+    assert_eq!(
+        put("text/plain", b"0123456789+".to_vec()).await,
+        403,
+        "longer body"
+    );
+    assert_eq!(
+        put("text/plain", b"012345678".to_vec()).await,
+        403,
+        "shorter body"
+    );
     let without_condition = http_client()
         .put(url)
         .header("content-type", "text/plain")
@@ -216,8 +278,19 @@ async fn uploads_must_send_exactly_the_signed_headers() {
         .unwrap();
     assert_eq!(without_condition.status(), 403, "If-None-Match left out");
     let id = file_id(&reservation);
-    let complete = api.call("POST", &format!("/files/{id}/complete"), Some("alice"), None).await;
-    assert_eq!(complete.error_code(), "upload_missing", "nothing was stored: {complete:?}");
+    let complete = api
+        .call(
+            "POST",
+            &format!("/files/{id}/complete"),
+            Some("alice"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        complete.error_code(),
+        "upload_missing",
+        "nothing was stored: {complete:?}"
+    );
 }
 
 #[tokio::test]
@@ -247,7 +320,10 @@ async fn a_same_length_body_with_another_checksum_is_refused() {
         ["upload_missing", "upload_rejected"].contains(&complete.error_code()),
         "{complete:?}"
     );
-    assert_eq!(download_url(&api, "alice", &id, "").await.error_code(), "not_ready");
+    assert_eq!(
+        download_url(&api, "alice", &id, "").await.error_code(),
+        "not_ready"
+    );
 }
 
 #[tokio::test]
@@ -258,7 +334,13 @@ async fn an_upload_url_cannot_overwrite() {
     assert_eq!(upload(&reservation, b"first").await.status(), 200);
     assert_eq!(upload(&reservation, b"again").await.status(), 412);
     let id = file_id(&reservation);
-    api.call("POST", &format!("/files/{id}/complete"), Some("alice"), None).await;
+    api.call(
+        "POST",
+        &format!("/files/{id}/complete"),
+        Some("alice"),
+        None,
+    )
+    .await;
     let url = url_of(&download_url(&api, "alice", &id, "").await);
     assert_eq!(get(&url).await.bytes().await.unwrap().as_ref(), b"first");
 }
@@ -274,7 +356,11 @@ async fn non_ascii_filenames_get_an_rfc5987_disposition() {
         "attachment; filename=\"r_sum_ 2026.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9%202026.txt"
     );
     assert_eq!(query_param(&url, "response-content-type"), "text/plain");
-    assert_eq!(get(&url).await.status(), 200, "the disposition is part of the signature");
+    assert_eq!(
+        get(&url).await.status(),
+        200,
+        "the disposition is part of the signature"
+    );
 
     let inline = url_of(&download_url(&api, "alice", &id, "?disposition=inline").await);
     assert!(query_param(&inline, "response-content-disposition").starts_with("inline; "));
@@ -287,17 +373,25 @@ async fn a_record_becomes_downloadable_only_once_confirmed() {
     let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
     let id = file_id(&reservation);
     let early = download_url(&api, "alice", &id, "").await;
-    assert_eq!((early.status, early.error_code()), (StatusCode::CONFLICT, "not_ready"));
+    assert_eq!(
+        (early.status, early.error_code()),
+        (StatusCode::CONFLICT, "not_ready")
+    );
     assert!(early.body.get("url").is_none());
     let missing = complete(&api, "alice", &id).await;
-    assert_eq!((missing.status, missing.error_code()), (StatusCode::CONFLICT, "upload_missing"));
+    assert_eq!(
+        (missing.status, missing.error_code()),
+        (StatusCode::CONFLICT, "upload_missing")
+    );
 
     upload(&reservation, b"abc").await;
     let first = complete(&api, "alice", &id).await;
     let again = complete(&api, "alice", &id).await;
     assert_eq!(first.status, StatusCode::OK);
     assert_eq!(first.body, again.body, "complete is idempotent");
-    let file = api.call("GET", &format!("/files/{id}"), Some("alice"), None).await;
+    let file = api
+        .call("GET", &format!("/files/{id}"), Some("alice"), None)
+        .await;
     assert_eq!(file.body, first.body);
 }
 
@@ -318,10 +412,30 @@ async fn an_object_that_does_not_match_its_reservation_is_rejected_and_deleted()
         .send()
         .await
         .unwrap();
-    let complete = api.call("POST", &format!("/files/{id}/complete"), Some("alice"), None).await;
-    assert_eq!((complete.status, complete.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "upload_rejected"));
-    assert!(s3.head_object().bucket(BUCKET).key(&key).send().await.is_err(), "object deleted");
-    let file = api.call("GET", &format!("/files/{id}"), Some("alice"), None).await;
+    let complete = api
+        .call(
+            "POST",
+            &format!("/files/{id}/complete"),
+            Some("alice"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (complete.status, complete.error_code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "upload_rejected")
+    );
+    assert!(
+        s3.head_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .send()
+            .await
+            .is_err(),
+        "object deleted"
+    );
+    let file = api
+        .call("GET", &format!("/files/{id}"), Some("alice"), None)
+        .await;
     assert_eq!(file.body["file"]["status"], "rejected");
     let download = download_url(&api, "alice", &id, "").await;
     assert_eq!(download.error_code(), "not_ready");
@@ -344,38 +458,150 @@ async fn every_bad_request_gets_its_documented_code() {
         body
     };
     let cases: Vec<(&str, Value, u16, &str)> = vec![
-        ("missing filename", upload_body(json!({"filename": null})), 400, "invalid_request"),
-        ("missing size", upload_body(json!({"size": null})), 400, "invalid_request"),
-        ("size as text", upload_body(json!({"size": "3"})), 400, "invalid_request"),
-        ("fractional size", upload_body(json!({"size": 1.5})), 400, "invalid_request"),
-        ("negative size", upload_body(json!({"size": -1})), 400, "invalid_request"),
-        ("zero size", upload_body(json!({"size": 0})), 400, "invalid_request"),
-        ("empty filename", upload_body(json!({"filename": ""})), 400, "invalid_request"),
-        ("long filename", upload_body(json!({"filename": "a".repeat(256)})), 400, "invalid_request"),
-        ("control character", upload_body(json!({"filename": "a\u{7}.txt"})), 400, "invalid_request"),
-        ("bad base64", upload_body(json!({"sha256": "***"})), 400, "invalid_request"),
-        ("short digest", upload_body(json!({"sha256": BASE64.encode([0u8; 16])})), 400, "invalid_request"),
-        ("zero expiry", upload_body(json!({"expiresIn": 0})), 400, "invalid_request"),
-        ("long expiry", upload_body(json!({"expiresIn": 901})), 400, "invalid_request"),
-        ("fractional expiry", upload_body(json!({"expiresIn": 1.5})), 400, "invalid_request"),
-        ("type not allowed", upload_body(json!({"contentType": "text/html"})), 400, "content_type_not_allowed"),
-        ("not a type", upload_body(json!({"contentType": "html"})), 400, "invalid_request"),
-        ("too large", upload_body(json!({"size": 1024 * 1024 + 1})), 413, "too_large"),
+        (
+            "missing filename",
+            upload_body(json!({"filename": null})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "missing size",
+            upload_body(json!({"size": null})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "size as text",
+            upload_body(json!({"size": "3"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "fractional size",
+            upload_body(json!({"size": 1.5})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "negative size",
+            upload_body(json!({"size": -1})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "zero size",
+            upload_body(json!({"size": 0})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "empty filename",
+            upload_body(json!({"filename": ""})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "long filename",
+            upload_body(json!({"filename": "a".repeat(256)})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "control character",
+            upload_body(json!({"filename": "a\u{7}.txt"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "bad base64",
+            upload_body(json!({"sha256": "***"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "short digest",
+            upload_body(json!({"sha256": BASE64.encode([0u8; 16])})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "zero expiry",
+            upload_body(json!({"expiresIn": 0})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "long expiry",
+            upload_body(json!({"expiresIn": 901})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "fractional expiry",
+            upload_body(json!({"expiresIn": 1.5})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "type not allowed",
+            upload_body(json!({"contentType": "text/html"})),
+            400,
+            "content_type_not_allowed",
+        ),
+        (
+            "not a type",
+            upload_body(json!({"contentType": "html"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "too large",
+            upload_body(json!({"size": 1024 * 1024 + 1})),
+            413,
+            "too_large",
+        ),
         ("not an object", json!(["a.txt"]), 400, "invalid_request"),
     ];
     for (what, body, status, code) in cases {
-        let answer = api.call("POST", "/uploads", Some("alice"), Some(body)).await;
-        assert_eq!((answer.status.as_u16(), answer.error_code()), (status, code), "{what}: {answer:?}");
-        assert!(answer.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}");
+        let answer = api
+            .call("POST", "/uploads", Some("alice"), Some(body))
+            .await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.error_code()),
+            (status, code),
+            "{what}: {answer:?}"
+        );
+        assert!(
+            answer.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}"
+        );
     }
 
     let raw = |body: &str| http_api_event("POST", "/uploads", Some("alice"), Some(body.to_owned()));
     let malformed = api.send_event(&raw("{\"filename\": ")).await;
-    assert_eq!((malformed.status.as_u16(), malformed.error_code()), (400, "invalid_request"));
-    let empty = api.send_event(&http_api_event("POST", "/uploads", Some("alice"), None)).await;
-    assert_eq!((empty.status.as_u16(), empty.error_code()), (400, "invalid_request"));
-    let huge = api.send_event(&raw(&format!("{{\"filename\": \"{}\"}}", "a".repeat(20_000)))).await;
-    assert_eq!((huge.status.as_u16(), huge.error_code()), (413, "too_large"));
+    assert_eq!(
+        (malformed.status.as_u16(), malformed.error_code()),
+        (400, "invalid_request")
+    );
+    let empty = api
+        .send_event(&http_api_event("POST", "/uploads", Some("alice"), None))
+        .await;
+    assert_eq!(
+        (empty.status.as_u16(), empty.error_code()),
+        (400, "invalid_request")
+    );
+    let huge = api
+        .send_event(&raw(&format!(
+            "{{\"filename\": \"{}\"}}",
+            "a".repeat(20_000)
+        )))
+        .await;
+    assert_eq!(
+        (huge.status.as_u16(), huge.error_code()),
+        (413, "too_large")
+    );
 
     let queries: Vec<(&str, u16, &str)> = vec![
         ("?expiresIn=0", 400, "invalid_request"),
@@ -389,29 +615,57 @@ async fn every_bad_request_gets_its_documented_code() {
     ];
     for (query, status, code) in queries {
         let answer = download_url(&api, "alice", &id, query).await;
-        let got = (answer.status.as_u16(), if status == 200 { "" } else { answer.error_code() });
+        let got = (
+            answer.status.as_u16(),
+            if status == 200 {
+                ""
+            } else {
+                answer.error_code()
+            },
+        );
         assert_eq!(got, (status, code), "{query}: {answer:?}");
     }
 
-    let malformed_ids = ["not-a-uuid", "%2e%2e", &id.to_uppercase(), &format!("{id}%00")];
+    let malformed_ids = [
+        "not-a-uuid",
+        "%2e%2e",
+        &id.to_uppercase(),
+        &format!("{id}%00"),
+    ];
     for bad in malformed_ids {
         let answer = download_url(&api, "alice", bad, "").await;
-        assert_eq!((answer.status.as_u16(), answer.error_code()), (404, "not_found"), "{bad}");
+        assert_eq!(
+            (answer.status.as_u16(), answer.error_code()),
+            (404, "not_found"),
+            "{bad}"
+        );
     }
     let unknown = api.call("GET", "/nothing/here", Some("alice"), None).await;
-    assert_eq!((unknown.status.as_u16(), unknown.error_code()), (404, "not_found"));
+    assert_eq!(
+        (unknown.status.as_u16(), unknown.error_code()),
+        (404, "not_found")
+    );
     let wrong_method = api.call("DELETE", "/uploads", Some("alice"), None).await;
-    assert_eq!((wrong_method.status.as_u16(), wrong_method.error_code()), (405, "method_not_allowed"));
+    assert_eq!(
+        (wrong_method.status.as_u16(), wrong_method.error_code()),
+        (405, "method_not_allowed")
+    );
     assert_eq!(wrong_method.headers["allow"], "POST");
 
     let anonymous = download_url_anonymous(&api, &id).await;
-    assert_eq!((anonymous.status.as_u16(), anonymous.error_code()), (401, "unauthenticated"));
-    let empty_sub = api.call("GET", &format!("/files/{id}"), Some(""), None).await;
+    assert_eq!(
+        (anonymous.status.as_u16(), anonymous.error_code()),
+        (401, "unauthenticated")
+    );
+    let empty_sub = api
+        .call("GET", &format!("/files/{id}"), Some(""), None)
+        .await;
     assert_eq!(empty_sub.error_code(), "unauthenticated");
 }
 
 async fn download_url_anonymous(api: &TestApi, id: &str) -> Answer {
-    api.call("GET", &format!("/files/{id}/download-url"), None, None).await
+    api.call("GET", &format!("/files/{id}/download-url"), None, None)
+        .await
 }
 
 #[tokio::test]
@@ -466,7 +720,10 @@ async fn backend_failures_fail_closed_with_the_right_status() {
     // A table that does not exist is a configuration fault: 500, and no internals in the body.
     let misconfigured = TestApi(presign_gate::http::Api::new(
         presign_gate::service::FileService::new(
-            presign_gate::store::DynamoDbOwnershipStore::new(standins.dynamodb_client(), "no-such-table"),
+            presign_gate::store::DynamoDbOwnershipStore::new(
+                standins.dynamodb_client(),
+                "no-such-table",
+            ),
             standins.bucket(),
             presign_gate::domain::UploadPolicy::new(["text/plain"], 10).unwrap(),
             presign_gate::domain::ExpiryPolicy::new(300, 900).unwrap(),
@@ -474,17 +731,31 @@ async fn backend_failures_fail_closed_with_the_right_status() {
         None,
     ));
     let answer = download_url(&misconfigured, "alice", &id, "").await;
-    assert_eq!((answer.status.as_u16(), answer.error_code()), (500, "internal"), "{answer:?}");
+    assert_eq!(
+        (answer.status.as_u16(), answer.error_code()),
+        (500, "internal"),
+        "{answer:?}"
+    );
     let body = answer.body.to_string();
-    assert!(!body.contains("no-such-table") && !body.contains("ResourceNotFound"), "{body}");
+    assert!(
+        !body.contains("no-such-table") && !body.contains("ResourceNotFound"),
+        "{body}"
+    );
 
     // DynamoDB unreachable: 503 with Retry-After, within the bound, and never a URL.
     standins.dynamodb.0.kill().unwrap();
     standins.dynamodb.0.wait().unwrap();
-    let answer = tokio::time::timeout(Duration::from_secs(10), download_url(&api, "alice", &id, ""))
-        .await
-        .expect("a dead backend is reported within 10 s");
-    assert_eq!((answer.status.as_u16(), answer.error_code()), (503, "unavailable"), "{answer:?}");
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        download_url(&api, "alice", &id, ""),
+    )
+    .await
+    .expect("a dead backend is reported within 10 s");
+    assert_eq!(
+        (answer.status.as_u16(), answer.error_code()),
+        (503, "unavailable"),
+        "{answer:?}"
+    );
     assert_eq!(answer.headers["retry-after"], "1");
     assert!(answer.body.get("url").is_none());
     let answer = api.reserve_raw("alice").await;

@@ -13,7 +13,7 @@ use presign_gate::{aws, telemetry};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    telemetry::init(std::io::stdout);
+    telemetry::init();
     let config = Config::from_env().inspect_err(|e| tracing::error!("{e}"))?;
     if let Some(header) = &config.dev_user_header {
         tracing::warn!(

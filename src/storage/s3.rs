@@ -36,20 +36,39 @@ fn presigning_config(validity: Validity) -> Result<PresigningConfig, AppError> {
         .map_err(|e| AppError::Internal(e.into()))
 }
 
+/// The SDK's presigned request, with only the headers the signature covers. The SDK also attaches
+/// unsigned ones, such as `x-amzn-trace-id` inside Lambda, which a browser need not send and which
+/// the bucket's CORS rules would refuse.
 fn into_presigned(
     request: SdkPresignedRequest,
     validity: Validity,
 ) -> Result<PresignedRequest, AppError> {
-    let end = validity.start + validity.lifetime;
+    let url = request.uri().to_owned();
+    let signed = signed_headers(&url)
+        .ok_or_else(|| AppError::Internal("presigned URL without X-Amz-SignedHeaders".into()))?;
+    let headers = request
+        .headers()
+        .filter(|(name, _)| signed.iter().any(|s| s.eq_ignore_ascii_case(name)))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+        .collect();
     Ok(PresignedRequest {
         method: request.method().to_owned(),
-        url: request.uri().to_owned(),
-        headers: request
-            .headers()
-            .map(|(name, value)| (name.to_owned(), value.to_owned()))
-            .collect(),
-        expires_at: OffsetDateTime::from(end),
+        url,
+        headers,
+        expires_at: OffsetDateTime::from(validity.start + validity.lifetime),
     })
+}
+
+/// The names in `X-Amz-SignedHeaders` (`;`-separated, percent-encoded as `%3B`).
+fn signed_headers(url: &str) -> Option<Vec<String>> {
+    let query = url.split_once('?')?.1;
+    let value = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("X-Amz-SignedHeaders="))?;
+    let decoded = percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .ok()?;
+    Some(decoded.split(';').map(str::to_owned).collect())
 }
 
 impl UrlSigner for S3Bucket {

@@ -131,6 +131,14 @@ impl StandIns {
         standins
     }
 
+    pub fn access_key(&self) -> &'static str {
+        ACCESS_KEY
+    }
+
+    pub fn secret_key(&self) -> &'static str {
+        SECRET_KEY
+    }
+
     pub fn s3_client(&self) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::config::Builder::from(&self.sdk)
             .endpoint_url(&self.s3_endpoint)
@@ -220,7 +228,8 @@ impl TestApi {
     /// A small text upload reservation, answered whatever it is.
     pub async fn reserve_raw(&self, caller: &str) -> Answer {
         let body = json!({ "filename": "a.txt", "contentType": "text/plain", "size": 3 });
-        self.call("POST", "/uploads", Some(caller), Some(body)).await
+        self.call("POST", "/uploads", Some(caller), Some(body))
+            .await
     }
 
     /// Reserves an upload and returns the 201 answer's body.
