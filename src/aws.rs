@@ -12,7 +12,11 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use crate::config::Config;
 use crate::error::AppError;
+use crate::service::FileService;
+use crate::storage::S3Bucket;
+use crate::store::DynamoDbOwnershipStore;
 
 /// A stalled backend must turn into a 503 well inside 10 seconds, not hang until the Lambda
 /// timeout: each attempt is cut at 2 s (1 s to connect), and the whole call, retries and backoff
@@ -53,6 +57,17 @@ pub async fn lambda_sdk_config(region: String) -> SdkConfig {
         )
         .load()
         .await
+}
+
+/// The application over DynamoDB and S3, as both Lambda functions run it.
+pub async fn file_service(config: &Config) -> FileService<DynamoDbOwnershipStore, S3Bucket> {
+    let sdk = lambda_sdk_config(config.region.clone()).await;
+    FileService::new(
+        DynamoDbOwnershipStore::new(dynamodb_client(&sdk), &config.table),
+        S3Bucket::new(s3_client(&sdk, config.force_path_style), &config.bucket),
+        config.uploads.clone(),
+        config.expiry,
+    )
 }
 
 pub fn s3_client(sdk: &SdkConfig, force_path_style: bool) -> aws_sdk_s3::Client {

@@ -19,6 +19,21 @@ use crate::store::{OwnershipStore, Transition};
 /// it. Generous, so that a confirmation delayed by S3 event retries still finds its record.
 const PENDING_GRACE: Duration = Duration::from_secs(24 * 3600);
 
+/// What an S3 event about one object led to, for the log.
+#[derive(Debug)]
+pub enum ObjectEventOutcome {
+    /// ObjectCreated for a reservation: the confirmation's verdict.
+    Confirmed(Box<Confirmation>),
+    /// ObjectCreated with no reservation behind it: the object was deleted.
+    UnreservedDeleted,
+    /// A key outside `users/`: nothing the function may touch.
+    OutsideManagedPrefix,
+    /// ObjectRemoved of a confirmed file: its record is gone too.
+    RecordRemoved,
+    /// ObjectRemoved with no confirmed record (already deleted, pending or rejected).
+    Unchanged,
+}
+
 /// Where a confirmation left a reservation.
 #[derive(Debug)]
 pub enum Confirmation {
@@ -187,6 +202,59 @@ where
             })),
             Transition::Stale => self.current_state(&record).await,
         }
+    }
+
+    /// A page of the caller's files, and the id to continue after.
+    pub async fn list_files(
+        &self,
+        owner: &OwnerId,
+        limit: u32,
+        after: Option<FileId>,
+    ) -> Result<(Vec<FileRecord>, Option<FileId>), AppError> {
+        self.store.list(owner, limit, after).await
+    }
+
+    /// Deletes the object, then the record. In that order, a failure in between leaves a record
+    /// whose object is gone: a download URL for it reaches nothing, and deleting again finishes
+    /// the job. The other order could leave bytes behind with nothing pointing at them.
+    pub async fn delete_file(&self, owner: &OwnerId, id: FileId) -> Result<(), AppError> {
+        let record = self.file(owner, id).await?;
+        self.bucket.delete(&record.key).await?;
+        self.store.delete(owner, id).await
+    }
+
+    /// S3 reports an object created at `key` (already URL-decoded). A reservation is confirmed
+    /// exactly as by `complete`; anything else under `users/` is deleted, so nothing lands in the
+    /// bucket outside the API's control.
+    pub async fn object_created(&self, key: &str) -> Result<ObjectEventOutcome, AppError> {
+        let record = match ObjectKey::parse(key) {
+            Some((owner, id)) => self.store.get(&owner, id).await?,
+            None => None,
+        };
+        if let Some(record) = record {
+            let confirmation = self.confirm(record).await?;
+            return Ok(ObjectEventOutcome::Confirmed(Box::new(confirmation)));
+        }
+        match ObjectKey::stray(key) {
+            Some(stray) => {
+                self.bucket.delete(&stray).await?;
+                Ok(ObjectEventOutcome::UnreservedDeleted)
+            }
+            None => Ok(ObjectEventOutcome::OutsideManagedPrefix),
+        }
+    }
+
+    /// S3 reports the object at `key` removed: a confirmed file's record goes with it, so
+    /// listings never show files that no longer exist. Pending and rejected records stay: they
+    /// describe a reservation, not an object.
+    pub async fn object_removed(&self, key: &str) -> Result<ObjectEventOutcome, AppError> {
+        let Some((owner, id)) = ObjectKey::parse(key) else {
+            return Ok(ObjectEventOutcome::Unchanged);
+        };
+        Ok(match self.store.delete_if_available(&owner, id).await? {
+            Transition::Applied => ObjectEventOutcome::RecordRemoved,
+            Transition::Stale => ObjectEventOutcome::Unchanged,
+        })
     }
 
     /// After losing a race to another confirmation, report what it decided.

@@ -6,9 +6,6 @@ use std::convert::Infallible;
 use lambda_http::{Error, Request, service_fn};
 use presign_gate::config::Config;
 use presign_gate::http::Api;
-use presign_gate::service::FileService;
-use presign_gate::storage::S3Bucket;
-use presign_gate::store::DynamoDbOwnershipStore;
 use presign_gate::{aws, telemetry};
 
 #[tokio::main(flavor = "current_thread")]
@@ -22,17 +19,7 @@ async fn main() -> Result<(), Error> {
              This is for local development only and must never be deployed."
         );
     }
-    let sdk = aws::lambda_sdk_config(config.region.clone()).await;
-    let files = FileService::new(
-        DynamoDbOwnershipStore::new(aws::dynamodb_client(&sdk), &config.table),
-        S3Bucket::new(
-            aws::s3_client(&sdk, config.force_path_style),
-            &config.bucket,
-        ),
-        config.uploads,
-        config.expiry,
-    );
-    let api = Api::new(files, config.dev_user_header);
+    let api = Api::new(aws::file_service(&config).await, config.dev_user_header);
     let api = &api;
     lambda_http::run(service_fn(move |request: Request| async move {
         Ok::<_, Infallible>(api.handle(request).await)

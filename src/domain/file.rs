@@ -66,6 +66,13 @@ impl ObjectKey {
         Some((OwnerId::from_key_segment(segment)?, FileId::parse(id)?))
     }
 
+    /// A key under the managed prefix that the scheme did not make (an id that is not a UUID, an
+    /// extra segment...): it names no file, but it is still ours to clean up. `None` outside
+    /// `users/`, where the function has no rights at all.
+    pub fn stray(key: &str) -> Option<Self> {
+        (key.len() > KEY_PREFIX.len() && key.starts_with(KEY_PREFIX)).then(|| Self(key.to_owned()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -144,6 +151,14 @@ mod tests {
         ] {
             assert_eq!(ObjectKey::parse(&key), None, "{key}");
         }
+    }
+
+    #[test]
+    fn stray_keys_are_only_those_under_the_prefix() {
+        assert!(ObjectKey::stray("users/alice/not-a-uuid").is_some());
+        assert!(ObjectKey::stray("users/").is_none());
+        assert!(ObjectKey::stray("uploads/alice/x").is_none());
+        assert!(ObjectKey::stray("Users/alice/x").is_none());
     }
 
     #[test]

@@ -26,6 +26,28 @@ use crate::store::OwnershipStore;
 /// Request bodies are a few hundred bytes of JSON; anything near this is not a real client.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+const DEFAULT_PAGE_SIZE: u32 = 50;
+const MAX_PAGE_SIZE: u32 = 100;
+
+/// `nextToken` is opaque to clients but carries only the last file id of the page. The store
+/// pairs it with the caller's own partition key, so a forged token can at most skip around the
+/// caller's own files: it cannot name another user.
+mod page_token {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use crate::domain::FileId;
+
+    pub fn encode(last: FileId) -> String {
+        URL_SAFE_NO_PAD.encode(last.to_string())
+    }
+
+    pub fn decode(token: &str) -> Option<FileId> {
+        let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
+        FileId::parse(std::str::from_utf8(&bytes).ok()?)
+    }
+}
+
 pub struct Api<S, B> {
     files: FileService<S, B>,
     dev_user_header: Option<HeaderName>,
@@ -110,6 +132,12 @@ where
         let id = || id.ok_or_else(|| AppError::Internal("route without an id".into()));
         match action {
             Action::CreateUpload => self.create_upload(&caller, request).await,
+            Action::ListFiles => self.list_files(&caller, request).await,
+            Action::DeleteFile => {
+                self.files.delete_file(&caller, id()?).await?;
+                tracing::info!("file deleted");
+                response::no_content()
+            }
             Action::GetFile => {
                 let record = self.files.file(&caller, id()?).await?;
                 json(StatusCode::OK, &json!({ "file": FileView::of(&record)? }))
@@ -150,6 +178,39 @@ where
         json(
             StatusCode::CREATED,
             &json!({ "file": FileView::of(&record)?, "upload": UrlView::of(&url)? }),
+        )
+    }
+
+    async fn list_files(
+        &self,
+        caller: &OwnerId,
+        request: &Request,
+    ) -> Result<Response<Body>, AppError> {
+        let limit = match single_query_value(request, "limit")? {
+            None => DEFAULT_PAGE_SIZE,
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|limit| (1..=MAX_PAGE_SIZE).contains(limit))
+                .ok_or_else(|| {
+                    AppError::invalid(format!(
+                        "limit must be a whole number from 1 to {MAX_PAGE_SIZE}"
+                    ))
+                })?,
+        };
+        let after = single_query_value(request, "nextToken")?
+            .map(|token| {
+                page_token::decode(token).ok_or_else(|| AppError::invalid("nextToken is not valid"))
+            })
+            .transpose()?;
+        let (records, next) = self.files.list_files(caller, limit, after).await?;
+        let files = records
+            .iter()
+            .map(FileView::of)
+            .collect::<Result<Vec<_>, _>>()?;
+        json(
+            StatusCode::OK,
+            &json!({ "files": files, "nextToken": next.map(page_token::encode) }),
         )
     }
 

@@ -79,6 +79,12 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Result<Response<Body>,
         .map_err(|e| AppError::Internal(e.into()))
 }
 
+pub fn no_content() -> Result<Response<Body>, AppError> {
+    base(StatusCode::NO_CONTENT)
+        .body(Body::Empty)
+        .map_err(|e| AppError::Internal(e.into()))
+}
+
 fn base(status: StatusCode) -> lambda_http::http::response::Builder {
     Response::builder()
         .status(status)

@@ -6,7 +6,9 @@ use crate::error::AppError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     CreateUpload,
+    ListFiles,
     GetFile,
+    DeleteFile,
     CompleteUpload,
     PresignDownload,
 }
@@ -16,7 +18,9 @@ impl Action {
     pub fn name(self) -> &'static str {
         match self {
             Self::CreateUpload => "create_upload",
+            Self::ListFiles => "list_files",
             Self::GetFile => "get_file",
+            Self::DeleteFile => "delete_file",
             Self::CompleteUpload => "complete_upload",
             Self::PresignDownload => "presign_download",
         }
@@ -39,8 +43,18 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/files",
+        action: Action::ListFiles,
+    },
+    Route {
+        method: "GET",
         path: "/files/{id}",
         action: Action::GetFile,
+    },
+    Route {
+        method: "DELETE",
+        path: "/files/{id}",
+        action: Action::DeleteFile,
     },
     Route {
         method: "POST",
@@ -82,7 +96,7 @@ fn match_path<'p>(template: &str, path: &'p str) -> Option<Option<&'p str>> {
     loop {
         match (template_segments.next(), path_segments.next()) {
             (None, None) => return Some(id),
-            (Some("{id}"), Some(segment)) => id = Some(segment),
+            (Some("{id}"), Some(segment)) if !segment.is_empty() => id = Some(segment),
             (Some(expected), Some(segment)) if expected == segment => {}
             _ => return None,
         }
@@ -119,7 +133,7 @@ mod tests {
             "/",
             "",
             "/uploads/",
-            "/files",
+            "/files/",
             "/files/a/b",
             "/files/a/download-url/x",
             "/UPLOADS",
@@ -131,6 +145,10 @@ mod tests {
         }
         match resolve("DELETE", "/uploads") {
             Err(AppError::MethodNotAllowed(allow)) => assert_eq!(allow, "POST"),
+            other => panic!("{other:?}"),
+        }
+        match resolve("PUT", "/files/abc") {
+            Err(AppError::MethodNotAllowed(allow)) => assert_eq!(allow, "GET, DELETE"),
             other => panic!("{other:?}"),
         }
     }

@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
@@ -182,6 +183,85 @@ impl OwnershipStore for DynamoDbOwnershipStore {
             vec![(":rejected", s(FileStatus::Rejected.as_str()))],
         )
         .await
+    }
+
+    async fn list(
+        &self,
+        owner: &OwnerId,
+        limit: u32,
+        after: Option<FileId>,
+    ) -> Result<(Vec<FileRecord>, Option<FileId>), AppError> {
+        let limit = i32::try_from(limit).map_err(|e| AppError::Internal(e.into()))?;
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", attr::OWNER)
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            // The start key is built from the caller and an id, never taken from the client
+            // whole, so no token can lead into another partition.
+            .set_exclusive_start_key(after.map(|id| key(owner, id)))
+            .limit(limit)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend_error)?;
+        let records = output
+            .items()
+            .iter()
+            .map(from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match output.last_evaluated_key() {
+            None => None,
+            Some(last) => Some(
+                last.get(attr::FILE_ID)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|id| FileId::parse(id))
+                    .ok_or_else(|| AppError::Internal("unexpected LastEvaluatedKey".into()))?,
+            ),
+        };
+        Ok((records, next))
+    }
+
+    async fn delete(&self, owner: &OwnerId, id: FileId) -> Result<(), AppError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(owner, id)))
+            .send()
+            .await
+            .map_err(backend_error)?;
+        Ok(())
+    }
+
+    async fn delete_if_available(
+        &self,
+        owner: &OwnerId,
+        id: FileId,
+    ) -> Result<Transition, AppError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(owner, id)))
+            .condition_expression("#status = :available")
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_values(":available", s(FileStatus::Available.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Transition::Applied),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(DeleteItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(Transition::Stale)
+            }
+            Err(err) => Err(backend_error(err)),
+        }
     }
 }
 

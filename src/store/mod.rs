@@ -47,4 +47,27 @@ pub trait OwnershipStore: Send + Sync {
         owner: &OwnerId,
         id: FileId,
     ) -> impl Future<Output = Result<Transition, AppError>> + Send;
+
+    /// One page of `owner`'s records in id order, starting after `after`, and the id to continue
+    /// after when there may be more. Only `owner`'s partition is ever read.
+    fn list(
+        &self,
+        owner: &OwnerId,
+        limit: u32,
+        after: Option<FileId>,
+    ) -> impl Future<Output = Result<(Vec<FileRecord>, Option<FileId>), AppError>> + Send;
+
+    /// Removes the record; succeeds when it is gone afterwards, including when it never existed.
+    fn delete(
+        &self,
+        owner: &OwnerId,
+        id: FileId,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
+
+    /// Removes the record only while it is available: for an object that S3 reports removed.
+    fn delete_if_available(
+        &self,
+        owner: &OwnerId,
+        id: FileId,
+    ) -> impl Future<Output = Result<Transition, AppError>> + Send;
 }

@@ -1,0 +1,357 @@
+//! The upload lifecycle against the stand-ins: confirmation by S3 events and by `complete`,
+//! listing, deletion, and what happens to objects nobody reserved.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use lambda_http::http::StatusCode;
+use presign_gate::events::handle_s3_event;
+use presign_gate::service::FileService;
+use serde_json::{Value, json};
+use support::*;
+
+fn file_id(reservation: &Value) -> String {
+    reservation["file"]["id"]
+        .as_str()
+        .expect("file id")
+        .to_owned()
+}
+
+async fn file(api: &TestApi, caller: &str, id: &str) -> Answer {
+    api.call("GET", &format!("/files/{id}"), Some(caller), None)
+        .await
+}
+
+async fn object_exists(standins: &StandIns, key: &str) -> bool {
+    standins
+        .s3_client()
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .is_ok()
+}
+
+fn files(
+    standins: &StandIns,
+) -> FileService<presign_gate::store::DynamoDbOwnershipStore, presign_gate::storage::S3Bucket> {
+    FileService::new(
+        standins.store(),
+        standins.bucket(),
+        presign_gate::domain::UploadPolicy::new(["text/plain"], 1024).unwrap(),
+        presign_gate::domain::ExpiryPolicy::new(300, 900).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn an_s3_event_confirms_an_upload_and_a_duplicate_changes_nothing() {
+    let standins = StandIns::start().await;
+    let api = standins.api();
+    // A subject with characters that must be encoded, to walk the key through both encodings.
+    let owner = "auth0|user name+1";
+    let reservation = api
+        .reserve(owner, "notes.txt", "text/plain", b"some notes")
+        .await;
+    assert_eq!(upload(&reservation, b"some notes").await.status(), 200);
+    let id = file_id(&reservation);
+    let key = format!("users/auth0%7Cuser%20name%2B1/{id}");
+    assert!(
+        object_exists(&standins, &key).await,
+        "the key scheme is as documented"
+    );
+
+    let event = s3_event("s3-object-created.json", &key);
+    handle_s3_event(&files(&standins), event.clone())
+        .await
+        .unwrap();
+    let confirmed = file(&api, owner, &id).await;
+    assert_eq!(
+        confirmed.body["file"]["status"], "available",
+        "{confirmed:?}"
+    );
+    let download = api
+        .call(
+            "GET",
+            &format!("/files/{id}/download-url"),
+            Some(owner),
+            None,
+        )
+        .await;
+    assert_eq!(download.status, StatusCode::OK);
+
+    handle_s3_event(&files(&standins), event).await.unwrap();
+    assert_eq!(
+        file(&api, owner, &id).await.body,
+        confirmed.body,
+        "a duplicate is a no-op"
+    );
+    let complete = api
+        .call("POST", &format!("/files/{id}/complete"), Some(owner), None)
+        .await;
+    assert_eq!(complete.body, confirmed.body, "and complete agrees");
+}
+
+#[tokio::test]
+async fn a_mismatched_object_is_rejected_and_deleted_by_the_event() {
+    let standins = StandIns::start().await;
+    let api = standins.api();
+    let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
+    let id = file_id(&reservation);
+    let key = format!("users/alice/{id}");
+    standins
+        .s3_client()
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .content_type("text/plain")
+        .body(b"abcd".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    handle_s3_event(&files(&standins), s3_event("s3-object-created.json", &key))
+        .await
+        .unwrap();
+    assert_eq!(
+        file(&api, "alice", &id).await.body["file"]["status"],
+        "rejected"
+    );
+    assert!(
+        !object_exists(&standins, &key).await,
+        "the object is deleted"
+    );
+    let complete = api
+        .call(
+            "POST",
+            &format!("/files/{id}/complete"),
+            Some("alice"),
+            None,
+        )
+        .await;
+    assert_eq!(complete.error_code(), "upload_rejected");
+}
+
+#[tokio::test]
+async fn objects_nobody_reserved_are_deleted() {
+    let standins = StandIns::start().await;
+    let s3 = standins.s3_client();
+    let unreserved = "users/alice/00000000-0000-4000-8000-000000000000";
+    let stray = "users/alice/holiday photo.txt";
+    for key in [unreserved, stray] {
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(b"x".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        handle_s3_event(&files(&standins), s3_event("s3-object-created.json", key))
+            .await
+            .unwrap();
+        assert!(!object_exists(&standins, key).await, "{key} deleted");
+    }
+}
+
+#[tokio::test]
+async fn object_removed_takes_the_record_with_it() {
+    let standins = StandIns::start().await;
+    let api = standins.api();
+    let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
+    upload(&reservation, b"abc").await;
+    let id = file_id(&reservation);
+    api.call(
+        "POST",
+        &format!("/files/{id}/complete"),
+        Some("alice"),
+        None,
+    )
+    .await;
+    let key = format!("users/alice/{id}");
+    standins
+        .s3_client()
+        .delete_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+
+    let removed = s3_event("s3-object-removed.json", &key);
+    handle_s3_event(&files(&standins), removed.clone())
+        .await
+        .unwrap();
+    assert_eq!(file(&api, "alice", &id).await.status, StatusCode::NOT_FOUND);
+    let listing = api.call("GET", "/files", Some("alice"), None).await;
+    assert_eq!(listing.body["files"], json!([]));
+    handle_s3_event(&files(&standins), removed).await.unwrap();
+
+    // Removal of a pending reservation's object leaves the reservation alone.
+    let pending = api.reserve("alice", "b.txt", "text/plain", b"abc").await;
+    let pending_id = file_id(&pending);
+    let event = s3_event(
+        "s3-object-removed.json",
+        &format!("users/alice/{pending_id}"),
+    );
+    handle_s3_event(&files(&standins), event).await.unwrap();
+    assert_eq!(
+        file(&api, "alice", &pending_id).await.body["file"]["status"],
+        "pending"
+    );
+}
+
+#[tokio::test]
+async fn listing_walks_every_file_of_one_user_and_none_of_another() {
+    let standins = StandIns::start().await;
+    let api = standins.api();
+    let mut alices = BTreeSet::new();
+    for n in 0..5 {
+        alices.insert(file_id(
+            &api.reserve("alice", &format!("{n}.txt"), "text/plain", b"a")
+                .await,
+        ));
+    }
+    let mut bobs = BTreeSet::new();
+    for n in 0..3 {
+        bobs.insert(file_id(
+            &api.reserve("bob", &format!("{n}.txt"), "text/plain", b"b")
+                .await,
+        ));
+    }
+
+    let mut seen = BTreeSet::new();
+    let mut token: Option<String> = None;
+    for _ in 0..10 {
+        let query = match &token {
+            Some(token) => format!("/files?limit=2&nextToken={token}"),
+            None => "/files?limit=2".to_owned(),
+        };
+        let page = api.call("GET", &query, Some("alice"), None).await;
+        assert_eq!(page.status, StatusCode::OK, "{page:?}");
+        let files = page.body["files"].as_array().unwrap();
+        assert!(files.len() <= 2);
+        for file in files {
+            assert!(
+                seen.insert(file["id"].as_str().unwrap().to_owned()),
+                "no file twice"
+            );
+        }
+        token = page.body["nextToken"].as_str().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert!(token.is_none(), "the walk ends");
+    assert_eq!(seen, alices);
+
+    // A token made from one of bob's ids only moves within alice's own files.
+    use base64::Engine as _;
+    let bobs_id = bobs.iter().next().unwrap();
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bobs_id);
+    let page = api
+        .call(
+            "GET",
+            &format!("/files?nextToken={forged}"),
+            Some("alice"),
+            None,
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    for file in page.body["files"].as_array().unwrap() {
+        assert!(alices.contains(file["id"].as_str().unwrap()), "{file}");
+    }
+
+    for bad in [
+        "limit=0",
+        "limit=101",
+        "limit=abc",
+        "limit=99999999999",
+        "nextToken=%%%",
+        "nextToken=bm90LWFuLWlk",
+    ] {
+        let answer = api
+            .call("GET", &format!("/files?{bad}"), Some("alice"), None)
+            .await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.error_code()),
+            (400, "invalid_request"),
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn delete_removes_object_and_record_once() {
+    let standins = StandIns::start().await;
+    let api = standins.api();
+    let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
+    upload(&reservation, b"abc").await;
+    let id = file_id(&reservation);
+    api.call(
+        "POST",
+        &format!("/files/{id}/complete"),
+        Some("alice"),
+        None,
+    )
+    .await;
+    let path = format!("/files/{id}");
+
+    let by_bob = api.call("DELETE", &path, Some("bob"), None).await;
+    assert_eq!(by_bob.error_code(), "not_found");
+    assert!(
+        object_exists(&standins, &format!("users/alice/{id}")).await,
+        "bob deleted nothing"
+    );
+
+    let deleted = api.call("DELETE", &path, Some("alice"), None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{deleted:?}");
+    assert!(!object_exists(&standins, &format!("users/alice/{id}")).await);
+    let download = api
+        .call("GET", &format!("{path}/download-url"), Some("alice"), None)
+        .await;
+    assert_eq!(download.error_code(), "not_found");
+    let again = api.call("DELETE", &path, Some("alice"), None).await;
+    assert_eq!(
+        (again.status.as_u16(), again.error_code()),
+        (404, "not_found")
+    );
+}
+
+#[tokio::test]
+async fn a_failing_record_fails_alone_and_is_reported() {
+    let mut standins = StandIns::start().await;
+    let api = standins.api();
+    let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
+    upload(&reservation, b"abc").await;
+    let id = file_id(&reservation);
+    api.call(
+        "POST",
+        &format!("/files/{id}/complete"),
+        Some("alice"),
+        None,
+    )
+    .await;
+
+    // Two records in one event: removing a confirmed file's record needs only DynamoDB, deleting
+    // an unreserved object needs S3, which is down.
+    let removed = s3_event("s3-object-removed.json", &format!("users/alice/{id}"));
+    let created = s3_event(
+        "s3-object-created.json",
+        "users/alice/00000000-0000-4000-8000-000000000000",
+    );
+    let mut event = removed;
+    event.records.extend(created.records);
+    standins.s3.0.kill().unwrap();
+    standins.s3.0.wait().unwrap();
+
+    let failed = handle_s3_event(&files(&standins), event).await.unwrap_err();
+    assert_eq!(
+        failed.0,
+        vec!["users/alice/00000000-0000-4000-8000-000000000000".to_owned()]
+    );
+    assert_eq!(
+        file(&api, "alice", &id).await.status,
+        StatusCode::NOT_FOUND,
+        "the other record was handled"
+    );
+}
