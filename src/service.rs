@@ -1,6 +1,7 @@
 //! The application: what each use case does with the domain rules, the store and the bucket.
 //! It is generic over the ports, so it runs the same against AWS, the stand-ins and mocks.
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use time::OffsetDateTime;
@@ -18,6 +19,12 @@ use crate::store::{OwnershipStore, Transition};
 /// How long an unconfirmed reservation outlives its upload URL before the table's TTL may purge
 /// it. Generous, so that a confirmation delayed by S3 event retries still finds its record.
 const PENDING_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// Most ids one batch download request may name: one BatchGetItem reads at most 100 keys.
+pub const MAX_BATCH_IDS: usize = 100;
+
+/// The answer for one id of a batch: a URL, or why not.
+pub type BatchItem = (String, Result<PresignedRequest, AppError>);
 
 /// What an S3 event about one object led to, for the log.
 #[derive(Debug)]
@@ -126,6 +133,63 @@ where
     ) -> Result<PresignedRequest, AppError> {
         let lifetime = self.expiry.resolve(expires_in)?;
         let record = self.file(owner, id).await?;
+        self.sign_download(&record, disposition, validity(now(), lifetime))
+            .await
+    }
+
+    /// Download URLs for many of the caller's files with one batch read: a gallery page costs
+    /// one round trip instead of one per image. Each id gets exactly the answer the single
+    /// route would give it; duplicates are answered once.
+    pub async fn presign_downloads(
+        &self,
+        owner: &OwnerId,
+        ids: &[String],
+        expires_in: Option<u64>,
+        disposition: Disposition,
+    ) -> Result<Vec<BatchItem>, AppError> {
+        if ids.is_empty() || ids.len() > MAX_BATCH_IDS {
+            return Err(AppError::invalid(format!(
+                "ids must hold 1 to {MAX_BATCH_IDS} file ids"
+            )));
+        }
+        let lifetime = self.expiry.resolve(expires_in)?;
+        let mut seen = HashSet::new();
+        let requested: Vec<(&String, Option<FileId>)> = ids
+            .iter()
+            .filter(|text| seen.insert(text.as_str()))
+            .map(|text| (text, FileId::parse(text)))
+            .collect();
+        let valid: Vec<FileId> = requested.iter().filter_map(|(_, id)| *id).collect();
+        let records: HashMap<FileId, FileRecord> = self
+            .store
+            .get_many(owner, &valid)
+            .await?
+            .into_iter()
+            .map(|record| (record.id, record))
+            .collect();
+        let validity = validity(now(), lifetime);
+        let mut answers = Vec::with_capacity(requested.len());
+        for (text, id) in requested {
+            let answer = match id.and_then(|id| records.get(&id)) {
+                None => Err(AppError::NotFound),
+                Some(record) => match self.sign_download(record, disposition, validity).await {
+                    // A fault on our side fails the whole request, not one entry.
+                    Err(e @ (AppError::Internal(_) | AppError::Unavailable(_))) => return Err(e),
+                    answer => answer,
+                },
+            };
+            answers.push((text.clone(), answer));
+        }
+        Ok(answers)
+    }
+
+    /// The URL for a record the caller is known to own.
+    async fn sign_download(
+        &self,
+        record: &FileRecord,
+        disposition: Disposition,
+        validity: Validity,
+    ) -> Result<PresignedRequest, AppError> {
         if record.status != FileStatus::Available {
             return Err(AppError::NotReady);
         }
@@ -135,9 +199,7 @@ where
             content_type: &record.content_type,
             content_disposition: &content_disposition(disposition, &record.filename),
         };
-        self.bucket
-            .presign_download(target, validity(now(), lifetime))
-            .await
+        self.bucket.presign_download(target, validity).await
     }
 
     /// The caller's record of `id`; `NotFound` for a missing file and for someone else's alike.

@@ -762,3 +762,60 @@ async fn backend_failures_fail_closed_with_the_right_status() {
     assert_eq!(answer.error_code(), "unavailable");
     assert!(answer.body.get("upload").is_none());
 }
+
+#[tokio::test]
+async fn batch_download_urls_answer_each_id_like_the_single_route() {
+    let standins = StandIns::start().await;
+    let api = standins.api();
+    let first = stored_file(&api, "alice", "1.txt", b"one").await;
+    let second = stored_file(&api, "alice", "2.txt", b"two").await;
+    let pending = file_id(&api.reserve("alice", "3.txt", "text/plain", b"three").await);
+    let bobs = stored_file(&api, "bob", "b.txt", b"bob").await;
+    let missing = "00000000-0000-4000-8000-000000000000";
+    let ids = json!([first, second, pending, bobs, missing, "not-an-id", first]);
+    let answer = api
+        .call(
+            "POST",
+            "/files/download-urls",
+            Some("alice"),
+            Some(json!({"ids": ids, "expiresIn": 60})),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    let urls = answer.body["urls"].as_object().unwrap();
+    assert_eq!(urls.keys().collect::<Vec<_>>().len(), 2);
+    for (id, body) in [(&first, b"one"), (&second, b"two")] {
+        let url = urls[id.as_str()]["url"].as_str().unwrap();
+        assert_eq!(query_param(url, "X-Amz-Expires"), "60");
+        assert_eq!(get(url).await.bytes().await.unwrap().as_ref(), body);
+    }
+    assert_eq!(
+        answer.body["errors"],
+        json!({
+            pending: {"code": "not_ready"},
+            bobs: {"code": "not_found"},
+            missing: {"code": "not_found"},
+            "not-an-id": {"code": "not_found"},
+        })
+    );
+
+    let too_many: Vec<String> = (0..101)
+        .map(|n| format!("00000000-0000-4000-8000-{n:012}"))
+        .collect();
+    for body in [
+        json!({"ids": too_many}),
+        json!({"ids": []}),
+        json!({"ids": "x"}),
+        json!({"ids": [first], "disposition": "evil"}),
+        json!({"ids": [first], "expiresIn": 0}),
+    ] {
+        let answer = api
+            .call("POST", "/files/download-urls", Some("alice"), Some(body))
+            .await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.error_code()),
+            (400, "invalid_request"),
+            "{answer:?}"
+        );
+    }
+}

@@ -55,6 +55,16 @@ pub struct Api<S, B> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct DownloadUrlsBody {
+    ids: Vec<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    disposition: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct CreateUploadBody {
     filename: String,
     content_type: String,
@@ -147,6 +157,7 @@ where
                 json(StatusCode::OK, &json!({ "file": FileView::of(&record)? }))
             }
             Action::PresignDownload => self.presign_download(&caller, id()?, request).await,
+            Action::PresignDownloads => self.presign_downloads(&caller, request).await,
         }
     }
 
@@ -155,14 +166,7 @@ where
         caller: &OwnerId,
         request: &Request,
     ) -> Result<Response<Body>, AppError> {
-        let body = request.body().as_ref();
-        if body.len() > MAX_BODY_BYTES {
-            return Err(AppError::TooLarge(format!(
-                "the request body must not exceed {MAX_BODY_BYTES} bytes"
-            )));
-        }
-        let body: CreateUploadBody = serde_json::from_slice(body)
-            .map_err(|e| AppError::invalid(format!("invalid request body: {e}")))?;
+        let body: CreateUploadBody = json_body(request)?;
         let upload = UploadRequest {
             filename: body.filename,
             content_type: body.content_type,
@@ -214,6 +218,49 @@ where
         )
     }
 
+    async fn presign_downloads(
+        &self,
+        caller: &OwnerId,
+        request: &Request,
+    ) -> Result<Response<Body>, AppError> {
+        let body: DownloadUrlsBody = json_body(request)?;
+        let disposition = body
+            .disposition
+            .as_deref()
+            .map(parse_disposition)
+            .transpose()?
+            .unwrap_or_default();
+        let answers = self
+            .files
+            .presign_downloads(caller, &body.ids, body.expires_in, disposition)
+            .await?;
+        let mut urls = serde_json::Map::new();
+        let mut errors = serde_json::Map::new();
+        let mut issued = Vec::new();
+        for (id, answer) in &answers {
+            match answer {
+                Ok(url) => {
+                    urls.insert(
+                        id.clone(),
+                        serde_json::to_value(UrlView::of(url)?)
+                            .map_err(|e| AppError::Internal(e.into()))?,
+                    );
+                    issued.push(id.as_str());
+                }
+                Err(error) => {
+                    errors.insert(id.clone(), json!({ "code": status_and_code(error).1 }));
+                }
+            }
+        }
+        tracing::info!(
+            file_ids = issued.join(","),
+            issued = issued.len(),
+            refused = errors.len(),
+            "download URLs issued"
+        );
+        json(StatusCode::OK, &json!({ "urls": urls, "errors": errors }))
+    }
+
     async fn presign_download(
         &self,
         caller: &OwnerId,
@@ -227,10 +274,7 @@ where
             })
             .transpose()?;
         let disposition = single_query_value(request, "disposition")?
-            .map(|text| {
-                Disposition::parse(text)
-                    .ok_or_else(|| AppError::invalid("disposition must be attachment or inline"))
-            })
+            .map(parse_disposition)
             .transpose()?
             .unwrap_or_default();
         let url = self
@@ -240,6 +284,23 @@ where
         tracing::info!(expires_at = %url.expires_at, "download URL issued");
         json(StatusCode::OK, &UrlView::of(&url)?)
     }
+}
+
+/// The request body as JSON of type `T`, within the size limit.
+fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, AppError> {
+    let body = request.body().as_ref();
+    if body.len() > MAX_BODY_BYTES {
+        return Err(AppError::TooLarge(format!(
+            "the request body must not exceed {MAX_BODY_BYTES} bytes"
+        )));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| AppError::invalid(format!("invalid request body: {e}")))
+}
+
+fn parse_disposition(text: &str) -> Result<Disposition, AppError> {
+    Disposition::parse(text)
+        .ok_or_else(|| AppError::invalid("disposition must be attachment or inline"))
 }
 
 /// A query parameter given at most once; a repeated one is ambiguous and refused.

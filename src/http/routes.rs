@@ -11,6 +11,7 @@ pub enum Action {
     DeleteFile,
     CompleteUpload,
     PresignDownload,
+    PresignDownloads,
 }
 
 impl Action {
@@ -23,6 +24,7 @@ impl Action {
             Self::DeleteFile => "delete_file",
             Self::CompleteUpload => "complete_upload",
             Self::PresignDownload => "presign_download",
+            Self::PresignDownloads => "presign_downloads",
         }
     }
 }
@@ -65,6 +67,11 @@ pub const ROUTES: &[Route] = &[
         method: "GET",
         path: "/files/{id}/download-url",
         action: Action::PresignDownload,
+    },
+    Route {
+        method: "POST",
+        path: "/files/download-urls",
+        action: Action::PresignDownloads,
     },
 ];
 
@@ -124,6 +131,10 @@ mod tests {
         assert_eq!(
             resolve("POST", "/files/abc/complete").unwrap(),
             (Action::CompleteUpload, Some("abc"))
+        );
+        assert_eq!(
+            resolve("POST", "/files/download-urls").unwrap(),
+            (Action::PresignDownloads, None)
         );
     }
 

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use time::OffsetDateTime;
 
 use super::{OwnershipStore, Transition};
@@ -32,6 +32,11 @@ pub mod attr {
 }
 
 type Item = HashMap<String, AttributeValue>;
+
+/// BatchGetItem may return some keys unprocessed when throttled; they are asked for again with
+/// backoff, a bounded number of times, before the read counts as unavailable.
+const BATCH_GET_ATTEMPTS: u32 = 4;
+const BATCH_GET_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[derive(Clone, Debug)]
 pub struct DynamoDbOwnershipStore {
@@ -151,6 +156,50 @@ impl OwnershipStore for DynamoDbOwnershipStore {
             .await
             .map_err(backend_error)?;
         output.item.map(|item| from_item(&item)).transpose()
+    }
+
+    async fn get_many(&self, owner: &OwnerId, ids: &[FileId]) -> Result<Vec<FileRecord>, AppError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(ids.iter().map(|id| key(owner, *id)).collect()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| AppError::Internal(e.into()))?,
+        );
+        let mut records = Vec::with_capacity(ids.len());
+        for attempt in 0..BATCH_GET_ATTEMPTS {
+            let Some(keys) = pending.take() else { break };
+            if attempt > 0 {
+                tokio::time::sleep(BATCH_GET_BACKOFF * 2u32.pow(attempt - 1)).await;
+            }
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .await
+                .map_err(backend_error)?;
+            if let Some(items) = output.responses.as_ref().and_then(|r| r.get(&self.table)) {
+                for item in items {
+                    records.push(from_item(item)?);
+                }
+            }
+            pending = output
+                .unprocessed_keys
+                .and_then(|mut unprocessed| unprocessed.remove(&self.table))
+                .filter(|keys| !keys.keys().is_empty());
+        }
+        if pending.is_some() {
+            return Err(AppError::Unavailable(
+                "BatchGetItem left keys unprocessed after every retry".into(),
+            ));
+        }
+        // Defence in depth: only records of the owner asked for, whatever came back.
+        records.retain(|record| &record.owner == owner);
+        Ok(records)
     }
 
     async fn mark_available(

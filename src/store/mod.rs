@@ -32,6 +32,14 @@ pub trait OwnershipStore: Send + Sync {
         id: FileId,
     ) -> impl Future<Output = Result<Option<FileRecord>, AppError>> + Send;
 
+    /// The records among `ids` that `owner` owns, in one strongly consistent batch read. Ids
+    /// that are missing or someone else's are simply absent from the result.
+    fn get_many(
+        &self,
+        owner: &OwnerId,
+        ids: &[FileId],
+    ) -> impl Future<Output = Result<Vec<FileRecord>, AppError>> + Send;
+
     /// pending -> available, recording what S3 reported, and dropping the purge time.
     fn mark_available(
         &self,
