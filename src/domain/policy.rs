@@ -37,8 +37,8 @@ pub struct UploadPolicy {
 }
 
 impl UploadPolicy {
-    /// `None` when an allowed type is not a valid `type/subtype`, which would be a configuration
-    /// mistake worth refusing to start over.
+    /// Refuses an empty allow-list or an entry that is not a valid `type/subtype`: configuration
+    /// mistakes worth refusing to start over.
     pub fn new<'a>(
         allowed_content_types: impl IntoIterator<Item = &'a str>,
         max_upload_bytes: u64,
