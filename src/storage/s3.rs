@@ -156,3 +156,19 @@ impl ObjectStorage for S3Bucket {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_headers_are_read_from_the_url() {
+        let url = "https://b.s3.amazonaws.com/k?X-Amz-Date=1&X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost&X-Amz-Signature=00";
+        assert_eq!(
+            signed_headers(url).unwrap(),
+            ["content-length", "content-type", "host"]
+        );
+        assert_eq!(signed_headers("https://b/k?X-Amz-Date=1"), None);
+        assert_eq!(signed_headers("https://b/k"), None);
+    }
+}
