@@ -15,11 +15,20 @@ async fn upload_headers_list_only_what_is_signed() {
     // SAFETY: the only test of this binary sets these before it starts any other thread.
     unsafe {
         std::env::set_var("AWS_LAMBDA_FUNCTION_NAME", "presign-gate-api");
-        std::env::set_var("_X_AMZN_TRACE_ID", "Root=1-00000000-000000000000000000000000");
+        std::env::set_var(
+            "_X_AMZN_TRACE_ID",
+            "Root=1-00000000-000000000000000000000000",
+        );
     }
     let sdk = aws::config_loader()
         .region(aws_config::Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new("AKIDEXAMPLE", "secret", None, None, "test"))
+        .credentials_provider(Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            None,
+            None,
+            "test",
+        ))
         .load()
         .await;
     let bucket = S3Bucket::new(aws::s3_client(&sdk, false), "files");
@@ -36,10 +45,19 @@ async fn upload_headers_list_only_what_is_signed() {
         lifetime: Duration::from_secs(60),
     };
     let presigned = bucket.presign_upload(target, validity).await.unwrap();
-    let mut names: Vec<&str> = presigned.headers.iter().map(|(name, _)| name.as_str()).collect();
+    let mut names: Vec<&str> = presigned
+        .headers
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
     names.sort_unstable();
     assert_eq!(
         names,
-        ["content-length", "content-type", "if-none-match", "x-amz-checksum-sha256"]
+        [
+            "content-length",
+            "content-type",
+            "if-none-match",
+            "x-amz-checksum-sha256"
+        ]
     );
 }
