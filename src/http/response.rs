@@ -80,7 +80,8 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Result<Response<Body>,
 }
 
 pub fn no_content() -> Result<Response<Body>, AppError> {
-    base(StatusCode::NO_CONTENT)
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
         .body(Body::Empty)
         .map_err(|e| AppError::Internal(e.into()))
 }
