@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 
 use lambda_http::http::StatusCode;
 use presign_gate::events::handle_s3_event;
-use presign_gate::service::FileService;
 use serde_json::{Value, json};
 use support::*;
 
@@ -34,17 +33,6 @@ async fn object_exists(standins: &StandIns, key: &str) -> bool {
         .is_ok()
 }
 
-fn files(
-    standins: &StandIns,
-) -> FileService<presign_gate::store::DynamoDbOwnershipStore, presign_gate::storage::S3Bucket> {
-    FileService::new(
-        standins.store(),
-        standins.bucket(),
-        presign_gate::domain::UploadPolicy::new(["text/plain"], 1024).unwrap(),
-        presign_gate::domain::ExpiryPolicy::new(300, 900).unwrap(),
-    )
-}
-
 #[tokio::test]
 async fn an_s3_event_confirms_an_upload_and_a_duplicate_changes_nothing() {
     let standins = StandIns::start().await;
@@ -62,8 +50,8 @@ async fn an_s3_event_confirms_an_upload_and_a_duplicate_changes_nothing() {
         "the key scheme is as documented"
     );
 
-    let event = s3_event("s3-object-created.json", &key);
-    handle_s3_event(&files(&standins), event.clone())
+    let event = s3_event("s3/object-created.json", &key);
+    handle_s3_event(&standins.files(), event.clone())
         .await
         .unwrap();
     let confirmed = file(&api, owner, &id).await;
@@ -81,7 +69,7 @@ async fn an_s3_event_confirms_an_upload_and_a_duplicate_changes_nothing() {
         .await;
     assert_eq!(download.status, StatusCode::OK);
 
-    handle_s3_event(&files(&standins), event).await.unwrap();
+    handle_s3_event(&standins.files(), event).await.unwrap();
     assert_eq!(
         file(&api, owner, &id).await.body,
         confirmed.body,
@@ -110,7 +98,7 @@ async fn a_mismatched_object_is_rejected_and_deleted_by_the_event() {
         .send()
         .await
         .unwrap();
-    handle_s3_event(&files(&standins), s3_event("s3-object-created.json", &key))
+    handle_s3_event(&standins.files(), s3_event("s3/object-created.json", &key))
         .await
         .unwrap();
     assert_eq!(
@@ -146,7 +134,7 @@ async fn objects_nobody_reserved_are_deleted() {
             .send()
             .await
             .unwrap();
-        handle_s3_event(&files(&standins), s3_event("s3-object-created.json", key))
+        handle_s3_event(&standins.files(), s3_event("s3/object-created.json", key))
             .await
             .unwrap();
         assert!(!object_exists(&standins, key).await, "{key} deleted");
@@ -177,23 +165,23 @@ async fn object_removed_takes_the_record_with_it() {
         .await
         .unwrap();
 
-    let removed = s3_event("s3-object-removed.json", &key);
-    handle_s3_event(&files(&standins), removed.clone())
+    let removed = s3_event("s3/object-removed.json", &key);
+    handle_s3_event(&standins.files(), removed.clone())
         .await
         .unwrap();
     assert_eq!(file(&api, "alice", &id).await.status, StatusCode::NOT_FOUND);
     let listing = api.call("GET", "/files", Some("alice"), None).await;
     assert_eq!(listing.body["files"], json!([]));
-    handle_s3_event(&files(&standins), removed).await.unwrap();
+    handle_s3_event(&standins.files(), removed).await.unwrap();
 
     // Removal of a pending reservation's object leaves the reservation alone.
     let pending = api.reserve("alice", "b.txt", "text/plain", b"abc").await;
     let pending_id = file_id(&pending);
     let event = s3_event(
-        "s3-object-removed.json",
+        "s3/object-removed.json",
         &format!("users/alice/{pending_id}"),
     );
-    handle_s3_event(&files(&standins), event).await.unwrap();
+    handle_s3_event(&standins.files(), event).await.unwrap();
     assert_eq!(
         file(&api, "alice", &pending_id).await.body["file"]["status"],
         "pending"
@@ -334,9 +322,9 @@ async fn a_failing_record_fails_alone_and_is_reported() {
 
     // Two records in one event: removing a confirmed file's record needs only DynamoDB, deleting
     // an unreserved object needs S3, which is down.
-    let removed = s3_event("s3-object-removed.json", &format!("users/alice/{id}"));
+    let removed = s3_event("s3/object-removed.json", &format!("users/alice/{id}"));
     let created = s3_event(
-        "s3-object-created.json",
+        "s3/object-created.json",
         "users/alice/00000000-0000-4000-8000-000000000000",
     );
     let mut event = removed;
@@ -344,7 +332,7 @@ async fn a_failing_record_fails_alone_and_is_reported() {
     standins.s3.0.kill().unwrap();
     standins.s3.0.wait().unwrap();
 
-    let failed = handle_s3_event(&files(&standins), event).await.unwrap_err();
+    let failed = handle_s3_event(&standins.files(), event).await.unwrap_err();
     assert_eq!(
         failed.0,
         vec!["users/alice/00000000-0000-4000-8000-000000000000".to_owned()]

@@ -7,7 +7,7 @@ use std::future::Future;
 
 use time::OffsetDateTime;
 
-pub use dynamodb::DynamoDbOwnershipStore;
+pub use dynamodb::{DynamoDbOwnershipStore, attr};
 
 use crate::domain::{FileId, FileRecord, OwnerId};
 use crate::error::AppError;

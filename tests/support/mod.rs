@@ -170,6 +170,16 @@ impl StandIns {
         )
     }
 
+    /// The application over the stand-ins, as the events function runs it.
+    pub fn files(&self) -> FileService<DynamoDbOwnershipStore, S3Bucket> {
+        FileService::new(
+            self.store(),
+            self.bucket(),
+            UploadPolicy::new(["image/png", "text/plain", "application/pdf"], 1024 * 1024).unwrap(),
+            ExpiryPolicy::new(300, 900).unwrap(),
+        )
+    }
+
     pub fn api_with(&self, uploads: UploadPolicy, expiry: ExpiryPolicy) -> TestApi {
         let files = FileService::new(self.store(), self.bucket(), uploads, expiry);
         TestApi(Api::new(files, None))

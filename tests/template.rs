@@ -1,0 +1,593 @@
+//! template.yaml as a security reviewer reads it: least-privilege IAM, deny-only resource
+//! policies, no local identity shortcut, and the routes, table keys and bucket name the code
+//! expects. Each check returns the problems it found, and `checks_catch_a_widened_template`
+//! proves that each one fails on a template that breaks its rule.
+
+use std::collections::BTreeSet;
+
+use presign_gate::http::routes::ROUTES;
+use presign_gate::store::attr;
+use serde_json::{Value, json};
+
+const TEMPLATE: &str = include_str!("../template.yaml");
+
+/// The S3 actions the API role has: a presigned URL can do at most what its signer may.
+const API_S3_ACTIONS: &[&str] = &["s3:PutObject", "s3:GetObject", "s3:DeleteObject"];
+const API_DYNAMODB_ACTIONS: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+    "dynamodb:BatchGetItem",
+];
+const EVENTS_S3_ACTIONS: &[&str] = &["s3:GetObject", "s3:DeleteObject"];
+const EVENTS_DYNAMODB_ACTIONS: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+];
+const LOGS_ACTIONS: &[&str] = &["logs:CreateLogStream", "logs:PutLogEvents"];
+
+/// YAML to JSON, with CloudFormation's short forms turned into their long forms: `!Ref X` is
+/// `{"Ref": "X"}`, `!GetAtt A.B` is `{"Fn::GetAtt": ["A", "B"]}`, `!Sub s` is `{"Fn::Sub": s}`.
+fn to_json(yaml: serde_norway::Value) -> Value {
+    use serde_norway::Value as Y;
+    match yaml {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                json!(i)
+            } else if let Some(u) = n.as_u64() {
+                json!(u)
+            } else {
+                json!(n.as_f64())
+            }
+        }
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        Y::Mapping(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Y::String(s) => s,
+                        other => serde_norway::to_string(&other)
+                            .expect("scalar key")
+                            .trim()
+                            .to_owned(),
+                    };
+                    (key, to_json(v))
+                })
+                .collect(),
+        ),
+        Y::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            let value = to_json(tagged.value);
+            match (name, value) {
+                ("Ref", value) => json!({ "Ref": value }),
+                ("Condition", value) => json!({ "Condition": value }),
+                ("GetAtt", Value::String(s)) => {
+                    let (resource, attribute) = s.split_once('.').expect("!GetAtt Resource.Attr");
+                    json!({ "Fn::GetAtt": [resource, attribute] })
+                }
+                (name, value) => json!({ format!("Fn::{name}"): value }),
+            }
+        }
+    }
+}
+
+fn parse(text: &str) -> Value {
+    to_json(serde_norway::from_str(text).expect("template.yaml is YAML"))
+}
+
+fn template() -> Value {
+    parse(TEMPLATE)
+}
+
+fn resources(t: &Value) -> impl Iterator<Item = (&String, &Value)> {
+    t["Resources"].as_object().expect("Resources").iter()
+}
+
+fn resources_of_type<'t>(t: &'t Value, kind: &str) -> Vec<(&'t String, &'t Value)> {
+    let kind = kind.to_owned();
+    resources(t).filter(|(_, r)| r["Type"] == kind).collect()
+}
+
+/// A string or a list of strings, as IAM allows for `Action`.
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| i.to_string())
+            })
+            .collect(),
+        other => vec![other.to_string()],
+    }
+}
+
+/// `Resource` as a list of values (one value may be an intrinsic function).
+fn resource_list(statement: &Value) -> Vec<Value> {
+    match &statement["Resource"] {
+        Value::Array(items) => items.clone(),
+        Value::Null => vec![],
+        other => vec![other.clone()],
+    }
+}
+
+fn statements(document: &Value) -> Vec<Value> {
+    match &document["Statement"] {
+        Value::Array(items) => items.clone(),
+        Value::Null => vec![],
+        one => vec![one.clone()],
+    }
+}
+
+fn get_att(resource: &str) -> Value {
+    json!({ "Fn::GetAtt": [resource, "Arn"] })
+}
+
+/// The files bucket's name as the template builds it: a `Fn::Sub` (string, or [string, vars]).
+fn bucket_name(t: &Value) -> Value {
+    let bucket = &t["Resources"]["FilesBucket"];
+    assert_eq!(
+        bucket["Type"], "AWS::S3::Bucket",
+        "FilesBucket is the bucket"
+    );
+    bucket["Properties"]["BucketName"].clone()
+}
+
+/// `Fn::Sub` of `prefix + <bucket name> + suffix`, with the bucket name's own variables.
+fn sub_around_bucket_name(t: &Value, prefix: &str, suffix: &str) -> Value {
+    match &bucket_name(t)["Fn::Sub"] {
+        Value::String(name) => json!({ "Fn::Sub": format!("{prefix}{name}{suffix}") }),
+        Value::Array(parts) => {
+            let name = parts[0].as_str().expect("Fn::Sub string");
+            json!({ "Fn::Sub": [format!("{prefix}{name}{suffix}"), parts[1]] })
+        }
+        other => panic!("BucketName must be built with !Sub (shared, no cycle), got {other}"),
+    }
+}
+
+/// The only ways to name the object ARNs under users/: through a reference to the bucket, or with
+/// the bucket's own name string (which breaks the notification cycle).
+fn user_object_arns(t: &Value) -> Vec<Value> {
+    vec![
+        json!({ "Fn::Sub": "arn:${AWS::Partition}:s3:::${FilesBucket}/users/*" }),
+        sub_around_bucket_name(t, "arn:${AWS::Partition}:s3:::", "/users/*"),
+    ]
+}
+
+/// Every function and the role it runs with; problems if a function has no role of its own.
+fn function_roles(t: &Value, problems: &mut Vec<String>) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    let globals = &t["Globals"]["Function"];
+    for key in ["Policies", "Role", "PermissionsBoundary"] {
+        if !globals[key].is_null() {
+            problems.push(format!(
+                "Globals.Function sets {key}: each function names its own"
+            ));
+        }
+    }
+    for (name, function) in resources_of_type(t, "AWS::Serverless::Function")
+        .into_iter()
+        .chain(resources_of_type(t, "AWS::Lambda::Function"))
+    {
+        let properties = &function["Properties"];
+        if !properties["Policies"].is_null() {
+            problems.push(format!(
+                "{name} has Policies (SAM policy templates or managed policies): use its own role's inline statements"
+            ));
+        }
+        match properties["Role"]["Fn::GetAtt"].as_array() {
+            Some(att) if att.len() == 2 && att[1] == "Arn" => {
+                let role = att[0].as_str().unwrap_or_default().to_owned();
+                if t["Resources"][&role]["Type"] != "AWS::IAM::Role" {
+                    problems.push(format!(
+                        "{name}'s role {role} is not a role of this template"
+                    ));
+                }
+                pairs.push((name.clone(), role));
+            }
+            _ => problems.push(format!("{name} has no !GetAtt <Role>.Arn of its own")),
+        }
+    }
+    let roles: BTreeSet<&String> = pairs.iter().map(|(_, role)| role).collect();
+    if roles.len() != pairs.len() {
+        problems.push("two functions share a role".into());
+    }
+    pairs
+}
+
+/// Least privilege: only inline Allow statements, exact actions on exact ARNs, per function.
+fn iam_problems(t: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    if t.to_string().contains("FullAccess") {
+        problems.push("a *FullAccess managed policy is named".into());
+    }
+    for kind in [
+        "AWS::IAM::Policy",
+        "AWS::IAM::ManagedPolicy",
+        "AWS::IAM::User",
+        "AWS::IAM::Group",
+    ] {
+        for (name, _) in resources_of_type(t, kind) {
+            problems.push(format!(
+                "{name}: {kind} is not allowed; roles carry inline policies"
+            ));
+        }
+    }
+    let objects = user_object_arns(t);
+    let table = get_att("FilesTable");
+    for (function, role_name) in function_roles(t, &mut problems) {
+        let role = &t["Resources"][&role_name]["Properties"];
+        for key in ["ManagedPolicyArns", "PermissionsBoundary"] {
+            if !role[key].is_null() {
+                problems.push(format!("{role_name} has {key}"));
+            }
+        }
+        // Only Lambda may assume it.
+        for statement in statements(&role["AssumeRolePolicyDocument"]) {
+            if statement["Principal"] != json!({ "Service": "lambda.amazonaws.com" })
+                || statement["Action"] != "sts:AssumeRole"
+            {
+                problems.push(format!("{role_name}: trust policy {statement}"));
+            }
+        }
+        let log_group = t["Resources"][&function]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+            .as_str()
+            .map(get_att);
+        if log_group.is_none() {
+            problems.push(format!(
+                "{function} has no LoggingConfig.LogGroup of its own"
+            ));
+        }
+        let mut granted = BTreeSet::new();
+        for policy in role["Policies"].as_array().cloned().unwrap_or_default() {
+            for statement in statements(&policy["PolicyDocument"]) {
+                let sid = statement["Sid"].as_str().unwrap_or("?").to_owned();
+                let at = format!("{role_name}/{sid}");
+                if statement["Effect"] != "Allow" {
+                    problems.push(format!("{at}: a role statement is Allow or absent"));
+                }
+                for key in ["NotAction", "NotResource"] {
+                    if !statement[key].is_null() {
+                        problems.push(format!("{at}: {key} is not allowed"));
+                    }
+                }
+                let resources = resource_list(&statement);
+                if resources.is_empty() {
+                    problems.push(format!("{at}: no Resource"));
+                }
+                for resource in &resources {
+                    if resource.as_str().is_some_and(|r| r.contains('*')) {
+                        problems.push(format!("{at}: Resource {resource}"));
+                    }
+                }
+                for action in strings(&statement["Action"]) {
+                    if action.contains('*') || action.contains('?') {
+                        problems.push(format!("{at}: wildcard action {action}"));
+                    }
+                    let allowed: Vec<Value> = match action.split(':').next().unwrap_or_default() {
+                        "s3" => objects.clone(),
+                        "dynamodb" => vec![table.clone()],
+                        "logs" => log_group.iter().cloned().collect(),
+                        "sqs" => vec![get_att("EventsDeadLetterQueue")],
+                        other => {
+                            problems.push(format!("{at}: {action}: no {other} action is expected"));
+                            vec![]
+                        }
+                    };
+                    for resource in &resources {
+                        if !allowed.contains(resource) {
+                            problems.push(format!("{at}: {action} on {resource}"));
+                        }
+                    }
+                    granted.insert(action);
+                }
+            }
+        }
+        let expected: BTreeSet<String> = match function.as_str() {
+            "ApiFunction" => [API_S3_ACTIONS, API_DYNAMODB_ACTIONS, LOGS_ACTIONS].concat(),
+            "EventsFunction" => [
+                EVENTS_S3_ACTIONS,
+                EVENTS_DYNAMODB_ACTIONS,
+                LOGS_ACTIONS,
+                &["sqs:SendMessage"],
+            ]
+            .concat(),
+            other => {
+                problems.push(format!("unexpected function {other}"));
+                vec![]
+            }
+        }
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        if granted != expected {
+            problems.push(format!(
+                "{role_name} grants {granted:?}, expected exactly {expected:?}"
+            ));
+        }
+    }
+    problems
+}
+
+/// Resource policies only take away: the bucket's and the queue's statements are all Deny, and
+/// the bucket refuses plain HTTP and presigned requests older than the longest URL lifetime.
+fn resource_policy_problems(t: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut bucket_statements = Vec::new();
+    for kind in ["AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy"] {
+        for (name, policy) in resources_of_type(t, kind) {
+            for statement in statements(&policy["Properties"]["PolicyDocument"]) {
+                if statement["Effect"] != "Deny" {
+                    problems.push(format!("{name}: {statement} grants access"));
+                }
+                if kind == "AWS::S3::BucketPolicy" {
+                    bucket_statements.push(statement);
+                }
+            }
+        }
+    }
+    let denies = |condition: Value| {
+        bucket_statements
+            .iter()
+            .any(|s| s["Effect"] == "Deny" && s["Condition"] == condition)
+    };
+    if !denies(json!({ "Bool": { "aws:SecureTransport": "false" } })) {
+        problems.push("the bucket policy does not deny requests without TLS".into());
+    }
+    if !denies(json!({
+        "StringEquals": { "s3:authType": "REST-QUERY-STRING" },
+        // s3:signatureAge is in milliseconds.
+        "NumericGreaterThan": { "s3:signatureAge": { "Fn::Sub": "${UrlTtlMaxSeconds}000" } },
+    })) {
+        problems.push(
+            "the bucket policy does not deny presigned requests older than UrlTtlMaxSeconds".into(),
+        );
+    }
+    // S3 may invoke the events function for this bucket only.
+    let permission = &t["Resources"]["EventsInvokePermission"]["Properties"];
+    if permission["Principal"] != "s3.amazonaws.com"
+        || permission["SourceAccount"] != json!({ "Ref": "AWS::AccountId" })
+        || permission["SourceArn"] != sub_around_bucket_name(t, "arn:${AWS::Partition}:s3:::", "")
+    {
+        problems.push(format!(
+            "EventsInvokePermission is not scoped to the files bucket: {permission}"
+        ));
+    }
+    problems
+}
+
+/// The bucket name the functions are given is the bucket's own.
+fn bucket_name_problems(t: &Value) -> Vec<String> {
+    let env = &t["Globals"]["Function"]["Environment"]["Variables"]["FILES_BUCKET"];
+    if *env == bucket_name(t) || *env == json!({ "Ref": "FilesBucket" }) {
+        vec![]
+    } else {
+        vec![format!("FILES_BUCKET {env} is not the bucket's name")]
+    }
+}
+
+fn dev_identity_problems(text: &str) -> Vec<String> {
+    let lower = text.to_ascii_lowercase();
+    ["dev_user_header", "x-dev-user"]
+        .into_iter()
+        .filter(|needle| lower.contains(needle))
+        .map(|needle| format!("{needle} appears in the template: it must never be deployed"))
+        .collect()
+}
+
+/// (method, path) of every HttpApi event, with problems for events that escape the authorizer.
+fn template_routes(t: &Value) -> (BTreeSet<(String, String)>, Vec<String>) {
+    let mut routes = BTreeSet::new();
+    let mut problems = Vec::new();
+    for (name, function) in resources_of_type(t, "AWS::Serverless::Function") {
+        let events = function["Properties"]["Events"].as_object().cloned();
+        for (event_name, event) in events.unwrap_or_default() {
+            match event["Type"].as_str() {
+                Some("HttpApi") => {}
+                Some("Api") => problems.push(format!("{name}.{event_name}: a REST Api event")),
+                _ => continue,
+            }
+            let properties = &event["Properties"];
+            if properties["ApiId"] != json!({ "Ref": "HttpApi" }) {
+                problems.push(format!("{name}.{event_name} is not on HttpApi"));
+            }
+            if !properties["Auth"].is_null() {
+                problems.push(format!(
+                    "{name}.{event_name} overrides the default authorizer"
+                ));
+            }
+            let method = properties["Method"].as_str().unwrap_or_default();
+            let path = properties["Path"].as_str().unwrap_or_default();
+            if !routes.insert((method.to_ascii_uppercase(), path.to_owned())) {
+                problems.push(format!("{method} {path} is declared twice"));
+            }
+        }
+    }
+    let auth = &t["Resources"]["HttpApi"]["Properties"]["Auth"];
+    let default = auth["DefaultAuthorizer"].as_str().unwrap_or_default();
+    let authorizer = &auth["Authorizers"][default];
+    if default.is_empty()
+        || authorizer["JwtConfiguration"]["issuer"] != json!({ "Ref": "JwtIssuer" })
+        || authorizer["JwtConfiguration"]["audience"] != json!({ "Ref": "JwtAudience" })
+    {
+        problems.push(format!(
+            "HttpApi's default authorizer is not the JWT authorizer: {auth}"
+        ));
+    }
+    (routes, problems)
+}
+
+fn all_problems(text: &str) -> Vec<String> {
+    let t = parse(text);
+    let mut problems = iam_problems(&t);
+    problems.extend(resource_policy_problems(&t));
+    problems.extend(bucket_name_problems(&t));
+    problems.extend(dev_identity_problems(text));
+    problems.extend(template_routes(&t).1);
+    problems
+}
+
+#[test]
+fn template_is_least_privilege_and_deploys_no_dev_identity() {
+    let problems = all_problems(TEMPLATE);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn template_routes_are_the_routes_the_code_serves() {
+    let served: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    let (declared, _) = template_routes(&template());
+    assert_eq!(declared, served, "template.yaml routes vs ROUTES");
+}
+
+#[test]
+fn table_layout_is_the_one_the_code_uses() {
+    let t = template();
+    let table = &t["Resources"]["FilesTable"]["Properties"];
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(
+        table["KeySchema"],
+        json!([
+            { "AttributeName": attr::OWNER, "KeyType": "HASH" },
+            { "AttributeName": attr::FILE_ID, "KeyType": "RANGE" },
+        ])
+    );
+    assert_eq!(
+        table["AttributeDefinitions"],
+        json!([
+            { "AttributeName": attr::OWNER, "AttributeType": "S" },
+            { "AttributeName": attr::FILE_ID, "AttributeType": "S" },
+        ])
+    );
+    assert_eq!(
+        table["TimeToLiveSpecification"],
+        json!({ "AttributeName": attr::PURGE_AT, "Enabled": true })
+    );
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
+}
+
+#[test]
+fn functions_are_built_from_this_crate_for_al2023() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Handler"], "bootstrap");
+    assert_eq!(globals["Architectures"], json!([{ "Ref": "Architecture" }]));
+    assert_eq!(t["Parameters"]["Architecture"]["Default"], "arm64");
+    let cargo = include_str!("../Cargo.toml");
+    for (function, binary) in [("ApiFunction", "api"), ("EventsFunction", "events")] {
+        let metadata = &t["Resources"][function]["Metadata"];
+        assert_eq!(metadata["BuildMethod"], "rust-cargolambda", "{function}");
+        assert_eq!(metadata["BuildProperties"]["Binary"], binary, "{function}");
+        assert!(
+            cargo.contains(&format!("[[bin]]\nname = \"{binary}\"")),
+            "Cargo.toml has no [[bin]] {binary}"
+        );
+    }
+    let env = &t["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"];
+    for (variable, parameter) in [
+        ("URL_TTL_SECONDS", "UrlTtlSeconds"),
+        ("URL_TTL_MAX_SECONDS", "UrlTtlMaxSeconds"),
+        ("MAX_UPLOAD_BYTES", "MaxUploadBytes"),
+        ("ALLOWED_CONTENT_TYPES", "AllowedContentTypes"),
+    ] {
+        assert_eq!(env[variable], json!({ "Ref": parameter }), "{variable}");
+    }
+}
+
+/// Each rule fails on a template that breaks it, so a passing run means something.
+#[test]
+fn checks_catch_a_widened_template() {
+    // (what, text in template.yaml, its widened replacement, a problem that must be reported)
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "wildcard action",
+            "- s3:PutObject # presigned upload URL",
+            "- s3:* # presigned upload URL",
+            "wildcard action s3:*",
+        ),
+        (
+            "bucket-wide object access",
+            "Resource: !Sub \"arn:${AWS::Partition}:s3:::${FilesBucket}/users/*\"",
+            "Resource: !Sub \"arn:${AWS::Partition}:s3:::${FilesBucket}/*\"",
+            "s3:PutObject on",
+        ),
+        (
+            "Resource '*'",
+            "Resource: !GetAtt FilesTable.Arn\n\n  # ----",
+            "Resource: \"*\"\n\n  # ----",
+            "Resource \"*\"",
+        ),
+        (
+            "extra action",
+            "- dynamodb:Query",
+            "- dynamodb:Query\n                  - dynamodb:Scan",
+            "\"dynamodb:Scan\"",
+        ),
+        (
+            "SAM policy template",
+            "      Role: !GetAtt ApiFunctionRole.Arn",
+            "      Role: !GetAtt ApiFunctionRole.Arn\n      Policies:\n        - S3CrudPolicy:\n            BucketName: x",
+            "ApiFunction has Policies",
+        ),
+        (
+            "managed policy",
+            "      Description: Presign Gate API function",
+            "      Description: Presign Gate API function\n      ManagedPolicyArns: [arn:aws:iam::aws:policy/AmazonS3FullAccess]",
+            "ApiFunctionRole has ManagedPolicyArns",
+        ),
+        (
+            "dev identity",
+            "          ALLOWED_CONTENT_TYPES: !Ref AllowedContentTypes",
+            "          ALLOWED_CONTENT_TYPES: !Ref AllowedContentTypes\n          DEV_USER_HEADER: x-dev-user",
+            "x-dev-user appears",
+        ),
+        (
+            "public route",
+            "            Path: /files/{id}/complete",
+            "            Path: /files/{id}/complete\n            Auth:\n              Authorizer: NONE",
+            "overrides the default authorizer",
+        ),
+        (
+            "allowing bucket policy",
+            "Effect: Deny\n            Principal: \"*\"\n            Action: s3:*",
+            "Effect: Allow\n            Principal: \"*\"\n            Action: s3:*",
+            "grants access",
+        ),
+        (
+            "lifetime not enforced",
+            "s3:signatureAge: !Sub \"${UrlTtlMaxSeconds}000\"",
+            "s3:signatureAge: \"604800000\"",
+            "older than UrlTtlMaxSeconds",
+        ),
+    ];
+    for (what, from, to, expected) in cases {
+        assert!(
+            TEMPLATE.contains(from),
+            "{what}: {from:?} not in template.yaml"
+        );
+        let problems = all_problems(&TEMPLATE.replacen(from, to, 1));
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{what}: expected a problem containing {expected:?}, got {problems:?}"
+        );
+    }
+    // And a route the code does not serve.
+    let (routes, _) = template_routes(&parse(&TEMPLATE.replace("Path: /uploads", "Path: /upload")));
+    assert!(!routes.contains(&("POST".to_owned(), "/uploads".to_owned())));
+}
