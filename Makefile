@@ -34,7 +34,7 @@ export S3S_FS_BIN MOTO_SERVER_BIN
 # cargo-lambda (and the zig it brings) come first on PATH.
 export PATH := $(LOCAL_VENV)/bin:$(PATH)
 
-.PHONY: help tools local test lint unit-and-integration template-checks sam-build build deploy
+.PHONY: help tools local test lint template-checks sam-build build deploy
 
 help:
 	@echo "make local   run the API at http://127.0.0.1:9000 on S3 and DynamoDB stand-ins"
