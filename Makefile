@@ -23,11 +23,14 @@ export S3S_FS_BIN MOTO_SERVER_BIN
 # cargo-lambda (and the zig it brings) come first on PATH.
 export PATH := $(LOCAL_VENV)/bin:$(PATH)
 
-.PHONY: help tools local test lint unit-and-integration
+.PHONY: help tools local test lint unit-and-integration proptest fuzz load
 
 help:
 	@echo "make local   run the API at http://127.0.0.1:9000 on S3 and DynamoDB stand-ins"
 	@echo "make test    formatting, lints, unit and integration tests (what CI runs)"
+	@echo "make proptest  the model-based property test with many more cases (PROPTEST_CASES)"
+	@echo "make fuzz      each fuzz target for FUZZ_SECONDS (60) on the stable toolchain"
+	@echo "make load      a bounded load test against the API, started on loopback for the run"
 
 $(S3S_FS_BIN):
 	cargo install s3s-fs --version $(S3S_FS_VERSION) --features binary --locked \
@@ -55,3 +58,8 @@ test: tools lint
 	cargo test --locked --all-targets 2>&1 | tee target/test.log
 	@awk '/^test result:/ { passed += $$4; failed += $$6 } \
 	  END { printf "%d passed, %d failed\n", passed, failed; exit (passed == 0 || failed > 0) }' target/test.log
+
+# The model-based property test of tests/properties.rs, with far more sequences than `make test`.
+PROPTEST_CASES ?= 200
+proptest: tools
+	PROPTEST_CASES=$(PROPTEST_CASES) cargo test --locked --test properties -- --nocapture
