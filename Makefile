@@ -63,3 +63,24 @@ test: tools lint
 PROPTEST_CASES ?= 200
 proptest: tools
 	PROPTEST_CASES=$(PROPTEST_CASES) cargo test --locked --test properties -- --nocapture
+
+# Each fuzz target for FUZZ_SECONDS, with libFuzzer through libfuzzer-sys (pinned by
+# fuzz/Cargo.lock) on the stable toolchain: the coverage instrumentation is plain -C flags, so
+# neither nightly nor cargo-fuzz is needed. The corpus grows in fuzz/corpus (not committed); a
+# crash stops the run and lands in fuzz/artifacts: copy it into fuzz/regressions/<target>/ and
+# `make test` replays it from then on.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := api_request s3_event
+FUZZ_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+  -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks
+fuzz:
+	cd fuzz && RUSTFLAGS="$(FUZZ_RUSTFLAGS)" cargo build --locked --release --target $(FUZZ_TRIPLE) --bins
+	for target in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$target fuzz/artifacts/$$target; \
+	  echo "fuzzing $$target for $(FUZZ_SECONDS) s"; \
+	  fuzz/target/$(FUZZ_TRIPLE)/release/$$target -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
+	    -artifact_prefix=fuzz/artifacts/$$target/ -print_final_stats=1 \
+	    fuzz/corpus/$$target fuzz/regressions/$$target; \
+	done
