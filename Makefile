@@ -84,3 +84,8 @@ fuzz:
 	    -artifact_prefix=fuzz/artifacts/$$target/ -print_final_stats=1 \
 	    fuzz/corpus/$$target fuzz/regressions/$$target; \
 	done
+
+# A bounded load test (2,000 mixed requests at concurrency 32) against the API as `make local`
+# runs it, started on ports of its own for the run and stopped afterwards. Loopback only.
+load: tools
+	scripts/load.sh
