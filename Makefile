@@ -34,13 +34,16 @@ export S3S_FS_BIN MOTO_SERVER_BIN
 # cargo-lambda (and the zig it brings) come first on PATH.
 export PATH := $(LOCAL_VENV)/bin:$(PATH)
 
-.PHONY: help tools local test lint template-checks sam-build build deploy
+.PHONY: help tools local test lint template-checks sam-build build deploy proptest fuzz load
 
 help:
-	@echo "make local   run the API at http://127.0.0.1:9000 on S3 and DynamoDB stand-ins"
-	@echo "make test    formatting, lints, template checks, sam build, unit and integration tests (what CI runs)"
-	@echo "make build   the Lambda bootstrap zips under target/lambda/ and the sam build under .aws-sam/"
-	@echo "make deploy  sam build (arm64) and sam deploy --guided (set SAM_DEPLOY_FLAGS= to use samconfig.toml as is)"
+	@echo "make local     run the API at http://127.0.0.1:9000 on S3 and DynamoDB stand-ins"
+	@echo "make test      formatting, lints, template checks, sam build, unit and integration tests (what CI runs)"
+	@echo "make build     the Lambda bootstrap zips under target/lambda/ and the sam build under .aws-sam/"
+	@echo "make deploy    sam build (arm64) and sam deploy --guided (set SAM_DEPLOY_FLAGS= to use samconfig.toml as is)"
+	@echo "make proptest  the model-based property test with many more cases (PROPTEST_CASES)"
+	@echo "make fuzz      each fuzz target for FUZZ_SECONDS (60) on the stable toolchain"
+	@echo "make load      a bounded load test against the API, started on loopback for the run"
 
 $(S3S_FS_BIN):
 	cargo install s3s-fs --version $(S3S_FS_VERSION) --features binary --locked \
@@ -94,3 +97,34 @@ test: tools lint template-checks sam-build
 	cargo test --locked --all-targets 2>&1 | tee target/test.log
 	@awk '/^test result:/ { passed += $$4; failed += $$6 } \
 	  END { printf "%d passed, %d failed\n", passed, failed; exit (passed == 0 || failed > 0) }' target/test.log
+
+# The model-based property test of tests/properties.rs, with far more sequences than `make test`.
+PROPTEST_CASES ?= 200
+proptest: tools
+	PROPTEST_CASES=$(PROPTEST_CASES) cargo test --locked --test properties -- --nocapture
+
+# Each fuzz target for FUZZ_SECONDS, with libFuzzer through libfuzzer-sys (pinned by
+# fuzz/Cargo.lock) on the stable toolchain: the coverage instrumentation is plain -C flags, so
+# neither nightly nor cargo-fuzz is needed. The corpus grows in fuzz/corpus (not committed); a
+# crash stops the run and lands in fuzz/artifacts: copy it into fuzz/regressions/<target>/ and
+# `make test` replays it from then on.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := api_request s3_event
+FUZZ_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+  -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks
+fuzz:
+	cd fuzz && RUSTFLAGS="$(FUZZ_RUSTFLAGS)" cargo build --locked --release --target $(FUZZ_TRIPLE) --bins
+	for target in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$target fuzz/artifacts/$$target; \
+	  echo "fuzzing $$target for $(FUZZ_SECONDS) s"; \
+	  fuzz/target/$(FUZZ_TRIPLE)/release/$$target -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
+	    -artifact_prefix=fuzz/artifacts/$$target/ -print_final_stats=1 \
+	    fuzz/corpus/$$target fuzz/regressions/$$target; \
+	done
+
+# A bounded load test (2,000 mixed requests at concurrency 32) against the API as `make local`
+# runs it, started on ports of its own for the run and stopped afterwards. Loopback only.
+load: tools
+	scripts/load.sh

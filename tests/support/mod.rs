@@ -47,11 +47,22 @@ fn tool(variable: &str) -> PathBuf {
     path
 }
 
+/// A free loopback port, never one already handed to another stand-in of this test binary: the
+/// OS can give a just-released port out again, and two stand-ins of parallel tests then race
+/// for it, the loser's test talking to the winner's server.
 fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("no free loopback port")
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .expect("no free loopback port");
+        let mut handed_out = HANDED_OUT.lock().unwrap();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 fn wait_until_listening(child: &mut ChildGuard, port: u16, name: &str) {

@@ -1,0 +1,630 @@
+//! Injected backend faults at every call site: throttling, 5xx, access denied, timeouts and
+//! dropped connections from DynamoDB (PutItem, GetItem, Query, BatchGetItem, UpdateItem,
+//! DeleteItem) and S3 (HeadObject, DeleteObject). Transient faults are 503 `unavailable` with
+//! `Retry-After`, the others 500 `internal`; never a URL, and nothing after the failed call runs.
+//!
+//! The backends are a scripted fake that speaks the services' wire formats on a loopback port,
+//! so the SDK's own deserializers, retry classifiers and timeouts run exactly as against AWS.
+//! (aws-smithy-mocks' modeled errors skip the deserializer that sets the error code, and it can
+//! neither time out nor drop a connection.) The production retry policy applies: 3 attempts.
+//! Only the timeouts are shortened, so that a hang costs a second, not six.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::Credentials;
+use lambda_http::http::StatusCode;
+use presign_gate::domain::{ExpiryPolicy, UploadPolicy};
+use presign_gate::http::Api;
+use presign_gate::service::FileService;
+use presign_gate::storage::S3Bucket;
+use presign_gate::store::DynamoDbOwnershipStore;
+use serde_json::{Value, json};
+use support::{Answer, TestApi, http_api_event};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const TABLE: &str = "file-records";
+const ID: &str = "5104d741-d096-4f89-a36e-71bc29774738";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    Throttle,
+    ServerError,
+    Denied,
+    Timeout,
+    Reset,
+}
+
+impl Fault {
+    fn transient(self) -> bool {
+        self != Self::Denied
+    }
+}
+
+/// What the fake backend saw, in order: operation names.
+type Log = Arc<Mutex<Vec<String>>>;
+
+struct Script {
+    target: &'static str,
+    fault: Fault,
+    /// The record every successful read returns.
+    status: &'static str,
+}
+
+fn item(status: &str) -> Value {
+    json!({
+        "owner": {"S": "alice"},
+        "fileId": {"S": ID},
+        "objectKey": {"S": format!("users/alice/{ID}")},
+        "filename": {"S": "a.txt"},
+        "contentType": {"S": "text/plain"},
+        "size": {"N": "3"},
+        "status": {"S": status},
+        "createdAt": {"S": "2026-11-29T12:00:00Z"},
+    })
+}
+
+fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut text = format!("HTTP/1.1 {status} X\r\n");
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !headers.iter().any(|(name, _)| *name == "content-length") {
+        text.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    text.into_bytes()
+}
+
+/// The canned answer to `operation`, or the scripted fault; `None` means hang up.
+fn answer(script: &Script, operation: &str) -> Option<Vec<u8>> {
+    let dynamodb = !matches!(operation, "HeadObject" | "DeleteObject");
+    if operation == script.target {
+        let json_error = |status, kind: &str| {
+            let body = json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"), "message": "injected"});
+            response(
+                status,
+                &[("content-type", "application/x-amz-json-1.0")],
+                &body.to_string(),
+            )
+        };
+        let xml_error = |status, code: &str| {
+            // HEAD responses carry no body; the status alone must tell.
+            let body = if operation == "HeadObject" {
+                String::new()
+            } else {
+                format!("<Error><Code>{code}</Code><Message>injected</Message></Error>")
+            };
+            response(status, &[("content-type", "application/xml")], &body)
+        };
+        return match (script.fault, dynamodb) {
+            (Fault::Throttle, true) => Some(json_error(400, "ThrottlingException")),
+            (Fault::Throttle, false) => Some(xml_error(503, "SlowDown")),
+            (Fault::ServerError, true) => Some(json_error(500, "InternalServerError")),
+            (Fault::ServerError, false) => Some(xml_error(500, "InternalError")),
+            (Fault::Denied, true) => Some(json_error(400, "AccessDeniedException")),
+            (Fault::Denied, false) => Some(xml_error(403, "AccessDenied")),
+            (Fault::Timeout | Fault::Reset, _) => None,
+        };
+    }
+    let ok_json = |body: Value| {
+        response(
+            200,
+            &[("content-type", "application/x-amz-json-1.0")],
+            &body.to_string(),
+        )
+    };
+    Some(match operation {
+        "GetItem" => ok_json(json!({"Item": item(script.status)})),
+        "Query" => ok_json(json!({"Items": [item(script.status)], "Count": 1, "ScannedCount": 1})),
+        "BatchGetItem" => {
+            ok_json(json!({"Responses": {TABLE: [item(script.status)]}, "UnprocessedKeys": {}}))
+        }
+        "PutItem" | "UpdateItem" | "DeleteItem" => ok_json(json!({})),
+        "HeadObject" => response(
+            200,
+            &[
+                ("content-type", "text/plain"),
+                ("content-length", "3"),
+                ("etag", "\"900150983cd24fb0d6963f7d28e17f72\""),
+            ],
+            "",
+        ),
+        "DeleteObject" => response(204, &[("content-length", "0")], ""),
+        other => panic!("the fake backend got an unexpected {other}"),
+    })
+}
+
+async fn serve(mut stream: TcpStream, script: Arc<Script>, log: Log) {
+    let mut buffer = Vec::new();
+    loop {
+        // One request: headers, then a body of content-length bytes.
+        let header_end = loop {
+            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buffer[..header_end]).to_ascii_lowercase();
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+                .map(str::trim)
+                .map(str::to_owned)
+        };
+        let length: usize = header("content-length").map_or(0, |n| n.parse().unwrap());
+        while buffer.len() < header_end + length {
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buffer.drain(..header_end + length);
+        let operation = match header("x-amz-target") {
+            Some(target) => {
+                let op = target.rsplit('.').next().unwrap();
+                // Back to the API's spelling (the head was lowercased).
+                [
+                    "PutItem",
+                    "GetItem",
+                    "Query",
+                    "BatchGetItem",
+                    "UpdateItem",
+                    "DeleteItem",
+                ]
+                .into_iter()
+                .find(|name| name.eq_ignore_ascii_case(op))
+                .unwrap_or_else(|| panic!("unexpected DynamoDB operation {op}"))
+            }
+            None if head.starts_with("head ") => "HeadObject",
+            None if head.starts_with("delete ") => "DeleteObject",
+            None => panic!("unexpected S3 request {}", head.lines().next().unwrap()),
+        };
+        log.lock().unwrap().push(operation.to_owned());
+        match answer(&script, operation) {
+            Some(bytes) => {
+                if stream.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            None if script.fault == Fault::Timeout => {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                return;
+            }
+            None => return, // Reset: close without answering
+        }
+    }
+}
+
+async fn fake_backend(script: Script) -> (String, Log) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let log: Log = Arc::default();
+    let script = Arc::new(script);
+    let task_log = log.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream, script.clone(), task_log.clone()));
+        }
+    });
+    (endpoint, log)
+}
+
+async fn api_against(endpoint: &str) -> TestApi {
+    // The production loader (retries included), with timeouts cut short for the test.
+    let sdk = presign_gate::aws::config_loader()
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("k", "s", None, None, "tests"))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_millis(300))
+                .read_timeout(Duration::from_millis(300))
+                .operation_attempt_timeout(Duration::from_millis(300))
+                .operation_timeout(Duration::from_secs(3))
+                .build(),
+        )
+        .load()
+        .await;
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .endpoint_url(endpoint)
+            .build(),
+    );
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .build(),
+    );
+    TestApi(Api::new(
+        FileService::new(
+            DynamoDbOwnershipStore::new(dynamodb, TABLE),
+            S3Bucket::new(s3, "files"),
+            UploadPolicy::new(["text/plain"], 1024).unwrap(),
+            ExpiryPolicy::new(300, 900).unwrap(),
+        ),
+        None,
+    ))
+}
+
+/// The request that reaches `target`, the record status it needs, and the calls before it.
+fn scenario(
+    target: &str,
+) -> (
+    &'static str,
+    String,
+    Option<Value>,
+    &'static str,
+    Vec<&'static str>,
+) {
+    match target {
+        "PutItem" => (
+            "POST",
+            "/uploads".into(),
+            Some(json!({"filename": "a.txt", "contentType": "text/plain", "size": 3})),
+            "pending",
+            vec![],
+        ),
+        "GetItem" => (
+            "GET",
+            format!("/files/{ID}/download-url"),
+            None,
+            "available",
+            vec![],
+        ),
+        "Query" => ("GET", "/files".into(), None, "available", vec![]),
+        "BatchGetItem" => (
+            "POST",
+            "/files/download-urls".into(),
+            Some(json!({"ids": [ID]})),
+            "available",
+            vec![],
+        ),
+        "HeadObject" => (
+            "POST",
+            format!("/files/{ID}/complete"),
+            None,
+            "pending",
+            vec!["GetItem"],
+        ),
+        "UpdateItem" => (
+            "POST",
+            format!("/files/{ID}/complete"),
+            None,
+            "pending",
+            vec!["GetItem", "HeadObject"],
+        ),
+        "DeleteObject" => (
+            "DELETE",
+            format!("/files/{ID}"),
+            None,
+            "available",
+            vec!["GetItem"],
+        ),
+        "DeleteItem" => (
+            "DELETE",
+            format!("/files/{ID}"),
+            None,
+            "available",
+            vec!["GetItem", "DeleteObject"],
+        ),
+        other => panic!("{other}"),
+    }
+}
+
+const CALL_SITES: [&str; 8] = [
+    "PutItem",
+    "GetItem",
+    "Query",
+    "BatchGetItem",
+    "HeadObject",
+    "UpdateItem",
+    "DeleteObject",
+    "DeleteItem",
+];
+
+async fn run(target: &'static str, fault: Fault) -> (Answer, Vec<String>, Vec<&'static str>) {
+    let (method, path, body, status, before) = scenario(target);
+    let (endpoint, log) = fake_backend(Script {
+        target,
+        fault,
+        status,
+    })
+    .await;
+    let api = api_against(&endpoint).await;
+    let event = http_api_event(method, &path, Some("alice"), body.map(|b| b.to_string()));
+    let answer = tokio::time::timeout(Duration::from_secs(10), api.send_event(&event))
+        .await
+        .unwrap_or_else(|_| panic!("{target} {fault:?}: no answer within 10 s"));
+    let seen = log.lock().unwrap().clone();
+    (answer, seen, before)
+}
+
+#[tokio::test]
+async fn every_call_site_fails_closed_under_every_fault() {
+    for fault in [
+        Fault::Throttle,
+        Fault::ServerError,
+        Fault::Denied,
+        Fault::Timeout,
+        Fault::Reset,
+    ] {
+        for target in CALL_SITES {
+            let (answer, seen, before) = run(target, fault).await;
+            let what = format!("{target} {fault:?}: {answer:?}, calls {seen:?}");
+            let expected = if fault.transient() {
+                (503, "unavailable")
+            } else {
+                (500, "internal")
+            };
+            assert_eq!(
+                (answer.status.as_u16(), answer.error_code()),
+                expected,
+                "{what}"
+            );
+            if fault.transient() {
+                assert_eq!(answer.headers["retry-after"], "1", "{what}");
+            } else {
+                assert!(answer.headers.get("retry-after").is_none(), "{what}");
+            }
+            let text = answer.body.to_string();
+            assert!(
+                !text.contains("X-Amz-") && !text.contains("http"),
+                "no URL and no backend detail: {what}"
+            );
+            assert_eq!(
+                answer.body["error"]["message"],
+                if fault.transient() {
+                    "a backend is unavailable"
+                } else {
+                    "internal error"
+                },
+                "{what}"
+            );
+            // Everything before the failed call ran once; the failed call was tried by the
+            // SDK's retry policy (3 attempts when transient, once when not); nothing after it.
+            let attempts = if fault.transient() { 3 } else { 1 };
+            let mut expected_calls: Vec<String> = before.iter().map(|s| s.to_string()).collect();
+            expected_calls.extend(std::iter::repeat_n(target.to_owned(), attempts));
+            assert_eq!(seen, expected_calls, "{what}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_happy_path_of_the_fake_backend_issues_urls() {
+    // The same scripts with no fault reaching their target: proves the fake answers as the
+    // services do, so the failures above are the faults' doing.
+    for target in ["GetItem", "BatchGetItem"] {
+        let (endpoint, _) = fake_backend(Script {
+            target: "none",
+            fault: Fault::Throttle,
+            status: "available",
+        })
+        .await;
+        let api = api_against(&endpoint).await;
+        let (method, path, body, _, _) = scenario(target);
+        let answer = api.call(method, &path, Some("alice"), body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        assert!(answer.body.to_string().contains("X-Amz-Signature"));
+    }
+    let (endpoint, log) = fake_backend(Script {
+        target: "none",
+        fault: Fault::Throttle,
+        status: "pending",
+    })
+    .await;
+    let api = api_against(&endpoint).await;
+    let answer = api
+        .call(
+            "POST",
+            &format!("/files/{ID}/complete"),
+            Some("alice"),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec!["GetItem", "HeadObject", "UpdateItem"]
+    );
+}
+
+#[tokio::test]
+async fn batch_get_that_never_processes_its_keys_is_unavailable() {
+    // DynamoDB may answer 200 and leave every key unprocessed under load.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let calls = Arc::new(Mutex::new(0));
+    let counter = calls.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 65536];
+                while let Ok(n) = stream.read(&mut buffer).await {
+                    if n == 0 {
+                        return;
+                    }
+                    *counter.lock().unwrap() += 1;
+                    let keys = json!({"Keys": [{"owner": {"S": "alice"}, "fileId": {"S": ID}}], "ConsistentRead": true});
+                    let body = json!({"Responses": {TABLE: []}, "UnprocessedKeys": {TABLE: keys}});
+                    let bytes = response(
+                        200,
+                        &[("content-type", "application/x-amz-json-1.0")],
+                        &body.to_string(),
+                    );
+                    if stream.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let api = api_against(&endpoint).await;
+    let answer = api
+        .call(
+            "POST",
+            "/files/download-urls",
+            Some("alice"),
+            Some(json!({"ids": [ID]})),
+        )
+        .await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.error_code()),
+        (503, "unavailable"),
+        "{answer:?}"
+    );
+    assert!(answer.body.get("urls").is_none());
+    assert_eq!(
+        *calls.lock().unwrap(),
+        4,
+        "asked again with backoff, then gave up"
+    );
+}
+
+/// Pauses a stand-in with SIGSTOP; it resumes when this guard goes, whatever happens.
+struct Paused(u32);
+
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+impl Paused {
+    fn pause(child: &support::ChildGuard) -> Self {
+        signal(child.0.id(), "-STOP");
+        Self(child.0.id())
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        signal(self.0, "-CONT");
+    }
+}
+
+async fn within_10s(what: &str, future: impl std::future::Future<Output = Answer>) -> Answer {
+    tokio::time::timeout(Duration::from_secs(10), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within 10 s"))
+}
+
+/// `call` until it answers `status`, for up to 10 s: a resumed stand-in first works through
+/// the connections the paused period left behind.
+async fn until_status(api: &TestApi, method: &str, path: &str, status: u16) -> Answer {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = api.call(method, path, Some("alice"), None).await;
+        if answer.status.as_u16() == status || tokio::time::Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn listed_ids(answer: &Answer) -> std::collections::BTreeSet<String> {
+    answer.body["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn paused_stand_ins_are_503_within_10_s_and_nothing_is_lost() {
+    let standins = support::StandIns::start().await;
+    let api = standins.api();
+    let stored = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
+    assert_eq!(support::upload(&stored, b"abc").await.status(), 200);
+    let stored = stored["file"]["id"].as_str().unwrap().to_owned();
+    let complete = api
+        .call(
+            "POST",
+            &format!("/files/{stored}/complete"),
+            Some("alice"),
+            None,
+        )
+        .await;
+    assert_eq!(complete.status, StatusCode::OK);
+    let pending = api.reserve("alice", "b.txt", "text/plain", b"def").await;
+    assert_eq!(support::upload(&pending, b"def").await.status(), 200);
+    let pending = pending["file"]["id"].as_str().unwrap().to_owned();
+    let before = listed_ids(&api.call("GET", "/files", Some("alice"), None).await);
+    assert_eq!(before.len(), 2);
+
+    // DynamoDB paused: download-url is a clear 503, never a URL.
+    let download = format!("/files/{stored}/download-url");
+    {
+        let _paused = Paused::pause(&standins.dynamodb);
+        let answer = within_10s(
+            "download-url with DynamoDB paused",
+            api.call("GET", &download, Some("alice"), None),
+        )
+        .await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.error_code()),
+            (503, "unavailable"),
+            "{answer:?}"
+        );
+        assert_eq!(answer.headers["retry-after"], "1");
+        assert!(answer.body.get("url").is_none());
+    }
+    let answer = until_status(&api, "GET", &download, 200).await;
+    assert_eq!(answer.status, StatusCode::OK, "recovered: {answer:?}");
+    assert!(answer.body["url"].as_str().is_some());
+
+    // S3 paused during complete: 503, and the record stays pending rather than half-done.
+    let complete = format!("/files/{pending}/complete");
+    {
+        let _paused = Paused::pause(&standins.s3);
+        let answer = within_10s(
+            "complete with S3 paused",
+            api.call("POST", &complete, Some("alice"), None),
+        )
+        .await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.error_code()),
+            (503, "unavailable"),
+            "{answer:?}"
+        );
+        let record = api
+            .call("GET", &format!("/files/{pending}"), Some("alice"), None)
+            .await;
+        assert_eq!(record.body["file"]["status"], "pending", "{record:?}");
+    }
+    let answer = until_status(&api, "POST", &complete, 200).await;
+    assert_eq!(answer.status, StatusCode::OK, "recovered: {answer:?}");
+    assert_eq!(answer.body["file"]["status"], "available");
+
+    // Nothing reserved before the faults was lost, and both files download.
+    let after = listed_ids(&api.call("GET", "/files", Some("alice"), None).await);
+    assert_eq!(after, before);
+    for id in [&stored, &pending] {
+        let answer = api
+            .call(
+                "GET",
+                &format!("/files/{id}/download-url"),
+                Some("alice"),
+                None,
+            )
+            .await;
+        let url = answer.body["url"].as_str().expect("download url");
+        let response = support::http_client().get(url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+}
