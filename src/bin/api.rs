@@ -3,9 +3,9 @@
 
 use std::convert::Infallible;
 
-use lambda_http::{Error, Request, service_fn};
+use lambda_http::{Adapter, Error, Request, service_fn};
 use presign_gate::config::Config;
-use presign_gate::http::Api;
+use presign_gate::http::{Api, RejectUnparseable};
 use presign_gate::{aws, telemetry};
 
 #[tokio::main(flavor = "current_thread")]
@@ -20,9 +20,10 @@ async fn main() -> Result<(), Error> {
         );
     }
     let api = Api::new(aws::file_service(&config).await, config.dev_user_header);
-    let api = &api;
-    lambda_http::run(service_fn(move |request: Request| async move {
+    // The API lives as long as the process; a 'static borrow lets every request future own it.
+    let api: &'static Api<_, _> = Box::leak(Box::new(api));
+    let handler = service_fn(move |request: Request| async move {
         Ok::<_, Infallible>(api.handle(request).await)
-    }))
-    .await
+    });
+    lambda_runtime::run(RejectUnparseable(Adapter::from(handler))).await
 }

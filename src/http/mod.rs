@@ -3,6 +3,7 @@
 //! runtime's generic 500.
 
 mod identity;
+mod lambda;
 mod response;
 pub mod routes;
 
@@ -13,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::{Instrument, Span, field};
 
+pub use lambda::RejectUnparseable;
 pub use response::status_and_code;
 use response::{FileView, UrlView, error_response, json};
 use routes::Action;
