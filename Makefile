@@ -34,13 +34,24 @@ export S3S_FS_BIN MOTO_SERVER_BIN
 # cargo-lambda (and the zig it brings) come first on PATH.
 export PATH := $(LOCAL_VENV)/bin:$(PATH)
 
-.PHONY: help tools local test lint template-checks sam-build build deploy proptest fuzz load
+# `make bench` only: the seed's Python handler runs under awslambdaric and boto3, pinned here.
+BENCH_VENV := $(call venv,bench)
+BENCH_DIR := target/bench
+# Cold runs per function and measured warm invocations per round; `make bench COLD_RUNS=3` for a
+# quicker look. Criterion's per-benchmark times keep its part to about a minute.
+COLD_RUNS ?= 10
+WARM_INVOCATIONS ?= 1000
+CRITERION_ARGS ?= --warm-up-time 1 --measurement-time 3 --noplot
+
+.PHONY: help tools local test lint template-checks sam-build build deploy proptest fuzz load \
+  bench bench-micro bench-lambda bench-sizes
 
 help:
 	@echo "make local     run the API at http://127.0.0.1:9000 on S3 and DynamoDB stand-ins"
 	@echo "make test      formatting, lints, template checks, sam build, unit and integration tests (what CI runs)"
 	@echo "make build     the Lambda bootstrap zips under target/lambda/ and the sam build under .aws-sam/"
 	@echo "make deploy    sam build (arm64) and sam deploy --guided (set SAM_DEPLOY_FLAGS= to use samconfig.toml as is)"
+	@echo "make bench     micro-benchmarks, cold starts, warm CPU, memory and sizes (see BENCHMARKS.md)"
 	@echo "make proptest  the model-based property test with many more cases (PROPTEST_CASES)"
 	@echo "make fuzz      each fuzz target for FUZZ_SECONDS (60) on the stable toolchain"
 	@echo "make load      a bounded load test against the API, started on loopback for the run"
@@ -128,3 +139,33 @@ fuzz:
 # runs it, started on ports of its own for the run and stopped afterwards. Loopback only.
 load: tools
 	scripts/load.sh
+
+# Benchmarks: never part of `make test`. Figures, not pass/fail: see BENCHMARKS.md for a run.
+bench: bench-micro bench-lambda bench-sizes
+
+# Criterion: SDK presigning, and every route end to end through Api::handle with DynamoDB mocked.
+bench-micro:
+	cargo bench --locked -p presign-gate --bench presign --bench routes -- $(CRITERION_ARGS)
+
+# The release API (built alone, so no bench-only feature reaches it), the bench crate's hello
+# handlers and multi-thread API, and the seed's Python handler, all on the loopback Runtime API.
+bench-lambda: tools $(BENCH_VENV)/.installed
+	cargo build --locked --release -p presign-gate --bin api
+	cargo build --locked --release -p lambda-emulator
+	cargo build --locked --release -p lambda-emulator --features multi-thread --bin api-mt --bin hello-mt
+	target/release/lambda-emulator \
+	  --api target/release/api --api-mt target/release/api-mt \
+	  --hello target/release/hello --hello-mt target/release/hello-mt \
+	  --python $(BENCH_VENV)/bin/python --python-dir $(CURDIR)/bench/python \
+	  --moto $(MOTO_SERVER_BIN) --cold-runs $(COLD_RUNS) --warm-invocations $(WARM_INVOCATIONS)
+
+# The deployment artefact's size: the release `bootstrap` for the deployed arm64 (x86_64 only on a
+# machine that cannot build arm64, see scripts/lambda-arch.sh), zipped as Lambda takes it.
+bench-sizes: tools
+	arch=$$(scripts/lambda-arch.sh); \
+	cargo lambda build --release --locked --$${arch/_/-} --bin api; \
+	mkdir -p $(BENCH_DIR); \
+	cp target/lambda/api/bootstrap $(BENCH_DIR)/bootstrap; \
+	rm -f $(BENCH_DIR)/bootstrap.zip; \
+	(cd $(BENCH_DIR) && zip -q -9 -X bootstrap.zip bootstrap); \
+	echo "$$arch release bootstrap: $$(stat -c %s $(BENCH_DIR)/bootstrap) bytes; zip: $$(stat -c %s $(BENCH_DIR)/bootstrap.zip) bytes"

@@ -1,0 +1,112 @@
+//! Each API route end to end through `Api::handle`, as the Lambda runtime calls it: identity,
+//! routing, parsing, the store (DynamoDB answered by `aws-smithy-mocks`, so the SDK's request
+//! building, signing and response parsing all run), real presigning, the response and the audit
+//! log. The API Gateway event is parsed outside the timed part: that is the runtime's work.
+//! `make bench` runs it.
+
+#[path = "../tests/support/mocked.rs"]
+mod mocked;
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion};
+use mocked::{MockedApi, request, reservation};
+use serde_json::{Value, json};
+
+fn benches(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The audit log goes where the function's goes (stdout), but to a sink: its formatting is
+    // part of every request's cost.
+    let _log = tracing::subscriber::set_default(presign_gate::telemetry::subscriber(
+        std::io::sink,
+        Some("info"),
+    ));
+    let mocked = runtime.block_on(MockedApi::new());
+    let available = mocked.available[0];
+    let pending = mocked.pending;
+    let batch: Vec<String> = mocked.available.iter().map(ToString::to_string).collect();
+
+    let routes: Vec<(&str, &str, String, Option<Value>, u16)> = vec![
+        (
+            "POST /uploads",
+            "POST",
+            "/uploads".into(),
+            Some(reservation()),
+            201,
+        ),
+        (
+            "GET /files/{id}/download-url",
+            "GET",
+            format!("/files/{available}/download-url"),
+            None,
+            200,
+        ),
+        (
+            "POST /files/download-urls (10 ids)",
+            "POST",
+            "/files/download-urls".into(),
+            Some(json!({ "ids": batch })),
+            200,
+        ),
+        (
+            "POST /files/{id}/complete",
+            "POST",
+            format!("/files/{pending}/complete"),
+            None,
+            200,
+        ),
+        (
+            "GET /files/{id}",
+            "GET",
+            format!("/files/{available}"),
+            None,
+            200,
+        ),
+        ("GET /files", "GET", "/files?limit=50".into(), None, 200),
+        (
+            "DELETE /files/{id}",
+            "DELETE",
+            format!("/files/{available}"),
+            None,
+            204,
+        ),
+        (
+            "POST /uploads refused by validation",
+            "POST",
+            "/uploads".into(),
+            Some(
+                json!({ "filename": "x.exe", "contentType": "application/x-msdownload", "size": 1 }),
+            ),
+            400,
+        ),
+    ];
+
+    let mut group = c.benchmark_group("route");
+    for (name, method, path, body, status) in routes {
+        // Once outside the measurement: the route answers what it should.
+        let (answered, _) = runtime.block_on(mocked.call(request(method, &path, body.clone())));
+        assert_eq!(answered, status, "{name}");
+        group.bench_function(name, |b| {
+            b.to_async(&runtime).iter_batched(
+                || request(method, &path, body.clone()),
+                |request| async { black_box(mocked.api.handle(request).await) },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn main() {
+    // `cargo test --all-targets` runs bench targets without `--bench`: there they are only
+    // compiled, never run. `cargo bench` (and so `make bench`) passes `--bench`.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        return;
+    }
+    let mut criterion = Criterion::default().configure_from_args();
+    benches(&mut criterion);
+    criterion.final_summary();
+}

@@ -1,0 +1,321 @@
+//! The real handler with no network at all: DynamoDB and the S3 object calls (HeadObject,
+//! DeleteObject) answered by `aws-smithy-mocks` rules, presigning done for real by the SDK (it is
+//! local). The clients are built from the production loader (`aws::config_loader`, same timeouts
+//! and retries) with static credentials, and a counting interceptor records every request that
+//! would have gone on the wire. Shared by `tests/round_trips.rs` and the benchmarks in `benches/`.
+#![allow(dead_code)] // each user takes its own part
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
+use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_s3::config::Credentials;
+use aws_sdk_s3::operation::delete_object::DeleteObjectOutput;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use presign_gate::aws;
+use presign_gate::domain::{ExpiryPolicy, FileId, ObjectKey, OwnerId, UploadPolicy};
+use presign_gate::http::Api;
+use presign_gate::service::FileService;
+use presign_gate::storage::S3Bucket;
+use presign_gate::store::DynamoDbOwnershipStore;
+use serde_json::{Value, json};
+
+pub const OWNER: &str = "alice";
+pub const BUCKET: &str = "files";
+pub const TABLE: &str = "file-records";
+pub const SIZE: u64 = 52_133;
+pub const CONTENT_TYPE: &str = "image/png";
+/// How many available files the mocked table holds (and a batch asks for).
+pub const AVAILABLE: usize = 10;
+
+/// Requests sent over the (mock) HTTP client, by operation name: one per HTTP request, so a
+/// retry would count again. Counted after transmission, because presigning runs the same
+/// pipeline up to just before it (and sends nothing).
+#[derive(Clone, Debug, Default)]
+pub struct Requests(Arc<Mutex<HashMap<String, usize>>>);
+
+impl Requests {
+    pub fn total(&self) -> usize {
+        self.0.lock().unwrap().values().sum()
+    }
+
+    pub fn of(&self, operation: &str) -> usize {
+        self.0.lock().unwrap().get(operation).copied().unwrap_or(0)
+    }
+
+    pub fn reset(&self) {
+        self.0.lock().unwrap().clear();
+    }
+
+    pub fn snapshot(&self) -> HashMap<String, usize> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[derive(Debug)]
+struct CountRequests(Requests);
+
+impl Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+
+    fn read_after_transmit(
+        &self,
+        _context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let name = cfg
+            .load::<Metadata>()
+            .map_or("<unknown>", |metadata| metadata.name());
+        let mut counts = (self.0).0.lock().unwrap();
+        match counts.get_mut(name) {
+            Some(count) => *count += 1,
+            None => {
+                counts.insert(name.to_owned(), 1);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// A record as the DynamoDB adapter writes it.
+pub fn item(id: FileId, status: &str) -> HashMap<String, AttributeValue> {
+    let owner = OwnerId::parse(OWNER).unwrap();
+    let mut item = HashMap::from([
+        ("owner".to_owned(), s(OWNER)),
+        ("fileId".to_owned(), s(id.to_string())),
+        (
+            "objectKey".to_owned(),
+            s(ObjectKey::for_file(&owner, id).as_str()),
+        ),
+        ("filename".to_owned(), s("holiday photo.png")),
+        ("contentType".to_owned(), s(CONTENT_TYPE)),
+        ("size".to_owned(), AttributeValue::N(SIZE.to_string())),
+        ("status".to_owned(), s(status)),
+        ("createdAt".to_owned(), s("2026-11-29T12:00:00Z")),
+    ]);
+    if status == "available" {
+        item.insert("etag".to_owned(), s("\"etag\""));
+        item.insert("uploadedAt".to_owned(), s("2026-11-29T12:01:00Z"));
+    }
+    item
+}
+
+pub struct MockedApi {
+    pub api: Api<DynamoDbOwnershipStore, S3Bucket>,
+    pub dynamodb: Requests,
+    pub s3: Requests,
+    /// Confirmed files of `OWNER`.
+    pub available: Vec<FileId>,
+    /// A reservation of `OWNER` not yet confirmed (its object "exists" and matches).
+    pub pending: FileId,
+}
+
+/// The production loader with static credentials: `load` does no I/O.
+pub async fn sdk_config() -> SdkConfig {
+    aws::config_loader()
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            None,
+            None,
+            "mocked",
+        ))
+        .load()
+        .await
+}
+
+impl MockedApi {
+    pub async fn new() -> Self {
+        let available: Vec<FileId> = (0..AVAILABLE).map(|_| FileId::new_random()).collect();
+        let pending = FileId::new_random();
+        let records: Arc<HashMap<String, HashMap<String, AttributeValue>>> = Arc::new(
+            available
+                .iter()
+                .map(|id| (id.to_string(), item(*id, "available")))
+                .chain([(pending.to_string(), item(pending, "pending"))])
+                .collect(),
+        );
+        let lookup = {
+            let records = Arc::clone(&records);
+            move |key: Option<&HashMap<String, AttributeValue>>| {
+                let key = key?;
+                if key.get("owner")?.as_s().ok()? != OWNER {
+                    return None;
+                }
+                records.get(key.get("fileId")?.as_s().ok()?).cloned()
+            }
+        };
+
+        let get_item = {
+            let lookup = lookup.clone();
+            mock!(aws_sdk_dynamodb::Client::get_item).then_compute_output(move |input| {
+                GetItemOutput::builder()
+                    .set_item(lookup(input.key()))
+                    .build()
+            })
+        };
+        let batch_get_item = {
+            let lookup = lookup.clone();
+            mock!(aws_sdk_dynamodb::Client::batch_get_item).then_compute_output(move |input| {
+                let mut responses = HashMap::new();
+                for (table, keys) in input.request_items().into_iter().flatten() {
+                    let items = keys
+                        .keys()
+                        .iter()
+                        .filter_map(|key| lookup(Some(key)))
+                        .collect::<Vec<_>>();
+                    responses.insert(table.clone(), items);
+                }
+                BatchGetItemOutput::builder()
+                    .set_responses(Some(responses))
+                    .build()
+            })
+        };
+        let query = {
+            let records = Arc::clone(&records);
+            mock!(aws_sdk_dynamodb::Client::query).then_compute_output(move |_| {
+                let mut items: Vec<_> = records.values().cloned().collect();
+                items.sort_by(|a, b| a["fileId"].as_s().ok().cmp(&b["fileId"].as_s().ok()));
+                QueryOutput::builder().set_items(Some(items)).build()
+            })
+        };
+        let put_item = mock!(aws_sdk_dynamodb::Client::put_item)
+            .then_output(|| PutItemOutput::builder().build());
+        let update_item = mock!(aws_sdk_dynamodb::Client::update_item)
+            .then_output(|| UpdateItemOutput::builder().build());
+        let delete_item = mock!(aws_sdk_dynamodb::Client::delete_item)
+            .then_output(|| DeleteItemOutput::builder().build());
+        let dynamodb_rules: [&Rule; 6] = [
+            &get_item,
+            &batch_get_item,
+            &query,
+            &put_item,
+            &update_item,
+            &delete_item,
+        ];
+
+        let head_object = mock!(aws_sdk_s3::Client::head_object).then_output(|| {
+            HeadObjectOutput::builder()
+                .content_length(SIZE as i64)
+                .content_type(CONTENT_TYPE)
+                .e_tag("\"etag\"")
+                .build()
+        });
+        let delete_object = mock!(aws_sdk_s3::Client::delete_object)
+            .then_output(|| DeleteObjectOutput::builder().build());
+
+        let sdk = sdk_config().await;
+        let dynamodb = Requests::default();
+        let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for rule in dynamodb_rules {
+            mocks = mocks.with_rule(rule);
+        }
+        let dynamodb_client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .http_client(create_mock_http_client())
+                .interceptor(mocks)
+                .interceptor(CountRequests(dynamodb.clone()))
+                .build(),
+        );
+        let s3 = Requests::default();
+        // Presigning runs through the same client but stops before transmission: it needs no
+        // rule, and it is not counted.
+        let s3_client = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(false)
+                .http_client(create_mock_http_client())
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(&head_object)
+                        .with_rule(&delete_object)
+                        .allow_passthrough(),
+                )
+                .interceptor(CountRequests(s3.clone()))
+                .build(),
+        );
+        let files = FileService::new(
+            DynamoDbOwnershipStore::new(dynamodb_client, TABLE),
+            S3Bucket::new(s3_client, BUCKET),
+            UploadPolicy::new(["image/png", "text/plain", "application/pdf"], 1 << 30).unwrap(),
+            ExpiryPolicy::new(300, 900).unwrap(),
+        );
+        Self {
+            api: Api::new(files, None),
+            dynamodb,
+            s3,
+            available,
+            pending,
+        }
+    }
+
+    pub async fn call(&self, request: lambda_http::Request) -> (u16, Value) {
+        let response = self.api.handle(request).await;
+        let status = response.status().as_u16();
+        let body = match response.body() {
+            lambda_http::Body::Empty => Value::Null,
+            body => serde_json::from_slice(body.as_ref()).unwrap_or(Value::Null),
+        };
+        (status, body)
+    }
+}
+
+/// An API Gateway HTTP API (payload 2.0) request whose JWT authorizer verified `OWNER`, parsed
+/// exactly as the Lambda runtime would parse it.
+pub fn request(method: &str, path: &str, body: Option<Value>) -> lambda_http::Request {
+    let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
+    let event = json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": raw_path,
+        "rawQueryString": raw_query,
+        "headers": { "content-type": "application/json", "host": "api.example.com" },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "authorizer": { "jwt": { "claims": { "sub": OWNER }, "scopes": null } },
+            "domainName": "api.example.com",
+            "http": { "method": method, "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1", "userAgent": "bench" },
+            "requestId": "bench-request",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "29/Nov/2026:12:00:00 +0000",
+            "timeEpoch": 1_795_000_000_000u64,
+        },
+        "body": body.map(|b| b.to_string()),
+        "isBase64Encoded": false,
+    });
+    lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event")
+}
+
+/// The body of a small upload reservation.
+pub fn reservation() -> Value {
+    json!({
+        "filename": "cat.png",
+        "contentType": CONTENT_TYPE,
+        "size": SIZE,
+        "sha256": "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+    })
+}
