@@ -16,29 +16,6 @@ fn sha256_b64(bytes: &[u8]) -> String {
     BASE64.encode(Sha256::digest(bytes))
 }
 
-fn file_id(reservation: &Value) -> String {
-    reservation["file"]["id"]
-        .as_str()
-        .expect("file id")
-        .to_owned()
-}
-
-/// Reserves, uploads and confirms a file; returns its id.
-async fn stored_file(api: &TestApi, caller: &str, filename: &str, body: &[u8]) -> String {
-    let reservation = api.reserve(caller, filename, "text/plain", body).await;
-    let put = upload(&reservation, body).await;
-    assert_eq!(put.status(), 200, "{:?}", put.text().await);
-    let id = file_id(&reservation);
-    let complete = complete(api, caller, &id).await;
-    assert_eq!(complete.status, StatusCode::OK, "{complete:?}");
-    id
-}
-
-async fn complete(api: &TestApi, caller: &str, id: &str) -> Answer {
-    api.call("POST", &format!("/files/{id}/complete"), Some(caller), None)
-        .await
-}
-
 async fn download_url(api: &TestApi, caller: &str, id: &str, query: &str) -> Answer {
     api.call(
         "GET",
@@ -110,14 +87,7 @@ async fn upload_then_download_returns_the_same_bytes() {
 
     assert_eq!(upload(&reservation, &body).await.status(), 200);
     let id = file_id(&reservation);
-    let complete = api
-        .call(
-            "POST",
-            &format!("/files/{id}/complete"),
-            Some("alice"),
-            None,
-        )
-        .await;
+    let complete = api.complete("alice", &id).await;
     assert_eq!(complete.status, StatusCode::OK, "{complete:?}");
     assert_eq!(complete.body["file"]["status"], "available");
     assert_eq!(complete.body["file"]["size"], body.len());
@@ -134,7 +104,9 @@ async fn upload_then_download_returns_the_same_bytes() {
 async fn expires_at_is_the_true_end_of_validity() {
     let standins = StandIns::start().await;
     let api = standins.api();
-    let id = stored_file(&api, "alice", "a.txt", b"abc").await;
+    let id = api
+        .stored_file("alice", "a.txt", "text/plain", b"abc")
+        .await;
     let answer = download_url(&api, "alice", &id, "?expiresIn=42").await;
     let url = url_of(&answer);
     let signed_at = time::PrimitiveDateTime::parse(
@@ -156,7 +128,9 @@ async fn expires_at_is_the_true_end_of_validity() {
 async fn another_user_cannot_tell_a_foreign_file_from_a_missing_one() {
     let standins = StandIns::start().await;
     let api = standins.api();
-    let id = stored_file(&api, "alice", "secret.txt", b"alice's").await;
+    let id = api
+        .stored_file("alice", "secret.txt", "text/plain", b"alice's")
+        .await;
     let missing = "00000000-0000-4000-8000-000000000000";
     for path in [
         "/files/{id}/download-url",
@@ -189,8 +163,12 @@ async fn another_user_cannot_tell_a_foreign_file_from_a_missing_one() {
 async fn tampered_download_urls_are_refused_by_s3() {
     let standins = StandIns::start().await;
     let api = standins.api();
-    let id = stored_file(&api, "alice", "a.txt", b"alice's bytes").await;
-    let other = stored_file(&api, "bob", "b.txt", b"bob's bytes!!").await;
+    let id = api
+        .stored_file("alice", "a.txt", "text/plain", b"alice's bytes")
+        .await;
+    let other = api
+        .stored_file("bob", "b.txt", "text/plain", b"bob's bytes!!")
+        .await;
     let url = url_of(&download_url(&api, "alice", &id, "").await);
     assert_eq!(get(&url).await.status(), 200);
 
@@ -216,7 +194,9 @@ async fn tampered_download_urls_are_refused_by_s3() {
 async fn expired_urls_are_refused_by_s3() {
     let standins = StandIns::start().await;
     let api = standins.api();
-    let id = stored_file(&api, "alice", "a.txt", b"soon gone").await;
+    let id = api
+        .stored_file("alice", "a.txt", "text/plain", b"soon gone")
+        .await;
     let url = url_of(&download_url(&api, "alice", &id, "?expiresIn=1").await);
     let reservation = api
         .call(
@@ -278,14 +258,7 @@ async fn uploads_must_send_exactly_the_signed_headers() {
         .unwrap();
     assert_eq!(without_condition.status(), 403, "If-None-Match left out");
     let id = file_id(&reservation);
-    let complete = api
-        .call(
-            "POST",
-            &format!("/files/{id}/complete"),
-            Some("alice"),
-            None,
-        )
-        .await;
+    let complete = api.complete("alice", &id).await;
     assert_eq!(
         complete.error_code(),
         "upload_missing",
@@ -315,7 +288,7 @@ async fn a_same_length_body_with_another_checksum_is_refused() {
     // attributes, which the confirmation then rejects and deletes: either way the forged bytes
     // never become a downloadable file.
     let id = file_id(&reservation);
-    let complete = complete(&api, "alice", &id).await;
+    let complete = api.complete("alice", &id).await;
     assert!(
         ["upload_missing", "upload_rejected"].contains(&complete.error_code()),
         "{complete:?}"
@@ -334,13 +307,7 @@ async fn an_upload_url_cannot_overwrite() {
     assert_eq!(upload(&reservation, b"first").await.status(), 200);
     assert_eq!(upload(&reservation, b"again").await.status(), 412);
     let id = file_id(&reservation);
-    api.call(
-        "POST",
-        &format!("/files/{id}/complete"),
-        Some("alice"),
-        None,
-    )
-    .await;
+    api.complete("alice", &id).await;
     let url = url_of(&download_url(&api, "alice", &id, "").await);
     assert_eq!(get(&url).await.bytes().await.unwrap().as_ref(), b"first");
 }
@@ -349,7 +316,9 @@ async fn an_upload_url_cannot_overwrite() {
 async fn non_ascii_filenames_get_an_rfc5987_disposition() {
     let standins = StandIns::start().await;
     let api = standins.api();
-    let id = stored_file(&api, "alice", "résumé 2026.txt", b"cv").await;
+    let id = api
+        .stored_file("alice", "résumé 2026.txt", "text/plain", b"cv")
+        .await;
     let url = url_of(&download_url(&api, "alice", &id, "").await);
     assert_eq!(
         query_param(&url, "response-content-disposition"),
@@ -378,15 +347,15 @@ async fn a_record_becomes_downloadable_only_once_confirmed() {
         (StatusCode::CONFLICT, "not_ready")
     );
     assert!(early.body.get("url").is_none());
-    let missing = complete(&api, "alice", &id).await;
+    let missing = api.complete("alice", &id).await;
     assert_eq!(
         (missing.status, missing.error_code()),
         (StatusCode::CONFLICT, "upload_missing")
     );
 
     upload(&reservation, b"abc").await;
-    let first = complete(&api, "alice", &id).await;
-    let again = complete(&api, "alice", &id).await;
+    let first = api.complete("alice", &id).await;
+    let again = api.complete("alice", &id).await;
     assert_eq!(first.status, StatusCode::OK);
     assert_eq!(first.body, again.body, "complete is idempotent");
     let file = api
@@ -412,14 +381,7 @@ async fn an_object_that_does_not_match_its_reservation_is_rejected_and_deleted()
         .send()
         .await
         .unwrap();
-    let complete = api
-        .call(
-            "POST",
-            &format!("/files/{id}/complete"),
-            Some("alice"),
-            None,
-        )
-        .await;
+    let complete = api.complete("alice", &id).await;
     assert_eq!(
         (complete.status, complete.error_code()),
         (StatusCode::UNPROCESSABLE_ENTITY, "upload_rejected")
@@ -445,7 +407,9 @@ async fn an_object_that_does_not_match_its_reservation_is_rejected_and_deleted()
 async fn every_bad_request_gets_its_documented_code() {
     let standins = StandIns::start().await;
     let api = standins.api();
-    let id = stored_file(&api, "alice", "a.txt", b"abc").await;
+    let id = api
+        .stored_file("alice", "a.txt", "text/plain", b"abc")
+        .await;
     let upload_body = |patch: Value| {
         let mut body = json!({"filename": "a.txt", "contentType": "text/plain", "size": 3});
         for (key, value) in patch.as_object().unwrap() {
@@ -672,7 +636,9 @@ async fn download_url_anonymous(api: &TestApi, id: &str) -> Answer {
 async fn identity_comes_only_from_the_authorizer() {
     let standins = StandIns::start().await;
     let api = standins.api();
-    let id = stored_file(&api, "alice", "a.txt", b"abc").await;
+    let id = api
+        .stored_file("alice", "a.txt", "text/plain", b"abc")
+        .await;
     let path = format!("/files/{id}/download-url");
 
     // A dev header is meaningless unless DEV_USER_HEADER configured it.
@@ -715,7 +681,9 @@ async fn identity_comes_only_from_the_authorizer() {
 async fn backend_failures_fail_closed_with_the_right_status() {
     let mut standins = StandIns::start().await;
     let api = standins.api();
-    let id = stored_file(&api, "alice", "a.txt", b"abc").await;
+    let id = api
+        .stored_file("alice", "a.txt", "text/plain", b"abc")
+        .await;
 
     // A table that does not exist is a configuration fault: 500, and no internals in the body.
     let misconfigured = TestApi(presign_gate::http::Api::new(
@@ -767,10 +735,14 @@ async fn backend_failures_fail_closed_with_the_right_status() {
 async fn batch_download_urls_answer_each_id_like_the_single_route() {
     let standins = StandIns::start().await;
     let api = standins.api();
-    let first = stored_file(&api, "alice", "1.txt", b"one").await;
-    let second = stored_file(&api, "alice", "2.txt", b"two").await;
+    let first = api
+        .stored_file("alice", "1.txt", "text/plain", b"one")
+        .await;
+    let second = api
+        .stored_file("alice", "2.txt", "text/plain", b"two")
+        .await;
     let pending = file_id(&api.reserve("alice", "3.txt", "text/plain", b"three").await);
-    let bobs = stored_file(&api, "bob", "b.txt", b"bob").await;
+    let bobs = api.stored_file("bob", "b.txt", "text/plain", b"bob").await;
     let missing = "00000000-0000-4000-8000-000000000000";
     let ids = json!([first, second, pending, bobs, missing, "not-an-id", first]);
     let answer = api

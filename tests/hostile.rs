@@ -10,15 +10,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lambda_http::http::StatusCode;
 use presign_gate::domain::{ExpiryPolicy, UploadPolicy};
 use presign_gate::http::MAX_BODY_BYTES;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::*;
-
-fn file_id(reservation: &Value) -> String {
-    reservation["file"]["id"]
-        .as_str()
-        .expect("file id")
-        .to_owned()
-}
 
 /// One query parameter of a URL, percent-decoded.
 fn query_param(url: &str, name: &str) -> Option<String> {
@@ -45,18 +38,6 @@ fn assert_4xx(answer: &Answer, what: &str) {
             .is_some_and(|m| !m.is_empty()),
         "{what}: {answer:?}"
     );
-}
-
-async fn stored_file(api: &TestApi, caller: &str, filename: &str, content_type: &str) -> String {
-    let body = b"<b>x</b>";
-    let reservation = api.reserve(caller, filename, content_type, body).await;
-    assert_eq!(upload(&reservation, body).await.status(), 200);
-    let id = file_id(&reservation);
-    let complete = api
-        .call("POST", &format!("/files/{id}/complete"), Some(caller), None)
-        .await;
-    assert_eq!(complete.status, StatusCode::OK, "{complete:?}");
-    id
 }
 
 #[tokio::test]
@@ -208,13 +189,7 @@ async fn unicode_filenames_are_kept_exactly_or_refused() {
         assert_eq!(answer.body["file"]["filename"], json!(name), "kept exactly");
         let id = file_id(&answer.body);
         assert_eq!(upload(&answer.body, b"abc").await.status(), 200);
-        api.call(
-            "POST",
-            &format!("/files/{id}/complete"),
-            Some("alice"),
-            None,
-        )
-        .await;
+        api.complete("alice", &id).await;
         let download = api
             .call(
                 "GET",
@@ -284,8 +259,12 @@ async fn unicode_filenames_are_kept_exactly_or_refused() {
 async fn encoded_and_forged_ids_and_paging_input_are_clear_4xx() {
     let standins = StandIns::start().await;
     let api = standins.api();
-    let id = stored_file(&api, "alice", "a.txt", "text/plain").await;
-    let bobs = stored_file(&api, "bob", "b.txt", "text/plain").await;
+    let id = api
+        .stored_file("alice", "a.txt", "text/plain", b"<b>x</b>")
+        .await;
+    let bobs = api
+        .stored_file("bob", "b.txt", "text/plain", b"<b>x</b>")
+        .await;
     let encoded_hyphens = id.replace('-', "%2D");
     let double_encoded = id.replace('-', "%252D");
     let ids = [
@@ -449,12 +428,14 @@ async fn active_content_is_never_served_inline_even_when_uploads_allow_it() {
         UploadPolicy::new(active.iter().copied().chain(["image/png"]), 1024).unwrap(),
         ExpiryPolicy::new(300, 900).unwrap(),
     );
-    let png = stored_file(&api, "alice", "a.png", "image/png").await;
+    let png = api
+        .stored_file("alice", "a.png", "image/png", b"<b>x</b>")
+        .await;
     let mut ids = Vec::new();
     for content_type in active {
         // Odd casing and parameters canonicalise to the same, still active, type.
         let given = format!("{}; charset=utf-8", content_type.to_uppercase());
-        let id = stored_file(&api, "alice", "evil", &given).await;
+        let id = api.stored_file("alice", "evil", &given, b"<b>x</b>").await;
         let default = api
             .call(
                 "GET",

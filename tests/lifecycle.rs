@@ -7,15 +7,8 @@ use std::collections::BTreeSet;
 
 use lambda_http::http::StatusCode;
 use presign_gate::events::handle_s3_event;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::*;
-
-fn file_id(reservation: &Value) -> String {
-    reservation["file"]["id"]
-        .as_str()
-        .expect("file id")
-        .to_owned()
-}
 
 async fn file(api: &TestApi, caller: &str, id: &str) -> Answer {
     api.call("GET", &format!("/files/{id}"), Some(caller), None)
@@ -75,9 +68,7 @@ async fn an_s3_event_confirms_an_upload_and_a_duplicate_changes_nothing() {
         confirmed.body,
         "a duplicate is a no-op"
     );
-    let complete = api
-        .call("POST", &format!("/files/{id}/complete"), Some(owner), None)
-        .await;
+    let complete = api.complete(owner, &id).await;
     assert_eq!(complete.body, confirmed.body, "and complete agrees");
 }
 
@@ -109,14 +100,7 @@ async fn a_mismatched_object_is_rejected_and_deleted_by_the_event() {
         !object_exists(&standins, &key).await,
         "the object is deleted"
     );
-    let complete = api
-        .call(
-            "POST",
-            &format!("/files/{id}/complete"),
-            Some("alice"),
-            None,
-        )
-        .await;
+    let complete = api.complete("alice", &id).await;
     assert_eq!(complete.error_code(), "upload_rejected");
 }
 
@@ -148,13 +132,7 @@ async fn object_removed_takes_the_record_with_it() {
     let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
     upload(&reservation, b"abc").await;
     let id = file_id(&reservation);
-    api.call(
-        "POST",
-        &format!("/files/{id}/complete"),
-        Some("alice"),
-        None,
-    )
-    .await;
+    api.complete("alice", &id).await;
     let key = format!("users/alice/{id}");
     standins
         .s3_client()
@@ -275,13 +253,7 @@ async fn delete_removes_object_and_record_once() {
     let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
     upload(&reservation, b"abc").await;
     let id = file_id(&reservation);
-    api.call(
-        "POST",
-        &format!("/files/{id}/complete"),
-        Some("alice"),
-        None,
-    )
-    .await;
+    api.complete("alice", &id).await;
     let path = format!("/files/{id}");
 
     let by_bob = api.call("DELETE", &path, Some("bob"), None).await;
@@ -312,13 +284,7 @@ async fn a_failing_record_fails_alone_and_is_reported() {
     let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
     upload(&reservation, b"abc").await;
     let id = file_id(&reservation);
-    api.call(
-        "POST",
-        &format!("/files/{id}/complete"),
-        Some("alice"),
-        None,
-    )
-    .await;
+    api.complete("alice", &id).await;
 
     // Two records in one event: removing a confirmed file's record needs only DynamoDB, deleting
     // an unreserved object needs S3, which is down.

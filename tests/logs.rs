@@ -41,14 +41,7 @@ async fn logs_hold_an_audit_trail_and_no_secrets() {
     issued.push(reservation["upload"]["url"].as_str().unwrap().to_owned());
     assert_eq!(upload(&reservation, b"abc").await.status(), 200);
     let id = reservation["file"]["id"].as_str().unwrap().to_owned();
-    let complete = api
-        .call(
-            "POST",
-            &format!("/files/{id}/complete"),
-            Some("alice"),
-            None,
-        )
-        .await;
+    let complete = api.complete("alice", &id).await;
     assert_eq!(complete.status, StatusCode::OK);
     let download = api
         .call(

@@ -253,6 +253,29 @@ impl TestApi {
             .await
     }
 
+    /// `POST /files/{id}/complete` as `caller`.
+    pub async fn complete(&self, caller: &str, id: &str) -> Answer {
+        self.call("POST", &format!("/files/{id}/complete"), Some(caller), None)
+            .await
+    }
+
+    /// Reserves, uploads through the presigned URL and confirms a file; returns its id.
+    pub async fn stored_file(
+        &self,
+        caller: &str,
+        filename: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> String {
+        let reservation = self.reserve(caller, filename, content_type, body).await;
+        let put = upload(&reservation, body).await;
+        assert_eq!(put.status(), 200, "{:?}", put.text().await);
+        let id = file_id(&reservation);
+        let complete = self.complete(caller, &id).await;
+        assert_eq!(complete.status, StatusCode::OK, "{complete:?}");
+        id
+    }
+
     /// Reserves an upload and returns the 201 answer's body.
     pub async fn reserve(
         &self,
@@ -272,6 +295,14 @@ impl TestApi {
         assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
         answer.body
     }
+}
+
+/// The file id of a `POST /uploads` answer.
+pub fn file_id(reservation: &Value) -> String {
+    reservation["file"]["id"]
+        .as_str()
+        .expect("file id")
+        .to_owned()
 }
 
 pub fn http_api_event(
