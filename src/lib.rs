@@ -8,6 +8,7 @@
 pub mod aws;
 pub mod config;
 pub mod domain;
+pub mod entry;
 pub mod error;
 pub mod events;
 pub mod http;

@@ -1,29 +1,7 @@
-//! The API function: wires configuration and AWS clients together once, at cold start, and hands
-//! every request to the library.
-
-use std::convert::Infallible;
-
-use lambda_http::{Adapter, Error, Request, service_fn};
-use presign_gate::config::Config;
-use presign_gate::http::{Api, RejectUnparseable};
-use presign_gate::{aws, telemetry};
+//! The API function. Single-threaded tokio: measured cheaper per invocation than the multi-thread
+//! runtime (BENCHMARKS.md), and a Lambda environment handles one request at a time.
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let config = Config::from_env().inspect_err(|e| tracing::error!("{e}"))?;
-    if let Some(header) = &config.dev_user_header {
-        tracing::warn!(
-            header = header.as_str(),
-            "DEV_USER_HEADER is set: any caller can claim any identity with this header. \
-             This is for local development only and must never be deployed."
-        );
-    }
-    let api = Api::new(aws::file_service(&config).await, config.dev_user_header);
-    // The API lives as long as the process; a 'static borrow lets every request future own it.
-    let api: &'static Api<_, _> = Box::leak(Box::new(api));
-    let handler = service_fn(move |request: Request| async move {
-        Ok::<_, Infallible>(api.handle(request).await)
-    });
-    lambda_runtime::run(RejectUnparseable(Adapter::from(handler))).await
+async fn main() -> Result<(), lambda_http::Error> {
+    presign_gate::entry::run_api().await
 }
