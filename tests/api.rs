@@ -16,16 +16,6 @@ fn sha256_b64(bytes: &[u8]) -> String {
     BASE64.encode(Sha256::digest(bytes))
 }
 
-async fn download_url(api: &TestApi, caller: &str, id: &str, query: &str) -> Answer {
-    api.call(
-        "GET",
-        &format!("/files/{id}/download-url{query}"),
-        Some(caller),
-        None,
-    )
-    .await
-}
-
 fn url_of(answer: &Answer) -> String {
     answer.body["url"].as_str().expect("a url").to_owned()
 }
@@ -92,7 +82,7 @@ async fn upload_then_download_returns_the_same_bytes() {
     assert_eq!(complete.body["file"]["status"], "available");
     assert_eq!(complete.body["file"]["size"], body.len());
 
-    let answer = download_url(&api, "alice", &id, "").await;
+    let answer = api.download_url("alice", &id, "").await;
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
     assert_eq!(answer.body["method"], "GET");
     let response = get(&url_of(&answer)).await;
@@ -107,7 +97,7 @@ async fn expires_at_is_the_true_end_of_validity() {
     let id = api
         .stored_file("alice", "a.txt", "text/plain", b"abc")
         .await;
-    let answer = download_url(&api, "alice", &id, "?expiresIn=42").await;
+    let answer = api.download_url("alice", &id, "?expiresIn=42").await;
     let url = url_of(&answer);
     let signed_at = time::PrimitiveDateTime::parse(
         &query_param(&url, "X-Amz-Date"),
@@ -154,7 +144,7 @@ async fn another_user_cannot_tell_a_foreign_file_from_a_missing_one() {
     }
     // And the owner still can.
     assert_eq!(
-        download_url(&api, "alice", &id, "").await.status,
+        api.download_url("alice", &id, "").await.status,
         StatusCode::OK
     );
 }
@@ -169,7 +159,7 @@ async fn tampered_download_urls_are_refused_by_s3() {
     let other = api
         .stored_file("bob", "b.txt", "text/plain", b"bob's bytes!!")
         .await;
-    let url = url_of(&download_url(&api, "alice", &id, "").await);
+    let url = url_of(&api.download_url("alice", &id, "").await);
     assert_eq!(get(&url).await.status(), 200);
 
     let signature = query_param(&url, "X-Amz-Signature");
@@ -197,7 +187,7 @@ async fn expired_urls_are_refused_by_s3() {
     let id = api
         .stored_file("alice", "a.txt", "text/plain", b"soon gone")
         .await;
-    let url = url_of(&download_url(&api, "alice", &id, "?expiresIn=1").await);
+    let url = url_of(&api.download_url("alice", &id, "?expiresIn=1").await);
     let reservation = api
         .call(
             "POST",
@@ -294,7 +284,7 @@ async fn a_same_length_body_with_another_checksum_is_refused() {
         "{complete:?}"
     );
     assert_eq!(
-        download_url(&api, "alice", &id, "").await.error_code(),
+        api.download_url("alice", &id, "").await.error_code(),
         "not_ready"
     );
 }
@@ -308,7 +298,7 @@ async fn an_upload_url_cannot_overwrite() {
     assert_eq!(upload(&reservation, b"again").await.status(), 412);
     let id = file_id(&reservation);
     api.complete("alice", &id).await;
-    let url = url_of(&download_url(&api, "alice", &id, "").await);
+    let url = url_of(&api.download_url("alice", &id, "").await);
     assert_eq!(get(&url).await.bytes().await.unwrap().as_ref(), b"first");
 }
 
@@ -319,7 +309,7 @@ async fn non_ascii_filenames_get_an_rfc5987_disposition() {
     let id = api
         .stored_file("alice", "résumé 2026.txt", "text/plain", b"cv")
         .await;
-    let url = url_of(&download_url(&api, "alice", &id, "").await);
+    let url = url_of(&api.download_url("alice", &id, "").await);
     assert_eq!(
         query_param(&url, "response-content-disposition"),
         "attachment; filename=\"r_sum_ 2026.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9%202026.txt"
@@ -331,7 +321,7 @@ async fn non_ascii_filenames_get_an_rfc5987_disposition() {
         "the disposition is part of the signature"
     );
 
-    let inline = url_of(&download_url(&api, "alice", &id, "?disposition=inline").await);
+    let inline = url_of(&api.download_url("alice", &id, "?disposition=inline").await);
     assert!(query_param(&inline, "response-content-disposition").starts_with("inline; "));
 }
 
@@ -341,7 +331,7 @@ async fn a_record_becomes_downloadable_only_once_confirmed() {
     let api = standins.api();
     let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
     let id = file_id(&reservation);
-    let early = download_url(&api, "alice", &id, "").await;
+    let early = api.download_url("alice", &id, "").await;
     assert_eq!(
         (early.status, early.error_code()),
         (StatusCode::CONFLICT, "not_ready")
@@ -399,7 +389,7 @@ async fn an_object_that_does_not_match_its_reservation_is_rejected_and_deleted()
         .call("GET", &format!("/files/{id}"), Some("alice"), None)
         .await;
     assert_eq!(file.body["file"]["status"], "rejected");
-    let download = download_url(&api, "alice", &id, "").await;
+    let download = api.download_url("alice", &id, "").await;
     assert_eq!(download.error_code(), "not_ready");
 }
 
@@ -578,7 +568,7 @@ async fn every_bad_request_gets_its_documented_code() {
         ("?expiresIn=900&disposition=inline", 200, ""),
     ];
     for (query, status, code) in queries {
-        let answer = download_url(&api, "alice", &id, query).await;
+        let answer = api.download_url("alice", &id, query).await;
         let got = (
             answer.status.as_u16(),
             if status == 200 {
@@ -597,7 +587,7 @@ async fn every_bad_request_gets_its_documented_code() {
         &format!("{id}%00"),
     ];
     for bad in malformed_ids {
-        let answer = download_url(&api, "alice", bad, "").await;
+        let answer = api.download_url("alice", bad, "").await;
         assert_eq!(
             (answer.status.as_u16(), answer.error_code()),
             (404, "not_found"),
@@ -698,7 +688,7 @@ async fn backend_failures_fail_closed_with_the_right_status() {
         ),
         None,
     ));
-    let answer = download_url(&misconfigured, "alice", &id, "").await;
+    let answer = misconfigured.download_url("alice", &id, "").await;
     assert_eq!(
         (answer.status.as_u16(), answer.error_code()),
         (500, "internal"),
@@ -713,12 +703,9 @@ async fn backend_failures_fail_closed_with_the_right_status() {
     // DynamoDB unreachable: 503 with Retry-After, within the bound, and never a URL.
     standins.dynamodb.0.kill().unwrap();
     standins.dynamodb.0.wait().unwrap();
-    let answer = tokio::time::timeout(
-        Duration::from_secs(10),
-        download_url(&api, "alice", &id, ""),
-    )
-    .await
-    .expect("a dead backend is reported within 10 s");
+    let answer = tokio::time::timeout(Duration::from_secs(10), api.download_url("alice", &id, ""))
+        .await
+        .expect("a dead backend is reported within 10 s");
     assert_eq!(
         (answer.status.as_u16(), answer.error_code()),
         (503, "unavailable"),

@@ -615,14 +615,7 @@ async fn paused_stand_ins_are_503_within_10_s_and_nothing_is_lost() {
     let after = listed_ids(&api.call("GET", "/files", Some("alice"), None).await);
     assert_eq!(after, before);
     for id in [&stored, &pending] {
-        let answer = api
-            .call(
-                "GET",
-                &format!("/files/{id}/download-url"),
-                Some("alice"),
-                None,
-            )
-            .await;
+        let answer = api.download_url("alice", id, "").await;
         let url = answer.body["url"].as_str().expect("download url");
         let response = support::http_client().get(url).send().await.unwrap();
         assert_eq!(response.status(), 200);

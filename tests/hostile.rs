@@ -190,14 +190,7 @@ async fn unicode_filenames_are_kept_exactly_or_refused() {
         let id = file_id(&answer.body);
         assert_eq!(upload(&answer.body, b"abc").await.status(), 200);
         api.complete("alice", &id).await;
-        let download = api
-            .call(
-                "GET",
-                &format!("/files/{id}/download-url"),
-                Some("alice"),
-                None,
-            )
-            .await;
+        let download = api.download_url("alice", &id, "").await;
         let url = download.body["url"].as_str().expect("download url");
         let disposition = query_param(url, "response-content-disposition").unwrap();
         assert!(
@@ -436,14 +429,7 @@ async fn active_content_is_never_served_inline_even_when_uploads_allow_it() {
         // Odd casing and parameters canonicalise to the same, still active, type.
         let given = format!("{}; charset=utf-8", content_type.to_uppercase());
         let id = api.stored_file("alice", "evil", &given, b"<b>x</b>").await;
-        let default = api
-            .call(
-                "GET",
-                &format!("/files/{id}/download-url"),
-                Some("alice"),
-                None,
-            )
-            .await;
+        let default = api.download_url("alice", &id, "").await;
         assert_eq!(default.status, StatusCode::OK, "{default:?}");
         let url = default.body["url"].as_str().unwrap();
         assert_eq!(
@@ -464,14 +450,7 @@ async fn active_content_is_never_served_inline_even_when_uploads_allow_it() {
             "{content_type}"
         );
         for query in ["?disposition=inline", "?disposition=inline&expiresIn=60"] {
-            let inline = api
-                .call(
-                    "GET",
-                    &format!("/files/{id}/download-url{query}"),
-                    Some("alice"),
-                    None,
-                )
-                .await;
+            let inline = api.download_url("alice", &id, query).await;
             assert_eq!(
                 (inline.status.as_u16(), inline.error_code()),
                 (400, "invalid_request"),

@@ -52,14 +52,7 @@ async fn an_s3_event_confirms_an_upload_and_a_duplicate_changes_nothing() {
         confirmed.body["file"]["status"], "available",
         "{confirmed:?}"
     );
-    let download = api
-        .call(
-            "GET",
-            &format!("/files/{id}/download-url"),
-            Some(owner),
-            None,
-        )
-        .await;
+    let download = api.download_url(owner, &id, "").await;
     assert_eq!(download.status, StatusCode::OK);
 
     handle_s3_event(&standins.files(), event).await.unwrap();

@@ -43,23 +43,9 @@ async fn logs_hold_an_audit_trail_and_no_secrets() {
     let id = reservation["file"]["id"].as_str().unwrap().to_owned();
     let complete = api.complete("alice", &id).await;
     assert_eq!(complete.status, StatusCode::OK);
-    let download = api
-        .call(
-            "GET",
-            &format!("/files/{id}/download-url"),
-            Some("alice"),
-            None,
-        )
-        .await;
+    let download = api.download_url("alice", &id, "").await;
     issued.push(download.body["url"].as_str().unwrap().to_owned());
-    let refused = api
-        .call(
-            "GET",
-            &format!("/files/{id}/download-url"),
-            Some("bob"),
-            None,
-        )
-        .await;
+    let refused = api.download_url("bob", &id, "").await;
     assert_eq!(refused.status, StatusCode::NOT_FOUND);
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

@@ -259,6 +259,12 @@ impl TestApi {
             .await
     }
 
+    /// `GET /files/{id}/download-url{query}` as `caller` (`query` empty or starting with `?`).
+    pub async fn download_url(&self, caller: &str, id: &str, query: &str) -> Answer {
+        let path = format!("/files/{id}/download-url{query}");
+        self.call("GET", &path, Some(caller), None).await
+    }
+
     /// Reserves, uploads through the presigned URL and confirms a file; returns its id.
     pub async fn stored_file(
         &self,
