@@ -10,7 +10,7 @@ use presign_gate::store::DynamoDbOwnershipStore;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env()?;
-    let sdk = aws::lambda_sdk_config(config.region.clone()).await;
+    let sdk = aws::lambda_sdk_config(&config).await;
     let s3 = aws::s3_client(&sdk, config.force_path_style);
     if s3
         .head_bucket()

@@ -7,12 +7,14 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::config::Config;
+use crate::config::{Config, TrustRoots};
 use crate::error::AppError;
 use crate::service::FileService;
 use crate::storage::S3Bucket;
@@ -37,10 +39,45 @@ fn retries() -> RetryConfig {
         .with_max_backoff(Duration::from_millis(500))
 }
 
-/// The loader every client starts from, with timeouts and retries already bounded. Callers add
-/// region and credentials: the Lambda entry points from the environment, tests explicitly.
+/// The roots of Amazon Trust Services, which issues the certificates of every AWS endpoint this
+/// function calls.
+const AMAZON_TRUST_SERVICES_ROOTS: &[u8] = include_bytes!("amazon-trust-services.pem");
+
+/// The HTTPS client of every SDK client, trusting `roots`.
+///
+/// With the SDK's default, building the first client reads the system's whole certificate store
+/// (every file in the certificate directories, ~150 certificates), which was most of this
+/// function's cold start beyond a bare handler's. The five Amazon Trust Services roots are all an
+/// AWS endpoint needs, are parsed in microseconds, and trust no other authority.
+pub fn https_client(roots: TrustRoots) -> SharedHttpClient {
+    let trust_store = match roots {
+        TrustRoots::AmazonTrustServices => {
+            TrustStore::empty().with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS)
+        }
+        TrustRoots::System => TrustStore::default(),
+    };
+    // `build` only stores what it is given and cannot fail; were that to change, the SDK's default
+    // context (the system's roots) is still a safe one.
+    let tls_context = TlsContext::builder()
+        .with_trust_store(trust_store)
+        .build()
+        .unwrap_or_default();
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(tls_context)
+        .build_https()
+}
+
+/// The loader every client starts from, with timeouts and retries already bounded and the
+/// Amazon Trust Services roots. Callers add region and credentials: the Lambda entry points from
+/// the environment, tests explicitly.
 pub fn config_loader() -> ConfigLoader {
+    config_loader_trusting(TrustRoots::AmazonTrustServices)
+}
+
+fn config_loader_trusting(roots: TrustRoots) -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client(roots))
         .timeout_config(timeouts())
         .retry_config(retries())
 }
@@ -49,9 +86,9 @@ pub fn config_loader() -> ConfigLoader {
 /// Lambda sets, so start-up makes no network call and never probes the instance metadata service.
 /// Endpoint overrides (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_DYNAMODB`) are honoured by the
 /// loader itself.
-pub async fn lambda_sdk_config(region: String) -> SdkConfig {
-    config_loader()
-        .region(aws_config::Region::new(region))
+pub async fn lambda_sdk_config(config: &Config) -> SdkConfig {
+    config_loader_trusting(config.trust_roots)
+        .region(aws_config::Region::new(config.region.clone()))
         .credentials_provider(
             aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
         )
@@ -61,7 +98,7 @@ pub async fn lambda_sdk_config(region: String) -> SdkConfig {
 
 /// The application over DynamoDB and S3, as both Lambda functions run it.
 pub async fn file_service(config: &Config) -> FileService<DynamoDbOwnershipStore, S3Bucket> {
-    let sdk = lambda_sdk_config(config.region.clone()).await;
+    let sdk = lambda_sdk_config(config).await;
     FileService::new(
         DynamoDbOwnershipStore::new(dynamodb_client(&sdk), &config.table),
         S3Bucket::new(s3_client(&sdk, config.force_path_style), &config.bucket),
@@ -125,5 +162,53 @@ where
         AppError::Unavailable(source)
     } else {
         AppError::Internal(source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    /// The embedded roots are exactly the five published ones: each certificate's SHA-256 equals
+    /// the fingerprint written above it, which is the one amazontrust.com publishes.
+    #[test]
+    fn the_trust_store_holds_the_five_amazon_trust_services_roots() {
+        let pem = std::str::from_utf8(AMAZON_TRUST_SERVICES_ROOTS).unwrap();
+        let mut fingerprints = Vec::new();
+        for block in pem
+            .split("-----END CERTIFICATE-----")
+            .filter(|b| b.contains("BEGIN"))
+        {
+            let (head, body) = block.split_once("-----BEGIN CERTIFICATE-----").unwrap();
+            let stated = head
+                .lines()
+                .filter_map(|line| line.strip_prefix("# SHA-256 "))
+                .next_back()
+                .unwrap()
+                .replace(':', "")
+                .to_lowercase();
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(body.split_whitespace().collect::<String>())
+                .unwrap();
+            let actual: String = Sha256::digest(&der)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(actual, stated);
+            fingerprints.push(actual);
+        }
+        assert_eq!(
+            fingerprints,
+            [
+                "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e",
+                "1ba5b2aa8c65401a82960118f80bec4f62304d83cec4713a19c39c011ea46db4",
+                "18ce6cfe7bf14e60b2e347b8dfe868cb31d02ebb3ada271569f50343b46db3a4",
+                "e35d28419ed02025cfa69038cd623962458da5c695fbdea3c22b0bfb25897092",
+                "568d6905a2c88708a4b3025190edcfedb1974a606a13c6e5290fcb2ae63edab5",
+            ]
+        );
     }
 }

@@ -20,6 +20,20 @@ pub struct Config {
     pub force_path_style: bool,
     /// Local development only: a request header that names the caller when no authorizer ran.
     pub dev_user_header: Option<HeaderName>,
+    /// Which certificate authorities the SDK clients trust.
+    pub trust_roots: TrustRoots,
+}
+
+/// The roots of trust of the HTTPS connections to AWS (`TLS_TRUST_ROOTS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TrustRoots {
+    /// `amazon`: only Amazon Trust Services, the authority of every AWS endpoint the function
+    /// calls. Nothing to load from disk at cold start.
+    #[default]
+    AmazonTrustServices,
+    /// `system`: the operating system's certificate store, for endpoints whose certificates chain
+    /// elsewhere (an HTTPS proxy or stand-in with its own authority).
+    System,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +106,17 @@ impl Config {
                 .ok()
         });
 
+        let trust_roots = match get("TLS_TRUST_ROOTS").as_deref() {
+            None | Some("amazon") => TrustRoots::AmazonTrustServices,
+            Some("system") => TrustRoots::System,
+            Some(other) => {
+                problems.push(format!(
+                    "TLS_TRUST_ROOTS must be amazon or system, got {other:?}"
+                ));
+                TrustRoots::default()
+            }
+        };
+
         match (region, expiry, uploads) {
             (Some(region), Some(expiry), Some(uploads)) if problems.is_empty() => Ok(Self {
                 bucket,
@@ -101,6 +126,7 @@ impl Config {
                 uploads,
                 force_path_style,
                 dev_user_header,
+                trust_roots,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -135,6 +161,7 @@ mod tests {
         assert_eq!(config.uploads.max_upload_bytes(), 104_857_600);
         assert!(!config.force_path_style);
         assert!(config.dev_user_header.is_none());
+        assert_eq!(config.trust_roots, TrustRoots::AmazonTrustServices);
     }
 
     #[test]
@@ -143,6 +170,7 @@ mod tests {
             ("URL_TTL_SECONDS", "ten"),
             ("ALLOWED_CONTENT_TYPES", "image/png,nonsense"),
             ("S3_FORCE_PATH_STYLE", "yes"),
+            ("TLS_TRUST_ROOTS", "everyone"),
         ])
         .unwrap_err()
         .to_string();
@@ -153,6 +181,7 @@ mod tests {
             "URL_TTL_SECONDS must be a whole number",
             "\"nonsense\" is not a valid content type",
             "S3_FORCE_PATH_STYLE",
+            "TLS_TRUST_ROOTS must be amazon or system, got \"everyone\"",
         ] {
             assert!(err.contains(expected), "{expected} missing from {err}");
         }
@@ -175,11 +204,13 @@ mod tests {
             ("MAX_UPLOAD_BYTES", "10"),
             ("S3_FORCE_PATH_STYLE", "true"),
             ("DEV_USER_HEADER", "x-dev-user"),
+            ("TLS_TRUST_ROOTS", "system"),
         ]);
         let config = config(&vars).unwrap();
         assert_eq!(config.expiry.max_secs(), 120);
         assert_eq!(config.uploads.max_upload_bytes(), 10);
         assert!(config.force_path_style);
         assert_eq!(config.dev_user_header.unwrap().as_str(), "x-dev-user");
+        assert_eq!(config.trust_roots, TrustRoots::System);
     }
 }
