@@ -149,7 +149,7 @@ bench-micro:
 
 # The release API (built alone, so no bench-only feature reaches it), the bench crate's hello
 # handlers and multi-thread API, and the seed's Python handler, all on the loopback Runtime API.
-bench-lambda: tools $(BENCH_VENV)/.installed
+bench-lambda: $(BENCH_VENV)/.installed
 	cargo build --locked --release -p presign-gate --bin api
 	cargo build --locked --release -p lambda-emulator
 	cargo build --locked --release -p lambda-emulator --features multi-thread --bin api-mt --bin hello-mt
@@ -157,7 +157,7 @@ bench-lambda: tools $(BENCH_VENV)/.installed
 	  --api target/release/api --api-mt target/release/api-mt \
 	  --hello target/release/hello --hello-mt target/release/hello-mt \
 	  --python $(BENCH_VENV)/bin/python --python-dir $(CURDIR)/bench/python \
-	  --moto $(MOTO_SERVER_BIN) --cold-runs $(COLD_RUNS) --warm-invocations $(WARM_INVOCATIONS)
+	  --cold-runs $(COLD_RUNS) --warm-invocations $(WARM_INVOCATIONS)
 
 # The deployment artefact's size: the release `bootstrap` for the deployed arm64 (x86_64 only on a
 # machine that cannot build arm64, see scripts/lambda-arch.sh), zipped as Lambda takes it.

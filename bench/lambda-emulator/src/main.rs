@@ -18,7 +18,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -568,41 +568,46 @@ fn warm_run(
 // ---------------------------------------------------------------------------------------------
 // The DynamoDB stand-in and its record.
 
-struct Moto {
+/// moto's DynamoDB, served with HTTP/1.1 keep-alive as real DynamoDB is (see
+/// `bench/python/dynamodb_standin.py`): `moto_server` closes every connection, which would charge
+/// each warm invocation a TCP connect and close that it never pays in Lambda.
+struct DynamoDbStandIn {
     child: Child,
     endpoint: String,
 }
 
-impl Drop for Moto {
+impl Drop for DynamoDbStandIn {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn start_moto(program: &PathBuf) -> Result<Moto> {
+fn start_dynamodb(python: &Path, python_dir: &Path) -> Result<DynamoDbStandIn> {
     let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
         .port();
-    let child = Command::new(program)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+    let script = python_dir.join("dynamodb_standin.py");
+    let child = Command::new(python)
+        .arg(&script)
+        .args(["127.0.0.1", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("{}: {e}", program.display()))?;
-    let moto = Moto {
+        .map_err(|e| format!("{} {}: {e}", python.display(), script.display()))?;
+    let standin = DynamoDbStandIn {
         child,
         endpoint: format!("http://127.0.0.1:{port}"),
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
         if Instant::now() > deadline {
-            return Err("moto_server did not listen within 30 s".into());
+            return Err("the DynamoDB stand-in did not listen within 30 s".into());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(moto)
+    Ok(standin)
 }
 
 /// Creates the table and one available record owned by `OWNER`, through the product's own store.
@@ -691,7 +696,6 @@ struct Options {
     hello_mt: Option<PathBuf>,
     python: PathBuf,
     python_dir: PathBuf,
-    moto: PathBuf,
     cold_runs: usize,
     warm_invocations: usize,
     warm_rounds: usize,
@@ -728,7 +732,6 @@ fn options() -> Result<Options> {
         hello_mt: path("hello-mt").ok(),
         python: path("python")?,
         python_dir: path("python-dir")?,
-        moto: path("moto")?,
         cold_runs: number("cold-runs", 10)?,
         warm_invocations: number("warm-invocations", 1000)?,
         warm_rounds: number("warm-rounds", 3)?,
@@ -761,8 +764,8 @@ fn main() {
 
 fn run() -> Result<()> {
     let options = options()?;
-    let moto = start_moto(&options.moto)?;
-    let id = seed(&moto.endpoint)?;
+    let dynamodb = start_dynamodb(&options.python, &options.python_dir)?;
+    let id = seed(&dynamodb.endpoint)?;
     let event = download_url_event(id);
 
     // What Lambda gives every function, plus the function's own settings: identical for all.
@@ -790,7 +793,7 @@ fn run() -> Result<()> {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .chain([(
         "AWS_ENDPOINT_URL_DYNAMODB".to_owned(),
-        moto.endpoint.clone(),
+        dynamodb.endpoint.clone(),
     )])
     .collect();
 
@@ -981,6 +984,6 @@ fn run() -> Result<()> {
             );
         }
     }
-    drop(moto);
+    drop(dynamodb);
     Ok(())
 }
