@@ -610,6 +610,60 @@ fn start_dynamodb(python: &Path, python_dir: &Path) -> Result<DynamoDbStandIn> {
     Ok(standin)
 }
 
+/// Client side of the stand-in as the function builds it (the product's loader: HTTPS client,
+/// timeouts, retries), with the harness's static credentials.
+async fn store(endpoint: &str) -> DynamoDbOwnershipStore {
+    let sdk = presign_gate::aws::config_loader()
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            ACCESS_KEY, SECRET_KEY, None, None, "bench",
+        ))
+        .load()
+        .await;
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .endpoint_url(endpoint)
+            .build(),
+    );
+    DynamoDbOwnershipStore::new(client, TABLE)
+}
+
+/// The CPU time of one `GetItem` through the product's store and the SDK, alone: no Lambda
+/// runtime, no routing, no presigning. Measured on this (harness) thread, over a kept-alive
+/// connection to the same stand-in, after 100 warm-up calls.
+fn sdk_get_cpu(endpoint: &str, id: FileId, calls: usize) -> Result<Duration> {
+    let thread_cpu_ns = || -> Result<u64> {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .map_err(|e| e.to_string())?
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse().ok())
+            .ok_or_else(|| "unreadable /proc/thread-self/schedstat".to_owned())
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let store = store(endpoint).await;
+        let owner = OwnerId::parse(OWNER).ok_or("owner")?;
+        let mut started = 0;
+        for call in 0..100 + calls {
+            if call == 100 {
+                started = thread_cpu_ns()?;
+            }
+            store
+                .get(&owner, id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the seeded record is gone")?;
+        }
+        Ok(Duration::from_nanos(
+            (thread_cpu_ns()? - started) / calls.max(1) as u64,
+        ))
+    })
+}
+
 /// Creates the table and one available record owned by `OWNER`, through the product's own store.
 fn seed(endpoint: &str) -> Result<FileId> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -617,19 +671,7 @@ fn seed(endpoint: &str) -> Result<FileId> {
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let sdk = presign_gate::aws::config_loader()
-            .region(aws_config::Region::new(REGION))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                ACCESS_KEY, SECRET_KEY, None, None, "bench",
-            ))
-            .load()
-            .await;
-        let client = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&sdk)
-                .endpoint_url(endpoint)
-                .build(),
-        );
-        let store = DynamoDbOwnershipStore::new(client, TABLE);
+        let store = store(endpoint).await;
         store.create_table().await.map_err(|e| e.to_string())?;
         let owner = OwnerId::parse(OWNER).ok_or("owner")?;
         let id = FileId::new_random();
@@ -855,6 +897,8 @@ fn run() -> Result<()> {
         }
     }
 
+    let sdk_get = sdk_get_cpu(&dynamodb.endpoint, id, options.warm_invocations)?;
+
     struct Summary {
         init: Duration,
         init_min: Duration,
@@ -959,6 +1003,14 @@ fn run() -> Result<()> {
     println!(
         "- warm CPU: python = {cpu_vs_python:.1}x api per invocation (budget >= 5x): {}",
         verdict(cpu_vs_python >= 5.0)
+    );
+    println!(
+        "- the SDK alone: one GetItem through the product's store costs {} CPU here ({:.2}x hello's \
+         whole invocation); hello + that call = {:.2}x hello, python / (hello + that call) = {:.1}x",
+        us(sdk_get),
+        ratio(sdk_get, hello.cpu),
+        ratio(hello.cpu + sdk_get, hello.cpu),
+        ratio(python.cpu, hello.cpu + sdk_get)
     );
     println!(
         "- peak RSS: api {rss_mib:.1} MiB after {} invocations (budget <= 24 MiB; python {:.1} MiB): {}",
