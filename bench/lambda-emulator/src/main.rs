@@ -628,6 +628,18 @@ async fn store(endpoint: &str) -> DynamoDbOwnershipStore {
     DynamoDbOwnershipStore::new(client, TABLE)
 }
 
+/// Runs `work` with that store, on a current-thread runtime of its own.
+fn with_store<T>(
+    endpoint: &str,
+    work: impl AsyncFnOnce(DynamoDbOwnershipStore) -> Result<T>,
+) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(async { work(store(endpoint).await).await })
+}
+
 /// The CPU time of one `GetItem` through the product's store and the SDK, alone: no Lambda
 /// runtime, no routing, no presigning. Measured on this (harness) thread, over a kept-alive
 /// connection to the same stand-in, after 100 warm-up calls.
@@ -640,12 +652,7 @@ fn sdk_get_cpu(endpoint: &str, id: FileId, calls: usize) -> Result<Duration> {
             .and_then(|ns| ns.parse().ok())
             .ok_or_else(|| "unreadable /proc/thread-self/schedstat".to_owned())
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    runtime.block_on(async {
-        let store = store(endpoint).await;
+    with_store(endpoint, async |store| {
         let owner = OwnerId::parse(OWNER).ok_or("owner")?;
         let mut started = 0;
         for call in 0..100 + calls {
@@ -666,12 +673,7 @@ fn sdk_get_cpu(endpoint: &str, id: FileId, calls: usize) -> Result<Duration> {
 
 /// Creates the table and one available record owned by `OWNER`, through the product's own store.
 fn seed(endpoint: &str) -> Result<FileId> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    runtime.block_on(async {
-        let store = store(endpoint).await;
+    with_store(endpoint, async |store| {
         store.create_table().await.map_err(|e| e.to_string())?;
         let owner = OwnerId::parse(OWNER).ok_or("owner")?;
         let id = FileId::new_random();
