@@ -49,7 +49,7 @@ const AMAZON_TRUST_SERVICES_ROOTS: &[u8] = include_bytes!("amazon-trust-services
 /// (every file in the certificate directories, ~150 certificates), which was most of this
 /// function's cold start beyond a bare handler's. The five Amazon Trust Services roots are all an
 /// AWS endpoint needs, are parsed in microseconds, and trust no other authority.
-pub fn https_client(roots: TrustRoots) -> SharedHttpClient {
+fn https_client(roots: TrustRoots) -> SharedHttpClient {
     let trust_store = match roots {
         TrustRoots::AmazonTrustServices => {
             TrustStore::empty().with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS)
