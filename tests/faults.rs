@@ -549,21 +549,12 @@ fn listed_ids(answer: &Answer) -> std::collections::BTreeSet<String> {
 async fn paused_stand_ins_are_503_within_10_s_and_nothing_is_lost() {
     let standins = support::StandIns::start().await;
     let api = standins.api();
-    let stored = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
-    assert_eq!(support::upload(&stored, b"abc").await.status(), 200);
-    let stored = stored["file"]["id"].as_str().unwrap().to_owned();
-    let complete = api
-        .call(
-            "POST",
-            &format!("/files/{stored}/complete"),
-            Some("alice"),
-            None,
-        )
+    let stored = api
+        .stored_file("alice", "a.txt", "text/plain", b"abc")
         .await;
-    assert_eq!(complete.status, StatusCode::OK);
     let pending = api.reserve("alice", "b.txt", "text/plain", b"def").await;
     assert_eq!(support::upload(&pending, b"def").await.status(), 200);
-    let pending = pending["file"]["id"].as_str().unwrap().to_owned();
+    let pending = support::file_id(&pending);
     let before = listed_ids(&api.call("GET", "/files", Some("alice"), None).await);
     assert_eq!(before.len(), 2);
 

@@ -165,6 +165,11 @@ async fn content_types_are_canonicalised_or_refused() {
 async fn unicode_filenames_are_kept_exactly_or_refused() {
     let standins = StandIns::start().await;
     let api = standins.api();
+    let reserve_named = async |name: &str| {
+        let body = json!({"filename": name, "contentType": "text/plain", "size": 3});
+        api.call("POST", "/uploads", Some("alice"), Some(body))
+            .await
+    };
     let emoji_255 = format!("{}abc", "😀".repeat(63)); // 63 × 4 + 3 = 255 bytes
     assert_eq!(emoji_255.len(), 255);
     let accepted = [
@@ -177,14 +182,7 @@ async fn unicode_filenames_are_kept_exactly_or_refused() {
         format!("{}é", "a".repeat(253)), // 255 bytes, 254 characters
     ];
     for name in &accepted {
-        let answer = api
-            .call(
-                "POST",
-                "/uploads",
-                Some("alice"),
-                Some(json!({"filename": name, "contentType": "text/plain", "size": 3})),
-            )
-            .await;
+        let answer = reserve_named(name).await;
         assert_eq!(answer.status, StatusCode::CREATED, "{name:?}: {answer:?}");
         assert_eq!(answer.body["file"]["filename"], json!(name), "kept exactly");
         let id = file_id(&answer.body);
@@ -222,14 +220,7 @@ async fn unicode_filenames_are_kept_exactly_or_refused() {
         format!("{}😀", "a".repeat(252)), // 256 bytes, 253 characters
     ];
     for name in &refused {
-        let answer = api
-            .call(
-                "POST",
-                "/uploads",
-                Some("alice"),
-                Some(json!({"filename": name, "contentType": "text/plain", "size": 3})),
-            )
-            .await;
+        let answer = reserve_named(name).await;
         assert_eq!(
             (answer.status.as_u16(), answer.error_code()),
             (400, "invalid_request"),

@@ -122,10 +122,9 @@ async fn objects_nobody_reserved_are_deleted() {
 async fn object_removed_takes_the_record_with_it() {
     let standins = StandIns::start().await;
     let api = standins.api();
-    let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
-    upload(&reservation, b"abc").await;
-    let id = file_id(&reservation);
-    api.complete("alice", &id).await;
+    let id = api
+        .stored_file("alice", "a.txt", "text/plain", b"abc")
+        .await;
     let key = format!("users/alice/{id}");
     standins
         .s3_client()
@@ -243,10 +242,9 @@ async fn listing_walks_every_file_of_one_user_and_none_of_another() {
 async fn delete_removes_object_and_record_once() {
     let standins = StandIns::start().await;
     let api = standins.api();
-    let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
-    upload(&reservation, b"abc").await;
-    let id = file_id(&reservation);
-    api.complete("alice", &id).await;
+    let id = api
+        .stored_file("alice", "a.txt", "text/plain", b"abc")
+        .await;
     let path = format!("/files/{id}");
 
     let by_bob = api.call("DELETE", &path, Some("bob"), None).await;
@@ -274,10 +272,9 @@ async fn delete_removes_object_and_record_once() {
 async fn a_failing_record_fails_alone_and_is_reported() {
     let mut standins = StandIns::start().await;
     let api = standins.api();
-    let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
-    upload(&reservation, b"abc").await;
-    let id = file_id(&reservation);
-    api.complete("alice", &id).await;
+    let id = api
+        .stored_file("alice", "a.txt", "text/plain", b"abc")
+        .await;
 
     // Two records in one event: removing a confirmed file's record needs only DynamoDB, deleting
     // an unreserved object needs S3, which is down.

@@ -40,7 +40,7 @@ async fn logs_hold_an_audit_trail_and_no_secrets() {
     let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
     issued.push(reservation["upload"]["url"].as_str().unwrap().to_owned());
     assert_eq!(upload(&reservation, b"abc").await.status(), 200);
-    let id = reservation["file"]["id"].as_str().unwrap().to_owned();
+    let id = file_id(&reservation);
     let complete = api.complete("alice", &id).await;
     assert_eq!(complete.status, StatusCode::OK);
     let download = api.download_url("alice", &id, "").await;
