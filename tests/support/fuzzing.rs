@@ -25,6 +25,11 @@ use presign_gate::store::{OwnershipStore, Transition};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+// Relative to this file's directory however it is included (tests/ or fuzz/).
+#[path = "s3_key.rs"]
+mod s3_key;
+use s3_key::s3_encode;
+
 /// Ids seeded into the fake store, so that inputs can name real files.
 pub const ALICE_AVAILABLE: &str = "11111111-1111-4111-8111-111111111111";
 pub const ALICE_PENDING: &str = "22222222-2222-4222-8222-222222222222";
@@ -442,17 +447,4 @@ pub fn s3_event(data: &[u8]) {
     );
     // And arbitrary text decodes or is refused, without panicking.
     let _ = decode_event_key(&text);
-}
-
-/// Keys in S3 notifications: URL-encoded, `+` for a space.
-pub fn s3_encode(key: &str) -> String {
-    const KEY_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~')
-        .remove(b'/');
-    percent_encoding::utf8_percent_encode(key, KEY_ENCODE)
-        .to_string()
-        .replace("%20", "+")
 }

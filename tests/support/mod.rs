@@ -18,6 +18,8 @@ use presign_gate::storage::S3Bucket;
 use presign_gate::store::DynamoDbOwnershipStore;
 use serde_json::{Value, json};
 
+mod s3_key;
+
 pub const BUCKET: &str = "files";
 pub const TABLE: &str = "file-records";
 const ACCESS_KEY: &str = "presign-gate-test-key";
@@ -371,21 +373,12 @@ pub async fn upload(reservation: &Value, body: &[u8]) -> reqwest::Response {
 /// The sample event `events/<file>`, pointed at the object `key` and URL-encoded as S3 encodes
 /// keys in notifications (`+` for a space).
 pub fn s3_event(file: &str, key: &str) -> presign_gate::events::S3Event {
-    const KEY_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~')
-        .remove(b'/');
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("events")
         .join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut event: Value = serde_json::from_str(&text).expect("sample event is JSON");
-    let encoded = percent_encoding::utf8_percent_encode(key, KEY_ENCODE)
-        .to_string()
-        .replace("%20", "+");
-    event["Records"][0]["s3"]["object"]["key"] = json!(encoded);
+    event["Records"][0]["s3"]["object"]["key"] = json!(s3_key::s3_encode(key));
     event["Records"][0]["s3"]["bucket"]["name"] = json!(BUCKET);
     serde_json::from_value(event).expect("sample event is an S3 event")
 }
