@@ -4,6 +4,7 @@
 
 #[path = "../tests/support/mocked.rs"]
 mod mocked;
+mod support;
 
 use std::hint::black_box;
 use std::time::{Duration, SystemTime};
@@ -96,12 +97,5 @@ fn benches(c: &mut Criterion) {
 }
 
 fn main() {
-    // `cargo test --all-targets` runs bench targets without `--bench`: there they are only
-    // compiled, never run. `cargo bench` (and so `make bench`) passes `--bench`.
-    if !std::env::args().any(|arg| arg == "--bench") {
-        return;
-    }
-    let mut criterion = Criterion::default().configure_from_args();
-    benches(&mut criterion);
-    criterion.final_summary();
+    support::run(benches);
 }
