@@ -15,7 +15,6 @@
 //! the DynamoDB stand-in) and the same environment, cold runs interleaved so that a noisy
 //! neighbour hits all of them alike. Usage: see `make bench`.
 
-mod api_gateway_event;
 mod dynamodb_standin;
 mod lambda_environment;
 mod proc_readings;
@@ -26,8 +25,8 @@ mod runtime_api;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use api_gateway_event::download_url_event;
 use dynamodb_standin::{OWNER, sdk_get_cpu, seed, start_dynamodb};
+use presign_gate_test_support::HttpApiEvent;
 use runs::{Cold, Function, Warm, cold_run, init_peers, warm_run};
 
 type Result<T> = std::result::Result<T, String>;
@@ -44,7 +43,11 @@ fn run() -> Result<()> {
     let options = options()?;
     let dynamodb = start_dynamodb(&options.python, &options.python_dir)?;
     let id = seed(&dynamodb.endpoint)?;
-    let event = download_url_event(OWNER, id);
+    // The event every function is handed: the same builder as the tests'.
+    let event = HttpApiEvent::new("GET", &format!("/files/{id}/download-url"))
+        .caller(OWNER)
+        .to_json()
+        .to_string();
     let base_env = lambda_environment::base_env(&dynamodb.endpoint);
     let functions = functions(&options);
 
