@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 use time::OffsetDateTime;
 
 use crate::bucket::{
-    DownloadTarget, ObjectInfo, ObjectStorage, PresignedRequest, UploadTarget, UrlSigner, Validity,
+    DownloadTarget, ObjectInfo, ObjectLookup, ObjectStorage, PresignedRequest, UploadTarget,
+    UrlSigner, Validity,
 };
 use crate::domain::{
     Disposition, ExpiryPolicy, FileId, FileRecord, FileStatus, ObjectKey, OwnerId, UploadPolicy,
@@ -222,15 +223,23 @@ where
             // Delete again: an earlier delete may have failed, or the URL (still valid, and no
             // longer blocked by If-None-Match) may have been used once more.
             FileStatus::Rejected => {
-                self.bucket.delete(&record.key).await?;
+                self.remove_object(&record.key).await?;
                 return Ok(Confirmation::Rejected {
                     reason: "the upload was rejected earlier".into(),
                 });
             }
             FileStatus::Pending => {}
         }
-        let Some(object) = self.bucket.head(&record.key).await? else {
-            return Ok(Confirmation::Missing);
+        let object = match self.bucket.head(&record.key).await? {
+            ObjectLookup::Found(object) => object,
+            // The record is pending, so the object is expected but may not be there yet; without
+            // s3:ListBucket S3 says so with a 403 (see `ObjectLookup::Denied`). It cannot be a
+            // readable-but-refused object: the role may GetObject every key under users/
+            // (tests/template.rs pins it), and the bucket policy only refuses plain HTTP, old TLS
+            // and presigned requests. s3:ListBucket would turn the 403 into a 404, but only
+            // unconditioned: HeadObject carries no s3:prefix, so a grant limited to users/ would
+            // not apply to it, and an unconditioned one lets the role list every caller's keys.
+            ObjectLookup::Absent | ObjectLookup::Denied => return Ok(Confirmation::Missing),
         };
         if let Some(reason) = mismatch(&record, &object) {
             // Record first, object second: if the delete fails, the record already refuses
@@ -238,7 +247,9 @@ where
             if self.store.mark_rejected(&record.owner, record.id).await? == Transition::Stale {
                 return self.current_state(&record).await;
             }
-            self.bucket.delete(&record.key).await?;
+            self.bucket
+                .delete_version(&record.key, object.version_id.as_deref())
+                .await?;
             return Ok(Confirmation::Rejected { reason });
         }
         let uploaded_at = now();
@@ -268,13 +279,38 @@ where
         self.store.list(owner, limit, after).await
     }
 
-    /// Deletes the object, then the record. In that order, a failure in between leaves a record
-    /// whose object is gone: a download URL for it reaches nothing, and deleting again finishes
-    /// the job. The other order could leave bytes behind with nothing pointing at them.
+    /// Deletes the file for good: its object's version (no noncurrent version or delete marker
+    /// stays behind on the versioned bucket), then the record. In that order, a failure in
+    /// between leaves a record whose object is gone: a download URL for it reaches nothing, and
+    /// deleting again finishes the job. The other order could leave bytes behind with nothing
+    /// pointing at them.
+    ///
+    /// Then the key is looked at once more: once the object is gone, `If-None-Match: *` no longer
+    /// stops the reservation's upload URL, and bytes it stored before the record went would be
+    /// confirmed as the still-available file by their S3 event and then orphaned. Bytes stored
+    /// after this look find no record, and their event deletes them as a stray.
     pub async fn delete_file(&self, owner: &OwnerId, id: FileId) -> Result<(), AppError> {
         let record = self.file(owner, id).await?;
-        self.bucket.delete(&record.key).await?;
-        self.store.delete(owner, id).await
+        self.remove_object(&record.key).await?;
+        self.store.delete(owner, id).await?;
+        self.remove_object(&record.key).await
+    }
+
+    /// Removes the object at `key` for good, by the version id HeadObject reports. No version
+    /// but the current one can exist at our keys: every upload URL signs `If-None-Match: *` (and
+    /// the bucket policy refuses a PUT without it), so a PUT succeeds only on a key with no
+    /// current version, and the function never issues a DeleteObject without a version id, so no
+    /// delete marker ever makes an older version noncurrent. Nothing there (404, or the 403 S3
+    /// gives instead without s3:ListBucket) is nothing to remove.
+    async fn remove_object(&self, key: &ObjectKey) -> Result<(), AppError> {
+        match self.bucket.head(key).await? {
+            ObjectLookup::Found(object) => {
+                self.bucket
+                    .delete_version(key, object.version_id.as_deref())
+                    .await
+            }
+            ObjectLookup::Absent | ObjectLookup::Denied => Ok(()),
+        }
     }
 
     /// S3 reports an object created at `key` (already URL-decoded). A reservation is confirmed
@@ -291,7 +327,7 @@ where
         }
         match ObjectKey::stray(key) {
             Some(stray) => {
-                self.bucket.delete(&stray).await?;
+                self.remove_object(&stray).await?;
                 Ok(ObjectEventOutcome::UnreservedDeleted)
             }
             None => Ok(ObjectEventOutcome::OutsideManagedPrefix),
@@ -349,6 +385,15 @@ fn mismatch(record: &FileRecord, object: &ObjectInfo) -> Option<String> {
         && object.sha256.as_ref() != Some(declared)
     {
         return Some("the object's SHA-256 differs from the declared one".into());
+    }
+    // No reservation asks for any of these, and each changes what a download serves: a
+    // Content-Encoding makes browsers decode the bytes into something the checksum never covered,
+    // a Cache-Control can let shared caches keep a private file.
+    if !object.unsigned_headers.is_empty() {
+        return Some(format!(
+            "the object carries headers the reservation did not ask for: {}",
+            object.unsigned_headers.join(", ")
+        ));
     }
     None
 }

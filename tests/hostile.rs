@@ -213,6 +213,7 @@ async fn unicode_filenames_are_kept_exactly_or_refused() {
         "a\u{202D}b".to_owned(),             // left-to-right override
         "a\u{2066}b\u{2069}".to_owned(),     // isolates
         "a\u{200F}b".to_owned(),             // right-to-left mark
+        "a\u{061C}b".to_owned(),             // Arabic letter mark
         "a\r\nContent-Type: text/html".to_owned(),
         "a\u{0}b".to_owned(),
         "a\u{85}b".to_owned(),            // C1 next line

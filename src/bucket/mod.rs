@@ -49,6 +49,11 @@ pub struct DownloadTarget<'a> {
     pub content_disposition: &'a str,
 }
 
+/// The `Cache-Control` every download is served with (`response-cache-control`, signed into the
+/// URL): a file is private to its owner, so no shared cache (CDN, corporate proxy) may keep it,
+/// and the browser may not store it either, whatever `Cache-Control` the object carries.
+pub const DOWNLOAD_CACHE_CONTROL: &str = "private, no-store";
+
 /// When a URL becomes valid and for how long. SigV4 dates have whole seconds, so `start` must be
 /// whole too for `start + lifetime` to be the true end of validity.
 #[derive(Clone, Copy, Debug)]
@@ -78,15 +83,37 @@ pub struct ObjectInfo {
     pub content_type: Option<String>,
     pub sha256: Option<String>,
     pub etag: String,
+    /// The version HeadObject described; `None` only on a bucket without versioning.
+    pub version_id: Option<String>,
+    /// The stored headers that no upload URL signs and that S3 keeps as the uploader sent them
+    /// (`content-encoding`, `cache-control`, `content-disposition`, `content-language`,
+    /// `expires`, and `x-amz-meta-*` for any user metadata), by name, sorted.
+    pub unsigned_headers: Vec<String>,
+}
+
+/// What HeadObject found at a key.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ObjectLookup {
+    Found(ObjectInfo),
+    /// 404: no object (or a delete marker) at the key.
+    Absent,
+    /// 403. Without `s3:ListBucket`, which neither role has, this is how S3 answers HeadObject for
+    /// a key with no object (AWS S3 API reference, HeadObject, "Permissions"); it would also be
+    /// the answer for an object the role may not read. The service decides what it means.
+    Denied,
 }
 
 pub trait ObjectStorage: Send + Sync {
-    /// `None` when there is no such object.
-    fn head(
+    fn head(&self, key: &ObjectKey) -> impl Future<Output = Result<ObjectLookup, AppError>> + Send;
+
+    /// Deletes one version of the object for good (DeleteObject with its version id), which
+    /// leaves neither a noncurrent version nor a delete marker behind. `None` is for a bucket
+    /// without versioning (HeadObject reports no version there), where a plain DeleteObject is
+    /// already permanent. Succeeds when the version is gone afterwards, including when it never
+    /// existed.
+    fn delete_version(
         &self,
         key: &ObjectKey,
-    ) -> impl Future<Output = Result<Option<ObjectInfo>, AppError>> + Send;
-
-    /// Succeeds when the object is gone afterwards, including when it never existed.
-    fn delete(&self, key: &ObjectKey) -> impl Future<Output = Result<(), AppError>> + Send;
+        version_id: Option<&str>,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
 }

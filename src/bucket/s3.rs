@@ -1,11 +1,12 @@
 use aws_sdk_s3::Client;
-use aws_sdk_s3::operation::head_object::HeadObjectError;
+use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
 use aws_sdk_s3::presigning::{PresignedRequest as SdkPresignedRequest, PresigningConfig};
 use aws_sdk_s3::types::ChecksumMode;
 use time::OffsetDateTime;
 
 use super::{
-    DownloadTarget, ObjectInfo, ObjectStorage, PresignedRequest, UploadTarget, UrlSigner, Validity,
+    DOWNLOAD_CACHE_CONTROL, DownloadTarget, ObjectInfo, ObjectLookup, ObjectStorage,
+    PresignedRequest, UploadTarget, UrlSigner, Validity,
 };
 use crate::backend_error::backend_error;
 use crate::domain::ObjectKey;
@@ -109,6 +110,7 @@ impl UrlSigner for S3Bucket {
             .key(target.key.as_str())
             .response_content_type(target.content_type)
             .response_content_disposition(target.content_disposition)
+            .response_cache_control(DOWNLOAD_CACHE_CONTROL)
             .presigned(presigning_config(validity)?)
             .await
             .map_err(|e| AppError::Internal(e.into()))?;
@@ -117,7 +119,7 @@ impl UrlSigner for S3Bucket {
 }
 
 impl ObjectStorage for S3Bucket {
-    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, AppError> {
+    async fn head(&self, key: &ObjectKey) -> Result<ObjectLookup, AppError> {
         let output = match self
             .client
             .head_object()
@@ -129,7 +131,15 @@ impl ObjectStorage for S3Bucket {
         {
             Ok(output) => output,
             Err(err) if matches!(err.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
-                return Ok(None);
+                return Ok(ObjectLookup::Absent);
+            }
+            // A HEAD answer has no body, so the status is all there is to read.
+            Err(err)
+                if err
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() == 403) =>
+            {
+                return Ok(ObjectLookup::Denied);
             }
             Err(err) => return Err(backend_error(err)),
         };
@@ -137,24 +147,53 @@ impl ObjectStorage for S3Bucket {
             .content_length
             .and_then(|n| u64::try_from(n).ok())
             .ok_or_else(|| AppError::Internal("HeadObject returned no Content-Length".into()))?;
-        Ok(Some(ObjectInfo {
+        let unsigned_headers = unsigned_headers(&output);
+        Ok(ObjectLookup::Found(ObjectInfo {
             size,
             content_type: output.content_type,
             sha256: output.checksum_sha256,
             etag: output.e_tag.unwrap_or_default(),
+            version_id: output.version_id,
+            unsigned_headers,
         }))
     }
 
-    async fn delete(&self, key: &ObjectKey) -> Result<(), AppError> {
+    async fn delete_version(
+        &self,
+        key: &ObjectKey,
+        version_id: Option<&str>,
+    ) -> Result<(), AppError> {
         self.client
             .delete_object()
             .bucket(&self.bucket)
             .key(key.as_str())
+            .set_version_id(version_id.map(str::to_owned))
             .send()
             .await
             .map_err(backend_error)?;
         Ok(())
     }
+}
+
+/// The names of the stored headers an upload URL does not sign, for those the object carries.
+/// User metadata is named `x-amz-meta-*` once, whatever its keys: they are the uploader's words.
+fn unsigned_headers(output: &HeadObjectOutput) -> Vec<String> {
+    let present = |value: Option<&str>| value.is_some_and(|v| !v.is_empty());
+    [
+        ("cache-control", present(output.cache_control())),
+        ("content-disposition", present(output.content_disposition())),
+        ("content-encoding", present(output.content_encoding())),
+        ("content-language", present(output.content_language())),
+        ("expires", present(output.expires_string())),
+        (
+            "x-amz-meta-*",
+            output.metadata().is_some_and(|m| !m.is_empty()),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, present)| *present)
+    .map(|(name, _)| name.to_owned())
+    .collect()
 }
 
 #[cfg(test)]

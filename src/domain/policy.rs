@@ -126,8 +126,13 @@ fn check_filename(filename: &str) -> Result<(), AppError> {
     Ok(())
 }
 
+/// The characters Unicode lists as Bidi_Control (UAX #9, section 2): the Arabic letter mark,
+/// the left-to-right and right-to-left marks, embeddings, overrides and isolates.
 fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// `type/subtype` in lowercase with parameters dropped; `None` unless both parts are RFC 9110
@@ -307,6 +312,8 @@ mod tests {
             "a\u{7f}",
             "invoice\u{202E}fdp.exe",
             "\u{2066}x",
+            // Arabic letter mark: a bidi formatting character outside the U+200x/U+202x blocks.
+            "invoice\u{061C}fdp.exe",
         ] {
             assert_eq!(
                 code(policy().check(request(bad, "image/png", 1))),

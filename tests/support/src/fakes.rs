@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use presign_gate::bucket::{
-    DownloadTarget, ObjectInfo, ObjectStorage, PresignedRequest, UploadTarget, UrlSigner, Validity,
+    DownloadTarget, ObjectInfo, ObjectLookup, ObjectStorage, PresignedRequest, UploadTarget,
+    UrlSigner, Validity,
 };
 use presign_gate::domain::{FileId, FileRecord, FileStatus, ObjectKey, OwnerId};
 use presign_gate::error::AppError;
@@ -224,10 +225,39 @@ impl OwnershipStore for FakeStore {
     }
 }
 
-/// A bucket of object descriptions; it signs nothing real (`https://bucket.invalid/<key>?…`).
+/// One version of a key, as a versioned S3 bucket keeps it: an object or a delete marker.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Version {
+    Object(ObjectInfo),
+    DeleteMarker(String),
+}
+
+impl Version {
+    fn id(&self) -> Option<&str> {
+        match self {
+            Version::Object(object) => object.version_id.as_deref(),
+            Version::DeleteMarker(id) => Some(id),
+        }
+    }
+}
+
+/// A versioned bucket of object descriptions; it signs nothing real
+/// (`https://bucket.invalid/<key>?…`).
+///
+/// Versioning is on, as on the deployed bucket, and follows the S3 User Guide ("Retaining
+/// multiple versions of objects with S3 Versioning": "Deleting object versions from a
+/// versioning-enabled bucket", "Working with delete markers"): each PUT adds a version with a new
+/// id and makes it current; DeleteObject without a version id only adds a delete marker and keeps
+/// every version; DeleteObject with a version id removes that version (or marker) for good. A PUT
+/// with `If-None-Match: *` (S3 User Guide, "Conditional writes") fails only while the current
+/// version is an object: it succeeds on a key with no version or a delete marker on top.
+/// HeadObject answers from the current version, and, as S3 does for a role without s3:ListBucket
+/// (S3 API reference, HeadObject, "Permissions"), with a 403 (`Denied`) when there is none.
 #[derive(Clone, Debug, Default)]
 pub struct FakeBucket {
-    objects: Arc<Mutex<BTreeMap<String, ObjectInfo>>>,
+    /// Every key's versions, oldest first.
+    objects: Arc<Mutex<BTreeMap<String, Vec<Version>>>>,
+    next_version: Arc<Mutex<u64>>,
     /// Every key deleted, shared with whoever made the bucket.
     pub deleted: Arc<Mutex<Vec<String>>>,
     pub journal: Journal,
@@ -247,13 +277,64 @@ fn fake_url(method: &str, key: &str, validity: Validity) -> PresignedRequest {
 }
 
 impl FakeBucket {
-    /// Puts an object at `key`, as an upload would.
-    pub fn put(&self, key: &ObjectKey, object: ObjectInfo) {
-        lock(&self.objects).insert(key.as_str().to_owned(), object);
+    fn new_version_id(&self) -> String {
+        let mut next = lock(&self.next_version);
+        *next += 1;
+        format!("v{next}")
     }
 
+    /// Puts an object at `key` as a PutObject without conditions would: a new current version
+    /// (its `version_id` is the bucket's, whatever `object` says). Returns the version id.
+    pub fn put(&self, key: &ObjectKey, object: ObjectInfo) -> String {
+        let id = self.new_version_id();
+        let version = Version::Object(ObjectInfo {
+            version_id: Some(id.clone()),
+            ..object
+        });
+        lock(&self.objects)
+            .entry(key.as_str().to_owned())
+            .or_default()
+            .push(version);
+        id
+    }
+
+    /// Makes `object` the only version of `key`, as if it had been the one upload there.
+    pub fn replace(&self, key: &ObjectKey, object: ObjectInfo) -> String {
+        lock(&self.objects).remove(key.as_str());
+        self.put(key, object)
+    }
+
+    /// Puts an object as an upload URL does, with `If-None-Match: *`: refused (S3's 412) while
+    /// the current version is an object, stored as a new version otherwise.
+    pub fn put_if_none_match(&self, key: &ObjectKey, object: ObjectInfo) -> Result<String, ()> {
+        if self.contains(key) {
+            return Err(());
+        }
+        Ok(self.put(key, object))
+    }
+
+    /// Whether the current version of `key` is an object (what a GET would find).
     pub fn contains(&self, key: &ObjectKey) -> bool {
-        lock(&self.objects).contains_key(key.as_str())
+        matches!(self.current(key.as_str()), Some(Version::Object(_)))
+    }
+
+    /// Every version and delete marker of `key`, oldest first: what ListObjectVersions shows.
+    pub fn versions(&self, key: &ObjectKey) -> Vec<Version> {
+        lock(&self.objects)
+            .get(key.as_str())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// How many versions and delete markers the whole bucket holds.
+    pub fn version_count(&self) -> usize {
+        lock(&self.objects).values().map(Vec::len).sum()
+    }
+
+    fn current(&self, key: &str) -> Option<Version> {
+        lock(&self.objects)
+            .get(key)
+            .and_then(|versions| versions.last().cloned())
     }
 
     fn call(&self, operation: &'static str, key: &str) -> Result<(), AppError> {
@@ -283,17 +364,34 @@ impl UrlSigner for FakeBucket {
 }
 
 impl ObjectStorage for FakeBucket {
-    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, AppError> {
+    async fn head(&self, key: &ObjectKey) -> Result<ObjectLookup, AppError> {
         self.call("bucket.head", key.as_str())?;
-        let object = lock(&self.objects).get(key.as_str()).cloned();
+        let lookup = match self.current(key.as_str()) {
+            Some(Version::Object(object)) => ObjectLookup::Found(object),
+            Some(Version::DeleteMarker(_)) | None => ObjectLookup::Denied,
+        };
         // S3 has answered; while the answer travels back, let another joined operation run.
         tokio::task::yield_now().await;
-        Ok(object)
+        Ok(lookup)
     }
 
-    async fn delete(&self, key: &ObjectKey) -> Result<(), AppError> {
+    async fn delete_version(
+        &self,
+        key: &ObjectKey,
+        version_id: Option<&str>,
+    ) -> Result<(), AppError> {
         self.call("bucket.delete", key.as_str())?;
-        lock(&self.objects).remove(key.as_str());
+        let marker = version_id.is_none().then(|| self.new_version_id());
+        let mut objects = lock(&self.objects);
+        let versions = objects.entry(key.as_str().to_owned()).or_default();
+        match (version_id, marker) {
+            (Some(id), _) => versions.retain(|version| version.id() != Some(id)),
+            (None, Some(marker)) => versions.push(Version::DeleteMarker(marker)),
+            (None, None) => {}
+        }
+        if versions.is_empty() {
+            objects.remove(key.as_str());
+        }
         lock(&self.deleted).push(key.as_str().to_owned());
         Ok(())
     }
@@ -320,6 +418,8 @@ pub fn small_object(content_type: &str) -> ObjectInfo {
         content_type: Some(content_type.to_owned()),
         sha256: None,
         etag: "\"e\"".into(),
+        version_id: None,
+        unsigned_headers: Vec::new(),
     }
 }
 
