@@ -5,10 +5,10 @@
 
 use presign_gate::bucket::ObjectInfo;
 use presign_gate::domain::{
-    Disposition, ExpiryPolicy, FileId, FileRecord, FileStatus, OwnerId, UploadPolicy,
+    Disposition, ExpiryPolicy, FileId, FileRecord, FileStatus, ObjectKey, OwnerId, UploadPolicy,
 };
 use presign_gate::error::AppError;
-use presign_gate::service::{Confirmation, FileService};
+use presign_gate::service::{Confirmation, FileService, ObjectEventOutcome};
 use presign_gate_test_support::fakes::{FakeBucket, FakeStore, Journal, pair, seed, small_object};
 
 /// The service over fakes, and handles on what it owns.
@@ -249,4 +249,162 @@ async fn a_batch_reads_each_distinct_id_once_and_answers_it_once() {
             (pending.id.to_string().as_str(), "not_ready"),
         ]
     );
+}
+
+// Versioned deletes. The deployed bucket keeps versions; FakeBucket follows S3's versioning rules
+// (see its documentation), so these show that no version of a removed object survives anywhere.
+
+/// What an upload URL replayed at `key` stores: the reserved object, with `If-None-Match: *`.
+fn replay_upload(bucket: &FakeBucket, record: &FileRecord) -> Result<String, ()> {
+    bucket.put_if_none_match(&record.key, small_object("text/plain"))
+}
+
+#[tokio::test]
+async fn a_deleted_file_keeps_no_version_and_a_replayed_upload_url_leaves_none() {
+    let h = harness();
+    let record = uploaded(&h);
+    assert!(matches!(
+        h.files.confirm(record.clone()).await.unwrap(),
+        Confirmation::Available(_)
+    ));
+    // While the object is there, the upload URL cannot overwrite it.
+    assert!(replay_upload(&h.bucket, &record).is_err());
+
+    h.files.delete_file(&alice(), record.id).await.unwrap();
+    assert!(
+        h.bucket.versions(&record.key).is_empty(),
+        "no noncurrent version or delete marker: {:?}",
+        h.bucket.versions(&record.key)
+    );
+
+    // The URL is still valid and nothing current blocks it: S3 stores the bytes again, and
+    // their ObjectCreated event finds no record and removes them by version id.
+    replay_upload(&h.bucket, &record).expect("S3 accepts the replayed PUT");
+    let outcome = h.files.object_created(record.key.as_str()).await.unwrap();
+    assert!(
+        matches!(outcome, ObjectEventOutcome::UnreservedDeleted),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        h.bucket.version_count(),
+        0,
+        "{:?}",
+        h.bucket.versions(&record.key)
+    );
+}
+
+#[tokio::test]
+async fn bytes_a_replayed_url_stores_while_the_record_is_deleted_are_removed_too() {
+    let h = harness();
+    let record = uploaded(&h);
+    h.files.confirm(record.clone()).await.unwrap();
+    // The PUT lands after the object went and before the record goes; its event, handled then,
+    // would find the record still available and keep the bytes.
+    let (bucket, replayed) = (h.bucket.clone(), record.clone());
+    h.store.before_delete.set(move || {
+        replay_upload(&bucket, &replayed).expect("S3 accepts the replayed PUT");
+    });
+    h.files.delete_file(&alice(), record.id).await.unwrap();
+    assert_eq!(
+        h.bucket.version_count(),
+        0,
+        "{:?}",
+        h.bucket.versions(&record.key)
+    );
+    assert!(h.store.record(&alice(), record.id).is_none());
+}
+
+#[tokio::test]
+async fn a_rejected_upload_and_its_replays_leave_no_version() {
+    let h = harness();
+    let record = uploaded(&h);
+    h.bucket.replace(
+        &record.key,
+        ObjectInfo {
+            size: 4,
+            ..small_object("text/plain")
+        },
+    );
+    let rejected = h.files.confirm(record.clone()).await.unwrap();
+    assert!(
+        matches!(rejected, Confirmation::Rejected { .. }),
+        "{rejected:?}"
+    );
+    assert!(h.bucket.versions(&record.key).is_empty());
+
+    replay_upload(&h.bucket, &record).expect("nothing current blocks the URL");
+    let outcome = h.files.object_created(record.key.as_str()).await.unwrap();
+    assert!(
+        matches!(&outcome, ObjectEventOutcome::Confirmed(c) if matches!(**c, Confirmation::Rejected { .. })),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        h.bucket.version_count(),
+        0,
+        "{:?}",
+        h.bucket.versions(&record.key)
+    );
+}
+
+#[tokio::test]
+async fn a_stray_object_is_removed_by_version_id() {
+    let h = harness();
+    let stray = ObjectKey::stray("users/alice/not-a-reservation").unwrap();
+    h.bucket.put(&stray, small_object("text/plain"));
+    let outcome = h
+        .files
+        .object_created("users/alice/not-a-reservation")
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, ObjectEventOutcome::UnreservedDeleted),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        h.bucket.version_count(),
+        0,
+        "{:?}",
+        h.bucket.versions(&stray)
+    );
+}
+
+#[tokio::test]
+async fn an_event_for_an_object_already_gone_is_no_error() {
+    let h = harness();
+    let record = uploaded(&h);
+    // The file was deleted before its ObjectCreated event arrived (or a retry of the event came
+    // after the first delivery removed a stray): HeadObject answers 403, as S3 does for roles
+    // without s3:ListBucket, and that is nothing left to do, not a failure to retry.
+    h.files.delete_file(&alice(), record.id).await.unwrap();
+    for key in [record.key.as_str(), "users/alice/gone-stray"] {
+        let outcome = h.files.object_created(key).await;
+        assert!(outcome.is_ok(), "{key}: {outcome:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_object_with_unsigned_stored_headers_is_rejected() {
+    for header in [
+        "content-encoding",
+        "cache-control",
+        "content-disposition",
+        "content-language",
+        "expires",
+        "x-amz-meta-*",
+    ] {
+        let h = harness();
+        let record = uploaded(&h);
+        h.bucket.replace(
+            &record.key,
+            ObjectInfo {
+                unsigned_headers: vec![header.to_owned()],
+                ..small_object("text/plain")
+            },
+        );
+        match h.files.complete_upload(&alice(), record.id).await {
+            Err(AppError::UploadRejected(reason)) => assert!(reason.contains(header), "{reason}"),
+            other => panic!("{header}: {other:?}"),
+        }
+        assert_eq!(h.bucket.version_count(), 0, "{header}");
+    }
 }

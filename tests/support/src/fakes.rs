@@ -72,11 +72,37 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Something a test runs once at a chosen point of an operation, as another client acting at
+/// that moment would.
+#[derive(Clone, Default)]
+pub struct Hook(Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>);
+
+impl Hook {
+    pub fn set(&self, action: impl FnOnce() + Send + 'static) {
+        *lock(&self.0) = Some(Box::new(action));
+    }
+
+    fn run(&self) {
+        let action = lock(&self.0).take();
+        if let Some(action) = action {
+            action();
+        }
+    }
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct FakeStore {
     records: Arc<Mutex<BTreeMap<(String, FileId), FileRecord>>>,
     pub journal: Journal,
     pub outages: Outages,
+    /// Runs once when `delete` is called, before the record goes.
+    pub before_delete: Hook,
 }
 
 impl FakeStore {
@@ -203,6 +229,7 @@ impl OwnershipStore for FakeStore {
 
     async fn delete(&self, owner: &OwnerId, id: FileId) -> Result<(), AppError> {
         self.call("store.delete")?;
+        self.before_delete.run();
         lock(&self.records).remove(&Self::key(owner, id));
         Ok(())
     }
