@@ -12,7 +12,15 @@ use serde_json::{Value, json};
 const TEMPLATE: &str = include_str!("../template.yaml");
 
 /// The S3 actions the API role has: a presigned URL can do at most what its signer may.
-const API_S3_ACTIONS: &[&str] = &["s3:PutObject", "s3:GetObject", "s3:DeleteObject"];
+/// s3:DeleteObjectVersion: deletes name the version, so that nothing stays behind as a
+/// noncurrent version on the versioned bucket (the S3 API reference asks for s3:DeleteObject too
+/// on every DeleteObject).
+const API_S3_ACTIONS: &[&str] = &[
+    "s3:PutObject",
+    "s3:GetObject",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+];
 const API_DYNAMODB_ACTIONS: &[&str] = &[
     "dynamodb:GetItem",
     "dynamodb:PutItem",
@@ -21,7 +29,7 @@ const API_DYNAMODB_ACTIONS: &[&str] = &[
     "dynamodb:Query",
     "dynamodb:BatchGetItem",
 ];
-const EVENTS_S3_ACTIONS: &[&str] = &["s3:GetObject", "s3:DeleteObject"];
+const EVENTS_S3_ACTIONS: &[&str] = &["s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"];
 const EVENTS_DYNAMODB_ACTIONS: &[&str] = &[
     "dynamodb:GetItem",
     "dynamodb:UpdateItem",
@@ -352,6 +360,25 @@ fn resource_policy_problems(t: &Value) -> Vec<String> {
             "the bucket policy does not deny presigned requests older than UrlTtlMaxSeconds".into(),
         );
     }
+    // No object is created under users/ without If-None-Match: * (PutObject and
+    // CompleteMultipartUpload; CreateMultipartUpload and UploadPart are exempt).
+    let conditional_writes = bucket_statements.iter().any(|s| {
+        s["Effect"] == "Deny"
+            && s["Principal"] == "*"
+            && strings(&s["Action"]) == ["s3:PutObject"]
+            && resource_list(s) == [json!({ "Fn::Sub": "${FilesBucket.Arn}/users/*" })]
+            && s["Condition"]
+                == json!({
+                    "Null": { "s3:if-none-match": "true" },
+                    "Bool": { "s3:ObjectCreationOperation": "true" },
+                })
+    });
+    if !conditional_writes {
+        problems.push(
+            "the bucket policy does not deny object writes under users/ without If-None-Match"
+                .into(),
+        );
+    }
     // S3 may invoke the events function for this bucket only.
     let permission = &t["Resources"]["EventsInvokePermission"]["Properties"];
     if permission["Principal"] != "s3.amazonaws.com"
@@ -424,6 +451,63 @@ fn template_routes(t: &Value) -> (BTreeSet<(String, String)>, Vec<String>) {
         ));
     }
     (routes, problems)
+}
+
+/// An expression's value for the given parameter values, as CloudFormation resolves it: the
+/// intrinsic functions the authorizer's scopes and their conditions use. `None` is
+/// `AWS::NoValue` (the element is dropped).
+fn resolve(t: &Value, expression: &Value, parameters: &[(&str, &str)]) -> Option<Value> {
+    let Some((function, arguments)) = expression
+        .as_object()
+        .filter(|object| object.len() == 1)
+        .and_then(|object| object.iter().next())
+    else {
+        return Some(expression.clone());
+    };
+    let argument = |n: usize| resolve(t, &arguments[n], parameters).expect("a value");
+    Some(match function.as_str() {
+        "Ref" if arguments == "AWS::NoValue" => return None,
+        "Ref" => {
+            let name = arguments.as_str().expect("Ref name");
+            let (_, value) = parameters
+                .iter()
+                .find(|(parameter, _)| *parameter == name)
+                .unwrap_or_else(|| panic!("no value for parameter {name}"));
+            json!(value)
+        }
+        "Fn::Sub" => {
+            let mut text = arguments.as_str().expect("Fn::Sub of a string").to_owned();
+            for (name, value) in parameters {
+                text = text.replace(&format!("${{{name}}}"), value);
+            }
+            assert!(!text.contains("${"), "unresolved Fn::Sub {text}");
+            json!(text)
+        }
+        "Fn::Split" => {
+            let delimiter = arguments[0].as_str().expect("delimiter").to_owned();
+            let source = argument(1);
+            json!(
+                source
+                    .as_str()
+                    .expect("a string")
+                    .split(&delimiter)
+                    .collect::<Vec<_>>()
+            )
+        }
+        // Out of range fails the deployment, as CloudFormation does.
+        "Fn::Select" => {
+            let index = arguments[0].as_u64().expect("index") as usize;
+            argument(1)[index].clone()
+        }
+        "Fn::Equals" => json!(argument(0) == argument(1)),
+        "Fn::Not" => json!(!argument(0).as_bool().expect("a condition")),
+        "Fn::If" => {
+            let name = arguments[0].as_str().expect("condition name");
+            let holds = resolve(t, &t["Conditions"][name], parameters) == Some(json!(true));
+            return resolve(t, &arguments[if holds { 1 } else { 2 }], parameters);
+        }
+        other => panic!("{other} is not resolved by this test"),
+    })
 }
 
 fn all_problems(text: &str) -> Vec<String> {
@@ -510,6 +594,36 @@ fn functions_are_built_from_this_crate_for_al2023() {
     }
 }
 
+#[test]
+fn jwt_authorization_scopes_are_required_on_every_route_only_when_set() {
+    let t = template();
+    let parameter = &t["Parameters"]["JwtAuthorizationScopes"];
+    assert_eq!(parameter["Default"], "", "no scope required by default");
+    assert_eq!(parameter["AllowedPattern"], "^$|^[^,\\s]+(,[^,\\s]+){0,4}$");
+    // On the default authorizer, which every route uses (`template_routes` refuses overrides).
+    let auth = &t["Resources"]["HttpApi"]["Properties"]["Auth"];
+    let default = auth["DefaultAuthorizer"]
+        .as_str()
+        .expect("a default authorizer");
+    let scopes = auth["Authorizers"][default]["AuthorizationScopes"]
+        .as_array()
+        .expect("AuthorizationScopes is a list, as SAM requires");
+    let deployed = |value: &str| -> Vec<Value> {
+        scopes
+            .iter()
+            .filter_map(|scope| resolve(&t, scope, &[("JwtAuthorizationScopes", value)]))
+            .collect()
+    };
+    assert_eq!(deployed(""), Vec::<Value>::new());
+    assert_eq!(deployed("files/api"), [json!("files/api")]);
+    assert_eq!(
+        deployed("a,b/c,d,e,f"),
+        ["a", "b/c", "d", "e", "f"].map(|scope| json!(scope))
+    );
+    let (routes, problems) = template_routes(&t);
+    assert!(problems.is_empty() && !routes.is_empty(), "{problems:?}");
+}
+
 /// Each rule fails on a template that breaks it, so a passing run means something.
 #[test]
 fn checks_catch_a_widened_template() {
@@ -568,6 +682,30 @@ fn checks_catch_a_widened_template() {
             "Effect: Deny\n            Principal: \"*\"\n            Action: s3:*",
             "Effect: Allow\n            Principal: \"*\"\n            Action: s3:*",
             "grants access",
+        ),
+        (
+            "unversioned deletes only",
+            "                  # The same deletes, by version id: for good, on the versioned bucket.\n                  - s3:DeleteObjectVersion\n                Resource: !Sub \"arn",
+            "                Resource: !Sub \"arn",
+            "ApiFunctionRole grants",
+        ),
+        (
+            "listing versions",
+            "- s3:DeleteObjectVersion",
+            "- s3:DeleteObjectVersion\n                  - s3:GetObjectVersion",
+            "\"s3:GetObjectVersion\"",
+        ),
+        (
+            "writes without If-None-Match",
+            "s3:if-none-match: \"true\"",
+            "s3:if-none-match: \"false\"",
+            "without If-None-Match",
+        ),
+        (
+            "multipart parts refused",
+            "s3:ObjectCreationOperation: \"true\"",
+            "s3:ObjectCreationOperation: \"false\"",
+            "without If-None-Match",
         ),
         (
             "lifetime not enforced",
