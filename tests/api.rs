@@ -178,6 +178,15 @@ async fn tampered_download_urls_are_refused_by_s3() {
     );
     assert_ne!(inline, url);
     assert_eq!(get(&inline).await.status(), 403, "disposition changed");
+
+    // s3s-fs ignores response-* overrides (S3 applies them), so what shows that the caching the
+    // URL asks for holds is that changing it breaks the signature.
+    let cached = url.replace(
+        "response-cache-control=private%2C%20no-store",
+        "response-cache-control=public%2C%20max-age%3D31536000",
+    );
+    assert_ne!(cached, url);
+    assert_eq!(get(&cached).await.status(), 403, "caching changed");
 }
 
 #[tokio::test]
@@ -315,6 +324,11 @@ async fn non_ascii_filenames_get_an_rfc5987_disposition() {
         "attachment; filename=\"r_sum_ 2026.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9%202026.txt"
     );
     assert_eq!(query_param(&url, "response-content-type"), "text/plain");
+    // A private file: no shared cache may keep it, whatever Cache-Control the object carries.
+    assert_eq!(
+        query_param(&url, "response-cache-control"),
+        "private, no-store"
+    );
     assert_eq!(
         get(&url).await.status(),
         200,

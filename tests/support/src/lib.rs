@@ -16,6 +16,8 @@ pub mod fuzzing;
 #[cfg(feature = "mocked")]
 pub mod mocked;
 #[cfg(feature = "standins")]
+pub mod no_list_bucket;
+#[cfg(feature = "standins")]
 mod standins;
 
 pub use api::{Answer, TestApi, file_id, http_api_event};

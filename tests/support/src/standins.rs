@@ -81,6 +81,8 @@ fn wait_until_listening(child: &mut ChildGuard, port: u16, name: &str) {
 
 pub struct StandIns {
     pub s3: ChildGuard,
+    /// When started with `start_without_list_bucket`: the front `s3_endpoint` points at.
+    pub no_list_bucket: Option<crate::no_list_bucket::NoListBucketFront>,
     pub dynamodb: ChildGuard,
     pub s3_endpoint: String,
     pub dynamodb_endpoint: String,
@@ -126,6 +128,7 @@ impl StandIns {
         let standins = Self {
             sdk,
             s3,
+            no_list_bucket: None,
             dynamodb,
             s3_endpoint: format!("http://127.0.0.1:{s3_port}"),
             dynamodb_endpoint: format!("http://127.0.0.1:{dynamodb_port}"),
@@ -139,6 +142,21 @@ impl StandIns {
             .await
             .expect("create bucket");
         standins.store().create_table().await.expect("create table");
+        standins
+    }
+
+    /// The stand-ins, with every S3 request (the SDK's and the presigned URLs') going through a
+    /// front that answers HeadObject on a missing key with 403, as S3 answers the deployed roles,
+    /// which have no s3:ListBucket (see `no_list_bucket`).
+    pub async fn start_without_list_bucket() -> Self {
+        let mut standins = Self::start().await;
+        let upstream = standins
+            .s3_endpoint
+            .trim_start_matches("http://")
+            .to_owned();
+        let front = crate::no_list_bucket::NoListBucketFront::start(upstream).await;
+        standins.s3_endpoint = front.endpoint.clone();
+        standins.no_list_bucket = Some(front);
         standins
     }
 

@@ -1,0 +1,165 @@
+//! Where s3s-fs answers differently from S3 for the deployed roles, these tests put S3's answer
+//! back and check the function handles it.
+//!
+//! - HeadObject on a missing key: the roles have no s3:ListBucket, so S3 answers 403, not 404
+//!   (Amazon S3 API Reference, HeadObject, "Permissions"). `StandIns::start_without_list_bucket`
+//!   puts a wire-level front before s3s-fs that answers so; see `no_list_bucket`.
+//! - Unsigned headers: S3 stores `Content-Encoding`, `Cache-Control`, `Content-Disposition`,
+//!   `Content-Language`, `Expires` and `x-amz-meta-*` as the uploader sent them, whatever the URL
+//!   signed (Amazon S3 API Reference, PutObject, request headers). s3s-fs does the same, so the
+//!   uploads here add them through the real presigned URL.
+
+use presign_gate_test_support as support;
+
+use lambda_http::http::StatusCode;
+use presign_gate::s3_events::handle_s3_event;
+use support::*;
+
+async fn head_status(standins: &StandIns, key: &str) -> Option<u16> {
+    match standins
+        .s3_client()
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+    {
+        Ok(_) => None,
+        Err(err) => err.raw_response().map(|r| r.status().as_u16()),
+    }
+}
+
+#[tokio::test]
+async fn complete_before_the_upload_is_upload_missing_not_a_server_error() {
+    let standins = StandIns::start_without_list_bucket().await;
+    let api = standins.api();
+    let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
+    let id = file_id(&reservation);
+    let key = format!("users/alice/{id}");
+    assert_eq!(
+        head_status(&standins, &key).await,
+        Some(403),
+        "the stand-in answers a missing key as S3 does without s3:ListBucket"
+    );
+
+    let early = api.complete("alice", &id).await;
+    assert_eq!(
+        (early.status, early.error_code()),
+        (StatusCode::CONFLICT, "upload_missing"),
+        "{early:?}"
+    );
+
+    // The same front passes the upload and the confirmation through.
+    assert_eq!(upload(&reservation, b"abc").await.status(), 200);
+    let confirmed = api.complete("alice", &id).await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{confirmed:?}");
+    assert_eq!(confirmed.body["file"]["status"], "available");
+}
+
+#[tokio::test]
+async fn an_object_created_event_whose_object_is_gone_succeeds_without_retry() {
+    let standins = StandIns::start_without_list_bucket().await;
+    let api = standins.api();
+    // A confirmed file deleted before its event is handled (its record is gone too).
+    let deleted = api
+        .stored_file("alice", "a.txt", "text/plain", b"abc")
+        .await;
+    let delete = api
+        .call("DELETE", &format!("/files/{deleted}"), Some("alice"), None)
+        .await;
+    assert_eq!(delete.status, StatusCode::NO_CONTENT, "{delete:?}");
+    // A reservation whose object is not there (yet, or any more).
+    let pending = file_id(&api.reserve("alice", "b.txt", "text/plain", b"abc").await);
+    for key in [
+        format!("users/alice/{deleted}"),
+        format!("users/alice/{pending}"),
+        "users/alice/a-stray-already-removed".to_owned(),
+    ] {
+        assert_eq!(head_status(&standins, &key).await, Some(403), "{key}");
+        let event = s3_event("s3/object-created.json", &key);
+        let handled = handle_s3_event(&standins.files(), event).await;
+        assert!(
+            handled.is_ok(),
+            "{key}: an error would make Lambda retry and then park the event: {handled:?}"
+        );
+    }
+    let still = api
+        .call("GET", &format!("/files/{pending}"), Some("alice"), None)
+        .await;
+    assert_eq!(still.body["file"]["status"], "pending", "{still:?}");
+}
+
+#[tokio::test]
+async fn an_upload_that_adds_unsigned_headers_is_rejected_and_deleted() {
+    let standins = StandIns::start_without_list_bucket().await;
+    let api = standins.api();
+    for (header, value) in [
+        ("content-encoding", "gzip"),
+        ("cache-control", "public, max-age=31536000"),
+        ("content-disposition", "inline"),
+        ("content-language", "de"),
+        ("expires", "Thu, 01 Jan 2037 00:00:00 GMT"),
+        ("x-amz-meta-note", "hello"),
+    ] {
+        let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
+        let id = file_id(&reservation);
+        let upload = &reservation["upload"];
+        let mut put = http_client().put(upload["url"].as_str().expect("upload url"));
+        for (name, signed) in upload["headers"].as_object().expect("upload headers") {
+            if name != "content-length" {
+                put = put.header(name, signed.as_str().expect("header value"));
+            }
+        }
+        let put = put
+            .header(header, value)
+            .body(b"abc".to_vec())
+            .send()
+            .await
+            .expect("PUT reaches the S3 stand-in");
+        assert_eq!(
+            put.status(),
+            200,
+            "{header}: S3 stores unsigned headers as sent"
+        );
+        let stored = standins
+            .s3_client()
+            .head_object()
+            .bucket(BUCKET)
+            .key(format!("users/alice/{id}"))
+            .send()
+            .await
+            .expect("the object is there");
+        let kept = match header {
+            "content-encoding" => stored.content_encoding().map(str::to_owned),
+            "cache-control" => stored.cache_control().map(str::to_owned),
+            "content-disposition" => stored.content_disposition().map(str::to_owned),
+            "content-language" => stored.content_language().map(str::to_owned),
+            "expires" => stored.expires_string().map(str::to_owned),
+            _ => stored.metadata().and_then(|m| m.get("note").cloned()),
+        };
+        assert!(kept.is_some(), "{header}: the stand-in kept it, as S3 does");
+
+        let complete = api.complete("alice", &id).await;
+        assert_eq!(
+            (complete.status, complete.error_code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "upload_rejected"),
+            "{header}: {complete:?}"
+        );
+        let named = if header.starts_with("x-amz-meta-") {
+            "x-amz-meta-*"
+        } else {
+            header
+        };
+        assert!(
+            complete.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(named)),
+            "{header}: {complete:?}"
+        );
+        assert_eq!(
+            head_status(&standins, &format!("users/alice/{id}")).await,
+            Some(403),
+            "{header}: the object is deleted"
+        );
+    }
+}
