@@ -9,7 +9,9 @@ use presign_gate::domain::{
 };
 use presign_gate::error::AppError;
 use presign_gate::service::{Confirmation, FileService, ObjectEventOutcome};
-use presign_gate_test_support::fakes::{FakeBucket, FakeStore, Journal, pair, seed, small_object};
+use presign_gate_test_support::fakes::{
+    FakeBucket, FakeStore, Journal, PreconditionFailed, pair, seed, small_object,
+};
 
 /// The service over fakes, and handles on what it owns.
 struct Harness {
@@ -255,7 +257,7 @@ async fn a_batch_reads_each_distinct_id_once_and_answers_it_once() {
 // (see its documentation), so these show that no version of a removed object survives anywhere.
 
 /// What an upload URL replayed at `key` stores: the reserved object, with `If-None-Match: *`.
-fn replay_upload(bucket: &FakeBucket, record: &FileRecord) -> Result<String, ()> {
+fn replay_upload(bucket: &FakeBucket, record: &FileRecord) -> Result<String, PreconditionFailed> {
     bucket.put_if_none_match(&record.key, small_object("text/plain"))
 }
 

@@ -97,9 +97,9 @@ pub enum ObjectLookup {
     Found(ObjectInfo),
     /// 404: no object (or a delete marker) at the key.
     Absent,
-    /// 403. Without `s3:ListBucket`, which neither role has, this is how S3 answers HeadObject for
-    /// a key with no object (AWS S3 API reference, HeadObject, "Permissions"); it would also be
-    /// the answer for an object the role may not read. The service decides what it means.
+    /// A 403: without `s3:ListBucket`, which neither role has, S3 answers HeadObject so for a key
+    /// with no object (Amazon S3 API Reference, HeadObject, "Permissions"); it would also be the
+    /// answer for an object the role may not read. The service decides what it means.
     Denied,
 }
 

@@ -75,7 +75,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Something a test runs once at a chosen point of an operation, as another client acting at
 /// that moment would.
 #[derive(Clone, Default)]
-pub struct Hook(Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>);
+pub struct Hook(Arc<Mutex<Option<Action>>>);
+
+type Action = Box<dyn FnOnce() + Send>;
 
 impl Hook {
     pub fn set(&self, action: impl FnOnce() + Send + 'static) {
@@ -291,6 +293,10 @@ pub struct FakeBucket {
     pub outages: Outages,
 }
 
+/// S3's 412 to a conditional write.
+#[derive(Debug, PartialEq)]
+pub struct PreconditionFailed;
+
 /// The host of every URL the fake bucket signs.
 pub const FAKE_BUCKET_URL: &str = "https://bucket.invalid/";
 
@@ -333,9 +339,13 @@ impl FakeBucket {
 
     /// Puts an object as an upload URL does, with `If-None-Match: *`: refused (S3's 412) while
     /// the current version is an object, stored as a new version otherwise.
-    pub fn put_if_none_match(&self, key: &ObjectKey, object: ObjectInfo) -> Result<String, ()> {
+    pub fn put_if_none_match(
+        &self,
+        key: &ObjectKey,
+        object: ObjectInfo,
+    ) -> Result<String, PreconditionFailed> {
         if self.contains(key) {
-            return Err(());
+            return Err(PreconditionFailed);
         }
         Ok(self.put(key, object))
     }
