@@ -103,19 +103,7 @@ async fn an_upload_that_adds_unsigned_headers_is_rejected_and_deleted() {
     ] {
         let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
         let id = file_id(&reservation);
-        let upload = &reservation["upload"];
-        let mut put = http_client().put(upload["url"].as_str().expect("upload url"));
-        for (name, signed) in upload["headers"].as_object().expect("upload headers") {
-            if name != "content-length" {
-                put = put.header(name, signed.as_str().expect("header value"));
-            }
-        }
-        let put = put
-            .header(header, value)
-            .body(b"abc".to_vec())
-            .send()
-            .await
-            .expect("PUT reaches the S3 stand-in");
+        let put = upload_with(&reservation, b"abc", &[(header, value)]).await;
         assert_eq!(
             put.status(),
             200,

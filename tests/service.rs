@@ -256,6 +256,11 @@ async fn a_batch_reads_each_distinct_id_once_and_answers_it_once() {
 // Versioned deletes. The deployed bucket keeps versions; FakeBucket follows S3's versioning rules
 // (see its documentation), so these show that no version of a removed object survives anywhere.
 
+/// Nothing in the whole bucket: no object, no noncurrent version, no delete marker.
+fn assert_no_version_left(bucket: &FakeBucket, key: &ObjectKey) {
+    assert_eq!(bucket.version_count(), 0, "{:?}", bucket.versions(key));
+}
+
 /// What an upload URL replayed at `key` stores: the reserved object, with `If-None-Match: *`.
 fn replay_upload(bucket: &FakeBucket, record: &FileRecord) -> Result<String, PreconditionFailed> {
     bucket.put_if_none_match(&record.key, small_object("text/plain"))
@@ -287,12 +292,7 @@ async fn a_deleted_file_keeps_no_version_and_a_replayed_upload_url_leaves_none()
         matches!(outcome, ObjectEventOutcome::UnreservedDeleted),
         "{outcome:?}"
     );
-    assert_eq!(
-        h.bucket.version_count(),
-        0,
-        "{:?}",
-        h.bucket.versions(&record.key)
-    );
+    assert_no_version_left(&h.bucket, &record.key);
 }
 
 #[tokio::test]
@@ -307,12 +307,7 @@ async fn bytes_a_replayed_url_stores_while_the_record_is_deleted_are_removed_too
         replay_upload(&bucket, &replayed).expect("S3 accepts the replayed PUT");
     });
     h.files.delete_file(&alice(), record.id).await.unwrap();
-    assert_eq!(
-        h.bucket.version_count(),
-        0,
-        "{:?}",
-        h.bucket.versions(&record.key)
-    );
+    assert_no_version_left(&h.bucket, &record.key);
     assert!(h.store.record(&alice(), record.id).is_none());
 }
 
@@ -340,12 +335,7 @@ async fn a_rejected_upload_and_its_replays_leave_no_version() {
         matches!(&outcome, ObjectEventOutcome::Confirmed(c) if matches!(**c, Confirmation::Rejected { .. })),
         "{outcome:?}"
     );
-    assert_eq!(
-        h.bucket.version_count(),
-        0,
-        "{:?}",
-        h.bucket.versions(&record.key)
-    );
+    assert_no_version_left(&h.bucket, &record.key);
 }
 
 #[tokio::test]
@@ -362,12 +352,7 @@ async fn a_stray_object_is_removed_by_version_id() {
         matches!(outcome, ObjectEventOutcome::UnreservedDeleted),
         "{outcome:?}"
     );
-    assert_eq!(
-        h.bucket.version_count(),
-        0,
-        "{:?}",
-        h.bucket.versions(&stray)
-    );
+    assert_no_version_left(&h.bucket, &stray);
 }
 
 #[tokio::test]

@@ -244,12 +244,25 @@ pub fn http_client() -> reqwest::Client {
 
 /// PUTs `body` to the upload URL of a reservation with exactly the headers the API listed.
 pub async fn upload(reservation: &Value, body: &[u8]) -> reqwest::Response {
+    upload_with(reservation, body, &[]).await
+}
+
+/// PUTs `body` to the upload URL of a reservation with the headers the API listed and `extra`
+/// ones, which the URL does not sign, as a client holding the URL may add.
+pub async fn upload_with(
+    reservation: &Value,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
     let upload = &reservation["upload"];
     let mut request = http_client().put(upload["url"].as_str().expect("upload url"));
     for (name, value) in upload["headers"].as_object().expect("upload headers") {
         if name != "content-length" {
             request = request.header(name, value.as_str().expect("header value"));
         }
+    }
+    for (name, value) in extra {
+        request = request.header(*name, *value);
     }
     request
         .body(body.to_vec())
