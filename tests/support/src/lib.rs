@@ -3,10 +3,13 @@
 //!
 //! - `api`: the real handler driven with API Gateway events, over any store and bucket.
 //! - `events`: API Gateway and S3 events, built one way.
-//! - `fakes`: in-memory `OwnershipStore` and bucket, for fast tests of the application's logic.
+//! - `fakes`: in-memory `OwnershipStore` and a versioned bucket, for fast tests of the
+//!   application's logic.
 //! - `fuzzing`: the fuzz harnesses over the fakes.
 //! - `standins` (feature `standins`, re-exported at the root): s3s-fs and moto on free ports,
 //!   the real handler over them, and an HTTP client for the presigned URLs.
+//! - `no_list_bucket` (feature `standins`): a wire-level front for s3s-fs that answers HeadObject
+//!   on a missing key with 403, as S3 answers the deployed roles (no `s3:ListBucket`).
 //! - `mocked` (feature `mocked`): the real handler over SDK clients answered by mock rules.
 
 pub mod api;
