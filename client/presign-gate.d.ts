@@ -47,7 +47,7 @@ export interface Progress {
   total: number;
 }
 
-export interface UploadOptions {
+export interface ReserveOptions {
   /** Defaults to the `File`'s name. */
   filename?: string;
   /** Defaults to the blob's type. */
@@ -59,12 +59,23 @@ export interface UploadOptions {
   sha256?: boolean | string;
   /** Lifetime of the upload URL in seconds (the API's default otherwise). */
   expiresIn?: number;
+  /** Aborts hashing, the reservation, the transfer or the confirmation, whichever is under way. */
+  signal?: AbortSignal;
+}
+
+/** What `POST /uploads` answers: the pending record and how to send the bytes. */
+export interface Reservation {
+  file: FileRecord;
+  upload:
+    | { method: "PUT"; url: string; headers: Headers; expiresAt: string }
+    | { method: "MULTIPART"; partSize: number; partCount: number; expiresAt: string };
+}
+
+export interface UploadOptions extends ReserveOptions {
   /** Bytes sent so far; starts again from 0 when a failed attempt is retried. */
   onProgress?: (progress: Progress) => void;
   /** Called (and awaited) once S3 holds the bytes, before the client confirms the upload. */
   onStored?: (file: FileRecord) => void | Promise<void>;
-  /** Aborts hashing, the reservation, the transfer or the confirmation, whichever is under way. */
-  signal?: AbortSignal;
 }
 
 export interface DownloadOptions {
@@ -105,6 +116,10 @@ export declare class PresignGate {
   constructor(options: PresignGateOptions);
   /** Resolves with the file record once it is available; aborts reject with the signal's reason. */
   upload(blob: Blob, options?: UploadOptions): Promise<FileRecord>;
+  /** Hashes (unless `sha256: false`) and reserves: the first step of `upload` alone. */
+  reserve(blob: Blob, options?: ReserveOptions): Promise<Reservation>;
+  /** Confirms an upload (the server checks the stored object); idempotent. */
+  complete(id: string, options?: { signal?: AbortSignal }): Promise<FileRecord>;
   downloadUrl(id: string, options?: DownloadOptions): Promise<DownloadUrl>;
   downloadUrls(
     ids: string[],

@@ -88,7 +88,24 @@ export class PresignGate {
    * @param {import("./presign-gate").UploadOptions} [options]
    */
   async upload(blob, options = {}) {
-    const { signal, onProgress, onStored, expiresIn } = options;
+    const { signal, onProgress, onStored } = options;
+    const { file, upload } = await this.reserve(blob, options);
+    await this.#transfer(blob, upload, { onProgress, signal });
+    // S3 now holds the bytes. Its event notification confirms the file by itself; `complete`
+    // gives the verdict at once and is idempotent, so both may happen in either order.
+    await onStored?.(file);
+    return this.complete(file.id, { signal });
+  }
+
+  /**
+   * The first step of `upload` alone: hashes (unless `sha256: false`) and reserves. Resolves with
+   * the pending file record and how to send the bytes (`upload.method`, and for `PUT` the URL and
+   * the headers to send with it).
+   * @param {Blob} blob
+   * @param {import("./presign-gate").ReserveOptions} [options]
+   */
+  async reserve(blob, options = {}) {
+    const { signal, expiresIn } = options;
     const filename = options.filename ?? /** @type {File} */ (blob).name;
     const contentType = options.contentType ?? blob.type;
     signal?.throwIfAborted();
@@ -96,18 +113,20 @@ export class PresignGate {
       options.sha256 === false ? undefined
       : typeof options.sha256 === "string" ? options.sha256
       : await sha256Base64(blob, { signal });
-    const { file, upload } = await this.#api("POST", "/uploads", {
+    return this.#api("POST", "/uploads", {
       body: { filename, contentType, size: blob.size, sha256, expiresIn },
       signal,
     });
-    await this.#transfer(blob, upload, { onProgress, signal });
-    // S3 now holds the bytes. Its event notification confirms the file by itself; `complete`
-    // gives the verdict at once and is idempotent, so both may happen in either order.
-    await onStored?.(file);
-    const confirmed = await this.#api("POST", `/files/${encodeURIComponent(file.id)}/complete`, {
-      signal,
-    });
-    return confirmed.file;
+  }
+
+  /**
+   * Confirms an upload: the server checks the stored object against the reservation. Idempotent.
+   * @param {string} id
+   * @param {{ signal?: AbortSignal }} [options]
+   */
+  async complete(id, { signal } = {}) {
+    const { file } = await this.#api("POST", `/files/${encodeURIComponent(id)}/complete`, { signal });
+    return file;
   }
 
   /**
@@ -221,7 +240,9 @@ export class PresignGate {
           resolve({
             status: xhr.status,
             body: xhr.responseText,
-            retryAfter: xhr.getResponseHeader("retry-after"),
+            // Only headers the bucket's CORS rules expose are readable; asking for another one by
+            // name makes the browser log a warning, reading the list does not.
+            retryAfter: /^retry-after:\s*(.*)$/im.exec(xhr.getAllResponseHeaders())?.[1]?.trim() ?? null,
           }),
         );
       xhr.onerror = () => settle(() => resolve({ status: 0 }));
