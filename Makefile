@@ -44,7 +44,7 @@ WARM_INVOCATIONS ?= 1000
 CRITERION_ARGS ?= --warm-up-time 1 --measurement-time 3 --noplot
 
 .PHONY: help tools local test lint template-checks sam-build build deploy proptest fuzz load \
-  bench bench-micro bench-lambda bench-sizes
+  bench bench-micro bench-lambda bench-sizes browser-tools vendor chromium browser-test
 
 help:
 	@echo "make local     run the API at http://127.0.0.1:9000 on S3 and DynamoDB stand-ins"
@@ -55,6 +55,7 @@ help:
 	@echo "make proptest  the model-based property test with many more cases (PROPTEST_CASES)"
 	@echo "make fuzz      each fuzz target for FUZZ_SECONDS (60) on the stable toolchain"
 	@echo "make load      a bounded load test against the API, started on loopback for the run"
+	@echo "make browser-test  the browser client's unit tests, then the demo, client and Uppy in headless Chromium"
 
 $(S3S_FS_BIN):
 	cargo install s3s-fs --version $(S3S_FS_VERSION) --features binary --locked \
@@ -169,3 +170,45 @@ bench-sizes: tools
 	rm -f $(BENCH_DIR)/bootstrap.zip; \
 	(cd $(BENCH_DIR) && zip -q -9 -X bootstrap.zip bootstrap); \
 	echo "$$arch release bootstrap: $$(stat -c %s $(BENCH_DIR)/bootstrap) bytes; zip: $$(stat -c %s $(BENCH_DIR)/bootstrap.zip) bytes"
+
+# ---------------------------------------------------------------------------------------------
+# Browser side. npm packages are pinned exactly in package.json and package-lock.json and installed
+# with `npm ci` into node_modules/ (git-ignored), without install scripts: none of them needs one.
+# Uppy is bundled once for the browser (target/vendor/, see tools/uppy-bundle.js for why); the
+# client and the demo pages are served as written. Chromium is Debian's `chromium` package.
+CHROMIUM ?= /usr/bin/chromium
+VENDOR_DIR := $(CURDIR)/target/vendor
+export CHROMIUM VENDOR_DIR
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+browser-tools: node_modules/.installed
+
+$(VENDOR_DIR)/uppy.mjs: node_modules/.installed tools/uppy-bundle.js
+	mkdir -p $(VENDOR_DIR)
+	node_modules/.bin/esbuild tools/uppy-bundle.js --bundle --format=esm --minify --target=es2022 \
+	  --legal-comments=eof --define:process.env.NODE_ENV='"production"' --log-level=warning \
+	  --outfile=$(VENDOR_DIR)/uppy.mjs
+	cat node_modules/@uppy/core/dist/style.min.css node_modules/@uppy/dashboard/dist/style.min.css \
+	  > $(VENDOR_DIR)/uppy.css
+
+vendor: $(VENDOR_DIR)/uppy.mjs
+
+# Installs Debian's `chromium` package (and what apt pulls in with it) when $(CHROMIUM) is missing.
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "$(CHROMIUM) is missing: install Debian's chromium package (apt-get install chromium) or set CHROMIUM" >&2; exit 1; \
+	  fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+	@"$(CHROMIUM)" --version
+
+# The client's unit tests (a fake fetch), then tests/browser/*.test.mjs in headless Chromium against
+# `make local`'s stack, which each test file starts on free ports. Screenshots land in
+# target/browser-artifacts/.
+browser-test: tools vendor chromium
+	cargo build --locked --bin api --bin events --example local_setup
+	node --test --test-concurrency=1 tests/browser/

@@ -80,8 +80,8 @@ function fakeXhr(script) {
     setRequestHeader(name, value) {
       this.headers[name.toLowerCase()] = value;
     }
-    getResponseHeader(name) {
-      return this.#responseHeaders[name.toLowerCase()] ?? null;
+    getAllResponseHeaders() {
+      return Object.entries(this.#responseHeaders).map(([name, value]) => `${name}: ${value}\r\n`).join("");
     }
     abort() {
       queueMicrotask(() => this.onabort?.());
