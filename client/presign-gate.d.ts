@@ -14,7 +14,7 @@ export interface FileRecord {
   uploadedAt?: string;
 }
 
-export type Headers = Record<string, string>;
+export type HeaderMap = Record<string, string>;
 
 export interface RetryOptions {
   /** Attempts after the first (default 4). */
@@ -29,8 +29,8 @@ export interface RetryOptions {
 export interface PresignGateOptions {
   /** The API's base URL, stage path included (`https://abc.execute-api.eu-west-1.amazonaws.com`). */
   apiUrl: string | URL;
-  /** Headers for every API call, e.g. `async () => ({ authorization: \`Bearer ${token}\` })`. */
-  headers?: Headers | (() => Headers | Promise<Headers>);
+  /** HeaderMap for every API call, e.g. `async () => ({ authorization: \`Bearer ${token}\` })`. */
+  headers?: HeaderMap | (() => HeaderMap | Promise<HeaderMap>);
   /** Defaults to the global `fetch`. */
   fetch?: typeof globalThis.fetch;
   /** Defaults to the global `XMLHttpRequest` (uploads use it: fetch reports no upload progress). */
@@ -67,7 +67,7 @@ export interface ReserveOptions {
 export interface Reservation {
   file: FileRecord;
   upload:
-    | { method: "PUT"; url: string; headers: Headers; expiresAt: string }
+    | { method: "PUT"; url: string; headers: HeaderMap; expiresAt: string }
     | { method: "MULTIPART"; partSize: number; partCount: number; expiresAt: string };
 }
 
