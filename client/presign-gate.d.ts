@@ -29,7 +29,7 @@ export interface RetryOptions {
 export interface PresignGateOptions {
   /** The API's base URL, stage path included (`https://abc.execute-api.eu-west-1.amazonaws.com`). */
   apiUrl: string | URL;
-  /** HeaderMap for every API call, e.g. `async () => ({ authorization: \`Bearer ${token}\` })`. */
+  /** Headers for every API call, e.g. `async () => ({ authorization: \`Bearer ${token}\` })`. */
   headers?: HeaderMap | (() => HeaderMap | Promise<HeaderMap>);
   /** Defaults to the global `fetch`. */
   fetch?: typeof globalThis.fetch;
