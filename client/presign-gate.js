@@ -67,14 +67,12 @@ export class PresignGate {
   #random;
   #sleep;
 
-  /**
-   * @param {import("./presign-gate").PresignGateOptions} options
-   */
+  /** @param {Partial<import("./presign-gate.js").PresignGateOptions>} options `apiUrl` is required */
   constructor({ apiUrl, headers, fetch, XMLHttpRequest, retry, random, sleep } = {}) {
     if (!apiUrl) throw new TypeError("PresignGate: apiUrl is required");
     this.#apiUrl = String(apiUrl).replace(/\/+$/, "");
     this.#headers = headers ?? {};
-    this.#fetch = fetch ?? ((...args) => globalThis.fetch(...args));
+    this.#fetch = fetch ?? ((url, init) => globalThis.fetch(url, init));
     this.#XMLHttpRequest = XMLHttpRequest ?? globalThis.XMLHttpRequest;
     this.#retry = { ...DEFAULT_RETRY, ...retry };
     this.#random = random ?? Math.random;
@@ -85,7 +83,7 @@ export class PresignGate {
    * Reserves, hashes (optional), sends the bytes to S3 and confirms. Resolves with the file record
    * once it is `available`.
    * @param {Blob} blob
-   * @param {import("./presign-gate").UploadOptions} [options]
+   * @param {import("./presign-gate.js").UploadOptions} [options]
    */
   async upload(blob, options = {}) {
     const { signal, onProgress, onStored } = options;
@@ -102,7 +100,7 @@ export class PresignGate {
    * the pending file record and how to send the bytes (`upload.method`, and for `PUT` the URL and
    * the headers to send with it).
    * @param {Blob} blob
-   * @param {import("./presign-gate").ReserveOptions} [options]
+   * @param {import("./presign-gate.js").ReserveOptions} [options]
    */
   async reserve(blob, options = {}) {
     const { signal, expiresIn } = options;
@@ -132,7 +130,7 @@ export class PresignGate {
   /**
    * A short-lived GET URL for one of the caller's available files.
    * @param {string} id
-   * @param {import("./presign-gate").DownloadOptions} [options]
+   * @param {import("./presign-gate.js").DownloadOptions} [options]
    */
   async downloadUrl(id, { disposition, expiresIn, signal } = {}) {
     const { url, expiresAt } = await this.#api(
@@ -146,7 +144,7 @@ export class PresignGate {
   /**
    * Download URLs for up to 100 files in one request; per-id refusals come back in `errors`.
    * @param {string[]} ids
-   * @param {import("./presign-gate").DownloadOptions} [options]
+   * @param {import("./presign-gate.js").DownloadOptions} [options]
    */
   async downloadUrls(ids, { disposition, expiresIn, signal } = {}) {
     const { urls, errors } = await this.#api("POST", "/files/download-urls", {
@@ -162,7 +160,7 @@ export class PresignGate {
     return file;
   }
 
-  /** One page of the caller's files. @param {import("./presign-gate").ListOptions} [options] */
+  /** One page of the caller's files. @param {import("./presign-gate.js").ListOptions} [options] */
   async list({ limit, nextToken, signal } = {}) {
     const { files, nextToken: next } = await this.#api("GET", "/files", {
       query: { limit, nextToken },
@@ -171,7 +169,7 @@ export class PresignGate {
     return { files, nextToken: next ?? null };
   }
 
-  /** Every file of the caller, page by page. @param {import("./presign-gate").ListOptions} [options] */
+  /** Every file of the caller, page by page. @param {import("./presign-gate.js").ListOptions} [options] */
   async *files({ limit, signal } = {}) {
     let nextToken = null;
     do {
@@ -254,7 +252,13 @@ export class PresignGate {
     });
   }
 
-  async #api(method, path, { body, query, signal }) {
+  /**
+   * One API call, retried on 503, 429 and network failures; the parsed body, or null for a 204.
+   * @param {string} method
+   * @param {string} path
+   * @param {{ body?: unknown, query?: Record<string, unknown>, signal?: AbortSignal }} [request]
+   */
+  async #api(method, path, { body, query, signal } = {}) {
     const url = new URL(this.#apiUrl + path);
     for (const [name, value] of Object.entries(query ?? {})) {
       if (value !== undefined && value !== null) url.searchParams.set(name, String(value));

@@ -1,4 +1,4 @@
-import type { PresignGate } from "./presign-gate";
+import type { PresignGate } from "./presign-gate.js";
 
 /** The part of Uppy's `Uppy` class the adapter uses (Uppy 6). */
 export interface UppyLike {

@@ -13,10 +13,10 @@ const TICKET_PREFIX = "presign-gate-ticket/";
 
 /**
  * Installs @uppy/aws-s3 on `uppy`, uploading through `gate`. Returns a function that removes both.
- * @param {import("./uppy-presign-gate").UppyLike} uppy
+ * @param {import("./uppy-presign-gate.js").UppyLike} uppy
  * @param {unknown} AwsS3 the @uppy/aws-s3 plugin class
- * @param {import("./presign-gate").PresignGate} gate
- * @param {import("./uppy-presign-gate").PresignGateUppyOptions} [options]
+ * @param {import("./presign-gate.js").PresignGate} gate
+ * @param {import("./uppy-presign-gate.js").PresignGateUppyOptions} [options]
  */
 export function usePresignGate(uppy, AwsS3, gate, { sha256 = true, expiresIn, limit } = {}) {
   /** Uppy file id -> the pending record its reservation made. */
