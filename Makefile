@@ -207,8 +207,7 @@ chromium:
 	@"$(CHROMIUM)" --version
 
 # The client's unit tests (a fake fetch), then tests/browser/*.test.mjs in headless Chromium against
-# `make local`'s stack, which each test file starts on free ports. Screenshots land in
-# target/browser-artifacts/.
+# `make local`'s stack, which each test file starts on free ports (its first start builds what
+# scripts/local.sh runs). Screenshots land in target/browser-artifacts/.
 browser-test: tools vendor chromium
-	cargo build --locked --bin api --bin events --example local_setup
 	node --test --test-concurrency=1 tests/browser/
