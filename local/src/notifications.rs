@@ -10,8 +10,8 @@
 //! the S3 request never waits for it, and a function error or an unreachable function is retried
 //! twice, the second wait twice the first. Lambda waits one and two minutes; locally the first
 //! wait is `retry_delay` (a second by default) so that a stopped or rebuilding function catches
-//! up within seconds. The events function invoked through cargo lambda's Lambda Invoke endpoint
-//! answers a function error with `X-Amz-Function-Error`, as Lambda's Invoke API does.
+//! up within seconds. Each attempt is a synchronous Invoke: Lambda's Invoke API reports a function
+//! error with `X-Amz-Function-Error`, cargo lambda watch (1.9.2) with a 500; both count as failed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
