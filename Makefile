@@ -30,7 +30,11 @@ export SAM_CLI_BETA_RUST_CARGO_LAMBDA := 1
 # to x86_64 only on a machine that lacks the aarch64 Rust target and cannot add it.
 LAMBDA_ARCH ?=
 
-export S3S_FS_BIN MOTO_SERVER_BIN
+# make local's stand-in for the deployed AWS parts (local/): the bucket with its CORS rules and
+# S3 event notifications, the API's CORS front, the demo page's server. Built from this workspace.
+LOCAL_AWS_BIN := $(CURDIR)/target/debug/local-aws
+
+export S3S_FS_BIN MOTO_SERVER_BIN LOCAL_AWS_BIN
 # cargo-lambda (and the zig it brings) come first on PATH.
 export PATH := $(LOCAL_VENV)/bin:$(PATH)
 
@@ -43,11 +47,11 @@ COLD_RUNS ?= 10
 WARM_INVOCATIONS ?= 1000
 CRITERION_ARGS ?= --warm-up-time 1 --measurement-time 3 --noplot
 
-.PHONY: help tools local test lint template-checks sam-build build deploy proptest fuzz load \
+.PHONY: help tools local-aws local test lint template-checks sam-build build deploy proptest fuzz load \
   bench bench-micro bench-lambda bench-sizes browser-tools vendor chromium browser-test
 
 help:
-	@echo "make local     run the API at http://127.0.0.1:9000 on S3 and DynamoDB stand-ins"
+	@echo "make local     run the API at http://127.0.0.1:9000 on S3 and DynamoDB stand-ins, the demo at :9102"
 	@echo "make test      formatting, lints, template checks, sam build, unit and integration tests (what CI runs)"
 	@echo "make build     the Lambda bootstrap zips under target/lambda/ and the sam build under .aws-sam/"
 	@echo "make deploy    sam build (arm64) and sam deploy --guided (set SAM_DEPLOY_FLAGS= to use samconfig.toml as is)"
@@ -69,6 +73,10 @@ $(TOOLS_DIR)/venv-%/.installed:
 	touch $@
 
 tools: $(S3S_FS_BIN) $(LOCAL_VENV)/.installed
+
+# Cargo decides whether anything changed; the browser tests of `make test` start it too.
+local-aws:
+	cargo build --locked -p presign-gate-local
 
 # The template as CloudFormation, SAM and a security scanner see it. checkov's skips are each
 # justified in the resource's Metadata; --skip-download keeps it offline.
@@ -96,17 +104,20 @@ deploy: $(SAM_VENV)/.installed $(LOCAL_VENV)/.installed
 	$(SAM) build --template-file template.yaml --parameter-overrides Architecture=$${LAMBDA_ARCH:-arm64}
 	$(SAM) deploy $(SAM_DEPLOY_FLAGS)
 
-local: tools
+# The demo's Uppy page loads Uppy from VENDOR_DIR (`make vendor`).
+local: tools local-aws vendor
 	scripts/local.sh
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
+	cargo clippy --locked -p presign-gate-local --all-targets -- -D warnings
 
 # The closing line totals every test binary's results, so a run that executed nothing shows it.
-test: tools lint template-checks sam-build
+test: tools local-aws lint template-checks sam-build
 	mkdir -p target
 	cargo test --locked --all-targets 2>&1 | tee target/test.log
+	cargo test --locked -p presign-gate-local --all-targets 2>&1 | tee -a target/test.log
 	@awk '/^test result:/ { passed += $$4; failed += $$6 } \
 	  END { printf "%d passed, %d failed\n", passed, failed; exit (passed == 0 || failed > 0) }' target/test.log
 
@@ -209,5 +220,5 @@ chromium:
 # The client's unit tests (a fake fetch), then tests/browser/*.test.mjs in headless Chromium against
 # `make local`'s stack, which each test file starts on free ports (its first start builds what
 # scripts/local.sh runs). Screenshots land in target/browser-artifacts/.
-browser-test: tools vendor chromium
+browser-test: tools local-aws vendor chromium
 	node --test --test-concurrency=1 tests/browser/

@@ -32,7 +32,7 @@ export async function freePort() {
  * both `API ready at <url>` and `Demo at <url>`.
  */
 export async function startLocalStack(extraEnv = {}) {
-  for (const name of ["S3S_FS_BIN", "MOTO_SERVER_BIN"]) {
+  for (const name of ["LOCAL_AWS_BIN", "MOTO_SERVER_BIN", "VENDOR_DIR"]) {
     if (!process.env[name]) throw new Error(`${name} is not set: run the browser tests through \`make browser-test\``);
   }
   const dataDir = await mkdtemp(join(tmpdir(), "presign-gate-browser-"));
@@ -42,6 +42,7 @@ export async function startLocalStack(extraEnv = {}) {
     S3_PORT: String(await freePort()),
     DYNAMODB_PORT: String(await freePort()),
     DEMO_PORT: String(await freePort()),
+    LAMBDA_PORT: String(await freePort()),
     DATA_DIR: dataDir,
     ...extraEnv,
   };
