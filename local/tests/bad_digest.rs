@@ -70,3 +70,54 @@ async fn a_bad_digest_overwrite_keeps_the_previous_object() {
     assert_eq!(error.raw_response().map(|r| r.status().as_u16()), Some(400));
     assert_eq!(stack.stored(key).await.as_deref(), Some(&b"previous"[..]));
 }
+
+#[tokio::test]
+async fn a_part_whose_checksum_fails_is_refused_and_the_part_can_be_sent_again() {
+    let stack = Stack::start(Options::default()).await;
+    let s3 = stack.s3();
+    let key = "users/carol/parts";
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect("create multipart upload");
+    let upload_id = upload.upload_id().expect("upload id");
+    let send_part = |body: &'static [u8], declared: &'static [u8]| {
+        s3.upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(1)
+            .checksum_sha256(sha256_base64(declared))
+            .body(ByteStream::from_static(body))
+            .send()
+    };
+    let refused = send_part(b"received", b"declared").await;
+    let error = refused.expect_err("the part's checksum does not match");
+    assert_eq!(error.raw_response().map(|r| r.status().as_u16()), Some(400));
+    assert!(format!("{error:?}").contains("BadDigest"), "{error:?}");
+
+    let part = send_part(b"declared", b"declared")
+        .await
+        .expect("the right part");
+    s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .parts(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(1)
+                        .set_e_tag(part.e_tag().map(str::to_owned))
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(stack.stored(key).await.as_deref(), Some(&b"declared"[..]));
+}
