@@ -218,7 +218,9 @@ chromium:
 	@"$(CHROMIUM)" --version
 
 # The client's unit tests (a fake fetch), then tests/browser/*.test.mjs in headless Chromium against
-# `make local`'s stack, which each test file starts on free ports (its first start builds what
-# scripts/local.sh runs). Screenshots land in target/browser-artifacts/.
+# `make local`'s stack, which each test file starts on free ports. The functions are built first,
+# as `cargo lambda watch` builds them (no example or dev-dependency in the build, so the same
+# features), so the stack starts in seconds. Screenshots land in target/browser-artifacts/.
 browser-test: tools local-aws vendor chromium
+	cargo build --locked --bin api --bin events
 	node --test --test-concurrency=1 tests/browser/
