@@ -80,7 +80,7 @@ export class PresignGate {
   }
 
   /**
-   * Reserves, hashes (optional), sends the bytes to S3 and confirms. Resolves with the file record
+   * Hashes (optional), reserves, sends the bytes to S3 and confirms. Resolves with the file record
    * once it is `available`.
    * @param {Blob} blob
    * @param {import("./presign-gate.js").UploadOptions} [options]
