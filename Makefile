@@ -48,7 +48,7 @@ WARM_INVOCATIONS ?= 1000
 CRITERION_ARGS ?= --warm-up-time 1 --measurement-time 3 --noplot
 
 .PHONY: help tools local-aws local test lint template-checks sam-build build deploy proptest fuzz load \
-  bench bench-micro bench-lambda bench-sizes browser-tools vendor chromium browser-test
+  bench bench-micro bench-lambda bench-sizes vendor chromium browser-test
 
 help:
 	@echo "make local     run the API at http://127.0.0.1:9000 on S3 and DynamoDB stand-ins, the demo at :9102"
@@ -194,8 +194,6 @@ export CHROMIUM VENDOR_DIR
 node_modules/.installed: package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
-
-browser-tools: node_modules/.installed
 
 $(VENDOR_DIR)/uppy.mjs: node_modules/.installed tools/uppy-bundle.js
 	mkdir -p $(VENDOR_DIR)
