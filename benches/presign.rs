@@ -2,8 +2,7 @@
 //! credentials, no network), for the two requests the API signs, and the same through the
 //! adapter (`S3Bucket`), which adds the signed-header filtering. `make bench` runs it.
 
-#[path = "../tests/support/mocked.rs"]
-mod mocked;
+use presign_gate_test_support::mocked;
 mod support;
 
 use std::hint::black_box;
@@ -12,8 +11,8 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_s3::presigning::PresigningConfig;
 use criterion::Criterion;
 use presign_gate::aws;
+use presign_gate::bucket::{DownloadTarget, S3Bucket, UploadTarget, UrlSigner, Validity};
 use presign_gate::domain::{FileId, ObjectKey, OwnerId};
-use presign_gate::storage::{DownloadTarget, S3Bucket, UploadTarget, UrlSigner, Validity};
 
 const DISPOSITION: &str = "attachment; filename=\"holiday photo.png\"";
 const SHA256: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";

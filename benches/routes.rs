@@ -4,8 +4,7 @@
 //! log. The API Gateway event is parsed outside the timed part: that is the runtime's work.
 //! `make bench` runs it.
 
-#[path = "../tests/support/mocked.rs"]
-mod mocked;
+use presign_gate_test_support::mocked;
 mod support;
 
 use std::hint::black_box;

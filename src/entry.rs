@@ -1,19 +1,45 @@
-//! What the API function runs, whatever tokio runtime its `main` chooses (the bench harness runs it
-//! on both): configuration read and checked and AWS clients built once, at cold start, then the
-//! runtime loop handing every invocation to the library.
+//! What the two Lambda functions run, whatever tokio runtime their `main` chooses (the bench
+//! harness runs the API on both): configuration read and checked, and the application assembled
+//! over the AWS adapters, once at cold start; then the runtime loop handing every invocation to
+//! the library. This is the only module that knows both the client builders and the adapters.
 
 use std::convert::Infallible;
 
-use lambda_http::{Adapter, Error, Request, service_fn};
+use lambda_http::{Adapter, Request};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 
+use crate::bucket::S3Bucket;
 use crate::config::Config;
 use crate::http::{Api, RejectUnparseable};
+use crate::s3_events::{S3Event, handle_s3_event};
+use crate::service::FileService;
+use crate::store::DynamoDbOwnershipStore;
 use crate::{aws, telemetry};
+
+/// The application over DynamoDB and S3, as both functions run it.
+pub async fn file_service(config: &Config) -> FileService<DynamoDbOwnershipStore, S3Bucket> {
+    let sdk = aws::lambda_sdk_config(config).await;
+    FileService::new(
+        DynamoDbOwnershipStore::new(aws::dynamodb_client(&sdk), &config.table),
+        S3Bucket::new(
+            aws::s3_client(&sdk, config.force_path_style),
+            &config.bucket,
+        ),
+        config.uploads.clone(),
+        config.expiry,
+    )
+}
+
+/// Logging and configuration, the same for both functions. A configuration error is logged (every
+/// problem at once) and fails the cold start.
+fn start() -> Result<Config, Error> {
+    telemetry::init();
+    Ok(Config::from_env().inspect_err(|e| tracing::error!("{e}"))?)
+}
 
 /// The API function behind API Gateway.
 pub async fn run_api() -> Result<(), Error> {
-    telemetry::init();
-    let config = Config::from_env().inspect_err(|e| tracing::error!("{e}"))?;
+    let config = start()?;
     if let Some(header) = &config.dev_user_header {
         tracing::warn!(
             header = header.as_str(),
@@ -21,11 +47,23 @@ pub async fn run_api() -> Result<(), Error> {
              This is for local development only and must never be deployed."
         );
     }
-    let api = Api::new(aws::file_service(&config).await, config.dev_user_header);
+    let api = Api::new(file_service(&config).await, config.dev_user_header);
     // The API lives as long as the process; a 'static borrow lets every request future own it.
     let api: &'static Api<_, _> = Box::leak(Box::new(api));
-    let handler = service_fn(move |request: Request| async move {
+    let handler = lambda_http::service_fn(move |request: Request| async move {
         Ok::<_, Infallible>(api.handle(request).await)
     });
     lambda_runtime::run(RejectUnparseable(Adapter::from(handler))).await
+}
+
+/// The S3 events function: confirms uploads that S3 reports, removes records of objects that S3
+/// reports removed, and deletes whatever lands in the bucket without a reservation. A failed event
+/// is reported with the stable `errorType` of `s3_events::FailedRecords`.
+pub async fn run_events() -> Result<(), Error> {
+    let config = start()?;
+    let files: &'static FileService<_, _> = Box::leak(Box::new(file_service(&config).await));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| {
+        handle_s3_event(files, event.payload)
+    }))
+    .await
 }

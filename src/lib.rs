@@ -1,18 +1,27 @@
 //! Presign Gate: hands out S3 presigned URLs for direct browser uploads and downloads, only to the
 //! caller that a DynamoDB ownership record names.
 //!
-//! Layout, from the inside out: `domain` (rules, no AWS), `store` and `storage` (ports and their
-//! AWS adapters), `service` (use cases over the ports), `http` (routing, identity, responses).
-//! The binaries in `src/bin` only wire these together at cold start.
+//! Layout, from the inside out:
+//! - `domain`: the rules, in plain Rust (no AWS, no HTTP); `error`: the one error type.
+//! - `store` (ownership records) and `bucket` (presigning and object calls): the ports, each with
+//!   its one AWS adapter; `backend_error` classifies the SDK's failures for both.
+//! - `service`: the use cases over the ports.
+//! - `http` (routing, identity, responses) and `s3_events` (S3 notifications): the two faces.
+//! - `config`, `aws` (building the SDK clients) and `telemetry`: what starts a function.
+//! - `entry`: assembles all of it at cold start and runs a function's runtime loop; the binaries
+//!   in `src/bin` only choose a tokio runtime and call it.
+//!
+//! Imports point inwards: nothing in `domain`, `store` or `bucket` imports `aws` or `entry`.
 
 pub mod aws;
+mod backend_error;
+pub mod bucket;
 pub mod config;
 pub mod domain;
 pub mod entry;
 pub mod error;
-pub mod events;
 pub mod http;
+pub mod s3_events;
 pub mod service;
-pub mod storage;
 pub mod store;
 pub mod telemetry;

@@ -6,14 +6,14 @@ use std::time::{Duration, SystemTime};
 
 use time::OffsetDateTime;
 
+use crate::bucket::{
+    DownloadTarget, ObjectInfo, ObjectStorage, PresignedRequest, UploadTarget, UrlSigner, Validity,
+};
 use crate::domain::{
     Disposition, ExpiryPolicy, FileId, FileRecord, FileStatus, ObjectKey, OwnerId, UploadPolicy,
     UploadRequest, check_disposition, content_disposition,
 };
 use crate::error::AppError;
-use crate::storage::{
-    DownloadTarget, ObjectInfo, ObjectStorage, PresignedRequest, UploadTarget, UrlSigner, Validity,
-};
 use crate::store::{OwnershipStore, Transition};
 
 /// How long an unconfirmed reservation outlives its upload URL before the table's TTL may purge
@@ -88,26 +88,18 @@ where
         &self,
         owner: &OwnerId,
         request: UploadRequest,
-        expires_in: Option<u64>,
     ) -> Result<(FileRecord, PresignedRequest), AppError> {
+        let expires_in = request.expires_in;
         let upload = self.uploads.check(request)?;
         let lifetime = self.expiry.resolve(expires_in)?;
-        let id = FileId::new_random();
         let created_at = now();
-        let record = FileRecord {
-            owner: owner.clone(),
-            id,
-            key: ObjectKey::for_file(owner, id),
-            filename: upload.filename,
-            content_type: upload.content_type,
-            size: upload.size,
-            sha256: upload.sha256,
-            status: FileStatus::Pending,
+        let record = FileRecord::pending(
+            owner.clone(),
+            FileId::new_random(),
+            upload,
             created_at,
-            purge_at: Some(created_at + lifetime + PENDING_GRACE),
-            etag: None,
-            uploaded_at: None,
-        };
+            created_at + lifetime + PENDING_GRACE,
+        );
         self.store.reserve(&record).await?;
         let target = UploadTarget {
             key: &record.key,

@@ -7,14 +7,14 @@
 //! and its uploaded object), then sends the samples in the order of `API_SAMPLES`, which walks the
 //! file through its life: read, confirm, download, delete.
 
-mod support;
+use presign_gate_test_support as support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use presign_gate::domain::{FileId, FileRecord, FileStatus, ObjectKey, OwnerId};
-use presign_gate::events::{S3Event, decode_event_key, handle_s3_event};
 use presign_gate::http::routes::ROUTES;
+use presign_gate::s3_events::{S3Event, decode_event_key, handle_s3_event};
 use presign_gate::store::OwnershipStore;
 use serde_json::Value;
 use support::*;

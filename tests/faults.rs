@@ -9,7 +9,7 @@
 //! neither time out nor drop a connection.) The production retry policy applies: 3 attempts.
 //! Only the timeouts are shortened, so that a hang costs a second, not six.
 
-mod support;
+use presign_gate_test_support as support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,10 +17,10 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::Credentials;
 use lambda_http::http::StatusCode;
+use presign_gate::bucket::S3Bucket;
 use presign_gate::domain::{ExpiryPolicy, UploadPolicy};
 use presign_gate::http::Api;
 use presign_gate::service::FileService;
-use presign_gate::storage::S3Bucket;
 use presign_gate::store::DynamoDbOwnershipStore;
 use serde_json::{Value, json};
 use support::{Answer, TestApi, http_api_event};

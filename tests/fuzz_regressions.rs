@@ -2,8 +2,7 @@
 //! `make fuzz` ever found) through the same harness the fuzzer runs, so that a fixed crash
 //! stays fixed. The harness asserts more than "no panic": see `tests/support/fuzzing.rs`.
 
-#[path = "support/fuzzing.rs"]
-mod fuzzing;
+use presign_gate_test_support::fuzzing;
 
 use std::path::Path;
 

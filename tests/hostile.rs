@@ -3,7 +3,7 @@
 //! paging input, and active content that must never render inline. Every answer is a clear 4xx
 //! (or the success the input deserves), never a 5xx.
 
-mod support;
+use presign_gate_test_support as support;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,12 +1,12 @@
 //! The upload lifecycle against the stand-ins: confirmation by S3 events and by `complete`,
 //! listing, deletion, and what happens to objects nobody reserved.
 
-mod support;
+use presign_gate_test_support as support;
 
 use std::collections::BTreeSet;
 
 use lambda_http::http::StatusCode;
-use presign_gate::events::handle_s3_event;
+use presign_gate::s3_events::handle_s3_event;
 use serde_json::json;
 use support::*;
 
@@ -290,8 +290,18 @@ async fn a_failing_record_fails_alone_and_is_reported() {
 
     let failed = handle_s3_event(&standins.files(), event).await.unwrap_err();
     assert_eq!(
-        failed.0,
-        vec!["users/alice/00000000-0000-4000-8000-000000000000".to_owned()]
+        failed.keys(),
+        ["users/alice/00000000-0000-4000-8000-000000000000"]
+    );
+    // S3 was unreachable: a failure a later redrive can fix, under its own stable errorType.
+    let diagnostic = lambda_runtime::Diagnostic::from(failed);
+    assert_eq!(diagnostic.error_type, "S3EventBackendUnavailable");
+    assert!(
+        diagnostic
+            .error_message
+            .starts_with("1 record(s) failed: users/alice/00000000-0000-4000-8000-000000000000 ("),
+        "{}",
+        diagnostic.error_message
     );
     assert_eq!(
         file(&api, "alice", &id).await.status,

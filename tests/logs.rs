@@ -1,7 +1,7 @@
 //! The audit log records every URL issued, and never a URL, a signature, a credential or a token,
 //! even with every log level turned on.
 
-mod support;
+use presign_gate_test_support as support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

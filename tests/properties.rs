@@ -6,7 +6,7 @@
 //! `PROPTEST_CASES` sets the number of sequences (default 12, so `make test` stays quick);
 //! `make proptest` runs many more.
 
-mod support;
+use presign_gate_test_support as support;
 
 use std::collections::BTreeMap;
 

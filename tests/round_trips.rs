@@ -3,8 +3,7 @@
 //! read, a reservation one write, a batch one `BatchGetItem` whatever its size, and a request
 //! that validation refuses costs nothing at all. No timings here: see `make bench` for those.
 
-#[path = "support/mocked.rs"]
-mod mocked;
+use presign_gate_test_support::mocked;
 
 use mocked::{MockedApi, request, reservation};
 use serde_json::json;

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::config::Credentials;
 use presign_gate::aws;
+use presign_gate::bucket::{S3Bucket, UploadTarget, UrlSigner, Validity};
 use presign_gate::domain::{FileId, ObjectKey, OwnerId};
-use presign_gate::storage::{S3Bucket, UploadTarget, UrlSigner, Validity};
 
 #[tokio::test]
 async fn upload_headers_list_only_what_is_signed() {

@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Body, Context, LambdaEvent, Request, Response, Service, service_fn};
 use presign_gate::http::RejectUnparseable;
+use presign_gate_test_support::HttpApiEvent;
 use serde_json::{Value, json};
 
 fn guarded() -> RejectUnparseable<
@@ -33,19 +34,7 @@ async fn answer(event: Value) -> Value {
 }
 
 fn http_api_event(raw_query: &str) -> Value {
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/files",
-        "rawQueryString": raw_query,
-        "headers": {"host": "api.example.com"},
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
-            "http": {"method": "GET", "path": "/files", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1", "userAgent": "t"},
-            "requestId": "r", "routeKey": "$default", "stage": "$default", "time": "t", "timeEpoch": 0
-        },
-        "isBase64Encoded": false
-    })
+    HttpApiEvent::raw("GET", "/files", raw_query).to_json()
 }
 
 #[tokio::test]

@@ -1,8 +1,7 @@
 //! `make fuzz`: see tests/support/fuzzing.rs for what this target checks.
 #![no_main]
 
-#[path = "../../tests/support/fuzzing.rs"]
-mod fuzzing;
+use presign_gate_test_support::fuzzing;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     fuzzing::api_request(data);

@@ -1,6 +1,5 @@
-//! The bucket: s3s-fs's FileSystem (which verifies nothing itself: SigV4 is s3s's, checksums and
-//! conditional writes are s3s-fs's) with two things the deployed bucket does that s3s-fs 0.14.1
-//! does not:
+//! The bucket: s3s-fs's FileSystem (SigV4 is verified by s3s in front of it; object checksums and
+//! conditional writes by s3s-fs) with what the deployed bucket does that s3s-fs 0.14.1 does not:
 //!
 //! - A write that fails stores nothing. s3s-fs writes the bytes into place before it compares
 //!   the checksums, so after a `BadDigest` the bad object is there and a retry of the same
@@ -25,9 +24,8 @@ use bytes::Bytes;
 use futures::Stream;
 use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Checksum as _, Md5};
-use s3s::stream::{ByteStream, RemainingLength};
-
 use s3s::dto::*;
+use s3s::stream::{ByteStream, RemainingLength};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use s3s_fs::FileSystem;
 

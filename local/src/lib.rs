@@ -81,8 +81,6 @@ pub struct LocalAws {
     pub s3: SocketAddr,
     pub api: Option<SocketAddr>,
     pub demo: Option<SocketAddr>,
-    /// The origins both CORS configurations allow (`!Ref AllowedOrigins`).
-    pub allowed_origins: Vec<HeaderValue>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -109,6 +107,7 @@ impl LocalAws {
         };
         let demo_address = demo_listener.as_ref().map(local_address).transpose()?;
 
+        // The stack's AllowedOrigins, locally.
         let mut allowed_origins = Vec::new();
         if let Some(address) = demo_address {
             let origin = format!("http://{address}");
@@ -143,7 +142,6 @@ impl LocalAws {
             s3,
             api,
             demo: demo_address,
-            allowed_origins,
             tasks,
         })
     }
@@ -217,7 +215,9 @@ where
         let socket = match listener.accept().await {
             Ok((socket, _)) => socket,
             Err(error) => {
+                // Out of file descriptors, say: give the open connections a moment to end.
                 tracing::warn!(%error, "could not accept a connection");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
         };

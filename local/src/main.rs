@@ -140,11 +140,17 @@ impl Options {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // s3s logs whole requests (presigned URLs with their signatures) at debug: it stays at warn
+    // whatever RUST_LOG says, so no URL or signature is ever logged.
+    let filter = ["s3s=warn", "s3s_fs=warn"].into_iter().fold(
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        |filter, cap| match cap.parse() {
+            Ok(directive) => filter.add_directive(directive),
+            Err(_) => filter,
+        },
+    );
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,s3s=warn,s3s_fs=warn".into()),
-        )
+        .with_env_filter(filter)
         .with_target(false)
         .init();
     let started = match Options::parse().into_config() {

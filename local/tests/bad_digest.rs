@@ -48,15 +48,7 @@ async fn a_bad_digest_put_leaves_nothing_and_the_url_works_again_with_the_right_
 async fn a_bad_digest_overwrite_keeps_the_previous_object() {
     let stack = Stack::start(Options::default()).await;
     let key = "users/bob/kept";
-    stack
-        .s3()
-        .put_object()
-        .bucket(BUCKET)
-        .key(key)
-        .body(ByteStream::from_static(b"previous"))
-        .send()
-        .await
-        .expect("first version");
+    stack.put_object(key, b"previous").await;
     let refused = stack
         .s3()
         .put_object()
@@ -76,19 +68,12 @@ async fn a_part_whose_checksum_fails_is_refused_and_the_part_can_be_sent_again()
     let stack = Stack::start(Options::default()).await;
     let s3 = stack.s3();
     let key = "users/carol/parts";
-    let upload = s3
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .expect("create multipart upload");
-    let upload_id = upload.upload_id().expect("upload id");
+    let upload_id = stack.create_upload(key).await;
     let send_part = |body: &'static [u8], declared: &'static [u8]| {
         s3.upload_part()
             .bucket(BUCKET)
             .key(key)
-            .upload_id(upload_id)
+            .upload_id(&upload_id)
             .part_number(1)
             .checksum_sha256(sha256_base64(declared))
             .body(ByteStream::from_static(body))
@@ -102,22 +87,6 @@ async fn a_part_whose_checksum_fails_is_refused_and_the_part_can_be_sent_again()
     let part = send_part(b"declared", b"declared")
         .await
         .expect("the right part");
-    s3.complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(upload_id)
-        .multipart_upload(
-            aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                .parts(
-                    aws_sdk_s3::types::CompletedPart::builder()
-                        .part_number(1)
-                        .set_e_tag(part.e_tag().map(str::to_owned))
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("complete");
+    stack.complete_upload(key, &upload_id, part.e_tag()).await;
     assert_eq!(stack.stored(key).await.as_deref(), Some(&b"declared"[..]));
 }

@@ -6,7 +6,7 @@
 mod support;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use serde_json::Value;
 use support::{BUCKET, Options, Recorder, Stack, put, sha256_base64};
 
@@ -71,58 +71,25 @@ async fn multipart_copy_and_both_deletes_are_reported_and_keys_outside_the_prefi
     let s3 = stack.s3();
 
     // Outside `users/`: the template's filters select nothing, so nothing is sent for it.
-    s3.put_object()
-        .bucket(BUCKET)
-        .key("elsewhere/x")
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await
-        .expect("put outside the prefix");
+    stack.put_object("elsewhere/x", b"x").await;
 
     let key = "users/bob/multi";
-    let upload = s3
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .expect("create multipart upload");
-    let upload_id = upload.upload_id().expect("upload id");
+    let upload_id = stack.create_upload(key).await;
     let part = s3
         .upload_part()
         .bucket(BUCKET)
         .key(key)
-        .upload_id(upload_id)
+        .upload_id(&upload_id)
         .part_number(1)
         .body(ByteStream::from_static(b"one part"))
         .send()
         .await
         .expect("upload part");
-    let completed = s3
-        .complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .parts(
-                    CompletedPart::builder()
-                        .part_number(1)
-                        .set_e_tag(part.e_tag().map(str::to_owned))
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("complete multipart upload");
+    let e_tag = stack.complete_upload(key, &upload_id, part.e_tag()).await;
     let record = function.next_record().await;
     assert_s3_record(&record, "ObjectCreated:CompleteMultipartUpload", key);
     assert_eq!(record["s3"]["object"]["size"], 8);
-    assert_eq!(
-        record["s3"]["object"]["eTag"],
-        completed.e_tag().expect("ETag").trim_matches('"')
-    );
+    assert_eq!(record["s3"]["object"]["eTag"], e_tag.trim_matches('"'));
 
     s3.copy_object()
         .bucket(BUCKET)
@@ -180,15 +147,7 @@ async fn a_function_error_is_retried_twice_with_the_same_event() {
     // Fails the first two invocations, handles the third: Lambda's two retries deliver it.
     let mut function = Recorder::function(2).await;
     let stack = stack_with(&function).await;
-    stack
-        .s3()
-        .put_object()
-        .bucket(BUCKET)
-        .key("users/carol/retried")
-        .body(ByteStream::from_static(b"abc"))
-        .send()
-        .await
-        .expect("put");
+    stack.put_object("users/carol/retried", b"abc").await;
     let first = function.next().await.json();
     let second = function.next().await.json();
     let third = function.next().await.json();
@@ -206,15 +165,7 @@ async fn an_unreachable_function_is_retried() {
     // The first two invocations find their connection closed without an answer.
     let mut function = Recorder::unreachable_function(2).await;
     let stack = stack_with(&function).await;
-    stack
-        .s3()
-        .put_object()
-        .bucket(BUCKET)
-        .key("users/dave/late")
-        .body(ByteStream::from_static(b"abc"))
-        .send()
-        .await
-        .expect("put");
+    stack.put_object("users/dave/late", b"abc").await;
     let record = function.next_record().await;
     assert_s3_record(&record, "ObjectCreated:Put", "users/dave/late");
 }
@@ -222,15 +173,7 @@ async fn an_unreachable_function_is_retried() {
 #[tokio::test]
 async fn without_an_events_url_nothing_is_sent_and_writes_still_succeed() {
     let stack = Stack::start(Options::default()).await;
-    stack
-        .s3()
-        .put_object()
-        .bucket(BUCKET)
-        .key("users/erin/quiet")
-        .body(ByteStream::from_static(b"abc"))
-        .send()
-        .await
-        .expect("put");
+    stack.put_object("users/erin/quiet", b"abc").await;
     assert_eq!(
         stack.stored("users/erin/quiet").await.as_deref(),
         Some(&b"abc"[..])

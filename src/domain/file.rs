@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use super::OwnerId;
+use super::{NewUpload, OwnerId};
 use crate::error::AppError;
 
 /// Timestamps are stored and returned as RFC 3339 in UTC, whole seconds.
@@ -124,6 +124,39 @@ pub struct FileRecord {
     pub purge_at: Option<OffsetDateTime>,
     pub etag: Option<String>,
     pub uploaded_at: Option<OffsetDateTime>,
+}
+
+impl FileRecord {
+    /// The record of a new reservation: the one place a checked upload becomes a record, so a
+    /// field of the upload cannot be dropped on the way.
+    pub fn pending(
+        owner: OwnerId,
+        id: FileId,
+        upload: NewUpload,
+        created_at: OffsetDateTime,
+        purge_at: OffsetDateTime,
+    ) -> Self {
+        let NewUpload {
+            filename,
+            content_type,
+            size,
+            sha256,
+        } = upload;
+        Self {
+            key: ObjectKey::for_file(&owner, id),
+            owner,
+            id,
+            filename,
+            content_type,
+            size,
+            sha256,
+            status: FileStatus::Pending,
+            created_at,
+            purge_at: Some(purge_at),
+            etag: None,
+            uploaded_at: None,
+        }
+    }
 }
 
 #[cfg(test)]

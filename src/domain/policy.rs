@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::Deserialize;
 
 use super::Disposition;
 use crate::error::AppError;
@@ -10,13 +11,19 @@ use crate::error::AppError;
 /// common filesystem accepts.
 const MAX_FILENAME_BYTES: usize = 255;
 
-/// What the caller asked to upload, as parsed from the request but not yet checked.
-#[derive(Clone, Debug)]
+/// What the caller asked to upload: the body of `POST /uploads` exactly as sent, not yet checked.
+/// The HTTP layer deserializes it directly, so a new field of the request is declared once here.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UploadRequest {
     pub filename: String,
     pub content_type: String,
     pub size: u64,
+    #[serde(default)]
     pub sha256: Option<String>,
+    /// The upload URL's lifetime in seconds; the expiry policy's default when absent.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
 }
 
 /// An upload that passed every rule; the only way to get one is [`UploadPolicy::check`].
@@ -225,6 +232,7 @@ mod tests {
             content_type: content_type.into(),
             size,
             sha256: None,
+            expires_in: None,
         }
     }
 

@@ -19,10 +19,10 @@ pub use response::status_and_code;
 use response::{FileView, UrlView, error_response, json};
 use routes::Action;
 
+use crate::bucket::{ObjectStorage, UrlSigner};
 use crate::domain::{Disposition, FileId, OwnerId, UploadRequest};
 use crate::error::AppError;
 use crate::service::FileService;
-use crate::storage::{ObjectStorage, UrlSigner};
 use crate::store::OwnershipStore;
 
 /// Request bodies are a few hundred bytes of JSON; anything near this is not a real client.
@@ -63,18 +63,6 @@ struct DownloadUrlsBody {
     expires_in: Option<u64>,
     #[serde(default)]
     disposition: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CreateUploadBody {
-    filename: String,
-    content_type: String,
-    size: u64,
-    #[serde(default)]
-    sha256: Option<String>,
-    #[serde(default)]
-    expires_in: Option<u64>,
 }
 
 impl<S, B> Api<S, B>
@@ -168,17 +156,8 @@ where
         caller: &OwnerId,
         request: &Request,
     ) -> Result<Response<Body>, AppError> {
-        let body: CreateUploadBody = json_body(request)?;
-        let upload = UploadRequest {
-            filename: body.filename,
-            content_type: body.content_type,
-            size: body.size,
-            sha256: body.sha256,
-        };
-        let (record, url) = self
-            .files
-            .reserve_upload(caller, upload, body.expires_in)
-            .await?;
+        let upload: UploadRequest = json_body(request)?;
+        let (record, url) = self.files.reserve_upload(caller, upload).await?;
         Span::current().record("file_id", field::display(record.id));
         tracing::info!(expires_at = %url.expires_at, "upload URL issued");
         json(

@@ -7,9 +7,9 @@ use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
+use crate::bucket::PresignedRequest;
 use crate::domain::{FileRecord, format_timestamp};
 use crate::error::AppError;
-use crate::storage::PresignedRequest;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -29,17 +29,34 @@ pub struct FileView<'a> {
 }
 
 impl<'a> FileView<'a> {
+    /// The record taken apart field by field, with no `..`: a field added to `FileRecord` does
+    /// not compile until it is either shown here or named as kept back.
     pub fn of(record: &'a FileRecord) -> Result<Self, AppError> {
+        let FileRecord {
+            // Kept back: the owner is the caller, and the key and purge time are the server's.
+            owner: _,
+            key: _,
+            purge_at: _,
+            id,
+            filename,
+            content_type,
+            size,
+            sha256,
+            status,
+            created_at,
+            etag,
+            uploaded_at,
+        } = record;
         Ok(Self {
-            id: record.id.to_string(),
-            filename: &record.filename,
-            content_type: &record.content_type,
-            size: record.size,
-            status: record.status.as_str(),
-            created_at: format_timestamp(record.created_at)?,
-            sha256: record.sha256.as_deref(),
-            etag: record.etag.as_deref(),
-            uploaded_at: record.uploaded_at.map(format_timestamp).transpose()?,
+            id: id.to_string(),
+            filename,
+            content_type,
+            size: *size,
+            status: status.as_str(),
+            created_at: format_timestamp(*created_at)?,
+            sha256: sha256.as_deref(),
+            etag: etag.as_deref(),
+            uploaded_at: uploaded_at.map(format_timestamp).transpose()?,
         })
     }
 }
@@ -139,4 +156,50 @@ pub fn error_response(error: &AppError) -> Response<Body> {
         _ => {}
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::domain::{FileId, FileStatus, ObjectKey, OwnerId};
+
+    /// A record with every optional field set shows every field a client may see, and nothing
+    /// that is the server's own (the owner, the object key, the purge time).
+    #[test]
+    fn a_complete_record_shows_every_client_field() {
+        let owner = OwnerId::parse("alice").unwrap();
+        let id = FileId::new_random();
+        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let record = FileRecord {
+            key: ObjectKey::for_file(&owner, id),
+            owner,
+            id,
+            filename: "cat.png".into(),
+            content_type: "image/png".into(),
+            size: 42,
+            sha256: Some("x".repeat(44)),
+            status: FileStatus::Available,
+            created_at: at,
+            purge_at: Some(at),
+            etag: Some("\"e\"".into()),
+            uploaded_at: Some(at),
+        };
+        let view = serde_json::to_value(FileView::of(&record).unwrap()).unwrap();
+        assert_eq!(
+            view,
+            serde_json::json!({
+                "id": id.to_string(),
+                "filename": "cat.png",
+                "contentType": "image/png",
+                "size": 42,
+                "status": "available",
+                "createdAt": "2023-11-14T22:13:20Z",
+                "sha256": "x".repeat(44),
+                "etag": "\"e\"",
+                "uploadedAt": "2023-11-14T22:13:20Z",
+            })
+        );
+    }
 }

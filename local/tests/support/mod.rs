@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation};
 use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
@@ -148,6 +150,55 @@ impl Stack {
             .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
             .collect();
         (request.uri().to_owned(), headers)
+    }
+
+    /// A signed PutObject of `body` (no checksum asked for), which must succeed.
+    pub async fn put_object(&self, key: &str, body: &'static [u8]) {
+        self.s3()
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from_static(body))
+            .send()
+            .await
+            .expect("PutObject");
+    }
+
+    /// Starts a multipart upload of `key`; returns its id.
+    pub async fn create_upload(&self, key: &str) -> String {
+        let upload = self
+            .s3()
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .expect("CreateMultipartUpload");
+        upload.upload_id().expect("upload id").to_owned()
+    }
+
+    /// Completes a multipart upload of one part; returns the object's ETag.
+    pub async fn complete_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_e_tag: Option<&str>,
+    ) -> String {
+        let part = CompletedPart::builder()
+            .part_number(1)
+            .set_e_tag(part_e_tag.map(str::to_owned))
+            .build();
+        let completed = self
+            .s3()
+            .complete_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().parts(part).build())
+            .send()
+            .await
+            .expect("CompleteMultipartUpload");
+        completed.e_tag().expect("ETag").to_owned()
     }
 
     /// The bytes stored at `key`, or None when there is no such object.

@@ -3,7 +3,6 @@
 //! local). The clients are built from the production loader (`aws::config_loader`, same timeouts
 //! and retries) with static credentials, and a counting interceptor records every request that
 //! would have gone on the wire. Shared by `tests/round_trips.rs` and the benchmarks in `benches/`.
-#![allow(dead_code)] // each user takes its own part
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,16 +26,17 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use presign_gate::aws;
+use presign_gate::bucket::S3Bucket;
 use presign_gate::domain::{ExpiryPolicy, FileId, ObjectKey, OwnerId, UploadPolicy};
 use presign_gate::http::Api;
 use presign_gate::service::FileService;
-use presign_gate::storage::S3Bucket;
-use presign_gate::store::DynamoDbOwnershipStore;
+use presign_gate::store::{DynamoDbOwnershipStore, attr};
 use serde_json::{Value, json};
 
+use crate::events::HttpApiEvent;
+pub use crate::{BUCKET, TABLE};
+
 pub const OWNER: &str = "alice";
-pub const BUCKET: &str = "files";
-pub const TABLE: &str = "file-records";
 pub const SIZE: u64 = 52_133;
 pub const CONTENT_TYPE: &str = "image/png";
 /// How many available files the mocked table holds (and a batch asks for).
@@ -102,21 +102,21 @@ fn s(value: impl Into<String>) -> AttributeValue {
 pub fn item(id: FileId, status: &str) -> HashMap<String, AttributeValue> {
     let owner = OwnerId::parse(OWNER).unwrap();
     let mut item = HashMap::from([
-        ("owner".to_owned(), s(OWNER)),
-        ("fileId".to_owned(), s(id.to_string())),
+        (attr::OWNER.to_owned(), s(OWNER)),
+        (attr::FILE_ID.to_owned(), s(id.to_string())),
         (
-            "objectKey".to_owned(),
+            attr::OBJECT_KEY.to_owned(),
             s(ObjectKey::for_file(&owner, id).as_str()),
         ),
-        ("filename".to_owned(), s("holiday photo.png")),
-        ("contentType".to_owned(), s(CONTENT_TYPE)),
-        ("size".to_owned(), AttributeValue::N(SIZE.to_string())),
-        ("status".to_owned(), s(status)),
-        ("createdAt".to_owned(), s("2026-11-29T12:00:00Z")),
+        (attr::FILENAME.to_owned(), s("holiday photo.png")),
+        (attr::CONTENT_TYPE.to_owned(), s(CONTENT_TYPE)),
+        (attr::SIZE.to_owned(), AttributeValue::N(SIZE.to_string())),
+        (attr::STATUS.to_owned(), s(status)),
+        (attr::CREATED_AT.to_owned(), s("2026-11-29T12:00:00Z")),
     ]);
     if status == "available" {
-        item.insert("etag".to_owned(), s("\"etag\""));
-        item.insert("uploadedAt".to_owned(), s("2026-11-29T12:01:00Z"));
+        item.insert(attr::ETAG.to_owned(), s("\"etag\""));
+        item.insert(attr::UPLOADED_AT.to_owned(), s("2026-11-29T12:01:00Z"));
     }
     item
 }
@@ -161,10 +161,10 @@ impl MockedApi {
             let records = Arc::clone(&records);
             move |key: Option<&HashMap<String, AttributeValue>>| {
                 let key = key?;
-                if key.get("owner")?.as_s().ok()? != OWNER {
+                if key.get(attr::OWNER)?.as_s().ok()? != OWNER {
                     return None;
                 }
-                records.get(key.get("fileId")?.as_s().ok()?).cloned()
+                records.get(key.get(attr::FILE_ID)?.as_s().ok()?).cloned()
             }
         };
 
@@ -197,7 +197,12 @@ impl MockedApi {
             let records = Arc::clone(&records);
             mock!(aws_sdk_dynamodb::Client::query).then_compute_output(move |_| {
                 let mut items: Vec<_> = records.values().cloned().collect();
-                items.sort_by(|a, b| a["fileId"].as_s().ok().cmp(&b["fileId"].as_s().ok()));
+                items.sort_by(|a, b| {
+                    a[attr::FILE_ID]
+                        .as_s()
+                        .ok()
+                        .cmp(&b[attr::FILE_ID].as_s().ok())
+                });
                 QueryOutput::builder().set_items(Some(items)).build()
             })
         };
@@ -285,29 +290,11 @@ impl MockedApi {
 /// An API Gateway HTTP API (payload 2.0) request whose JWT authorizer verified `OWNER`, parsed
 /// exactly as the Lambda runtime would parse it.
 pub fn request(method: &str, path: &str, body: Option<Value>) -> lambda_http::Request {
-    let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
-    let event = json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": raw_path,
-        "rawQueryString": raw_query,
-        "headers": { "content-type": "application/json", "host": "api.example.com" },
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "api",
-            "authorizer": { "jwt": { "claims": { "sub": OWNER }, "scopes": null } },
-            "domainName": "api.example.com",
-            "http": { "method": method, "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1", "userAgent": "bench" },
-            "requestId": "bench-request",
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "29/Nov/2026:12:00:00 +0000",
-            "timeEpoch": 1_795_000_000_000u64,
-        },
-        "body": body.map(|b| b.to_string()),
-        "isBase64Encoded": false,
-    });
-    lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event")
+    let mut event = HttpApiEvent::new(method, path).caller(OWNER);
+    if let Some(body) = body {
+        event = event.json_body(&body);
+    }
+    event.request()
 }
 
 /// The body of a small upload reservation.

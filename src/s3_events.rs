@@ -7,32 +7,67 @@
 //! records that already succeeded: in effect only the failed ones are retried, and a record that
 //! keeps failing ends in the destination rather than looping.
 
-use std::fmt;
-
 pub use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
+use lambda_runtime::Diagnostic;
 use percent_encoding::percent_decode_str;
 use tracing::Instrument;
 
+use crate::bucket::{ObjectStorage, UrlSigner};
+use crate::error::AppError;
 use crate::service::{Confirmation, FileService, ObjectEventOutcome};
-use crate::storage::{ObjectStorage, UrlSigner};
 use crate::store::OwnershipStore;
 
-/// The records of an event that failed, named by their object keys (never anything secret).
+/// One record of an event that failed: its object key (never anything secret) and why.
 #[derive(Debug)]
-pub struct FailedRecords(pub Vec<String>);
+pub struct FailedRecord {
+    pub key: String,
+    pub error: AppError,
+}
 
-impl fmt::Display for FailedRecords {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} record(s) failed: {}",
-            self.0.len(),
-            self.0.join(", ")
-        )
+/// The records of an event that failed. Lambda reports it with a stable `errorType` (see the
+/// `Diagnostic` conversion), so failed events can be found by type in the logs and in the
+/// on-failure destination.
+#[derive(Debug, thiserror::Error)]
+#[error("{} record(s) failed: {}", .0.len(), describe(.0))]
+pub struct FailedRecords(pub Vec<FailedRecord>);
+
+fn describe(records: &[FailedRecord]) -> String {
+    records
+        .iter()
+        .map(|record| format!("{} ({})", record.key, record.error))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl FailedRecords {
+    /// The keys of the failed records, in event order.
+    pub fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|record| record.key.as_str()).collect()
+    }
+
+    /// `S3EventBackendUnavailable` when every failure was a throttled, timed-out or unreachable
+    /// backend (a redrive later will likely succeed), `S3EventRecordsFailed` otherwise.
+    pub fn error_type(&self) -> &'static str {
+        if self
+            .0
+            .iter()
+            .all(|record| matches!(record.error, AppError::Unavailable(_)))
+        {
+            "S3EventBackendUnavailable"
+        } else {
+            "S3EventRecordsFailed"
+        }
     }
 }
 
-impl std::error::Error for FailedRecords {}
+impl From<FailedRecords> for Diagnostic {
+    fn from(failed: FailedRecords) -> Self {
+        Diagnostic {
+            error_type: failed.error_type().to_owned(),
+            error_message: failed.to_string(),
+        }
+    }
+}
 
 pub async fn handle_s3_event<S, B>(
     files: &FileService<S, B>,
@@ -51,8 +86,15 @@ where
             .instrument(span)
             .await
         {
-            tracing::error!(event_name, key = raw_key, cause = %error, "S3 event record failed");
-            failed.push(raw_key);
+            // The source names the backend failure; it contains no URL or credential.
+            let cause = std::error::Error::source(&error)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            tracing::error!(event_name, key = raw_key, error = %error, cause, "S3 event record failed");
+            failed.push(FailedRecord {
+                key: raw_key,
+                error,
+            });
         }
     }
     if failed.is_empty() {
@@ -66,7 +108,7 @@ async fn handle_record<S, B>(
     files: &FileService<S, B>,
     event_name: &str,
     raw_key: &str,
-) -> Result<(), String>
+) -> Result<(), AppError>
 where
     S: OwnershipStore,
     B: UrlSigner + ObjectStorage,
@@ -84,11 +126,7 @@ where
         tracing::info!("S3 event of another kind; ignored");
         return Ok(());
     };
-    let outcome = outcome.map_err(|error| {
-        let cause = std::error::Error::source(&error).map(ToString::to_string);
-        format!("{error}: {}", cause.unwrap_or_default())
-    })?;
-    match outcome {
+    match outcome? {
         ObjectEventOutcome::Confirmed(confirmation) => match *confirmation {
             Confirmation::Available(record) => {
                 tracing::info!(caller = %record.owner, file_id = %record.id, "upload confirmed")
@@ -135,5 +173,36 @@ mod tests {
             "users/auth0%7Cabc/x"
         );
         assert_eq!(decode_event_key("%FF"), None);
+    }
+
+    #[test]
+    fn failed_events_carry_a_stable_error_type() {
+        let failed = |errors: Vec<AppError>| {
+            FailedRecords(
+                errors
+                    .into_iter()
+                    .enumerate()
+                    .map(|(n, error)| FailedRecord {
+                        key: format!("users/alice/{n}"),
+                        error,
+                    })
+                    .collect(),
+            )
+        };
+        let unavailable = || AppError::Unavailable("throttled".into());
+        let transient = Diagnostic::from(failed(vec![unavailable(), unavailable()]));
+        assert_eq!(transient.error_type, "S3EventBackendUnavailable");
+        assert_eq!(
+            transient.error_message,
+            "2 record(s) failed: users/alice/0 (a backend is unavailable), \
+             users/alice/1 (a backend is unavailable)"
+        );
+        let mixed = Diagnostic::from(failed(vec![
+            unavailable(),
+            AppError::Internal("AccessDenied".into()),
+        ]));
+        assert_eq!(mixed.error_type, "S3EventRecordsFailed");
+        // The cause stays in the log: the message says only what the error's Display says.
+        assert!(!mixed.error_message.contains("AccessDenied"));
     }
 }

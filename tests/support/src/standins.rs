@@ -1,6 +1,5 @@
-//! Test harness: starts the S3 and DynamoDB stand-ins on free loopback ports for each test, builds
-//! the real handler against them, and drives it with API Gateway events.
-#![allow(dead_code)] // each test binary uses its own part of the harness
+//! The stand-ins: s3s-fs and moto's DynamoDB on free loopback ports for each test, the real
+//! handler built against them, and a plain HTTP client for the presigned URLs.
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -9,19 +8,18 @@ use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use aws_sdk_s3::config::Credentials;
-use lambda_http::http::{HeaderMap, StatusCode};
+use lambda_http::http::StatusCode;
 use presign_gate::aws;
+use presign_gate::bucket::S3Bucket;
 use presign_gate::domain::{ExpiryPolicy, UploadPolicy};
 use presign_gate::http::Api;
 use presign_gate::service::FileService;
-use presign_gate::storage::S3Bucket;
 use presign_gate::store::DynamoDbOwnershipStore;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-mod s3_key;
+use crate::api::{TestApi, file_id};
+use crate::{BUCKET, TABLE};
 
-pub const BUCKET: &str = "files";
-pub const TABLE: &str = "file-records";
 const ACCESS_KEY: &str = "presign-gate-test-key";
 const SECRET_KEY: &str = "presign-gate-test-secret";
 
@@ -199,74 +197,7 @@ impl StandIns {
     }
 }
 
-pub struct TestApi(pub Api<DynamoDbOwnershipStore, S3Bucket>);
-
-/// What the handler answered.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
-impl Answer {
-    pub fn error_code(&self) -> &str {
-        self.body["error"]["code"]
-            .as_str()
-            .unwrap_or("<no error code>")
-    }
-}
-
-impl TestApi {
-    /// Sends `method path` as an HTTP API (payload 2.0) event whose JWT authorizer verified
-    /// `caller`, or with no authorizer at all when `caller` is `None`.
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        caller: Option<&str>,
-        body: Option<Value>,
-    ) -> Answer {
-        let event = http_api_event(method, path, caller, body.map(|b| b.to_string()));
-        self.send_event(&event).await
-    }
-
-    pub async fn send_event(&self, event: &Value) -> Answer {
-        let request =
-            lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event");
-        let response = self.0.handle(request).await;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = match response.body() {
-            lambda_http::Body::Empty => Value::Null,
-            body => serde_json::from_slice(body.as_ref()).expect("JSON response body"),
-        };
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    /// A small text upload reservation, answered whatever it is.
-    pub async fn reserve_raw(&self, caller: &str) -> Answer {
-        let body = json!({ "filename": "a.txt", "contentType": "text/plain", "size": 3 });
-        self.call("POST", "/uploads", Some(caller), Some(body))
-            .await
-    }
-
-    /// `POST /files/{id}/complete` as `caller`.
-    pub async fn complete(&self, caller: &str, id: &str) -> Answer {
-        self.call("POST", &format!("/files/{id}/complete"), Some(caller), None)
-            .await
-    }
-
-    /// `GET /files/{id}/download-url{query}` as `caller` (`query` empty or starting with `?`).
-    pub async fn download_url(&self, caller: &str, id: &str, query: &str) -> Answer {
-        let path = format!("/files/{id}/download-url{query}");
-        self.call("GET", &path, Some(caller), None).await
-    }
-
+impl TestApi<DynamoDbOwnershipStore, S3Bucket> {
     /// Reserves, uploads through the presigned URL and confirms a file; returns its id.
     pub async fn stored_file(
         &self,
@@ -283,67 +214,6 @@ impl TestApi {
         assert_eq!(complete.status, StatusCode::OK, "{complete:?}");
         id
     }
-
-    /// Reserves an upload and returns the 201 answer's body.
-    pub async fn reserve(
-        &self,
-        caller: &str,
-        filename: &str,
-        content_type: &str,
-        body: &[u8],
-    ) -> Value {
-        let answer = self
-            .call(
-                "POST",
-                "/uploads",
-                Some(caller),
-                Some(json!({ "filename": filename, "contentType": content_type, "size": body.len() })),
-            )
-            .await;
-        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
-        answer.body
-    }
-}
-
-/// The file id of a `POST /uploads` answer.
-pub fn file_id(reservation: &Value) -> String {
-    reservation["file"]["id"]
-        .as_str()
-        .expect("file id")
-        .to_owned()
-}
-
-pub fn http_api_event(
-    method: &str,
-    path: &str,
-    caller: Option<&str>,
-    body: Option<String>,
-) -> Value {
-    let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
-    let mut context = json!({
-        "accountId": "123456789012",
-        "apiId": "api",
-        "domainName": "api.example.com",
-        "http": { "method": method, "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1", "userAgent": "test" },
-        "requestId": "test-request",
-        "routeKey": "$default",
-        "stage": "$default",
-        "time": "29/Nov/2026:12:00:00 +0000",
-        "timeEpoch": 1_795_000_000_000u64,
-    });
-    if let Some(sub) = caller {
-        context["authorizer"] = json!({ "jwt": { "claims": { "sub": sub }, "scopes": null } });
-    }
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": raw_path,
-        "rawQueryString": raw_query,
-        "headers": { "content-type": "application/json", "host": "api.example.com" },
-        "requestContext": context,
-        "body": body,
-        "isBase64Encoded": false,
-    })
 }
 
 /// A plain HTTP client for the presigned URLs, as a browser would use them.
@@ -368,17 +238,4 @@ pub async fn upload(reservation: &Value, body: &[u8]) -> reqwest::Response {
         .send()
         .await
         .expect("PUT reaches the S3 stand-in")
-}
-
-/// The sample event `events/<file>`, pointed at the object `key` and URL-encoded as S3 encodes
-/// keys in notifications (`+` for a space).
-pub fn s3_event(file: &str, key: &str) -> presign_gate::events::S3Event {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("events")
-        .join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut event: Value = serde_json::from_str(&text).expect("sample event is JSON");
-    event["Records"][0]["s3"]["object"]["key"] = json!(s3_key::s3_encode(key));
-    event["Records"][0]["s3"]["bucket"]["name"] = json!(BUCKET);
-    serde_json::from_value(event).expect("sample event is an S3 event")
 }

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::{
     DownloadTarget, ObjectInfo, ObjectStorage, PresignedRequest, UploadTarget, UrlSigner, Validity,
 };
-use crate::aws::backend_error;
+use crate::backend_error::backend_error;
 use crate::domain::ObjectKey;
 use crate::error::AppError;
 

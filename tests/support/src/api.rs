@@ -1,0 +1,130 @@
+//! The real handler driven as API Gateway drives it, over any store and bucket: the stand-ins,
+//! or the in-memory fakes.
+
+use lambda_http::http::{HeaderMap, StatusCode};
+use presign_gate::bucket::{ObjectStorage, S3Bucket, UrlSigner};
+use presign_gate::http::Api;
+use presign_gate::store::{DynamoDbOwnershipStore, OwnershipStore};
+use serde_json::{Value, json};
+
+use crate::events::HttpApiEvent;
+
+/// The handler under test; over the stand-ins' adapters unless said otherwise.
+pub struct TestApi<S = DynamoDbOwnershipStore, B = S3Bucket>(pub Api<S, B>);
+
+/// What the handler answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or("<no error code>")
+    }
+}
+
+impl<S, B> TestApi<S, B>
+where
+    S: OwnershipStore,
+    B: UrlSigner + ObjectStorage,
+{
+    /// Sends `method path` as an HTTP API (payload 2.0) event whose JWT authorizer verified
+    /// `caller`, or with no authorizer at all when `caller` is `None`.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        caller: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let event = http_api_event(method, path, caller, body.map(|b| b.to_string()));
+        self.send_event(&event).await
+    }
+
+    pub async fn send_event(&self, event: &Value) -> Answer {
+        let request =
+            lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event");
+        let response = self.0.handle(request).await;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = match response.body() {
+            lambda_http::Body::Empty => Value::Null,
+            body => serde_json::from_slice(body.as_ref()).expect("JSON response body"),
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A small text upload reservation, answered whatever it is.
+    pub async fn reserve_raw(&self, caller: &str) -> Answer {
+        let body = json!({ "filename": "a.txt", "contentType": "text/plain", "size": 3 });
+        self.call("POST", "/uploads", Some(caller), Some(body))
+            .await
+    }
+
+    /// `POST /files/{id}/complete` as `caller`.
+    pub async fn complete(&self, caller: &str, id: &str) -> Answer {
+        self.call("POST", &format!("/files/{id}/complete"), Some(caller), None)
+            .await
+    }
+
+    /// `GET /files/{id}/download-url{query}` as `caller` (`query` empty or starting with `?`).
+    pub async fn download_url(&self, caller: &str, id: &str, query: &str) -> Answer {
+        let path = format!("/files/{id}/download-url{query}");
+        self.call("GET", &path, Some(caller), None).await
+    }
+
+    /// Reserves an upload and returns the 201 answer's body.
+    pub async fn reserve(
+        &self,
+        caller: &str,
+        filename: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Value {
+        let answer = self
+            .call(
+                "POST",
+                "/uploads",
+                Some(caller),
+                Some(json!({ "filename": filename, "contentType": content_type, "size": body.len() })),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+        answer.body
+    }
+}
+
+/// The file id of a `POST /uploads` answer.
+pub fn file_id(reservation: &Value) -> String {
+    reservation["file"]["id"]
+        .as_str()
+        .expect("file id")
+        .to_owned()
+}
+
+/// `method path` as an HTTP API (payload 2.0) event whose JWT authorizer verified `caller`, or
+/// with no authorizer at all when `caller` is `None`.
+pub fn http_api_event(
+    method: &str,
+    path: &str,
+    caller: Option<&str>,
+    body: Option<String>,
+) -> Value {
+    let mut event = HttpApiEvent::new(method, path);
+    if let Some(sub) = caller {
+        event = event.caller(sub);
+    }
+    if let Some(body) = body {
+        event = event.body(body);
+    }
+    event.to_json()
+}

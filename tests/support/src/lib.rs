@@ -1,0 +1,28 @@
+//! The test harness of Presign Gate: one crate, taken the same way by every integration test,
+//! benchmark, fuzz target and the bench harness.
+//!
+//! - `api`: the real handler driven with API Gateway events, over any store and bucket.
+//! - `events`: API Gateway and S3 events, built one way.
+//! - `fakes`: in-memory `OwnershipStore` and bucket, for fast tests of the application's logic.
+//! - `fuzzing`: the fuzz harnesses over the fakes.
+//! - `standins` (feature `standins`, re-exported at the root): s3s-fs and moto on free ports,
+//!   the real handler over them, and an HTTP client for the presigned URLs.
+//! - `mocked` (feature `mocked`): the real handler over SDK clients answered by mock rules.
+
+pub mod api;
+pub mod events;
+pub mod fakes;
+pub mod fuzzing;
+#[cfg(feature = "mocked")]
+pub mod mocked;
+#[cfg(feature = "standins")]
+mod standins;
+
+pub use api::{Answer, TestApi, file_id, http_api_event};
+pub use events::{HttpApiEvent, s3_event};
+#[cfg(feature = "standins")]
+pub use standins::*;
+
+/// The bucket and table names every harness uses.
+pub const BUCKET: &str = "files";
+pub const TABLE: &str = "file-records";
