@@ -30,7 +30,11 @@ export SAM_CLI_BETA_RUST_CARGO_LAMBDA := 1
 # to x86_64 only on a machine that lacks the aarch64 Rust target and cannot add it.
 LAMBDA_ARCH ?=
 
-export S3S_FS_BIN MOTO_SERVER_BIN
+# make local's stand-in for the deployed AWS parts (local/): the bucket with its CORS rules and
+# S3 event notifications, the API's CORS front, the demo page's server. Built from this workspace.
+LOCAL_AWS_BIN := $(CURDIR)/target/debug/local-aws
+
+export S3S_FS_BIN MOTO_SERVER_BIN LOCAL_AWS_BIN
 # cargo-lambda (and the zig it brings) come first on PATH.
 export PATH := $(LOCAL_VENV)/bin:$(PATH)
 
@@ -43,11 +47,11 @@ COLD_RUNS ?= 10
 WARM_INVOCATIONS ?= 1000
 CRITERION_ARGS ?= --warm-up-time 1 --measurement-time 3 --noplot
 
-.PHONY: help tools local test lint template-checks sam-build build deploy proptest fuzz load \
-  bench bench-micro bench-lambda bench-sizes
+.PHONY: help tools local-aws local test lint template-checks sam-build build deploy proptest fuzz load \
+  bench bench-micro bench-lambda bench-sizes vendor chromium browser-test
 
 help:
-	@echo "make local     run the API at http://127.0.0.1:9000 on S3 and DynamoDB stand-ins"
+	@echo "make local     run the API at http://127.0.0.1:9000 on S3 and DynamoDB stand-ins, the demo at :9102"
 	@echo "make test      formatting, lints, template checks, sam build, unit and integration tests (what CI runs)"
 	@echo "make build     the Lambda bootstrap zips under target/lambda/ and the sam build under .aws-sam/"
 	@echo "make deploy    sam build (arm64) and sam deploy --guided (set SAM_DEPLOY_FLAGS= to use samconfig.toml as is)"
@@ -55,6 +59,7 @@ help:
 	@echo "make proptest  the model-based property test with many more cases (PROPTEST_CASES)"
 	@echo "make fuzz      each fuzz target for FUZZ_SECONDS (60) on the stable toolchain"
 	@echo "make load      a bounded load test against the API, started on loopback for the run"
+	@echo "make browser-test  the browser client's unit tests, then the demo, client and Uppy in headless Chromium"
 
 $(S3S_FS_BIN):
 	cargo install s3s-fs --version $(S3S_FS_VERSION) --features binary --locked \
@@ -68,6 +73,10 @@ $(TOOLS_DIR)/venv-%/.installed:
 	touch $@
 
 tools: $(S3S_FS_BIN) $(LOCAL_VENV)/.installed
+
+# Cargo decides whether anything changed; the browser tests of `make test` start it too.
+local-aws:
+	cargo build --locked -p presign-gate-local
 
 # The template as CloudFormation, SAM and a security scanner see it. checkov's skips are each
 # justified in the resource's Metadata; --skip-download keeps it offline.
@@ -95,17 +104,20 @@ deploy: $(SAM_VENV)/.installed $(LOCAL_VENV)/.installed
 	$(SAM) build --template-file template.yaml --parameter-overrides Architecture=$${LAMBDA_ARCH:-arm64}
 	$(SAM) deploy $(SAM_DEPLOY_FLAGS)
 
-local: tools
+# The demo's Uppy page loads Uppy from VENDOR_DIR (`make vendor`).
+local: tools local-aws vendor
 	scripts/local.sh
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
+	cargo clippy --locked -p presign-gate-local --all-targets -- -D warnings
 
 # The closing line totals every test binary's results, so a run that executed nothing shows it.
-test: tools lint template-checks sam-build
+test: tools local-aws lint template-checks sam-build
 	mkdir -p target
 	cargo test --locked --all-targets 2>&1 | tee target/test.log
+	cargo test --locked -p presign-gate-local --all-targets 2>&1 | tee -a target/test.log
 	@awk '/^test result:/ { passed += $$4; failed += $$6 } \
 	  END { printf "%d passed, %d failed\n", passed, failed; exit (passed == 0 || failed > 0) }' target/test.log
 
@@ -169,3 +181,44 @@ bench-sizes: tools
 	rm -f $(BENCH_DIR)/bootstrap.zip; \
 	(cd $(BENCH_DIR) && zip -q -9 -X bootstrap.zip bootstrap); \
 	echo "$$arch release bootstrap: $$(stat -c %s $(BENCH_DIR)/bootstrap) bytes; zip: $$(stat -c %s $(BENCH_DIR)/bootstrap.zip) bytes"
+
+# ---------------------------------------------------------------------------------------------
+# Browser side. npm packages are pinned exactly in package.json and package-lock.json and installed
+# with `npm ci` into node_modules/ (git-ignored), without install scripts: none of them needs one.
+# Uppy is bundled once for the browser (target/vendor/, see tools/uppy-bundle.js for why); the
+# client and the demo pages are served as written. Chromium is Debian's `chromium` package.
+CHROMIUM ?= /usr/bin/chromium
+VENDOR_DIR := $(CURDIR)/target/vendor
+export CHROMIUM VENDOR_DIR
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+$(VENDOR_DIR)/uppy.mjs: node_modules/.installed tools/uppy-bundle.js
+	mkdir -p $(VENDOR_DIR)
+	node_modules/.bin/esbuild tools/uppy-bundle.js --bundle --format=esm --minify --target=es2022 \
+	  --legal-comments=eof --define:process.env.NODE_ENV='"production"' --log-level=warning \
+	  --outfile=$(VENDOR_DIR)/uppy.mjs
+	cat node_modules/@uppy/core/dist/style.min.css node_modules/@uppy/dashboard/dist/style.min.css \
+	  > $(VENDOR_DIR)/uppy.css
+
+vendor: $(VENDOR_DIR)/uppy.mjs
+
+# Installs Debian's `chromium` package (and what apt pulls in with it) when $(CHROMIUM) is missing.
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "$(CHROMIUM) is missing: install Debian's chromium package (apt-get install chromium) or set CHROMIUM" >&2; exit 1; \
+	  fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+	@"$(CHROMIUM)" --version
+
+# The client's unit tests (a fake fetch), then tests/browser/*.test.mjs in headless Chromium against
+# `make local`'s stack, which each test file starts on free ports. The functions are built first,
+# as `cargo lambda watch` builds them (no example or dev-dependency in the build, so the same
+# features), so the stack starts in seconds. Screenshots land in target/browser-artifacts/.
+browser-test: tools local-aws vendor chromium
+	cargo build --locked --bin api --bin events
+	node --test --test-concurrency=1 tests/browser/

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# `make local`: the API on this machine, against the S3 and DynamoDB stand-ins, reloading on every
-# code change. Everything it starts runs as its child and stops with Ctrl-C.
+# `make local`: the API and the events function on this machine, reloading on every code change,
+# behind local-aws (local/: the bucket with its CORS rules and S3 event notifications, the API's
+# CORS front, the demo page's server) and moto's DynamoDB. Everything it starts runs as its child
+# and stops with Ctrl-C. Every port and the data directory can be moved by the environment, so a
+# test harness can start it on free ports.
 set -euo pipefail
 
-: "${S3S_FS_BIN:?set by make local}" "${MOTO_SERVER_BIN:?set by make local}"
-API_PORT=${API_PORT:-9000}
+: "${LOCAL_AWS_BIN:?set by make local}" "${MOTO_SERVER_BIN:?set by make local}"
+API_PORT=${API_PORT:-9000}            # the API as browsers and curl call it (CORS front)
 S3_PORT=${S3_PORT:-9100}
 DYNAMODB_PORT=${DYNAMODB_PORT:-9101}
+DEMO_PORT=${DEMO_PORT:-9102}          # the demo page, on an origin of its own
+LAMBDA_PORT=${LAMBDA_PORT:-9103}      # cargo lambda watch: both functions, behind local-aws
 DATA_DIR=${DATA_DIR:-.local}
+VENDOR_DIR=${VENDOR_DIR:-}            # optional: served at $DEMO/vendor/
 mkdir -p "$DATA_DIR/s3"
 
 pids=()
@@ -20,8 +26,8 @@ trap stop EXIT
 trap 'exit 130' INT TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for port in "$API_PORT" "$S3_PORT" "$DYNAMODB_PORT"; do
-  port_free "$port" || { echo "port $port is in use: stop what holds it, or set API_PORT / S3_PORT / DYNAMODB_PORT" >&2; exit 1; }
+for port in "$API_PORT" "$S3_PORT" "$DYNAMODB_PORT" "$DEMO_PORT" "$LAMBDA_PORT"; do
+  port_free "$port" || { echo "port $port is in use: stop what holds it, or set API_PORT / S3_PORT / DYNAMODB_PORT / DEMO_PORT / LAMBDA_PORT" >&2; exit 1; }
 done
 
 wait_for_port() { # name port
@@ -32,40 +38,57 @@ wait_for_port() { # name port
   echo "$1 did not start on port $2" >&2; exit 1
 }
 
-# Credentials only the stand-ins know: s3s-fs verifies every signature with them.
+# Credentials only the stand-ins know: local-aws verifies every signature with them.
 export AWS_ACCESS_KEY_ID=local-access-key AWS_SECRET_ACCESS_KEY=local-secret-key AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$S3_PORT" AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DYNAMODB_PORT"
 export FILES_BUCKET=files FILES_TABLE=file-records S3_FORCE_PATH_STYLE=true
 # The local stand-in for the JWT authorizer: whoever sends this header is that user. Never deployed.
 export DEV_USER_HEADER=x-dev-user
 
-"$S3S_FS_BIN" --host 127.0.0.1 --port "$S3_PORT" \
-  --access-key "$AWS_ACCESS_KEY_ID" --secret-key "$AWS_SECRET_ACCESS_KEY" "$DATA_DIR/s3" \
-  >"$DATA_DIR/s3s-fs.log" 2>&1 &
+lambda="http://127.0.0.1:$LAMBDA_PORT"
+# With two functions, cargo lambda watch serves each HTTP function under /lambda-url/<name>
+# (and strips that prefix from the path the function sees), and invokes any function through
+# the Lambda Invoke API.
+"$LOCAL_AWS_BIN" --s3-port "$S3_PORT" --data-dir "$DATA_DIR/s3" \
+  --api-port "$API_PORT" --lambda-url "$lambda/lambda-url/api" \
+  --events-url "$lambda/2015-03-31/functions/events/invocations" \
+  --demo-port "$DEMO_PORT" ${VENDOR_DIR:+--vendor-dir "$VENDOR_DIR"} \
+  >"$DATA_DIR/local-aws.log" 2>&1 &
 pids+=($!)
 # moto keeps DynamoDB in memory: records start empty on every run, objects persist in $DATA_DIR.
 "$MOTO_SERVER_BIN" -H 127.0.0.1 -p "$DYNAMODB_PORT" >"$DATA_DIR/moto.log" 2>&1 &
 pids+=($!)
-wait_for_port s3s-fs "$S3_PORT"
+wait_for_port local-aws "$S3_PORT"
 wait_for_port moto_server "$DYNAMODB_PORT"
 cargo run --quiet --locked --example local_setup
 
-cargo lambda watch --bin api --invoke-address 127.0.0.1 --invoke-port "$API_PORT" &
+# --package: both functions of the product (api, events), not the other members' binaries (each
+# is then run as `cargo run --package presign-gate --bin <name>`). --disable-cors: cargo lambda
+# watch would otherwise answer every origin; the CORS rules are the template's, applied by
+# local-aws in front.
+cargo lambda watch --package presign-gate --disable-cors \
+  --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" &
 pids+=($!)
 
 base="http://127.0.0.1:$API_PORT"
-echo "waiting for the function to build and answer (the first build takes a few minutes)..."
+echo "waiting for the functions to build and answer (the first build takes a few minutes)..."
+ready() {
+  # The API through its front; the events function with an event of no records.
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'x-dev-user: readiness-probe' \
+    "$base/files/00000000-0000-4000-8000-000000000000" || true)" = 404 ] &&
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"Records":[]}' \
+    "$lambda/2015-03-31/functions/events/invocations" || true)" = 200 ]
+}
 for _ in $(seq 1 1800); do
-  status=$(curl -s -o /dev/null -w '%{http_code}' -H 'x-dev-user: readiness-probe' \
-    "$base/files/00000000-0000-4000-8000-000000000000" || true)
-  if [ "$status" = 404 ]; then
+  if ready; then
     echo
     echo "API ready at $base"
-    echo "(callers are named by the x-dev-user header; Ctrl-C stops everything)"
+    echo "Demo at http://127.0.0.1:$DEMO_PORT"
+    echo "(callers are named by the x-dev-user header; uploads confirm through S3 events; Ctrl-C stops everything)"
     wait "${pids[@]}"
     exit 0
   fi
   sleep 1
 done
-echo "the function did not answer within 30 minutes" >&2
+echo "the functions did not answer within 30 minutes" >&2
 exit 1

@@ -1,0 +1,163 @@
+// The demo page: upload with progress, list, download and delete the caller's files through
+// the browser client. Served at its own origin, so both the API's and the bucket's CORS apply.
+import { PresignGate, PresignGateError } from "/client/presign-gate.js";
+import { connectionFromPage, describeError, formatSize } from "./shared.js";
+
+const form = document.querySelector("#connection");
+const uploads = document.querySelector("#uploads");
+const filesBody = document.querySelector("#files");
+const filesError = document.querySelector("#files-error");
+const moreButton = document.querySelector("#more");
+const input = document.querySelector("input[type=file]");
+const dropZone = document.querySelector(".drop-zone");
+
+let gate = null;
+let nextToken = null;
+
+function connect() {
+  gate = connectionFromPage(form, PresignGate);
+  refresh();
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  connect();
+});
+document.querySelector("#refresh").addEventListener("click", () => refresh());
+moreButton.addEventListener("click", () => refresh({ more: true }));
+
+input.addEventListener("change", () => {
+  for (const file of input.files) upload(file);
+  input.value = "";
+});
+dropZone.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  dropZone.classList.add("over");
+});
+dropZone.addEventListener("dragleave", () => dropZone.classList.remove("over"));
+dropZone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  dropZone.classList.remove("over");
+  for (const file of event.dataTransfer.files) upload(file);
+});
+
+async function upload(file) {
+  const item = document.createElement("li");
+  item.dataset.testid = "upload";
+  const name = document.createElement("strong");
+  name.textContent = `${file.name} (${formatSize(file.size)})`;
+  const status = document.createElement("span");
+  status.dataset.testid = "upload-status";
+  status.textContent = "Hashing…";
+  const progress = document.createElement("progress");
+  progress.max = file.size || 1;
+  progress.value = 0;
+  const cancel = document.createElement("button");
+  cancel.type = "button";
+  cancel.className = "small secondary";
+  cancel.textContent = "Cancel";
+  const controller = new AbortController();
+  cancel.addEventListener("click", () => controller.abort());
+  item.append(name, status, progress, cancel);
+  uploads.prepend(item);
+
+  try {
+    await gate.upload(file, {
+      signal: controller.signal,
+      onProgress: ({ loaded, total }) => {
+        progress.max = total || 1;
+        progress.value = loaded;
+        status.textContent = `Sending… ${Math.floor((100 * loaded) / (total || 1))}%`;
+      },
+      onStored: () => {
+        status.textContent = "Confirming…";
+      },
+    });
+    progress.value = progress.max;
+    status.textContent = "Uploaded";
+    status.className = "ok";
+    refresh();
+  } catch (error) {
+    status.textContent =
+      error.name === "AbortError" ? "Cancelled." : describeError(error, { filename: file.name, contentType: file.type });
+    status.className = "error";
+    status.setAttribute("role", "alert");
+  } finally {
+    cancel.remove();
+  }
+}
+
+async function refresh({ more = false } = {}) {
+  if (!gate) return;
+  filesError.hidden = true;
+  try {
+    const page = await gate.list({ limit: 50, nextToken: more ? nextToken ?? undefined : undefined });
+    if (!more) filesBody.replaceChildren();
+    for (const file of page.files) filesBody.append(fileRow(file));
+    nextToken = page.nextToken;
+    moreButton.hidden = !nextToken;
+  } catch (error) {
+    showFilesError(error);
+  }
+}
+
+function fileRow(file) {
+  const row = document.createElement("tr");
+  row.dataset.testid = "file-row";
+  row.dataset.fileId = file.id;
+  const cells = [file.filename, file.contentType, formatSize(file.size), file.status].map((text) => {
+    const cell = document.createElement("td");
+    cell.textContent = text;
+    return cell;
+  });
+  cells[2].title = `${file.size} bytes`;
+  cells[3].dataset.testid = "file-status";
+  const actions = document.createElement("td");
+  if (file.status === "available") {
+    actions.append(button("Download", () => download(file)));
+  }
+  actions.append(button("Delete", () => remove(file, row), "secondary"));
+  row.append(...cells, actions);
+  return row;
+}
+
+function button(text, onClick, extraClass = "") {
+  const element = document.createElement("button");
+  element.type = "button";
+  element.className = `small ${extraClass}`.trim();
+  element.textContent = text;
+  element.addEventListener("click", onClick);
+  return element;
+}
+
+async function download(file) {
+  try {
+    const { url } = await gate.downloadUrl(file.id, { disposition: "attachment" });
+    // Content-Disposition: attachment makes this a download, not a navigation away.
+    const link = document.createElement("a");
+    link.href = url;
+    link.rel = "noopener noreferrer";
+    link.click();
+  } catch (error) {
+    showFilesError(error, file);
+  }
+}
+
+async function remove(file, row) {
+  try {
+    await gate.delete(file.id);
+    row.remove();
+  } catch (error) {
+    showFilesError(error, file);
+  }
+}
+
+function showFilesError(error, file) {
+  filesError.textContent = describeError(error, file ? { filename: file.filename } : {});
+  filesError.hidden = false;
+}
+
+// Exposed for the browser tests and for trying things from the console.
+window.presignGateDemo = { get gate() { return gate; }, refresh, PresignGateError };
+
+connect();

@@ -1,0 +1,103 @@
+//! The API as API Gateway fronts it: every request goes on to the function (cargo lambda watch's
+//! HTTP address), whose own CORS headers are dropped; CORS is the template's `CorsConfiguration`,
+//! applied outside this service by the CorsLayer (see `cors`).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{CONNECTION, CONTENT_TYPE, HOST};
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tower::Service;
+
+use crate::HttpBody;
+
+#[derive(Clone)]
+pub struct ApiFront {
+    /// The function's HTTP address, possibly with a path prefix.
+    function: Uri,
+    client: Client<HttpConnector, Incoming>,
+}
+
+impl ApiFront {
+    pub fn new(function: Uri) -> Self {
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Self { function, client }
+    }
+
+    fn upstream(&self, request: &Uri) -> Option<Uri> {
+        let prefix = self.function.path().trim_end_matches('/');
+        let path = request.path_and_query().map_or("/", PathAndQuery::as_str);
+        let mut parts = self.function.clone().into_parts();
+        parts.path_and_query = Some(format!("{prefix}{path}").parse().ok()?);
+        Uri::from_parts(parts).ok()
+    }
+}
+
+impl Service<Request<Incoming>> for ApiFront {
+    type Response = Response<HttpBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
+        let front = self.clone();
+        Box::pin(async move {
+            let Some(upstream) = front.upstream(request.uri()) else {
+                return Ok(message(StatusCode::BAD_REQUEST, "Bad Request"));
+            };
+            *request.uri_mut() = upstream;
+            request.headers_mut().remove(HOST);
+            request.headers_mut().remove(CONNECTION);
+            match front.client.request(request).await {
+                Ok(response) => {
+                    let (mut parts, body) = response.into_parts();
+                    let own_cors: Vec<_> = parts
+                        .headers
+                        .keys()
+                        .filter(|name| name.as_str().starts_with("access-control-"))
+                        .cloned()
+                        .collect();
+                    for name in own_cors {
+                        parts.headers.remove(name);
+                    }
+                    let body = body.map_err(Into::into).boxed_unsync();
+                    Ok(Response::from_parts(parts, body))
+                }
+                Err(error) => {
+                    // What API Gateway answers when its integration fails.
+                    tracing::warn!(%error, "the API function did not answer");
+                    Ok(message(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Service Unavailable",
+                    ))
+                }
+            }
+        })
+    }
+}
+
+fn message(status: StatusCode, text: &str) -> Response<HttpBody> {
+    let body = serde_json::json!({ "message": text }).to_string();
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,0 +1,234 @@
+//! local-aws: `make local`'s stand-in for the deployed AWS parts around the functions, in one
+//! process with three listeners:
+//!
+//! - **S3**: s3s's protocol (SigV4 with the given key pair, presigned URLs, expiry, signed
+//!   headers) over s3s-fs's files, with the bucket's CORS rules, event notifications to the events
+//!   function, and nothing stored by a failed write (see `bucket`).
+//! - **API**: the function behind the HTTP API's CORS (see `api_front`).
+//! - **Demo**: the demo page and the browser client, on an origin of their own (see `demo`).
+//!
+//! Every rule comes from template.yaml (see `template`). Never deployed.
+
+pub mod api_front;
+pub mod bucket;
+pub mod cors;
+pub mod demo;
+pub mod error;
+pub mod notifications;
+pub mod template;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, Response, Uri};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use hyper_util::service::TowerToHyperService;
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+pub use crate::demo::DemoSite;
+pub use crate::error::Error;
+pub use crate::notifications::EventsTarget;
+use crate::template::StackRules;
+
+/// The body every listener answers with.
+pub type HttpBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Everything local-aws needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: IpAddr,
+    /// 0 for any free port (tests).
+    pub s3_port: u16,
+    /// The S3 files (s3s-fs's root: one directory per bucket).
+    pub data_dir: PathBuf,
+    pub access_key: String,
+    pub secret_key: String,
+    pub region: String,
+    pub template: PathBuf,
+    /// Origins allowed besides the demo page's (LOCAL_ALLOWED_ORIGINS).
+    pub extra_origins: Vec<HeaderValue>,
+    pub events: Option<EventsTarget>,
+    pub api: Option<ApiConfig>,
+    pub demo: Option<DemoConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub port: u16,
+    /// The function's HTTP address (cargo lambda watch).
+    pub function_url: Uri,
+    /// The local identity header (DEV_USER_HEADER), allowed by the API's CORS in local mode only.
+    pub dev_user_header: Option<HeaderName>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    pub port: u16,
+    pub site: DemoSite,
+}
+
+/// The running listeners; they stop when this is dropped.
+pub struct LocalAws {
+    pub s3: SocketAddr,
+    pub api: Option<SocketAddr>,
+    pub demo: Option<SocketAddr>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for LocalAws {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl LocalAws {
+    /// Binds every listener, then reads the template (the demo's origin is known only once
+    /// its port is) and serves until dropped.
+    pub async fn start(config: Config) -> Result<Self, Error> {
+        let s3_listener = listen(config.host, config.s3_port).await?;
+        let api_listener = match &config.api {
+            Some(api) => Some(listen(config.host, api.port).await?),
+            None => None,
+        };
+        let demo_listener = match &config.demo {
+            Some(demo) => Some(listen(config.host, demo.port).await?),
+            None => None,
+        };
+        let demo_address = demo_listener.as_ref().map(local_address).transpose()?;
+
+        // The stack's AllowedOrigins, locally.
+        let mut allowed_origins = Vec::new();
+        if let Some(address) = demo_address {
+            let origin = format!("http://{address}");
+            allowed_origins.push(template::parse_origin(&origin)?);
+        }
+        allowed_origins.extend(config.extra_origins.iter().cloned());
+        let rules = StackRules::load(&config.template, &allowed_origins)?;
+
+        let mut tasks = Vec::new();
+        let s3 = local_address(&s3_listener)?;
+        tasks.push(tokio::spawn(serve(
+            s3_listener,
+            s3_service(&config, &rules)?,
+        )));
+
+        let mut api = None;
+        if let (Some(listener), Some(api_config)) = (api_listener, &config.api) {
+            api = Some(local_address(&listener)?);
+            let extra: Vec<HeaderName> = api_config.dev_user_header.iter().cloned().collect();
+            let service = ServiceBuilder::new()
+                .layer(cors::layer(&rules.api_cors, &extra))
+                .service(api_front::ApiFront::new(api_config.function_url.clone()));
+            tasks.push(tokio::spawn(serve(listener, service)));
+        }
+
+        if let (Some(listener), Some(demo_config)) = (demo_listener, &config.demo) {
+            let service = demo::DemoServer::new(&demo_config.site);
+            tasks.push(tokio::spawn(serve(listener, service)));
+        }
+
+        Ok(Self {
+            s3,
+            api,
+            demo: demo_address,
+            tasks,
+        })
+    }
+}
+
+fn s3_service(
+    config: &Config,
+    rules: &StackRules,
+) -> Result<
+    impl Service<Request<Incoming>, Response = Response<HttpBody>, Error = s3s::HttpError, Future: Send>
+    + Clone
+    + Send
+    + 'static,
+    Error,
+> {
+    let data_dir_error = |detail: String| Error::DataDir {
+        path: config.data_dir.clone(),
+        detail,
+    };
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| data_dir_error(e.to_string()))?;
+    let root = config
+        .data_dir
+        .canonicalize()
+        .map_err(|e| data_dir_error(e.to_string()))?;
+    let files = s3s_fs::FileSystem::new(&root).map_err(|e| data_dir_error(format!("{e:?}")))?;
+    let notifier = notifications::Notifier::new(
+        rules.notifications.clone(),
+        config.events.clone(),
+        config.region.clone(),
+    );
+    let bucket = bucket::LocalBucket::new(files, root, notifier, rules.bucket_versioned);
+    let mut builder = S3ServiceBuilder::new(bucket);
+    builder.set_auth(SimpleAuth::from_single(
+        config.access_key.clone(),
+        config.secret_key.clone(),
+    ));
+    let s3 = ServiceExt::<Request<Incoming>>::map_response(
+        builder.build(),
+        |response: Response<s3s::Body>| response.map(|body| body.boxed_unsync()),
+    );
+    Ok(ServiceBuilder::new()
+        .layer_fn(cors::RefuseDisallowedPreflight::new)
+        .layer(cors::layer(&rules.bucket_cors, &[]))
+        .service(s3))
+}
+
+async fn listen(host: IpAddr, port: u16) -> Result<TcpListener, Error> {
+    let address = SocketAddr::new(host, port);
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| Error::Listen { address, source })
+}
+
+fn local_address(listener: &TcpListener) -> Result<SocketAddr, Error> {
+    listener
+        .local_addr()
+        .map_err(|source| Error::Config(format!("a listener has no address: {source}")))
+}
+
+/// Serves HTTP/1.1 on every connection the listener accepts, until the task is aborted.
+async fn serve<S, E>(listener: TcpListener, service: S)
+where
+    S: Service<Request<Incoming>, Response = Response<HttpBody>, Error = E>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loop {
+        let socket = match listener.accept().await {
+            Ok((socket, _)) => socket,
+            Err(error) => {
+                // Out of file descriptors, say: give the open connections a moment to end.
+                tracing::warn!(%error, "could not accept a connection");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            let connection = ConnectionBuilder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(socket), service)
+                .await;
+            if let Err(error) = connection {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+}

@@ -1,0 +1,182 @@
+//! local-aws: the S3 bucket, the API's front and the demo page's server of `make local`.
+//! Options come from the command line (and the environment where noted); see `--help`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use http::{HeaderName, Uri};
+use local_aws::{ApiConfig, Config, DemoConfig, DemoSite, Error, EventsTarget, LocalAws};
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "make local's S3 (with the bucket's CORS and event notifications), API front and demo server"
+)]
+struct Options {
+    /// Address every listener binds.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port of the S3 endpoint.
+    #[arg(long)]
+    s3_port: u16,
+    /// Directory of the S3 files (one subdirectory per bucket).
+    #[arg(long)]
+    data_dir: PathBuf,
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    access_key: String,
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_key: String,
+    /// Region named in the S3 events.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
+    /// The stack's template: CORS rules and notifications are read from it.
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
+    /// Origins allowed besides the demo page's, comma-separated (the stack's AllowedOrigins).
+    #[arg(
+        long,
+        env = "LOCAL_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    allowed_origins: Vec<String>,
+    /// The events function's Lambda Invoke URL; without it, no S3 events are sent.
+    #[arg(long)]
+    events_url: Option<String>,
+    /// Wait before the first retry of a failed event delivery (the second waits twice as long).
+    #[arg(long, default_value_t = 1000)]
+    events_retry_ms: u64,
+    /// Port of the API front (needs --lambda-url).
+    #[arg(long, requires = "lambda_url")]
+    api_port: Option<u16>,
+    /// The API function's HTTP address (cargo lambda watch).
+    #[arg(long, requires = "api_port")]
+    lambda_url: Option<String>,
+    /// The local identity header the API's CORS allows besides the template's headers.
+    #[arg(long, env = "DEV_USER_HEADER")]
+    dev_user_header: Option<String>,
+    /// Port of the demo page's server.
+    #[arg(long)]
+    demo_port: Option<u16>,
+    #[arg(long, default_value = "demo")]
+    demo_dir: PathBuf,
+    #[arg(long, default_value = "client")]
+    client_dir: PathBuf,
+    /// Served at /vendor/ by the demo server (browser bundles of third-party widgets).
+    #[arg(long)]
+    vendor_dir: Option<PathBuf>,
+}
+
+fn http_url(text: &str, what: &'static str) -> Result<Uri, Error> {
+    let uri: Uri = text.parse().map_err(|_| Error::Url(what))?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        return Err(Error::Url(what));
+    }
+    Ok(uri)
+}
+
+impl Options {
+    fn into_config(self) -> Result<Config, Error> {
+        let extra_origins = self
+            .allowed_origins
+            .iter()
+            .map(|origin| origin.trim())
+            .filter(|origin| !origin.is_empty())
+            .map(local_aws::template::parse_origin)
+            .collect::<Result<_, _>>()?;
+        let events = self
+            .events_url
+            .as_deref()
+            .map(|url| {
+                Ok::<_, Error>(EventsTarget {
+                    invoke_url: http_url(url, "--events-url")?,
+                    retry_delay: Duration::from_millis(self.events_retry_ms),
+                })
+            })
+            .transpose()?;
+        let dev_user_header = self
+            .dev_user_header
+            .as_deref()
+            .filter(|name| !name.is_empty())
+            .map(|name| {
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    Error::Config(format!("DEV_USER_HEADER {name:?} is not a header name"))
+                })
+            })
+            .transpose()?;
+        let api = match (self.api_port, self.lambda_url.as_deref()) {
+            (Some(port), Some(url)) => Some(ApiConfig {
+                port,
+                function_url: http_url(url, "--lambda-url")?,
+                dev_user_header,
+            }),
+            _ => None,
+        };
+        let demo = self.demo_port.map(|port| DemoConfig {
+            port,
+            site: DemoSite {
+                demo_dir: self.demo_dir.clone(),
+                client_dir: self.client_dir.clone(),
+                vendor_dir: self.vendor_dir.clone(),
+            },
+        });
+        Ok(Config {
+            host: self.host,
+            s3_port: self.s3_port,
+            data_dir: self.data_dir,
+            access_key: self.access_key,
+            secret_key: self.secret_key,
+            region: self.region,
+            template: self.template,
+            extra_origins,
+            events,
+            api,
+            demo,
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // s3s logs whole requests (presigned URLs with their signatures) at debug: it stays at warn
+    // whatever RUST_LOG says, so no URL or signature is ever logged.
+    let filter = ["s3s=warn", "s3s_fs=warn"].into_iter().fold(
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        |filter, cap| match cap.parse() {
+            Ok(directive) => filter.add_directive(directive),
+            Err(_) => filter,
+        },
+    );
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+    let started = match Options::parse().into_config() {
+        Ok(config) => LocalAws::start(config).await,
+        Err(error) => Err(error),
+    };
+    let running = match started {
+        Ok(running) => running,
+        Err(error) => {
+            tracing::error!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(s3 = %running.s3, api = ?running.api, demo = ?running.demo, "listening");
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(%error, "cannot watch for SIGTERM");
+                return ExitCode::FAILURE;
+            }
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    drop(running);
+    ExitCode::SUCCESS
+}

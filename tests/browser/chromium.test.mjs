@@ -1,0 +1,327 @@
+// The client, the demo page and Uppy in headless Chromium (normal web security) against the whole
+// local stack: the demo at its own origin, the API at another, the local S3 at a third, so every
+// request crosses the API's or the bucket's CORS rules as it would deployed. The stack confirms
+// uploads through S3 event notifications, as the deployed bucket does.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+
+import {
+  apiAs,
+  artifactPath,
+  eventually,
+  launchChromium,
+  startForeignOrigin,
+  startLocalStack,
+} from "./harness.mjs";
+
+let stack;
+let browser;
+let foreign;
+
+before(async () => {
+  stack = await startLocalStack();
+  browser = await launchChromium();
+  foreign = await startForeignOrigin();
+});
+
+after(async () => {
+  await foreign?.close();
+  await browser?.close();
+  await stack?.stop();
+});
+
+/** A page of the demo for `user`, failing the test on any uncaught page error. */
+async function demoPage(user, path = "/") {
+  const page = await browser.context.newPage();
+  const errors = [];
+  page.on("pageerror", (error) => errors.push(error));
+  const url = new URL(path, stack.demoUrl);
+  url.searchParams.set("api", stack.apiUrl);
+  url.searchParams.set("user", user);
+  await page.goto(url.href);
+  await page.waitForFunction(() => window.presignGateDemo?.gate || window.presignGateUppy?.gate);
+  page.pageErrors = errors;
+  return page;
+}
+
+const sha256Hex = (bytes) => createHash("sha256").update(bytes).digest("hex");
+
+/** Every path under the local S3's data directory that names `fileId`. */
+async function storedPathsOf(fileId) {
+  const entries = await readdir(stack.dataDir, { recursive: true });
+  return entries.filter((entry) => entry.includes(fileId)).map((entry) => join(stack.dataDir, entry));
+}
+
+test("the client uploads from the demo origin; the S3 event confirms it before the client does; the bytes come back; a second caller sees nothing", async () => {
+  const page = await demoPage("alice");
+  const bytes = randomBytes(300 * 1024);
+  const result = await page.evaluate(async (base64) => {
+    const content = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    const gate = window.presignGateDemo.gate;
+    const progress = [];
+    let statusBeforeComplete = null;
+    const file = await gate.upload(new Blob([content], { type: "image/png" }), {
+      filename: "photo.png",
+      onProgress: (p) => progress.push(p),
+      // Called once S3 holds the bytes and before the client's own `complete`: wait here for the
+      // record to turn available, which only the S3 event notification can do at this point.
+      onStored: async ({ id }) => {
+        const deadline = Date.now() + 20_000;
+        for (;;) {
+          const record = await gate.get(id);
+          if (record.status !== "pending" || Date.now() > deadline) {
+            statusBeforeComplete = record.status;
+            return;
+          }
+          await new Promise((done) => setTimeout(done, 100));
+        }
+      },
+    });
+    const { url } = await gate.downloadUrl(file.id);
+    const response = await fetch(url);
+    const downloaded = new Uint8Array(await response.arrayBuffer());
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", downloaded));
+    return {
+      file,
+      progress,
+      statusBeforeComplete,
+      downloadStatus: response.status,
+      downloadType: response.headers.get("content-type"),
+      downloadedSha256: Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""),
+    };
+  }, bytes.toString("base64"));
+
+  assert.equal(result.statusBeforeComplete, "available", "the S3 event confirmed the upload without `complete`");
+  assert.equal(result.file.status, "available");
+  assert.equal(result.file.size, bytes.length);
+  assert.deepEqual(result.progress.at(-1), { loaded: bytes.length, total: bytes.length });
+  assert.ok(result.progress.every((p) => p.total === bytes.length && p.loaded <= p.total));
+  assert.equal(result.downloadStatus, 200);
+  assert.equal(result.downloadedSha256, sha256Hex(bytes));
+
+  // Someone else gets exactly what a file that does not exist would give them.
+  const asBob = apiAs(stack.apiUrl, "bob");
+  for (const path of [`/files/${result.file.id}`, `/files/${result.file.id}/download-url`]) {
+    const answer = await asBob("GET", path);
+    assert.equal(answer.status, 404, path);
+    assert.equal(answer.body.error.code, "not_found", path);
+  }
+
+  // Delete from the page; the record and the object are gone.
+  const afterDelete = await page.evaluate(async (id) => {
+    const gate = window.presignGateDemo.gate;
+    await gate.delete(id);
+    return gate.get(id).then(() => "still there", (error) => error.code);
+  }, result.file.id);
+  assert.equal(afterDelete, "not_found");
+  assert.deepEqual(await storedPathsOf(result.file.id), []);
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});
+
+test("the demo page: a picked file's progress bar fills, the file is listed with its size, errors come in words", async () => {
+  const page = await demoPage("erin");
+  await page.setInputFiles("[data-testid=file-input]", {
+    name: "notes.txt",
+    mimeType: "text/plain",
+    buffer: Buffer.from("twelve bytes"),
+  });
+  const upload = page.locator("[data-testid=upload]", { hasText: "notes.txt" });
+  await upload.locator("[data-testid=upload-status].ok").waitFor();
+  const bar = await upload.locator("progress").evaluate((el) => ({ value: el.value, max: el.max }));
+  assert.deepEqual(bar, { value: 12, max: 12 });
+  const row = page.locator("[data-testid=file-row]", { hasText: "notes.txt" });
+  await row.waitFor();
+  assert.match(await row.textContent(), /notes\.txt\s*text\/plain\s*12 B\s*available/);
+
+  // A type outside the allow-list: the API's 400 content_type_not_allowed, said in words.
+  await page.setInputFiles("[data-testid=file-input]", {
+    name: "drawing.svg",
+    mimeType: "image/svg+xml",
+    buffer: Buffer.from("<svg xmlns='http://www.w3.org/2000/svg'/>"),
+  });
+  const refusal = page.locator("[data-testid=upload]", { hasText: "drawing.svg" }).locator("[data-testid=upload-status].error");
+  await refusal.waitFor();
+  assert.equal(
+    await refusal.textContent(),
+    "“drawing.svg” was not uploaded: files of type image/svg+xml are not allowed here.",
+  );
+
+  await page.screenshot({ path: await artifactPath("demo-after-upload.png"), fullPage: true });
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});
+
+test("an upload aborted through its AbortSignal leaves a pending reservation and no object", async () => {
+  const page = await demoPage("frank");
+  // Slow the page's uploads so the abort lands while the bytes are on their way.
+  const cdp = await browser.context.newCDPSession(page);
+  await cdp.send("Network.enable");
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false,
+    latency: 0,
+    downloadThroughput: -1,
+    uploadThroughput: 256 * 1024,
+  });
+  const outcome = await page.evaluate(async () => {
+    const controller = new AbortController();
+    let sent = 0;
+    try {
+      await window.presignGateDemo.gate.upload(new Blob([new Uint8Array(4 << 20)], { type: "text/plain" }), {
+        filename: "aborted.txt",
+        signal: controller.signal,
+        onProgress: ({ loaded, total }) => {
+          if (loaded > 0 && loaded < total && !controller.signal.aborted) {
+            sent = loaded;
+            controller.abort();
+          }
+        },
+      });
+      return { error: null, sent };
+    } catch (error) {
+      return { error: error.name, sent };
+    }
+  });
+  await cdp.detach();
+  assert.equal(outcome.error, "AbortError");
+  assert.ok(outcome.sent > 0, "the abort came after some bytes were sent");
+
+  const asFrank = apiAs(stack.apiUrl, "frank");
+  const { body } = await asFrank("GET", "/files");
+  const pending = body.files.filter((file) => file.filename === "aborted.txt");
+  assert.equal(pending.length, 1);
+  assert.equal(pending[0].status, "pending");
+  // The server finds no object behind the reservation, and the local S3 holds none.
+  const completed = await asFrank("POST", `/files/${pending[0].id}/complete`);
+  assert.equal(completed.status, 409);
+  assert.equal(completed.body.error.code, "upload_missing");
+  assert.deepEqual(await storedPathsOf(pending[0].id), []);
+  await page.close();
+});
+
+test("503s from the API (with Retry-After) and from S3 are retried until the upload goes through", async () => {
+  const page = await demoPage("grace");
+  const apiOrigin = new URL(stack.apiUrl).origin;
+  const demoOrigin = stack.demoUrl.origin;
+  const s3Origin = await page.evaluate(async () => {
+    // A reservation only to learn where the bucket is; the upload below makes its own.
+    const { upload } = await window.presignGateDemo.gate.reserve(new Blob(["x"], { type: "text/plain" }), {
+      filename: "probe.txt",
+    });
+    return new URL(upload.url).origin;
+  });
+  const seen = { reservations: 0, puts: 0 };
+  // Fault injection in the browser's network layer. The API answers 503 `unavailable` with
+  // Retry-After when a backend is throttled (README, Common rules); S3 answers 503 SlowDown when
+  // asked to slow down (AWS, Amazon S3 error responses: "SlowDown ... reduce your request rate").
+  await page.route(`${apiOrigin}/uploads`, async (route) => {
+    if (route.request().method() === "POST" && seen.reservations++ === 0) {
+      return route.fulfill({
+        status: 503,
+        headers: {
+          "access-control-allow-origin": demoOrigin,
+          "access-control-expose-headers": "retry-after",
+          "retry-after": "1",
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({ error: { code: "unavailable", message: "a backend is unavailable" } }),
+      });
+    }
+    return route.continue();
+  });
+  await page.route(`${s3Origin}/**`, async (route) => {
+    if (route.request().method() === "PUT" && seen.puts++ === 0) {
+      return route.fulfill({
+        status: 503,
+        headers: { "access-control-allow-origin": demoOrigin, "content-type": "application/xml" },
+        body: "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+      });
+    }
+    return route.continue();
+  });
+  const file = await page.evaluate(() =>
+    window.presignGateDemo.gate.upload(new Blob(["retried bytes"], { type: "text/plain" }), { filename: "retried.txt" }),
+  );
+  assert.equal(file.status, "available");
+  assert.equal(seen.reservations, 2, "the refused reservation and its retry");
+  assert.equal(seen.puts, 2, "the refused PUT and its retry");
+  await page.close();
+});
+
+test("the bucket's CORS rules: a page from an unlisted origin cannot PUT, and neither can a header the rules do not allow", async () => {
+  const asHeidi = apiAs(stack.apiUrl, "heidi");
+  const bytes = "cors bytes";
+  const reserve = async () => {
+    const { status, body } = await asHeidi("POST", "/uploads", {
+      filename: "cors.txt",
+      contentType: "text/plain",
+      size: bytes.length,
+    });
+    assert.equal(status, 201);
+    return body;
+  };
+  const put = (page, upload, extraHeaders = {}) =>
+    page.evaluate(
+      ({ url, headers, body }) =>
+        new Promise((resolve) => {
+          const xhr = new XMLHttpRequest();
+          xhr.open("PUT", url);
+          for (const [name, value] of Object.entries(headers)) {
+            if (name !== "content-length") xhr.setRequestHeader(name, value);
+          }
+          xhr.onload = () => resolve({ status: xhr.status });
+          xhr.onerror = () => resolve({ status: 0, networkError: true });
+          xhr.send(body);
+        }),
+      { url: upload.url, headers: { ...upload.headers, ...extraHeaders }, body: bytes },
+    );
+
+  const foreignPage = await browser.context.newPage();
+  await foreignPage.goto(foreign.origin + "/");
+  const fromForeign = await reserve();
+  assert.deepEqual(await put(foreignPage, fromForeign.upload), { status: 0, networkError: true });
+  // Nothing reached the bucket: the server still finds no object.
+  assert.equal((await asHeidi("POST", `/files/${fromForeign.file.id}/complete`)).body.error.code, "upload_missing");
+  // The API's CORS refuses that origin too.
+  const apiFromForeign = await foreignPage.evaluate(
+    (apiUrl) => fetch(apiUrl + "/files", { headers: { "x-dev-user": "heidi" } }).then(() => "answered", (e) => e.name),
+    stack.apiUrl.replace(/\/+$/, ""),
+  );
+  assert.equal(apiFromForeign, "TypeError");
+
+  const demo = await demoPage("heidi");
+  const withExtraHeader = await reserve();
+  assert.deepEqual(await put(demo, withExtraHeader.upload, { "x-amz-meta-note": "not in AllowedHeaders" }), {
+    status: 0,
+    networkError: true,
+  });
+  // The same URLs from the listed origin with exactly the listed headers go through.
+  assert.deepEqual(await put(demo, withExtraHeader.upload), { status: 200 });
+  assert.deepEqual(await put(demo, fromForeign.upload), { status: 200 });
+  await foreignPage.close();
+  await demo.close();
+});
+
+test("Uppy's Dashboard uploads two files through the adapter and both become available", async () => {
+  const page = await demoPage("ivan", "uppy.html");
+  await page.setInputFiles(".uppy-Dashboard-input >> nth=0", [
+    { name: "first.txt", mimeType: "text/plain", buffer: Buffer.from("first file\n") },
+    { name: "second.png", mimeType: "image/png", buffer: randomBytes(64 * 1024) },
+  ]);
+  await page.click(".uppy-StatusBar-actionBtn--upload");
+  const confirmed = page.locator("[data-testid=uppy-available]");
+  await eventually(async () => (await confirmed.count()) === 2, "both Uppy files to be confirmed");
+  const ids = await confirmed.evaluateAll((items) => items.map((item) => item.dataset.fileId));
+  const asIvan = apiAs(stack.apiUrl, "ivan");
+  const records = await Promise.all(ids.map(async (id) => (await asIvan("GET", `/files/${id}`)).body.file));
+  assert.deepEqual(records.map((r) => [r.filename, r.status]).sort(), [
+    ["first.txt", "available"],
+    ["second.png", "available"],
+  ]);
+  assert.deepEqual(page.pageErrors, []);
+  await page.screenshot({ path: await artifactPath("uppy-after-upload.png"), fullPage: true });
+  await page.close();
+});
