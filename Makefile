@@ -110,16 +110,17 @@ local: tools local-aws vendor
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --locked --all-targets -- -D warnings
-	cargo clippy --locked -p presign-gate-local --all-targets -- -D warnings
+	cargo clippy --locked --workspace --all-targets -- -D warnings
 
-# The closing line totals every test binary's results, so a run that executed nothing shows it.
+# The closing line totals every Rust test binary's and the browser tests' results, so a run that executed
+# nothing shows it.
 test: tools local-aws lint template-checks sam-build
 	mkdir -p target
-	cargo test --locked --all-targets 2>&1 | tee target/test.log
-	cargo test --locked -p presign-gate-local --all-targets 2>&1 | tee -a target/test.log
-	@awk '/^test result:/ { passed += $$4; failed += $$6 } \
-	  END { printf "%d passed, %d failed\n", passed, failed; exit (passed == 0 || failed > 0) }' target/test.log
+	cargo test --locked --workspace --all-targets 2>&1 | tee target/test.log
+	$(MAKE) --no-print-directory browser-test
+	@awk '/^test result:/ { passed += $$4; failed += $$6 } /^# pass / { passed += $$3 } /^# fail / { failed += $$3 } \
+	  END { printf "%d passed, %d failed\n", passed, failed; exit (passed == 0 || failed > 0) }' \
+	  target/test.log target/browser-test.log
 
 # The model-based property test of tests/properties.rs, with far more sequences than `make test`.
 PROPTEST_CASES ?= 200
@@ -221,4 +222,5 @@ chromium:
 # features), so the stack starts in seconds. Screenshots land in target/browser-artifacts/.
 browser-test: tools local-aws vendor chromium
 	cargo build --locked --bin api --bin events
-	node --test --test-concurrency=1 tests/browser/
+	mkdir -p target
+	node --test --test-concurrency=1 tests/browser/ 2>&1 | tee target/browser-test.log
