@@ -112,8 +112,8 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 
-# The closing line totals every Rust test binary's and the browser tests' results, so a run that executed
-# nothing shows it.
+# The closing line totals the results of every Rust test binary and of the browser tests, so a
+# run that executed nothing shows it.
 test: tools local-aws lint template-checks sam-build
 	mkdir -p target
 	cargo test --locked --workspace --all-targets 2>&1 | tee target/test.log
