@@ -131,6 +131,13 @@ impl StackRules {
             allow_credentials: api.allow_credentials,
         };
 
+        if api_cors.allow_credentials && api_cors.origins == Origins::Any {
+            // Browsers refuse credentials with a wildcard origin; so does tower-http's CorsLayer.
+            return Err(Error::Template(
+                "the HTTP API allows credentials for any origin".into(),
+            ));
+        }
+
         Ok(Self {
             bucket_cors,
             notifications,
