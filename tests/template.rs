@@ -505,6 +505,8 @@ fn functions_are_built_from_this_crate_for_al2023() {
         ("URL_TTL_MAX_SECONDS", "UrlTtlMaxSeconds"),
         ("MAX_UPLOAD_BYTES", "MaxUploadBytes"),
         ("ALLOWED_CONTENT_TYPES", "AllowedContentTypes"),
+        ("QUOTA_MAX_PENDING_UPLOADS", "QuotaMaxPendingUploads"),
+        ("QUOTA_MAX_BYTES", "QuotaMaxBytes"),
     ] {
         assert_eq!(env[variable], json!({ "Ref": parameter }), "{variable}");
     }
