@@ -5,8 +5,8 @@
 //! Each fake is a handle: its clones share its state, so a test keeps one while the service owns
 //! another. Both write to a `Journal` of what was called (one journal for both, in call order,
 //! when made by `pair`), can be told to fail an operation as a backend outage would, and
-//! `FakeBucket::head` yields once after reading, so two operations joined on one task both see
-//! the object before either acts on it, as two real ones racing would.
+//! `FakeBucket::head` and `FakeBucket::delete` yield once after acting, so two operations joined
+//! on one task both see the object before either acts on it, as two real ones racing would.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -369,6 +369,8 @@ impl ObjectStorage for FakeBucket {
         self.call("bucket.delete", key.as_str())?;
         lock(&self.objects).remove(key.as_str());
         lock(&self.deleted).push(key.as_str().to_owned());
+        // As after a HEAD: another joined operation may act while the answer travels back.
+        tokio::task::yield_now().await;
         Ok(())
     }
 }
