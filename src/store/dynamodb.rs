@@ -308,10 +308,11 @@ impl OwnershipStore for DynamoDbOwnershipStore {
             let next_version = version.map_or(1, |v| v + 1);
             let put_ledger = Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(ledger_to_item(&record.owner, &admitted, next_version)))
-                .expression_attribute_names("#owner", attr::OWNER);
+                .set_item(Some(ledger_to_item(&record.owner, &admitted, next_version)));
             let put_ledger = match version {
-                None => put_ledger.condition_expression("attribute_not_exists(#owner)"),
+                None => put_ledger
+                    .condition_expression("attribute_not_exists(#owner)")
+                    .expression_attribute_names("#owner", attr::OWNER),
                 Some(version) => put_ledger
                     .condition_expression("#version = :version")
                     .expression_attribute_names("#version", attr::VERSION)
@@ -328,8 +329,15 @@ impl OwnershipStore for DynamoDbOwnershipStore {
             ];
             match self.transact(items).await? {
                 Outcome::Committed => return Ok(()),
+                // The record is there already. The SDK gives the transaction an idempotency
+                // token, so DynamoDB answers a retry of a committed attempt with success; a
+                // store that ignores tokens (moto) fails the retry's condition instead. A record
+                // equal to this one, random id and all, can only be this reservation's.
                 Outcome::ConditionFailed(failed) if failed.contains(&0) => {
-                    return Err(AppError::Internal("reservation collision".into()));
+                    return match self.get(&record.owner, record.id).await? {
+                        Some(stored) if stored == *record => Ok(()),
+                        _ => Err(AppError::Internal("reservation collision".into())),
+                    };
                 }
                 // The ledger changed since it was read: read it again.
                 Outcome::ConditionFailed(_) => {}
