@@ -510,6 +510,20 @@ fn functions_are_built_from_this_crate_for_al2023() {
     ] {
         assert_eq!(env[variable], json!({ "Ref": parameter }), "{variable}");
     }
+    // The deployed quotas default to the code's, and the template allows no setting the
+    // function would refuse at start.
+    let quotas = presign_gate::domain::QuotaLimits::default();
+    let pending = &t["Parameters"]["QuotaMaxPendingUploads"];
+    assert_eq!(pending["Default"], json!(quotas.max_pending_uploads));
+    assert_eq!(pending["MinValue"], json!(1));
+    assert_eq!(
+        pending["MaxValue"],
+        json!(presign_gate::domain::QuotaLimits::MAX_PENDING_UPLOADS_SETTING)
+    );
+    assert_eq!(
+        t["Parameters"]["QuotaMaxBytes"]["Default"],
+        json!(quotas.max_bytes)
+    );
 }
 
 /// Each rule fails on a template that breaks it, so a passing run means something.
