@@ -44,6 +44,12 @@ export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$S3_PORT" AWS_ENDPOINT_URL_DYNAMODB
 export FILES_BUCKET=files FILES_TABLE=file-records S3_FORCE_PATH_STYLE=true
 # The local stand-in for the JWT authorizer: whoever sends this header is that user. Never deployed.
 export DEV_USER_HEADER=x-dev-user
+# Every other setting of the function (README, Configuration) passes through from the environment
+# `make local` runs in, e.g. `QUOTA_MAX_PENDING_UPLOADS=3 QUOTA_MAX_BYTES=1048576 make local`.
+for name in URL_TTL_SECONDS URL_TTL_MAX_SECONDS MAX_UPLOAD_BYTES ALLOWED_CONTENT_TYPES \
+  QUOTA_MAX_PENDING_UPLOADS QUOTA_MAX_BYTES RUST_LOG; do
+  if [ -n "${!name:-}" ]; then echo "$name=${!name}"; fi
+done
 
 lambda="http://127.0.0.1:$LAMBDA_PORT"
 # With two functions, cargo lambda watch serves each HTTP function under /lambda-url/<name>

@@ -4,7 +4,7 @@
 
 use lambda_http::http::HeaderName;
 
-use crate::domain::{ExpiryPolicy, UploadPolicy};
+use crate::domain::{ExpiryPolicy, QuotaLimits, UploadPolicy};
 
 const DEFAULT_ALLOWED_CONTENT_TYPES: &str =
     "image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain";
@@ -16,6 +16,8 @@ pub struct Config {
     pub region: String,
     pub expiry: ExpiryPolicy,
     pub uploads: UploadPolicy,
+    /// Per-owner limits (`QUOTA_MAX_PENDING_UPLOADS`, `QUOTA_MAX_BYTES`).
+    pub quotas: QuotaLimits,
     /// Path-style S3 URLs, for stand-ins on a bare host:port.
     pub force_path_style: bool,
     /// Local development only: a request header that names the caller when no authorizer ran.
@@ -72,6 +74,12 @@ impl Config {
         let ttl = number("URL_TTL_SECONDS", 300);
         let ttl_max = number("URL_TTL_MAX_SECONDS", 900);
         let max_upload_bytes = number("MAX_UPLOAD_BYTES", 100 * 1024 * 1024);
+        let defaults = QuotaLimits::default();
+        let max_pending_uploads = number(
+            "QUOTA_MAX_PENDING_UPLOADS",
+            defaults.max_pending_uploads.into(),
+        );
+        let max_bytes = number("QUOTA_MAX_BYTES", defaults.max_bytes);
 
         let expiry = ExpiryPolicy::new(ttl, ttl_max)
             .map_err(|e| problems.push(format!("URL_TTL_SECONDS / URL_TTL_MAX_SECONDS: {e}")))
@@ -79,6 +87,26 @@ impl Config {
         if max_upload_bytes == 0 {
             problems.push("MAX_UPLOAD_BYTES must be at least 1".into());
         }
+        let ceiling = QuotaLimits::MAX_PENDING_UPLOADS_SETTING;
+        let max_pending_uploads = u32::try_from(max_pending_uploads)
+            .ok()
+            .filter(|n| (1..=ceiling).contains(n))
+            .unwrap_or_else(|| {
+                problems.push(format!(
+                    "QUOTA_MAX_PENDING_UPLOADS must be from 1 to {ceiling}, got {max_pending_uploads}"
+                ));
+                defaults.max_pending_uploads
+            });
+        if max_bytes < max_upload_bytes {
+            problems.push(format!(
+                "QUOTA_MAX_BYTES ({max_bytes}) must be at least MAX_UPLOAD_BYTES \
+                 ({max_upload_bytes}), or no upload of the largest size could ever be reserved"
+            ));
+        }
+        let quotas = QuotaLimits {
+            max_pending_uploads,
+            max_bytes,
+        };
         let allowed = get("ALLOWED_CONTENT_TYPES")
             .unwrap_or_else(|| DEFAULT_ALLOWED_CONTENT_TYPES.to_owned());
         let uploads = UploadPolicy::new(
@@ -124,6 +152,7 @@ impl Config {
                 region,
                 expiry,
                 uploads,
+                quotas,
                 force_path_style,
                 dev_user_header,
                 trust_roots,
@@ -162,6 +191,8 @@ mod tests {
         assert!(!config.force_path_style);
         assert!(config.dev_user_header.is_none());
         assert_eq!(config.trust_roots, TrustRoots::AmazonTrustServices);
+        assert_eq!(config.quotas.max_pending_uploads, 20);
+        assert_eq!(config.quotas.max_bytes, 10_737_418_240);
     }
 
     #[test]
@@ -171,6 +202,8 @@ mod tests {
             ("ALLOWED_CONTENT_TYPES", "image/png,nonsense"),
             ("S3_FORCE_PATH_STYLE", "yes"),
             ("TLS_TRUST_ROOTS", "everyone"),
+            ("QUOTA_MAX_PENDING_UPLOADS", "0"),
+            ("QUOTA_MAX_BYTES", "1000"),
         ])
         .unwrap_err()
         .to_string();
@@ -182,6 +215,8 @@ mod tests {
             "\"nonsense\" is not a valid content type",
             "S3_FORCE_PATH_STYLE",
             "TLS_TRUST_ROOTS must be amazon or system, got \"everyone\"",
+            "QUOTA_MAX_PENDING_UPLOADS must be from 1 to 1000, got 0",
+            "QUOTA_MAX_BYTES (1000) must be at least MAX_UPLOAD_BYTES (104857600)",
         ] {
             assert!(err.contains(expected), "{expected} missing from {err}");
         }
@@ -205,6 +240,8 @@ mod tests {
             ("S3_FORCE_PATH_STYLE", "true"),
             ("DEV_USER_HEADER", "x-dev-user"),
             ("TLS_TRUST_ROOTS", "system"),
+            ("QUOTA_MAX_PENDING_UPLOADS", "5"),
+            ("QUOTA_MAX_BYTES", "10"),
         ]);
         let config = config(&vars).unwrap();
         assert_eq!(config.expiry.max_secs(), 120);
@@ -212,5 +249,12 @@ mod tests {
         assert!(config.force_path_style);
         assert_eq!(config.dev_user_header.unwrap().as_str(), "x-dev-user");
         assert_eq!(config.trust_roots, TrustRoots::System);
+        assert_eq!(
+            config.quotas,
+            QuotaLimits {
+                max_pending_uploads: 5,
+                max_bytes: 10
+            }
+        );
     }
 }

@@ -28,6 +28,7 @@ pub async fn file_service(config: &Config) -> FileService<DynamoDbOwnershipStore
         config.uploads.clone(),
         config.expiry,
     )
+    .with_quotas(config.quotas)
 }
 
 /// Logging and configuration, the same for both functions. A configuration error is logged (every

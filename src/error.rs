@@ -31,6 +31,9 @@ pub enum AppError {
     /// The uploaded object did not match the reservation and was deleted.
     #[error("upload rejected: {0}")]
     UploadRejected(String),
+    /// A reservation would break one of the caller's quotas; the message names the limit.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// A backend was throttled, timed out or could not be reached: worth retrying.
     #[error("a backend is unavailable")]
     Unavailable(#[source] BoxError),

@@ -11,8 +11,8 @@ use crate::bucket::{
     UrlSigner, Validity,
 };
 use crate::domain::{
-    Disposition, ExpiryPolicy, FileId, FileRecord, FileStatus, ObjectKey, OwnerId, UploadPolicy,
-    UploadRequest, check_disposition, content_disposition,
+    Disposition, ExpiryPolicy, FileId, FileRecord, FileStatus, ObjectKey, OwnerId, QuotaLimits,
+    UploadPolicy, UploadRequest, Usage, check_disposition, content_disposition,
 };
 use crate::error::AppError;
 use crate::store::{OwnershipStore, Transition};
@@ -20,6 +20,10 @@ use crate::store::{OwnershipStore, Transition};
 /// How long an unconfirmed reservation outlives its upload URL before the table's TTL may purge
 /// it. Generous, so that a confirmation delayed by S3 event retries still finds its record.
 const PENDING_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// A record that keeps changing under a DELETE is read again this many times before the delete
+/// counts as unavailable.
+const DELETE_ATTEMPTS: u32 = 3;
 
 /// Most ids one batch download request may name: one BatchGetItem reads at most 100 keys.
 pub const MAX_BATCH_IDS: usize = 100;
@@ -59,6 +63,7 @@ pub struct FileService<S, B> {
     bucket: B,
     uploads: UploadPolicy,
     expiry: ExpiryPolicy,
+    quotas: QuotaLimits,
 }
 
 /// Now, in whole seconds: SigV4 dates have no fractions, so this is the instant a URL starts.
@@ -80,11 +85,24 @@ where
             bucket,
             uploads,
             expiry,
+            quotas: QuotaLimits::default(),
         }
     }
 
-    /// Checks the request, writes the pending record, and only then signs the upload URL: a URL
-    /// never exists for an object that has no owner on record.
+    /// The same service with other per-owner quotas than the defaults.
+    pub fn with_quotas(self, quotas: QuotaLimits) -> Self {
+        Self { quotas, ..self }
+    }
+
+    /// `GET /usage`: the caller's usage now, and its limits.
+    pub async fn usage(&self, owner: &OwnerId) -> Result<(Usage, QuotaLimits), AppError> {
+        let ledger = self.store.ledger(owner).await?;
+        Ok((ledger.usage(now()), self.quotas))
+    }
+
+    /// Checks the request, writes the pending record (within the caller's quotas, atomically
+    /// with its usage), and only then signs the upload URL: a URL never exists for an object
+    /// that has no owner on record.
     pub async fn reserve_upload(
         &self,
         owner: &OwnerId,
@@ -101,7 +119,9 @@ where
             created_at,
             created_at + lifetime + PENDING_GRACE,
         );
-        self.store.reserve(&record).await?;
+        self.store
+            .reserve(&record, &self.quotas, created_at)
+            .await?;
         let target = UploadTarget {
             key: &record.key,
             content_type: &record.content_type,
@@ -244,7 +264,7 @@ where
         if let Some(reason) = mismatch(&record, &object) {
             // Record first, object second: if the delete fails, the record already refuses
             // downloads, and a retry finds it rejected and deletes again.
-            if self.store.mark_rejected(&record.owner, record.id).await? == Transition::Stale {
+            if self.store.mark_rejected(&record).await? == Transition::Stale {
                 return self.current_state(&record).await;
             }
             self.bucket
@@ -255,7 +275,7 @@ where
         let uploaded_at = now();
         match self
             .store
-            .mark_available(&record.owner, record.id, &object.etag, uploaded_at)
+            .mark_available(&record, &object.etag, uploaded_at)
             .await?
         {
             Transition::Applied => Ok(Confirmation::Available(FileRecord {
@@ -285,6 +305,10 @@ where
     /// deleting again finishes the job. The other order could leave bytes behind with nothing
     /// pointing at them.
     ///
+    /// The record goes only while it is in the state read, so that its usage is released exactly
+    /// once: if a confirmation changed it meanwhile, it is read again; if it is already gone,
+    /// whoever removed it released its usage.
+    ///
     /// Then the key is looked at once more: once the object is gone, `If-None-Match: *` no longer
     /// stops the reservation's upload URL, and bytes it stored before the record went would be
     /// confirmed as the still-available file by their S3 event and then orphaned. Bytes stored
@@ -292,8 +316,25 @@ where
     pub async fn delete_file(&self, owner: &OwnerId, id: FileId) -> Result<(), AppError> {
         let record = self.file(owner, id).await?;
         self.remove_object(&record.key).await?;
-        self.store.delete(owner, id).await?;
-        self.remove_object(&record.key).await
+        let key = record.key.clone();
+        self.remove_record(record).await?;
+        self.remove_object(&key).await
+    }
+
+    /// Deletes `record` while it is as read, reading it again when a confirmation changed it.
+    async fn remove_record(&self, mut record: FileRecord) -> Result<(), AppError> {
+        for _ in 0..DELETE_ATTEMPTS {
+            if self.store.delete(&record).await? == Transition::Applied {
+                return Ok(());
+            }
+            match self.store.get(&record.owner, record.id).await? {
+                Some(current) => record = current,
+                None => return Ok(()),
+            }
+        }
+        Err(AppError::Unavailable(
+            "the record kept changing during the delete".into(),
+        ))
     }
 
     /// Removes the object at `key` for good, by the version id HeadObject reports. No version
@@ -341,7 +382,12 @@ where
         let Some((owner, id)) = ObjectKey::parse(key) else {
             return Ok(ObjectEventOutcome::Unchanged);
         };
-        Ok(match self.store.delete_if_available(&owner, id).await? {
+        let record = match self.store.get(&owner, id).await? {
+            Some(record) if record.status == FileStatus::Available => record,
+            _ => return Ok(ObjectEventOutcome::Unchanged),
+        };
+        // Conditional on the record still being available: it releases its bytes only once.
+        Ok(match self.store.delete(&record).await? {
             Transition::Applied => ObjectEventOutcome::RecordRemoved,
             Transition::Stale => ObjectEventOutcome::Unchanged,
         })

@@ -12,7 +12,7 @@ use presign_gate_test_support as support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use presign_gate::domain::{FileId, FileRecord, FileStatus, ObjectKey, OwnerId};
+use presign_gate::domain::{FileId, FileRecord, FileStatus, ObjectKey, OwnerId, QuotaLimits};
 use presign_gate::http::routes::ROUTES;
 use presign_gate::s3_events::{S3Event, decode_event_key, handle_s3_event};
 use presign_gate::store::OwnershipStore;
@@ -38,6 +38,7 @@ const API_SAMPLES: &[(&str, u16)] = &[
     ("rest-api/get-file-cognito.json", 200),
     ("http-api/download-urls.json", 200),
     ("http-api/list-files.json", 200),
+    ("http-api/get-usage.json", 200),
     ("http-api/delete-file.json", 204),
 ];
 
@@ -160,7 +161,7 @@ async fn seed_sample_file(standins: &StandIns) {
     };
     standins
         .store()
-        .reserve(&record)
+        .reserve(&record, &QuotaLimits::default(), now)
         .await
         .expect("reserve the sample file");
 }

@@ -1,6 +1,7 @@
 //! Injected backend faults at every call site: throttling, 5xx, access denied, timeouts and
-//! dropped connections from DynamoDB (PutItem, GetItem, Query, BatchGetItem, UpdateItem,
-//! DeleteItem) and S3 (HeadObject, DeleteObject). Transient faults are 503 `unavailable` with
+//! dropped connections from DynamoDB (GetItem of a record and of a usage ledger, Query,
+//! BatchGetItem, and the TransactWriteItems of a reservation, a confirmation and a delete) and S3
+//! (HeadObject, DeleteObject). Transient faults are 503 `unavailable` with
 //! `Retry-After`, the others 500 `internal`; never a URL, and nothing after the failed call runs.
 //!
 //! The backends are a scripted fake that speaks the services' wire formats on a loopback port,
@@ -21,7 +22,7 @@ use presign_gate::bucket::S3Bucket;
 use presign_gate::domain::{ExpiryPolicy, UploadPolicy};
 use presign_gate::http::Api;
 use presign_gate::service::FileService;
-use presign_gate::store::DynamoDbOwnershipStore;
+use presign_gate::store::{DynamoDbOwnershipStore, attr};
 use serde_json::{Value, json};
 use support::{Answer, TestApi, http_api_event};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,6 +50,7 @@ impl Fault {
 type Log = Arc<Mutex<Vec<String>>>;
 
 struct Script {
+    /// The operation that fails.
     target: &'static str,
     fault: Fault,
     /// The record every successful read returns.
@@ -81,8 +83,9 @@ fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
     text.into_bytes()
 }
 
-/// The canned answer to `operation`, or the scripted fault; `None` means hang up.
-fn answer(script: &Script, operation: &str) -> Option<Vec<u8>> {
+/// The canned answer to `operation` (whose request body is `body`), or the scripted fault; `None`
+/// means hang up.
+fn answer(script: &Script, operation: &str, body: &str) -> Option<Vec<u8>> {
     let dynamodb = !matches!(operation, "HeadObject" | "DeleteObject");
     if operation == script.target {
         let json_error = |status, kind: &str| {
@@ -120,12 +123,14 @@ fn answer(script: &Script, operation: &str) -> Option<Vec<u8>> {
         )
     };
     Some(match operation {
+        // An owner's usage ledger: none yet.
+        "GetItem" if body.contains(attr::USAGE_SORT_KEY) => ok_json(json!({})),
         "GetItem" => ok_json(json!({"Item": item(script.status)})),
         "Query" => ok_json(json!({"Items": [item(script.status)], "Count": 1, "ScannedCount": 1})),
         "BatchGetItem" => {
             ok_json(json!({"Responses": {TABLE: [item(script.status)]}, "UnprocessedKeys": {}}))
         }
-        "PutItem" | "UpdateItem" | "DeleteItem" => ok_json(json!({})),
+        "TransactWriteItems" | "DeleteItem" => ok_json(json!({})),
         "HeadObject" => response(
             200,
             &[
@@ -169,17 +174,17 @@ async fn serve(mut stream: TcpStream, script: Arc<Script>, log: Log) {
                 Ok(n) => buffer.extend_from_slice(&chunk[..n]),
             }
         }
+        let body = String::from_utf8_lossy(&buffer[header_end..header_end + length]).into_owned();
         buffer.drain(..header_end + length);
         let operation = match header("x-amz-target") {
             Some(target) => {
                 let op = target.rsplit('.').next().unwrap();
                 // Back to the API's spelling (the head was lowercased).
                 [
-                    "PutItem",
                     "GetItem",
                     "Query",
                     "BatchGetItem",
-                    "UpdateItem",
+                    "TransactWriteItems",
                     "DeleteItem",
                 ]
                 .into_iter()
@@ -191,7 +196,7 @@ async fn serve(mut stream: TcpStream, script: Arc<Script>, log: Log) {
             None => panic!("unexpected S3 request {}", head.lines().next().unwrap()),
         };
         log.lock().unwrap().push(operation.to_owned());
-        match answer(&script, operation) {
+        match answer(&script, operation, &body) {
             Some(bytes) => {
                 if stream.write_all(&bytes).await.is_err() {
                     return;
@@ -257,51 +262,71 @@ async fn api_against(endpoint: &str) -> TestApi {
     ))
 }
 
-/// The request that reaches `target`, the record status it needs, and the calls before it.
-fn scenario(
-    target: &str,
-) -> (
-    &'static str,
-    String,
-    Option<Value>,
-    &'static str,
-    Vec<&'static str>,
-) {
-    match target {
-        "PutItem" => (
-            "POST",
-            "/uploads".into(),
-            Some(json!({"filename": "a.txt", "contentType": "text/plain", "size": 3})),
-            "pending",
-            vec![],
-        ),
+/// What a call site's scenario sends and needs.
+struct Scenario {
+    method: &'static str,
+    path: String,
+    body: Option<Value>,
+    /// The record status every successful read returns.
+    status: &'static str,
+    /// The operation that fails.
+    operation: &'static str,
+    /// The calls before it.
+    before: Vec<&'static str>,
+}
+
+/// The request that reaches call site `site`, the record status it needs, and the calls before.
+fn scenario(site: &str) -> Scenario {
+    let reserve = Some(json!({"filename": "a.txt", "contentType": "text/plain", "size": 3}));
+    let (method, path, body, status, operation, before) = match site {
         "GetItem" => (
             "GET",
             format!("/files/{ID}/download-url"),
             None,
             "available",
+            "GetItem",
             vec![],
         ),
-        "Query" => ("GET", "/files".into(), None, "available", vec![]),
+        "GetItem (usage ledger)" => ("GET", "/usage".into(), None, "available", "GetItem", vec![]),
+        "GetItem (reservation's usage ledger)" => (
+            "POST",
+            "/uploads".into(),
+            reserve,
+            "pending",
+            "GetItem",
+            vec![],
+        ),
+        "Query" => ("GET", "/files".into(), None, "available", "Query", vec![]),
         "BatchGetItem" => (
             "POST",
             "/files/download-urls".into(),
             Some(json!({"ids": [ID]})),
             "available",
+            "BatchGetItem",
             vec![],
+        ),
+        "TransactWriteItems (reserve)" => (
+            "POST",
+            "/uploads".into(),
+            reserve,
+            "pending",
+            "TransactWriteItems",
+            vec!["GetItem"],
         ),
         "HeadObject" => (
             "POST",
             format!("/files/{ID}/complete"),
             None,
             "pending",
+            "HeadObject",
             vec!["GetItem"],
         ),
-        "UpdateItem" => (
+        "TransactWriteItems (confirm)" => (
             "POST",
             format!("/files/{ID}/complete"),
             None,
             "pending",
+            "TransactWriteItems",
             vec!["GetItem", "HeadObject"],
         ),
         // The object's version comes from HeadObject, so the delete can name it.
@@ -310,45 +335,67 @@ fn scenario(
             format!("/files/{ID}"),
             None,
             "available",
+            "DeleteObject",
             vec!["GetItem", "HeadObject"],
         ),
-        "DeleteItem" => (
+        "TransactWriteItems (delete)" => (
             "DELETE",
             format!("/files/{ID}"),
             None,
             "available",
+            "TransactWriteItems",
+            vec!["GetItem", "HeadObject", "DeleteObject"],
+        ),
+        "DeleteItem (delete a rejected record)" => (
+            "DELETE",
+            format!("/files/{ID}"),
+            None,
+            "rejected",
+            "DeleteItem",
             vec!["GetItem", "HeadObject", "DeleteObject"],
         ),
         other => panic!("{other}"),
+    };
+    Scenario {
+        method,
+        path,
+        body,
+        status,
+        operation,
+        before,
     }
 }
 
-const CALL_SITES: [&str; 8] = [
-    "PutItem",
+const CALL_SITES: [&str; 11] = [
     "GetItem",
+    "GetItem (usage ledger)",
+    "GetItem (reservation's usage ledger)",
     "Query",
     "BatchGetItem",
+    "TransactWriteItems (reserve)",
     "HeadObject",
-    "UpdateItem",
+    "TransactWriteItems (confirm)",
     "DeleteObject",
-    "DeleteItem",
+    "TransactWriteItems (delete)",
+    "DeleteItem (delete a rejected record)",
 ];
 
-async fn run(target: &'static str, fault: Fault) -> (Answer, Vec<String>, Vec<&'static str>) {
-    let (method, path, body, status, before) = scenario(target);
+async fn run(site: &'static str, fault: Fault) -> (Answer, Vec<String>, Scenario) {
+    let scenario = scenario(site);
     let (endpoint, log) = fake_backend(Script {
-        target,
+        target: scenario.operation,
         fault,
-        status,
+        status: scenario.status,
     })
     .await;
     let api = api_against(&endpoint).await;
-    let event = http_api_event(method, &path, Some("alice"), body.map(|b| b.to_string()));
+    let body = scenario.body.as_ref().map(ToString::to_string);
+    let event = http_api_event(scenario.method, &scenario.path, Some("alice"), body);
     let answer = tokio::time::timeout(Duration::from_secs(10), api.send_event(&event))
         .await
-        .unwrap_or_else(|_| panic!("{target} {fault:?}: no answer within 10 s"));
+        .unwrap_or_else(|_| panic!("{site} {fault:?}: no answer within 10 s"));
     let seen = log.lock().unwrap().clone();
-    (answer, seen, before)
+    (answer, seen, scenario)
 }
 
 #[tokio::test]
@@ -360,10 +407,10 @@ async fn every_call_site_fails_closed_under_every_fault() {
         Fault::Timeout,
         Fault::Reset,
     ] {
-        for target in CALL_SITES {
-            let (answer, seen, before) = run(target, fault).await;
-            let what = format!("{target} {fault:?}: {answer:?}, calls {seen:?}");
-            if target == "HeadObject" && matches!(fault, Fault::Denied) {
+        for site in CALL_SITES {
+            let (answer, seen, scenario) = run(site, fault).await;
+            let what = format!("{site} {fault:?}: {answer:?}, calls {seen:?}");
+            if site == "HeadObject" && matches!(fault, Fault::Denied) {
                 // Without s3:ListBucket, S3 answers HeadObject on a missing key with 403 (S3 API
                 // reference, HeadObject, "Permissions"), so on a pending record a 403 is read as
                 // "not uploaded yet" (src/service.rs `confirm`): fail closed all the same, with
@@ -408,8 +455,9 @@ async fn every_call_site_fails_closed_under_every_fault() {
             // Everything before the failed call ran once; the failed call was tried by the
             // SDK's retry policy (3 attempts when transient, once when not); nothing after it.
             let attempts = if fault.transient() { 3 } else { 1 };
-            let mut expected_calls: Vec<String> = before.iter().map(|s| s.to_string()).collect();
-            expected_calls.extend(std::iter::repeat_n(target.to_owned(), attempts));
+            let mut expected_calls: Vec<String> =
+                scenario.before.iter().map(|s| s.to_string()).collect();
+            expected_calls.extend(std::iter::repeat_n(scenario.operation.to_owned(), attempts));
             assert_eq!(seen, expected_calls, "{what}");
         }
     }
@@ -427,8 +475,15 @@ async fn the_happy_path_of_the_fake_backend_issues_urls() {
         })
         .await;
         let api = api_against(&endpoint).await;
-        let (method, path, body, _, _) = scenario(target);
-        let answer = api.call(method, &path, Some("alice"), body).await;
+        let scenario = scenario(target);
+        let answer = api
+            .call(
+                scenario.method,
+                &scenario.path,
+                Some("alice"),
+                scenario.body,
+            )
+            .await;
         assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
         assert!(answer.body.to_string().contains("X-Amz-Signature"));
     }
@@ -450,7 +505,7 @@ async fn the_happy_path_of_the_fake_backend_issues_urls() {
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
     assert_eq!(
         *log.lock().unwrap(),
-        vec!["GetItem", "HeadObject", "UpdateItem"]
+        vec!["GetItem", "HeadObject", "TransactWriteItems"]
     );
 }
 

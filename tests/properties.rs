@@ -1,7 +1,9 @@
 //! Model-based property test: random sequences of operations by several users, against the real
 //! handler and the stand-ins, with the presigned URLs used over plain HTTP. After every step:
 //! no URL names a record the caller does not own, every issued key is under the caller's own
-//! prefix, and every user's listing equals the model.
+//! prefix, every user's listing equals the model, and every user's usage (`GET /usage`) equals
+//! what the model's records say. The quotas are small, so that sequences run into them: a
+//! reservation over a limit must be refused exactly when the model says so.
 //!
 //! `PROPTEST_CASES` sets the number of sequences (default 12, so `make test` stays quick);
 //! `make proptest` runs many more.
@@ -11,6 +13,8 @@ use presign_gate_test_support as support;
 use std::collections::BTreeMap;
 
 use lambda_http::http::StatusCode;
+use presign_gate::domain::QuotaLimits;
+use presign_gate::http::Api;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
@@ -19,6 +23,11 @@ use support::*;
 const USERS: [&str; 3] = ["alice", "bob", "auth0|carol x/.."];
 const TYPES: [&str; 3] = ["text/plain", "image/png", "application/pdf"];
 const NAMES: [&str; 4] = ["a.txt", "résumé.pdf", "😀 photo.png", "x\u{301}.bin"];
+/// Small enough that sequences of a few reservations by one user meet both limits.
+const LIMITS: QuotaLimits = QuotaLimits {
+    max_pending_uploads: 2,
+    max_bytes: 64,
+};
 
 /// A reference to a file in a request: one some user reserved (possibly someone else's), a
 /// well-formed id nobody reserved, or something that is not an id at all.
@@ -124,6 +133,8 @@ struct Harness {
     /// Users of this case: distinct per case, so each case starts from an empty model.
     users: Vec<String>,
     files: Vec<ModelFile>,
+    /// Reservations refused over a quota, as the model predicted: shown at the end of the run.
+    refusals: std::rc::Rc<std::cell::Cell<u32>>,
 }
 
 macro_rules! check {
@@ -191,6 +202,26 @@ impl Harness {
                         })),
                     )
                     .await;
+                let (pending, used) = self.usage_of(*user);
+                let refusal = if pending >= u64::from(LIMITS.max_pending_uploads) {
+                    Some("pendingUploads limit")
+                } else if used + *size as u64 > LIMITS.max_bytes {
+                    Some("bytes limit")
+                } else {
+                    None
+                };
+                if let Some(limit) = refusal {
+                    check!(
+                        answer.status == StatusCode::TOO_MANY_REQUESTS
+                            && answer.error_code() == "quota_exceeded"
+                            && answer.body["error"]["message"]
+                                .as_str()
+                                .is_some_and(|m| m.contains(limit)),
+                        "reserve over the {limit} ({pending} pending, {used} bytes): {answer:?}"
+                    );
+                    self.refusals.set(self.refusals.get() + 1);
+                    return Ok(());
+                }
                 check!(answer.status == StatusCode::CREATED, "reserve: {answer:?}");
                 let url = answer.body["upload"]["url"].as_str().unwrap_or_default();
                 let id = answer.body["file"]["id"].as_str().unwrap_or_default();
@@ -382,6 +413,44 @@ impl Harness {
         Ok(())
     }
 
+    /// What `user`'s records say: its pending files, and the bytes of its pending and available
+    /// files.
+    fn usage_of(&self, user: usize) -> (u64, u64) {
+        let live = self
+            .files
+            .iter()
+            .filter(|f| !f.deleted && f.owner == self.users[user]);
+        live.fold((0, 0), |(pending, bytes), f| {
+            (
+                pending + u64::from(f.status == Status::Pending),
+                bytes + bytes_len(&f.bytes),
+            )
+        })
+    }
+
+    /// `GET /usage` of `user` must be exactly what its records say.
+    async fn check_usage(&self, user: usize) -> Result<(), TestCaseError> {
+        let answer = self
+            .api
+            .call("GET", "/usage", Some(&self.users[user]), None)
+            .await;
+        let (pending, bytes) = self.usage_of(user);
+        let expected = json!({
+            "pendingUploads": pending,
+            "bytes": bytes,
+            "limits": {
+                "pendingUploads": LIMITS.max_pending_uploads,
+                "bytes": LIMITS.max_bytes,
+            },
+        });
+        check!(
+            answer.status == 200 && answer.body == expected,
+            "usage of {}: {answer:?}, model {expected}",
+            self.users[user]
+        );
+        Ok(())
+    }
+
     /// Walks `user`'s listing page by page and compares it with the model.
     async fn check_listing(&self, user: usize, limit: u32) -> Result<(), TestCaseError> {
         let mut listed = BTreeMap::new();
@@ -428,6 +497,10 @@ impl Harness {
     }
 }
 
+fn bytes_len(bytes: &[u8]) -> u64 {
+    bytes.len() as u64
+}
+
 fn status_text(status: Status) -> &'static str {
     match status {
         Status::Pending => "pending",
@@ -472,19 +545,22 @@ fn random_operations_never_leak_and_listings_match_the_model() {
         ..Config::default()
     });
     let case = std::cell::Cell::new(0u32);
+    let refusals = std::rc::Rc::new(std::cell::Cell::new(0u32));
     let result = runner.run(&prop::collection::vec(op(), 1..30), |ops| {
         case.set(case.get() + 1);
         let case = case.get();
         let mut harness = Harness {
-            api: standins.api(),
+            api: TestApi(Api::new(standins.files().with_quotas(LIMITS), None)),
             users: USERS.iter().map(|u| format!("{u}#{case}")).collect(),
             files: Vec::new(),
+            refusals: refusals.clone(),
         };
         runtime.block_on(async {
             for op in &ops {
                 harness.step(op).await?;
                 for user in 0..harness.users.len() {
                     harness.check_listing(user, 100).await?;
+                    harness.check_usage(user).await?;
                 }
             }
             Ok(())
@@ -494,4 +570,8 @@ fn random_operations_never_leak_and_listings_match_the_model() {
         panic!("{error}");
     }
     assert!(case.get() >= cases, "ran {} of {cases} cases", case.get());
+    eprintln!(
+        "{} reservations refused over a quota, each when the model said so",
+        refusals.get()
+    );
 }

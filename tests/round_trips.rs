@@ -46,16 +46,18 @@ async fn a_download_url_for_a_missing_or_pending_file_also_costs_one_read() {
 }
 
 #[tokio::test]
-async fn an_upload_reservation_costs_one_dynamodb_write_and_no_s3_request() {
+async fn an_upload_reservation_costs_one_ledger_read_one_transaction_and_no_s3_request() {
     let mocked = MockedApi::new().await;
     let (status, body) = mocked
         .call(request("POST", "/uploads", Some(reservation())))
         .await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(mocked.dynamodb.of("PutItem"), 1);
+    // The owner's usage ledger, then the record and the ledger written together.
+    assert_eq!(mocked.dynamodb.of("GetItem"), 1);
+    assert_eq!(mocked.dynamodb.of("TransactWriteItems"), 1);
     assert_eq!(
         mocked.dynamodb.total(),
-        1,
+        2,
         "{:?}",
         mocked.dynamodb.snapshot()
     );
@@ -95,6 +97,7 @@ async fn a_batch_costs_one_batch_get_item_whatever_its_size() {
 
 #[tokio::test]
 async fn a_completion_reads_the_record_and_the_object_then_writes_once() {
+    // The one write is a transaction: the record's change and the ledger's, together.
     let mocked = MockedApi::new().await;
     let id = mocked.pending;
     let (status, body) = mocked
@@ -104,7 +107,7 @@ async fn a_completion_reads_the_record_and_the_object_then_writes_once() {
     assert_eq!(mocked.s3.of("HeadObject"), 1);
     assert_eq!(mocked.s3.total(), 1);
     assert_eq!(mocked.dynamodb.of("GetItem"), 1);
-    assert_eq!(mocked.dynamodb.of("UpdateItem"), 1);
+    assert_eq!(mocked.dynamodb.of("TransactWriteItems"), 1);
     assert_eq!(
         mocked.dynamodb.total(),
         2,

@@ -589,9 +589,25 @@ fn functions_are_built_from_this_crate_for_al2023() {
         ("URL_TTL_MAX_SECONDS", "UrlTtlMaxSeconds"),
         ("MAX_UPLOAD_BYTES", "MaxUploadBytes"),
         ("ALLOWED_CONTENT_TYPES", "AllowedContentTypes"),
+        ("QUOTA_MAX_PENDING_UPLOADS", "QuotaMaxPendingUploads"),
+        ("QUOTA_MAX_BYTES", "QuotaMaxBytes"),
     ] {
         assert_eq!(env[variable], json!({ "Ref": parameter }), "{variable}");
     }
+    // The deployed quotas default to the code's, and the template allows no setting the
+    // function would refuse at start.
+    let quotas = presign_gate::domain::QuotaLimits::default();
+    let pending = &t["Parameters"]["QuotaMaxPendingUploads"];
+    assert_eq!(pending["Default"], json!(quotas.max_pending_uploads));
+    assert_eq!(pending["MinValue"], json!(1));
+    assert_eq!(
+        pending["MaxValue"],
+        json!(presign_gate::domain::QuotaLimits::MAX_PENDING_UPLOADS_SETTING)
+    );
+    assert_eq!(
+        t["Parameters"]["QuotaMaxBytes"]["Default"],
+        json!(quotas.max_bytes)
+    );
 }
 
 #[test]

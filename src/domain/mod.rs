@@ -6,8 +6,10 @@ mod disposition;
 mod file;
 mod owner;
 mod policy;
+mod quota;
 
 pub use disposition::{Disposition, content_disposition};
 pub use file::{FileId, FileRecord, FileStatus, ObjectKey, format_timestamp, parse_timestamp};
 pub use owner::OwnerId;
 pub use policy::{ExpiryPolicy, NewUpload, UploadPolicy, UploadRequest, check_disposition};
+pub use quota::{Ledger, PendingEntry, QuotaLimits, Usage};

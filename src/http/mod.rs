@@ -16,7 +16,7 @@ use tracing::{Instrument, Span, field};
 
 pub use lambda::RejectUnparseable;
 pub use response::status_and_code;
-use response::{FileView, UrlView, error_response, json};
+use response::{FileView, UrlView, UsageView, error_response, json};
 use routes::Action;
 
 use crate::bucket::{ObjectStorage, UrlSigner};
@@ -148,6 +148,10 @@ where
             }
             Action::PresignDownload => self.presign_download(&caller, id()?, request).await,
             Action::PresignDownloads => self.presign_downloads(&caller, request).await,
+            Action::GetUsage => {
+                let (usage, limits) = self.files.usage(&caller).await?;
+                json(StatusCode::OK, &UsageView::of(usage, limits))
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 
 use crate::bucket::PresignedRequest;
-use crate::domain::{FileRecord, format_timestamp};
+use crate::domain::{FileRecord, QuotaLimits, Usage, format_timestamp};
 use crate::error::AppError;
 
 #[derive(Serialize)]
@@ -87,6 +87,35 @@ impl<'a> UrlView<'a> {
     }
 }
 
+/// `GET /usage`: the caller's usage and the limits it counts against, in the same terms.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageView {
+    pending_uploads: u64,
+    bytes: u64,
+    limits: LimitsView,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LimitsView {
+    pending_uploads: u32,
+    bytes: u64,
+}
+
+impl UsageView {
+    pub fn of(usage: Usage, limits: QuotaLimits) -> Self {
+        Self {
+            pending_uploads: usage.pending_uploads,
+            bytes: usage.bytes,
+            limits: LimitsView {
+                pending_uploads: limits.max_pending_uploads,
+                bytes: limits.max_bytes,
+            },
+        }
+    }
+}
+
 /// A JSON response. `no-store` because bodies can hold presigned URLs, which are credentials
 /// that no shared or browser cache should keep.
 pub fn json(status: StatusCode, body: &impl Serialize) -> Result<Response<Body>, AppError> {
@@ -123,6 +152,7 @@ pub fn status_and_code(error: &AppError) -> (StatusCode, &'static str) {
         AppError::NotReady => (StatusCode::CONFLICT, "not_ready"),
         AppError::UploadMissing => (StatusCode::CONFLICT, "upload_missing"),
         AppError::UploadRejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "upload_rejected"),
+        AppError::QuotaExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
         AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }

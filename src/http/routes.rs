@@ -12,6 +12,7 @@ pub enum Action {
     CompleteUpload,
     PresignDownload,
     PresignDownloads,
+    GetUsage,
 }
 
 impl Action {
@@ -25,6 +26,7 @@ impl Action {
             Self::CompleteUpload => "complete_upload",
             Self::PresignDownload => "presign_download",
             Self::PresignDownloads => "presign_downloads",
+            Self::GetUsage => "get_usage",
         }
     }
 }
@@ -72,6 +74,11 @@ pub const ROUTES: &[Route] = &[
         method: "POST",
         path: "/files/download-urls",
         action: Action::PresignDownloads,
+    },
+    Route {
+        method: "GET",
+        path: "/usage",
+        action: Action::GetUsage,
     },
 ];
 
@@ -136,6 +143,7 @@ mod tests {
             resolve("POST", "/files/download-urls").unwrap(),
             (Action::PresignDownloads, None)
         );
+        assert_eq!(resolve("GET", "/usage").unwrap(), (Action::GetUsage, None));
     }
 
     #[test]

@@ -2,19 +2,27 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
 use time::OffsetDateTime;
 
 use super::{OwnershipStore, Transition};
 use crate::backend_error::backend_error;
 use crate::domain::{
-    FileId, FileRecord, FileStatus, ObjectKey, OwnerId, format_timestamp, parse_timestamp,
+    FileId, FileRecord, FileStatus, Ledger, ObjectKey, OwnerId, PendingEntry, QuotaLimits,
+    format_timestamp, parse_timestamp,
 };
 use crate::error::AppError;
 
 /// Table layout: partition key `owner` (the caller's `sub`), sort key `fileId`. Keying by owner
 /// makes "someone else's file" and "no such file" the same miss, and a listing one partition.
+///
+/// Each owner's partition also holds one ledger item (sort key `USAGE_SORT_KEY`) with the owner's
+/// quota usage: `availableBytes`, a `version` that every change increments, and one
+/// `pending:<file id>` map (`size`, `purgeAt`) per unconfirmed reservation. It is no file record:
+/// reads by file id can never name it (it is no UUID), and listings start after it.
 pub mod attr {
     pub const OWNER: &str = "owner";
     pub const FILE_ID: &str = "fileId";
@@ -29,6 +37,16 @@ pub mod attr {
     pub const PURGE_AT: &str = "purgeAt";
     pub const ETAG: &str = "etag";
     pub const UPLOADED_AT: &str = "uploadedAt";
+
+    /// The ledger item's sort key. `#` sorts before every digit and letter, so in an owner's
+    /// partition the ledger comes before every file id, and a listing starts after it.
+    pub const USAGE_SORT_KEY: &str = "#usage";
+    pub const AVAILABLE_BYTES: &str = "availableBytes";
+    pub const VERSION: &str = "version";
+    /// Prefix of a pending reservation's attribute in the ledger item, followed by its file id.
+    /// One top-level attribute per reservation (not a map of them), so removing one is valid
+    /// even on a ledger that does not have it, or does not exist yet.
+    pub const PENDING_PREFIX: &str = "pending:";
 
     /// Every attribute a record can have; the round-trip test checks that a complete record
     /// writes each of them.
@@ -54,6 +72,20 @@ type Item = HashMap<String, AttributeValue>;
 /// backoff, a bounded number of times, before the read counts as unavailable.
 const BATCH_GET_ATTEMPTS: u32 = 4;
 const BATCH_GET_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// A transaction cancelled because another one held one of its items (`TransactionConflict`) or
+/// by throttling is tried again this many times, with backoff, before the write counts as
+/// unavailable. A reservation that finds the ledger changed since it read it starts over (reads
+/// the ledger again) the same number of times.
+const TRANSACTION_ATTEMPTS: u32 = 4;
+const TRANSACTION_BACKOFF: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// How a transaction ended, when DynamoDB answered.
+enum Outcome {
+    Committed,
+    /// The positions of the items whose condition failed; nothing was written.
+    ConditionFailed(Vec<usize>),
+}
 
 #[derive(Clone, Debug)]
 pub struct DynamoDbOwnershipStore {
@@ -104,62 +136,220 @@ impl DynamoDbOwnershipStore {
         Ok(())
     }
 
-    /// Applies `update` only while the record exists and is pending, so that duplicate or
-    /// out-of-order confirmations change nothing twice. Attribute names go through `#` aliases
-    /// because `status` and `size` are DynamoDB reserved words.
+    /// Applies `update` to the record only while it exists and is pending, so that duplicate or
+    /// out-of-order confirmations change nothing twice, together with `ledger` in one
+    /// transaction. Attribute names go through `#` aliases because `status` and `size` are
+    /// DynamoDB reserved words.
     async fn transition_from_pending(
         &self,
-        owner: &OwnerId,
-        id: FileId,
+        record: &FileRecord,
         update: &str,
         names: &[&str],
         values: Vec<(&str, AttributeValue)>,
+        ledger: LedgerChange,
     ) -> Result<Transition, AppError> {
-        let mut request = self
-            .client
-            .update_item()
+        let mut change = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(owner, id)))
+            .set_key(Some(key(&record.owner, record.id)))
             .update_expression(update)
             .condition_expression("attribute_exists(#owner) AND #status = :pending")
             .expression_attribute_names("#owner", attr::OWNER)
             .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_values(":pending", s(FileStatus::Pending.as_str()));
         for name in names {
-            request = request.expression_attribute_names(format!("#{name}"), *name);
+            change = change.expression_attribute_names(format!("#{name}"), *name);
         }
         for (placeholder, value) in values {
-            request = request.expression_attribute_values(placeholder, value);
+            change = change.expression_attribute_values(placeholder, value);
         }
-        match request.send().await {
-            Ok(_) => Ok(Transition::Applied),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(Transition::Stale)
+        let change = TransactWriteItem::builder()
+            .update(change.build().map_err(build_error)?)
+            .build();
+        let items = vec![change, self.ledger_update(record, ledger)?];
+        Ok(match self.transact(items).await? {
+            Outcome::Committed => Transition::Applied,
+            Outcome::ConditionFailed(_) => Transition::Stale,
+        })
+    }
+
+    /// The ledger's share of a record's change: its reservation leaves the ledger, and its bytes
+    /// move as `change` says. Unconditional: the record's own condition, in the same transaction,
+    /// is what makes it happen once.
+    fn ledger_update(
+        &self,
+        record: &FileRecord,
+        change: LedgerChange,
+    ) -> Result<TransactWriteItem, AppError> {
+        let bytes = match change {
+            LedgerChange::Confirmed => i128::from(record.size),
+            LedgerChange::ReservationReleased => 0,
+            LedgerChange::FileRemoved => -i128::from(record.size),
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(ledger_key(&record.owner)))
+            .update_expression("REMOVE #entry ADD #version :one, #bytes :bytes")
+            .expression_attribute_names("#entry", pending_attribute(record.id))
+            .expression_attribute_names("#version", attr::VERSION)
+            .expression_attribute_names("#bytes", attr::AVAILABLE_BYTES)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":bytes", AttributeValue::N(bytes.to_string()))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Runs a transaction; the SDK gives it an idempotency token (`ClientRequestToken`), so its
+    /// own retry of a request whose answer was lost does not apply it twice.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Outcome, AppError> {
+        for attempt in 0..TRANSACTION_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(TRANSACTION_BACKOFF * 2u32.pow(attempt - 1)).await;
             }
-            Err(err) => Err(backend_error(err)),
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(Outcome::Committed),
+                Err(err) => err,
+            };
+            if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                err.as_service_error()
+            {
+                let reasons = cancelled.cancellation_reasons();
+                let failed: Vec<usize> = reasons
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, reason)| reason.code() == Some("ConditionalCheckFailed"))
+                    .map(|(at, _)| at)
+                    .collect();
+                if !failed.is_empty() {
+                    return Ok(Outcome::ConditionFailed(failed));
+                }
+                let passing = reasons.iter().any(|reason| {
+                    matches!(
+                        reason.code(),
+                        Some("TransactionConflict" | "ThrottlingError")
+                    )
+                });
+                if passing {
+                    continue;
+                }
+            }
+            return Err(backend_error(err));
+        }
+        Err(AppError::Unavailable(
+            "a transaction kept conflicting with others on the same items".into(),
+        ))
+    }
+
+    /// The owner's ledger and its version, `None` when it has no ledger item yet.
+    async fn read_ledger(&self, owner: &OwnerId) -> Result<(Ledger, Option<u64>), AppError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(ledger_key(owner)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend_error)?;
+        match output.item {
+            None => Ok((Ledger::default(), None)),
+            Some(item) => {
+                let (ledger, version) = ledger_from_item(&item)?;
+                Ok((ledger, Some(version)))
+            }
         }
     }
 }
 
+/// How a record's change moves the bytes of the ledger (its reservation always leaves it).
+#[derive(Clone, Copy)]
+enum LedgerChange {
+    /// pending -> available: the bytes count as available from now on.
+    Confirmed,
+    /// A pending reservation rejected or deleted: its bytes were only ever pending.
+    ReservationReleased,
+    /// An available file deleted.
+    FileRemoved,
+}
+
 impl OwnershipStore for DynamoDbOwnershipStore {
-    async fn reserve(&self, record: &FileRecord) -> Result<(), AppError> {
-        self.client
-            .put_item()
+    /// Reads the ledger, decides in code (a condition expression cannot tell expired entries
+    /// from live ones), then writes the record and the whole new ledger in one transaction that
+    /// holds only if the ledger is still the version read: optimistic concurrency. Of two
+    /// reservations racing for the last place, one commits and the other reads the ledger again
+    /// and is refused.
+    async fn reserve(
+        &self,
+        record: &FileRecord,
+        limits: &QuotaLimits,
+        now: OffsetDateTime,
+    ) -> Result<(), AppError> {
+        let put_record = Put::builder()
             .table_name(&self.table)
             .set_item(Some(to_item(record)?))
             // A fresh UUID v4 never collides in practice; the condition makes sure that even a
             // collision could never replace someone's record.
             .condition_expression("attribute_not_exists(#owner)")
             .expression_attribute_names("#owner", attr::OWNER)
-            .send()
-            .await
-            .map_err(backend_error)?;
-        Ok(())
+            .build()
+            .map_err(build_error)?;
+        for attempt in 0..TRANSACTION_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(TRANSACTION_BACKOFF * 2u32.pow(attempt - 1)).await;
+            }
+            let (ledger, version) = self.read_ledger(&record.owner).await?;
+            let admitted = ledger.admit(record, now, limits)?;
+            let next_version = version.map_or(1, |v| v + 1);
+            let put_ledger = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(ledger_to_item(&record.owner, &admitted, next_version)));
+            let put_ledger = match version {
+                None => put_ledger
+                    .condition_expression("attribute_not_exists(#owner)")
+                    .expression_attribute_names("#owner", attr::OWNER),
+                Some(version) => put_ledger
+                    .condition_expression("#version = :version")
+                    .expression_attribute_names("#version", attr::VERSION)
+                    .expression_attribute_values(
+                        ":version",
+                        AttributeValue::N(version.to_string()),
+                    ),
+            }
+            .build()
+            .map_err(build_error)?;
+            let items = vec![
+                TransactWriteItem::builder().put(put_record.clone()).build(),
+                TransactWriteItem::builder().put(put_ledger).build(),
+            ];
+            match self.transact(items).await? {
+                Outcome::Committed => return Ok(()),
+                // The record is there already. The SDK gives the transaction an idempotency
+                // token, so DynamoDB answers a retry of a committed attempt with success; a
+                // store that ignores tokens (moto) fails the retry's condition instead. A record
+                // equal to this one, random id and all, can only be this reservation's.
+                Outcome::ConditionFailed(failed) if failed.contains(&0) => {
+                    return match self.get(&record.owner, record.id).await? {
+                        Some(stored) if stored == *record => Ok(()),
+                        _ => Err(AppError::Internal("reservation collision".into())),
+                    };
+                }
+                // The ledger changed since it was read: read it again.
+                Outcome::ConditionFailed(_) => {}
+            }
+        }
+        Err(AppError::Unavailable(
+            "the owner's usage kept changing during the reservation".into(),
+        ))
+    }
+
+    async fn ledger(&self, owner: &OwnerId) -> Result<Ledger, AppError> {
+        Ok(self.read_ledger(owner).await?.0)
     }
 
     async fn get(&self, owner: &OwnerId, id: FileId) -> Result<Option<FileRecord>, AppError> {
@@ -221,14 +411,12 @@ impl OwnershipStore for DynamoDbOwnershipStore {
 
     async fn mark_available(
         &self,
-        owner: &OwnerId,
-        id: FileId,
+        record: &FileRecord,
         etag: &str,
         uploaded_at: OffsetDateTime,
     ) -> Result<Transition, AppError> {
         self.transition_from_pending(
-            owner,
-            id,
+            record,
             "SET #status = :available, #etag = :etag, #uploadedAt = :uploadedAt REMOVE #purgeAt",
             &[attr::ETAG, attr::UPLOADED_AT, attr::PURGE_AT],
             vec![
@@ -236,17 +424,18 @@ impl OwnershipStore for DynamoDbOwnershipStore {
                 (":etag", s(etag)),
                 (":uploadedAt", s(format_timestamp(uploaded_at)?)),
             ],
+            LedgerChange::Confirmed,
         )
         .await
     }
 
-    async fn mark_rejected(&self, owner: &OwnerId, id: FileId) -> Result<Transition, AppError> {
+    async fn mark_rejected(&self, record: &FileRecord) -> Result<Transition, AppError> {
         self.transition_from_pending(
-            owner,
-            id,
+            record,
             "SET #status = :rejected",
             &[],
             vec![(":rejected", s(FileStatus::Rejected.as_str()))],
+            LedgerChange::ReservationReleased,
         )
         .await
     }
@@ -262,9 +451,12 @@ impl OwnershipStore for DynamoDbOwnershipStore {
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("#owner = :owner")
+            // File ids sort after the ledger's key: the range leaves the ledger out.
+            .key_condition_expression("#owner = :owner AND #fileId > :ledger")
             .expression_attribute_names("#owner", attr::OWNER)
+            .expression_attribute_names("#fileId", attr::FILE_ID)
             .expression_attribute_values(":owner", s(owner.as_str()))
+            .expression_attribute_values(":ledger", s(attr::USAGE_SORT_KEY))
             // The start key is built from the caller and an id, never taken from the client
             // whole, so no token can lead into another partition.
             .set_exclusive_start_key(after.map(|id| key(owner, id)))
@@ -290,49 +482,143 @@ impl OwnershipStore for DynamoDbOwnershipStore {
         Ok((records, next))
     }
 
-    async fn delete(&self, owner: &OwnerId, id: FileId) -> Result<(), AppError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(owner, id)))
-            .send()
-            .await
-            .map_err(backend_error)?;
-        Ok(())
-    }
-
-    async fn delete_if_available(
-        &self,
-        owner: &OwnerId,
-        id: FileId,
-    ) -> Result<Transition, AppError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(owner, id)))
-            .condition_expression("#status = :available")
-            .expression_attribute_names("#status", attr::STATUS)
-            .expression_attribute_values(":available", s(FileStatus::Available.as_str()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Transition::Applied),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(DeleteItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(Transition::Stale)
+    async fn delete(&self, record: &FileRecord) -> Result<Transition, AppError> {
+        let ledger = match record.status {
+            FileStatus::Pending => LedgerChange::ReservationReleased,
+            FileStatus::Available => LedgerChange::FileRemoved,
+            FileStatus::Rejected => {
+                // A rejected record holds nothing in the ledger any more.
+                let result = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(&record.owner, record.id)))
+                    .condition_expression("#status = :status")
+                    .expression_attribute_names("#status", attr::STATUS)
+                    .expression_attribute_values(":status", s(record.status.as_str()))
+                    .send()
+                    .await;
+                return match result {
+                    Ok(_) => Ok(Transition::Applied),
+                    Err(err)
+                        if matches!(
+                            err.as_service_error(),
+                            Some(DeleteItemError::ConditionalCheckFailedException(_))
+                        ) =>
+                    {
+                        Ok(Transition::Stale)
+                    }
+                    Err(err) => Err(backend_error(err)),
+                };
             }
-            Err(err) => Err(backend_error(err)),
-        }
+        };
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(&record.owner, record.id)))
+            .condition_expression("#status = :status")
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_values(":status", s(record.status.as_str()))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            self.ledger_update(record, ledger)?,
+        ];
+        Ok(match self.transact(items).await? {
+            Outcome::Committed => Transition::Applied,
+            Outcome::ConditionFailed(_) => Transition::Stale,
+        })
     }
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> AppError {
+    AppError::Internal(e.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn ledger_key(owner: &OwnerId) -> Item {
+    HashMap::from([
+        (attr::OWNER.to_owned(), s(owner.as_str())),
+        (attr::FILE_ID.to_owned(), s(attr::USAGE_SORT_KEY)),
+    ])
+}
+
+fn pending_attribute(id: FileId) -> String {
+    format!("{}{id}", attr::PENDING_PREFIX)
+}
+
+const ENTRY_SIZE: &str = "size";
+const ENTRY_PURGE_AT: &str = "purgeAt";
+
+/// The whole ledger item, as a reservation writes it.
+fn ledger_to_item(owner: &OwnerId, ledger: &Ledger, version: u64) -> Item {
+    let mut item = ledger_key(owner);
+    item.insert(attr::VERSION.to_owned(), n(version));
+    item.insert(attr::AVAILABLE_BYTES.to_owned(), n(ledger.available_bytes));
+    for (id, entry) in &ledger.pending {
+        let entry = HashMap::from([
+            (ENTRY_SIZE.to_owned(), n(entry.size)),
+            (
+                ENTRY_PURGE_AT.to_owned(),
+                n(entry.purge_at.unix_timestamp()),
+            ),
+        ]);
+        item.insert(pending_attribute(*id), AttributeValue::M(entry));
+    }
+    item
+}
+
+/// The ledger and its version. Available bytes below zero (files confirmed before quotas
+/// existed, then deleted) count as zero.
+fn ledger_from_item(item: &Item) -> Result<(Ledger, u64), AppError> {
+    let corrupt = |what: &str| AppError::Internal(format!("corrupt usage ledger: {what}").into());
+    let number = |value: Option<&AttributeValue>| -> Option<i128> {
+        value
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+    };
+    let version = match item.get(attr::VERSION) {
+        None => 0,
+        Some(v) => number(Some(v))
+            .and_then(|v| u64::try_from(v).ok())
+            .ok_or_else(|| corrupt(attr::VERSION))?,
+    };
+    let available_bytes = match item.get(attr::AVAILABLE_BYTES) {
+        None => 0,
+        Some(v) => number(Some(v))
+            .map(|bytes| u64::try_from(bytes.max(0)).unwrap_or(u64::MAX))
+            .ok_or_else(|| corrupt(attr::AVAILABLE_BYTES))?,
+    };
+    let mut pending = std::collections::BTreeMap::new();
+    for (name, value) in item {
+        let Some(id) = name.strip_prefix(attr::PENDING_PREFIX) else {
+            continue;
+        };
+        let id = FileId::parse(id).ok_or_else(|| corrupt(name))?;
+        let entry = value.as_m().map_err(|_| corrupt(name))?;
+        let size = number(entry.get(ENTRY_SIZE)).and_then(|v| u64::try_from(v).ok());
+        let purge_at = number(entry.get(ENTRY_PURGE_AT))
+            .and_then(|v| i64::try_from(v).ok())
+            .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok());
+        let (Some(size), Some(purge_at)) = (size, purge_at) else {
+            return Err(corrupt(name));
+        };
+        pending.insert(id, PendingEntry { size, purge_at });
+    }
+    Ok((
+        Ledger {
+            available_bytes,
+            pending,
+        },
+        version,
+    ))
 }
 
 fn key(owner: &OwnerId, id: FileId) -> Item {

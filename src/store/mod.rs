@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 pub use dynamodb::{DynamoDbOwnershipStore, attr};
 
-use crate::domain::{FileId, FileRecord, OwnerId};
+use crate::domain::{FileId, FileRecord, Ledger, OwnerId, QuotaLimits};
 use crate::error::AppError;
 
 /// Outcome of a conditional status change.
@@ -21,8 +21,18 @@ pub enum Transition {
 }
 
 pub trait OwnershipStore: Send + Sync {
-    /// Writes a new record; fails rather than overwrite an existing one.
-    fn reserve(&self, record: &FileRecord) -> impl Future<Output = Result<(), AppError>> + Send;
+    /// Writes a new record and adds it to its owner's ledger in one atomic write, if the ledger
+    /// admits it under `limits` at `now`; `QuotaExceeded` (and nothing written) if not. Fails
+    /// rather than overwrite an existing record.
+    fn reserve(
+        &self,
+        record: &FileRecord,
+        limits: &QuotaLimits,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
+
+    /// `owner`'s ledger (empty for an owner with none yet). Strongly consistent.
+    fn ledger(&self, owner: &OwnerId) -> impl Future<Output = Result<Ledger, AppError>> + Send;
 
     /// The record of `id` if `owner` owns it. Strongly consistent: a record just written is seen,
     /// a record just deleted is not. Someone else's file is `None`, exactly like a missing one.
@@ -40,20 +50,21 @@ pub trait OwnershipStore: Send + Sync {
         ids: &[FileId],
     ) -> impl Future<Output = Result<Vec<FileRecord>, AppError>> + Send;
 
-    /// pending -> available, recording what S3 reported, and dropping the purge time.
+    /// pending -> available, recording what S3 reported, and dropping the purge time. In the
+    /// same atomic write, the reservation leaves the ledger and its bytes count as available.
+    /// Every change below that touches the ledger is conditional on the record's state, so a
+    /// retried or lost-race change never counts twice.
     fn mark_available(
         &self,
-        owner: &OwnerId,
-        id: FileId,
+        record: &FileRecord,
         etag: &str,
         uploaded_at: OffsetDateTime,
     ) -> impl Future<Output = Result<Transition, AppError>> + Send;
 
-    /// pending -> rejected.
+    /// pending -> rejected; the reservation leaves the ledger in the same atomic write.
     fn mark_rejected(
         &self,
-        owner: &OwnerId,
-        id: FileId,
+        record: &FileRecord,
     ) -> impl Future<Output = Result<Transition, AppError>> + Send;
 
     /// One page of `owner`'s records in id order, starting after `after`, and the id to continue
@@ -65,17 +76,11 @@ pub trait OwnershipStore: Send + Sync {
         after: Option<FileId>,
     ) -> impl Future<Output = Result<(Vec<FileRecord>, Option<FileId>), AppError>> + Send;
 
-    /// Removes the record; succeeds when it is gone afterwards, including when it never existed.
+    /// Removes the record while it is still in `record`'s status, releasing what it held in the
+    /// ledger (a pending reservation, or an available file's bytes) in the same atomic write.
+    /// `Stale` when the record is gone or its status changed meanwhile.
     fn delete(
         &self,
-        owner: &OwnerId,
-        id: FileId,
-    ) -> impl Future<Output = Result<(), AppError>> + Send;
-
-    /// Removes the record only while it is available: for an object that S3 reports removed.
-    fn delete_if_available(
-        &self,
-        owner: &OwnerId,
-        id: FileId,
+        record: &FileRecord,
     ) -> impl Future<Output = Result<Transition, AppError>> + Send;
 }

@@ -5,8 +5,8 @@
 //! Each fake is a handle: its clones share its state, so a test keeps one while the service owns
 //! another. Both write to a `Journal` of what was called (one journal for both, in call order,
 //! when made by `pair`), can be told to fail an operation as a backend outage would, and
-//! `FakeBucket::head` yields once after reading, so two operations joined on one task both see
-//! the object before either acts on it, as two real ones racing would.
+//! `FakeBucket::head` and `FakeBucket::delete` yield once after acting, so two operations joined
+//! on one task both see the object before either acts on it, as two real ones racing would.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,7 +15,9 @@ use presign_gate::bucket::{
     DownloadTarget, ObjectInfo, ObjectLookup, ObjectStorage, PresignedRequest, UploadTarget,
     UrlSigner, Validity,
 };
-use presign_gate::domain::{FileId, FileRecord, FileStatus, ObjectKey, OwnerId};
+use presign_gate::domain::{
+    FileId, FileRecord, FileStatus, Ledger, ObjectKey, OwnerId, QuotaLimits,
+};
 use presign_gate::error::AppError;
 use presign_gate::store::{OwnershipStore, Transition};
 use time::OffsetDateTime;
@@ -98,9 +100,31 @@ impl std::fmt::Debug for Hook {
     }
 }
 
+/// The records and every owner's ledger, behind one lock: each operation on them is atomic, as
+/// a DynamoDB transaction is.
+#[derive(Debug, Default)]
+struct Table {
+    records: BTreeMap<(String, FileId), FileRecord>,
+    ledgers: BTreeMap<String, Ledger>,
+}
+
+impl Table {
+    /// The ledger's share of a record's change, as the DynamoDB adapter applies it: the
+    /// reservation leaves the ledger, and `bytes` are added to (or taken from) the available ones.
+    fn release(&mut self, record: &FileRecord, bytes: i128) {
+        let ledger = self
+            .ledgers
+            .entry(record.owner.as_str().to_owned())
+            .or_default();
+        ledger.pending.remove(&record.id);
+        let available = i128::from(ledger.available_bytes) + bytes;
+        ledger.available_bytes = u64::try_from(available.max(0)).unwrap_or(u64::MAX);
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct FakeStore {
-    records: Arc<Mutex<BTreeMap<(String, FileId), FileRecord>>>,
+    table: Arc<Mutex<Table>>,
     pub journal: Journal,
     pub outages: Outages,
     /// Runs once when `delete` is called, before the record goes.
@@ -117,18 +141,33 @@ impl FakeStore {
         self.outages.check(operation)
     }
 
-    /// Puts a record as it is, whatever is there.
+    /// Puts a record as it is, whatever is there, and leaves the ledgers alone.
     pub fn insert(&self, record: FileRecord) {
-        lock(&self.records).insert(Self::key(&record.owner, record.id), record);
+        lock(&self.table)
+            .records
+            .insert(Self::key(&record.owner, record.id), record);
     }
 
     /// The record as stored, read without going through the port.
     pub fn record(&self, owner: &OwnerId, id: FileId) -> Option<FileRecord> {
-        lock(&self.records).get(&Self::key(owner, id)).cloned()
+        lock(&self.table)
+            .records
+            .get(&Self::key(owner, id))
+            .cloned()
+    }
+
+    /// `owner`'s records as stored, read without going through the port.
+    pub fn records_of(&self, owner: &OwnerId) -> Vec<FileRecord> {
+        lock(&self.table)
+            .records
+            .values()
+            .filter(|record| &record.owner == owner)
+            .cloned()
+            .collect()
     }
 
     pub fn len(&self) -> usize {
-        lock(&self.records).len()
+        lock(&self.table).records.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -141,11 +180,14 @@ impl FakeStore {
         id: FileId,
         from: FileStatus,
         change: impl FnOnce(&mut FileRecord),
+        release_bytes: impl FnOnce(&FileRecord) -> i128,
     ) -> Transition {
-        let mut records = lock(&self.records);
-        match records.get_mut(&Self::key(owner, id)) {
+        let mut table = lock(&self.table);
+        match table.records.get_mut(&Self::key(owner, id)) {
             Some(record) if record.status == from => {
                 change(record);
+                let record = record.clone();
+                table.release(&record, release_bytes(&record));
                 Transition::Applied
             }
             _ => Transition::Stale,
@@ -154,15 +196,37 @@ impl FakeStore {
 }
 
 impl OwnershipStore for FakeStore {
-    async fn reserve(&self, record: &FileRecord) -> Result<(), AppError> {
+    async fn reserve(
+        &self,
+        record: &FileRecord,
+        limits: &QuotaLimits,
+        now: OffsetDateTime,
+    ) -> Result<(), AppError> {
         self.call("store.reserve")?;
-        let mut records = lock(&self.records);
+        let mut table = lock(&self.table);
         let key = Self::key(&record.owner, record.id);
-        if records.contains_key(&key) {
+        if table.records.contains_key(&key) {
             return Err(AppError::Internal("reservation collision".into()));
         }
-        records.insert(key, record.clone());
+        let owner = record.owner.as_str().to_owned();
+        let admitted = table
+            .ledgers
+            .get(&owner)
+            .cloned()
+            .unwrap_or_default()
+            .admit(record, now, limits)?;
+        table.ledgers.insert(owner, admitted);
+        table.records.insert(key, record.clone());
         Ok(())
+    }
+
+    async fn ledger(&self, owner: &OwnerId) -> Result<Ledger, AppError> {
+        self.call("store.ledger")?;
+        Ok(lock(&self.table)
+            .ledgers
+            .get(owner.as_str())
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn get(&self, owner: &OwnerId, id: FileId) -> Result<Option<FileRecord>, AppError> {
@@ -173,37 +237,46 @@ impl OwnershipStore for FakeStore {
     async fn get_many(&self, owner: &OwnerId, ids: &[FileId]) -> Result<Vec<FileRecord>, AppError> {
         self.journal.record(format!("store.get_many {}", ids.len()));
         self.outages.check("store.get_many")?;
-        let records = lock(&self.records);
+        let table = lock(&self.table);
         Ok(ids
             .iter()
-            .filter_map(|id| records.get(&Self::key(owner, *id)).cloned())
+            .filter_map(|id| table.records.get(&Self::key(owner, *id)).cloned())
             .collect())
     }
 
     async fn mark_available(
         &self,
-        owner: &OwnerId,
-        id: FileId,
+        record: &FileRecord,
         etag: &str,
         uploaded_at: OffsetDateTime,
     ) -> Result<Transition, AppError> {
         self.call("store.mark_available")?;
-        let transition = self.transition(owner, id, FileStatus::Pending, |record| {
-            record.status = FileStatus::Available;
-            record.etag = Some(etag.to_owned());
-            record.uploaded_at = Some(uploaded_at);
-            record.purge_at = None;
-        });
+        let transition = self.transition(
+            &record.owner,
+            record.id,
+            FileStatus::Pending,
+            |record| {
+                record.status = FileStatus::Available;
+                record.etag = Some(etag.to_owned());
+                record.uploaded_at = Some(uploaded_at);
+                record.purge_at = None;
+            },
+            |record| i128::from(record.size),
+        );
         self.journal
             .record(format!("store.mark_available {transition:?}"));
         Ok(transition)
     }
 
-    async fn mark_rejected(&self, owner: &OwnerId, id: FileId) -> Result<Transition, AppError> {
+    async fn mark_rejected(&self, record: &FileRecord) -> Result<Transition, AppError> {
         self.call("store.mark_rejected")?;
-        let transition = self.transition(owner, id, FileStatus::Pending, |record| {
-            record.status = FileStatus::Rejected;
-        });
+        let transition = self.transition(
+            &record.owner,
+            record.id,
+            FileStatus::Pending,
+            |record| record.status = FileStatus::Rejected,
+            |_| 0,
+        );
         self.journal
             .record(format!("store.mark_rejected {transition:?}"));
         Ok(transition)
@@ -216,8 +289,9 @@ impl OwnershipStore for FakeStore {
         after: Option<FileId>,
     ) -> Result<(Vec<FileRecord>, Option<FileId>), AppError> {
         self.call("store.list")?;
-        let records = lock(&self.records);
-        let page: Vec<FileRecord> = records
+        let table = lock(&self.table);
+        let page: Vec<FileRecord> = table
+            .records
             .values()
             .filter(|r| &r.owner == owner && after.is_none_or(|after| r.id > after))
             .take(limit as usize)
@@ -229,28 +303,28 @@ impl OwnershipStore for FakeStore {
         Ok((page, next))
     }
 
-    async fn delete(&self, owner: &OwnerId, id: FileId) -> Result<(), AppError> {
+    async fn delete(&self, record: &FileRecord) -> Result<Transition, AppError> {
         self.call("store.delete")?;
         self.before_delete.run();
-        lock(&self.records).remove(&Self::key(owner, id));
-        Ok(())
-    }
-
-    async fn delete_if_available(
-        &self,
-        owner: &OwnerId,
-        id: FileId,
-    ) -> Result<Transition, AppError> {
-        self.call("store.delete_if_available")?;
-        let mut records = lock(&self.records);
-        let key = Self::key(owner, id);
-        match records.get(&key) {
-            Some(record) if record.status == FileStatus::Available => {
-                records.remove(&key);
-                Ok(Transition::Applied)
+        let mut table = lock(&self.table);
+        let key = Self::key(&record.owner, record.id);
+        let transition = match table.records.remove(&key) {
+            Some(stored) if stored.status == record.status => {
+                match stored.status {
+                    FileStatus::Pending => table.release(&stored, 0),
+                    FileStatus::Available => table.release(&stored, -i128::from(stored.size)),
+                    FileStatus::Rejected => {}
+                }
+                Transition::Applied
             }
-            _ => Ok(Transition::Stale),
-        }
+            Some(stored) => {
+                table.records.insert(key, stored);
+                Transition::Stale
+            }
+            None => Transition::Stale,
+        };
+        self.journal.record(format!("store.delete {transition:?}"));
+        Ok(transition)
     }
 }
 
@@ -419,17 +493,21 @@ impl ObjectStorage for FakeBucket {
     ) -> Result<(), AppError> {
         self.call("bucket.delete", key.as_str())?;
         let marker = version_id.is_none().then(|| self.new_version_id());
-        let mut objects = lock(&self.objects);
-        let versions = objects.entry(key.as_str().to_owned()).or_default();
-        match (version_id, marker) {
-            (Some(id), _) => versions.retain(|version| version.id() != Some(id)),
-            (None, Some(marker)) => versions.push(Version::DeleteMarker(marker)),
-            (None, None) => {}
-        }
-        if versions.is_empty() {
-            objects.remove(key.as_str());
+        {
+            let mut objects = lock(&self.objects);
+            let versions = objects.entry(key.as_str().to_owned()).or_default();
+            match (version_id, marker) {
+                (Some(id), _) => versions.retain(|version| version.id() != Some(id)),
+                (None, Some(marker)) => versions.push(Version::DeleteMarker(marker)),
+                (None, None) => {}
+            }
+            if versions.is_empty() {
+                objects.remove(key.as_str());
+            }
         }
         lock(&self.deleted).push(key.as_str().to_owned());
+        // As after a HEAD: another joined operation may act while the answer travels back.
+        tokio::task::yield_now().await;
         Ok(())
     }
 }

@@ -11,9 +11,8 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
-use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::operation::delete_object::DeleteObjectOutput;
@@ -206,18 +205,17 @@ impl MockedApi {
                 QueryOutput::builder().set_items(Some(items)).build()
             })
         };
-        let put_item = mock!(aws_sdk_dynamodb::Client::put_item)
-            .then_output(|| PutItemOutput::builder().build());
-        let update_item = mock!(aws_sdk_dynamodb::Client::update_item)
-            .then_output(|| UpdateItemOutput::builder().build());
+        // Reservations, confirmations and deletes write a record and its owner's usage ledger
+        // together; the ledger read finds none (`lookup` knows only file ids).
+        let transact_write_items = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+            .then_output(|| TransactWriteItemsOutput::builder().build());
         let delete_item = mock!(aws_sdk_dynamodb::Client::delete_item)
             .then_output(|| DeleteItemOutput::builder().build());
-        let dynamodb_rules: [&Rule; 6] = [
+        let dynamodb_rules: [&Rule; 5] = [
             &get_item,
             &batch_get_item,
             &query,
-            &put_item,
-            &update_item,
+            &transact_write_items,
             &delete_item,
         ];
 
