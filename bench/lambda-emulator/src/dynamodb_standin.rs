@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use presign_gate::domain::{FileId, FileRecord, FileStatus, ObjectKey, OwnerId};
+use presign_gate::domain::{FileId, FileRecord, FileStatus, ObjectKey, OwnerId, QuotaLimits};
 use presign_gate::store::{DynamoDbOwnershipStore, OwnershipStore};
 
 use crate::Result;
@@ -130,13 +130,16 @@ pub fn seed(endpoint: &str) -> Result<FileId> {
             sha256: None,
             status: FileStatus::Pending,
             created_at: now,
-            purge_at: None,
+            purge_at: Some(now + time::Duration::days(1)),
             etag: None,
             uploaded_at: None,
         };
-        store.reserve(&record).await.map_err(|e| e.to_string())?;
         store
-            .mark_available(&owner, id, "\"bench-etag\"", now)
+            .reserve(&record, &QuotaLimits::default(), now)
+            .await
+            .map_err(|e| e.to_string())?;
+        store
+            .mark_available(&record, "\"bench-etag\"", now)
             .await
             .map_err(|e| e.to_string())?;
         Ok(id)
