@@ -5,6 +5,8 @@
 //! - `events`: API Gateway and S3 events, built one way.
 //! - `fakes`: in-memory `OwnershipStore` and bucket, for fast tests of the application's logic.
 //! - `fuzzing`: the fuzz harnesses over the fakes.
+//! - `runtime_api`: the Lambda Runtime API on loopback, to run a function's real binary as Lambda
+//!   does (the bench harness and tests/runtime_logs.rs).
 //! - `standins` (feature `standins`, re-exported at the root): s3s-fs and moto on free ports,
 //!   the real handler over them, and an HTTP client for the presigned URLs.
 //! - `mocked` (feature `mocked`): the real handler over SDK clients answered by mock rules.
@@ -15,6 +17,7 @@ pub mod fakes;
 pub mod fuzzing;
 #[cfg(feature = "mocked")]
 pub mod mocked;
+pub mod runtime_api;
 #[cfg(feature = "standins")]
 mod standins;
 
