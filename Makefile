@@ -101,11 +101,15 @@ local: tools
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
+	cargo clippy --locked --all-targets --features dev-identity -- -D warnings
 
 # The closing line totals every test binary's results, so a run that executed nothing shows it.
+# Everything runs on the build every deployment gets (no features: it must refuse DEV_USER_HEADER),
+# then the config unit tests and the binary's tests again on the `make local` build (dev-identity).
 test: tools lint template-checks sam-build
 	mkdir -p target
 	cargo test --locked --all-targets 2>&1 | tee target/test.log
+	cargo test --locked --features dev-identity --lib --test lambda_binary 2>&1 | tee -a target/test.log
 	@awk '/^test result:/ { passed += $$4; failed += $$6 } \
 	  END { printf "%d passed, %d failed\n", passed, failed; exit (passed == 0 || failed > 0) }' target/test.log
 

@@ -50,7 +50,7 @@ wait_for_port s3s-fs "$S3_PORT"
 wait_for_port moto_server "$DYNAMODB_PORT"
 cargo run --quiet --locked --example local_setup
 
-cargo lambda watch --bin api --invoke-address 127.0.0.1 --invoke-port "$API_PORT" &
+cargo lambda watch --features dev-identity --bin api --invoke-address 127.0.0.1 --invoke-port "$API_PORT" &
 pids+=($!)
 
 base="http://127.0.0.1:$API_PORT"

@@ -4,16 +4,18 @@
 //! credential; and a build without the `dev-identity` feature refuses `DEV_USER_HEADER`.
 //!
 //! The binary is the one cargo builds for these tests (`CARGO_BIN_EXE_api`: the dev profile under
-//! `cargo test`). It runs the same code as the release build: the log filter has no
-//! `debug_assertions` branch, and no crate in the build sets tracing's `max_level_*` or
-//! `release_max_level_*` features, so both compile in every level and filter them at run time.
+//! `cargo test`), or the one `API_BINARY` names (`cargo build --release --bin api`, then
+//! `API_BINARY=target/release/api cargo test --test lambda_binary`). Both run the same code: the
+//! log filter has no `debug_assertions` branch, and no crate in the build sets tracing's
+//! `max_level_*` or `release_max_level_*` features, so both compile in every level and filter them
+//! at run time.
 
 use presign_gate_test_support as support;
 
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::runtime_api::{RuntimeApi, lambda_environment};
@@ -44,7 +46,9 @@ impl Function {
         let stdout = dir.path().join("stdout");
         let stderr = dir.path().join("stderr");
         let runtime = RuntimeApi::start().expect("Runtime API on loopback");
-        let child = Command::new(env!("CARGO_BIN_EXE_api"))
+        let binary = std::env::var_os("API_BINARY")
+            .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_api")), PathBuf::from);
+        let child = Command::new(binary)
             .env_clear()
             .envs(lambda_environment("api"))
             .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
@@ -99,18 +103,6 @@ impl Function {
             .as_str()
             .map_or(Value::Null, |b| serde_json::from_str(b).expect("JSON body"));
         (response["statusCode"].as_u64().expect("statusCode"), body)
-    }
-
-    /// Waits for the process to end by itself, and returns whether it succeeded.
-    fn exit_status(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + INVOKE_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.0.try_wait().expect("process status") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the function did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     /// Ends the process and returns what it wrote to stdout and to stderr.
@@ -269,7 +261,18 @@ fn without_the_dev_identity_the_binary_refuses_dev_user_header() {
         ("FILES_TABLE", TABLE),
         ("DEV_USER_HEADER", "x-dev-user"),
     ]);
-    let status = function.exit_status();
+    // It must end by itself: a configuration error fails the cold start.
+    let deadline = std::time::Instant::now() + INVOKE_TIMEOUT;
+    let status = loop {
+        if let Some(status) = function.child.0.try_wait().expect("process status") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the function did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let asked_for_work = function.runtime.shared.lock().first_next.is_some();
     let (stdout, stderr) = function.stop();
     assert!(!status.success(), "{status}\n{stdout}\n{stderr}");
