@@ -158,7 +158,7 @@ impl Drop for RuntimeApi {
 
 /// Serves the Runtime API on `listener` from a thread of its own, one thread per connection,
 /// until `shared` is closed and a last connection wakes the accept loop to see it.
-pub fn spawn_accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+fn spawn_accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { break };
