@@ -111,12 +111,17 @@ local: tools local-aws vendor
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cargo clippy --locked -p presign-gate --all-targets --features dev-identity -- -D warnings
 
 # The closing line totals the results of every Rust test binary and of the browser tests, so a
-# run that executed nothing shows it.
+# run that executed nothing shows it. Everything runs on the build every deployment gets (no
+# features: it must refuse DEV_USER_HEADER), then the config unit tests and the binary's tests
+# again on the `make local` build (dev-identity), which the browser tests use too.
 test: tools local-aws lint template-checks sam-build
 	mkdir -p target
 	cargo test --locked --workspace --all-targets 2>&1 | tee target/test.log
+	cargo test --locked -p presign-gate --features dev-identity --lib --test lambda_binary 2>&1 \
+	  | tee -a target/test.log
 	$(MAKE) --no-print-directory browser-test
 	@awk '/^test result:/ { passed += $$4; failed += $$6 } /^# pass / { passed += $$3 } /^# fail / { failed += $$3 } \
 	  END { printf "%d passed, %d failed\n", passed, failed; exit (passed == 0 || failed > 0) }' \
@@ -221,6 +226,6 @@ chromium:
 # as `cargo lambda watch` builds them (no example or dev-dependency in the build, so the same
 # features), so the stack starts in seconds. Screenshots land in target/browser-artifacts/.
 browser-test: tools local-aws vendor chromium
-	cargo build --locked --bin api --bin events
+	cargo build --locked -p presign-gate --features dev-identity --bin api --bin events
 	mkdir -p target
 	node --test --test-concurrency=1 tests/browser/ 2>&1 | tee target/browser-test.log

@@ -69,10 +69,11 @@ wait_for_port moto_server "$DYNAMODB_PORT"
 cargo run --quiet --locked --example local_setup
 
 # --package: both functions of the product (api, events), not the other members' binaries (each
-# is then run as `cargo run --package presign-gate --bin <name>`). --disable-cors: cargo lambda
+# is then run as `cargo run --package presign-gate --bin <name>`). --features dev-identity: the
+# x-dev-user header names the caller, in this local build only. --disable-cors: cargo lambda
 # watch would otherwise answer every origin; the CORS rules are the template's, applied by
 # local-aws in front.
-cargo lambda watch --package presign-gate --disable-cors \
+cargo lambda watch --package presign-gate --features dev-identity --disable-cors \
   --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" &
 pids+=($!)
 

@@ -2,6 +2,7 @@
 //! a misconfigured deployment fails its first invocation with a clear message instead of
 //! misbehaving later.
 
+#[cfg(feature = "dev-identity")]
 use lambda_http::http::HeaderName;
 
 use crate::domain::{ExpiryPolicy, QuotaLimits, UploadPolicy};
@@ -20,7 +21,10 @@ pub struct Config {
     pub quotas: QuotaLimits,
     /// Path-style S3 URLs, for stand-ins on a bare host:port.
     pub force_path_style: bool,
-    /// Local development only: a request header that names the caller when no authorizer ran.
+    /// Local development only (cargo feature `dev-identity`, which `make local` enables): a
+    /// request header that names the caller when no authorizer ran. A build without the feature
+    /// has no such setting, and refuses to start when `DEV_USER_HEADER` is set.
+    #[cfg(feature = "dev-identity")]
     pub dev_user_header: Option<HeaderName>,
     /// Which certificate authorities the SDK clients trust.
     pub trust_roots: TrustRoots,
@@ -126,6 +130,7 @@ impl Config {
                 false
             }
         };
+        #[cfg(feature = "dev-identity")]
         let dev_user_header = get("DEV_USER_HEADER").and_then(|name| {
             HeaderName::try_from(name.trim())
                 .map_err(|_| {
@@ -133,6 +138,18 @@ impl Config {
                 })
                 .ok()
         });
+        // One console edit of the deployed function's environment must not hand every caller
+        // every identity: the setting is read only by the builds that `make local` runs.
+        #[cfg(not(feature = "dev-identity"))]
+        if get("DEV_USER_HEADER").is_some() {
+            problems.push(
+                "DEV_USER_HEADER must not be set: it lets any caller claim any identity, and this \
+                 build has no dev identity (only local builds with the cargo feature \
+                 `dev-identity`, as `make local` runs them, read it); remove it from the \
+                 function's environment"
+                    .into(),
+            );
+        }
 
         let trust_roots = match get("TLS_TRUST_ROOTS").as_deref() {
             None | Some("amazon") => TrustRoots::AmazonTrustServices,
@@ -154,6 +171,7 @@ impl Config {
                 uploads,
                 quotas,
                 force_path_style,
+                #[cfg(feature = "dev-identity")]
                 dev_user_header,
                 trust_roots,
             }),
@@ -189,6 +207,7 @@ mod tests {
         assert_eq!(config.expiry.max_secs(), 900);
         assert_eq!(config.uploads.max_upload_bytes(), 104_857_600);
         assert!(!config.force_path_style);
+        #[cfg(feature = "dev-identity")]
         assert!(config.dev_user_header.is_none());
         assert_eq!(config.trust_roots, TrustRoots::AmazonTrustServices);
         assert_eq!(config.quotas.max_pending_uploads, 20);
@@ -238,7 +257,6 @@ mod tests {
             ("URL_TTL_MAX_SECONDS", "120"),
             ("MAX_UPLOAD_BYTES", "10"),
             ("S3_FORCE_PATH_STYLE", "true"),
-            ("DEV_USER_HEADER", "x-dev-user"),
             ("TLS_TRUST_ROOTS", "system"),
             ("QUOTA_MAX_PENDING_UPLOADS", "5"),
             ("QUOTA_MAX_BYTES", "10"),
@@ -247,7 +265,6 @@ mod tests {
         assert_eq!(config.expiry.max_secs(), 120);
         assert_eq!(config.uploads.max_upload_bytes(), 10);
         assert!(config.force_path_style);
-        assert_eq!(config.dev_user_header.unwrap().as_str(), "x-dev-user");
         assert_eq!(config.trust_roots, TrustRoots::System);
         assert_eq!(
             config.quotas,
@@ -256,5 +273,50 @@ mod tests {
                 max_bytes: 10
             }
         );
+    }
+
+    #[cfg(feature = "dev-identity")]
+    #[test]
+    fn a_local_build_reads_the_dev_user_header() {
+        let mut vars = MINIMAL.to_vec();
+        vars.push(("DEV_USER_HEADER", "x-dev-user"));
+        let config = config(&vars).unwrap();
+        assert_eq!(config.dev_user_header.unwrap().as_str(), "x-dev-user");
+
+        let err = config_with(&[("DEV_USER_HEADER", "not a header")]);
+        assert!(
+            err.contains("DEV_USER_HEADER \"not a header\" is not a header name"),
+            "{err}"
+        );
+    }
+
+    #[cfg(not(feature = "dev-identity"))]
+    #[test]
+    fn a_build_without_the_dev_identity_refuses_dev_user_header() {
+        let err = config_with(&[("DEV_USER_HEADER", "x-dev-user")]);
+        assert!(err.contains("DEV_USER_HEADER must not be set"), "{err}");
+        assert!(err.contains("any caller claim any identity"), "{err}");
+        assert!(err.contains("`dev-identity`"), "{err}");
+        // Still one report with every problem: the others are there too.
+        let err = config(&[
+            ("DEV_USER_HEADER", "x-dev-user"),
+            ("URL_TTL_SECONDS", "ten"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "FILES_BUCKET",
+            "URL_TTL_SECONDS",
+            "DEV_USER_HEADER must not be set",
+        ] {
+            assert!(err.contains(expected), "{expected} missing from {err}");
+        }
+    }
+
+    /// The error of MINIMAL plus `vars`, which must be refused.
+    fn config_with(vars: &[(&str, &str)]) -> String {
+        let mut all = MINIMAL.to_vec();
+        all.extend_from_slice(vars);
+        config(&all).unwrap_err().to_string()
     }
 }

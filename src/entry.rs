@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 
+use lambda_http::http::HeaderName;
 use lambda_http::{Adapter, Request};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -35,12 +36,22 @@ pub async fn file_service(config: &Config) -> FileService<DynamoDbOwnershipStore
 /// problem at once) and fails the cold start.
 fn start() -> Result<Config, Error> {
     telemetry::init();
-    Ok(Config::from_env().inspect_err(|e| tracing::error!("{e}"))?)
+    let config = Config::from_env().inspect_err(|e| tracing::error!("{e}"))?;
+    tracing::debug!(
+        bucket = config.bucket.as_str(),
+        table = config.table.as_str(),
+        region = config.region.as_str(),
+        force_path_style = config.force_path_style,
+        trust_roots = ?config.trust_roots,
+        "configuration read"
+    );
+    Ok(config)
 }
 
-/// The API function behind API Gateway.
-pub async fn run_api() -> Result<(), Error> {
-    let config = start()?;
+/// The header that names the caller when no authorizer ran: only in a local build (feature
+/// `dev-identity`) with `DEV_USER_HEADER` set.
+#[cfg(feature = "dev-identity")]
+fn dev_user_header(config: &Config) -> Option<HeaderName> {
     if let Some(header) = &config.dev_user_header {
         tracing::warn!(
             header = header.as_str(),
@@ -48,7 +59,19 @@ pub async fn run_api() -> Result<(), Error> {
              This is for local development only and must never be deployed."
         );
     }
-    let api = Api::new(file_service(&config).await, config.dev_user_header);
+    config.dev_user_header.clone()
+}
+
+/// Never in a build without the feature: `Config` refuses `DEV_USER_HEADER` there.
+#[cfg(not(feature = "dev-identity"))]
+fn dev_user_header(_: &Config) -> Option<HeaderName> {
+    None
+}
+
+/// The API function behind API Gateway.
+pub async fn run_api() -> Result<(), Error> {
+    let config = start()?;
+    let api = Api::new(file_service(&config).await, dev_user_header(&config));
     // The API lives as long as the process; a 'static borrow lets every request future own it.
     let api: &'static Api<_, _> = Box::leak(Box::new(api));
     let handler = lambda_http::service_fn(move |request: Request| async move {

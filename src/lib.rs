@@ -13,6 +13,12 @@
 //!
 //! Imports point inwards: nothing in `domain`, `store` or `bucket` imports `aws` or `entry`.
 
+// The dev identity lets a request header name the caller: `make local` builds it in (debug
+// profile, `cargo lambda watch`); a release build, which is what `make build`, `sam build` and
+// deploys produce, must never carry it.
+#[cfg(all(feature = "dev-identity", not(debug_assertions)))]
+compile_error!("the `dev-identity` feature is for local debug builds only, never a release build");
+
 pub mod aws;
 mod backend_error;
 pub mod bucket;

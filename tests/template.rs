@@ -402,9 +402,11 @@ fn bucket_name_problems(t: &Value) -> Vec<String> {
     }
 }
 
+/// Neither the dev header nor the feature that compiles it in (`dev-identity`, which a
+/// `BuildProperties: Features` entry would hand to cargo lambda) reaches the deployed template.
 fn dev_identity_problems(text: &str) -> Vec<String> {
     let lower = text.to_ascii_lowercase();
-    ["dev_user_header", "x-dev-user"]
+    ["dev_user_header", "x-dev-user", "dev-identity"]
         .into_iter()
         .filter(|needle| lower.contains(needle))
         .map(|needle| format!("{needle} appears in the template: it must never be deployed"))
@@ -686,6 +688,12 @@ fn checks_catch_a_widened_template() {
             "          ALLOWED_CONTENT_TYPES: !Ref AllowedContentTypes",
             "          ALLOWED_CONTENT_TYPES: !Ref AllowedContentTypes\n          DEV_USER_HEADER: x-dev-user",
             "x-dev-user appears",
+        ),
+        (
+            "dev identity compiled in by sam build",
+            "      BuildProperties:\n        Binary: api",
+            "      BuildProperties:\n        Binary: api\n        Features: dev-identity",
+            "dev-identity appears",
         ),
         (
             "public route",

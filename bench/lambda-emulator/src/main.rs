@@ -20,7 +20,6 @@ mod lambda_environment;
 mod proc_readings;
 mod report;
 mod runs;
-mod runtime_api;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

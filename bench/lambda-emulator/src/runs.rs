@@ -1,16 +1,14 @@
 //! Running a function on its own Runtime API: a cold start, the TCP peers it has at init, and a
 //! round of warm invocations.
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use presign_gate_test_support::runtime_api::RuntimeApi;
 
 use crate::Result;
 use crate::proc_readings::{cpu_ns, status_kib, tcp_peers, thread_count};
-use crate::runtime_api::{Shared, spawn_accept_loop};
 
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -27,10 +25,8 @@ pub struct Function {
 /// A function's process and the Runtime API it polls, both ended on drop.
 struct Process {
     child: Child,
-    shared: Arc<Shared>,
+    runtime: RuntimeApi,
     spawned: Instant,
-    runtime_port: u16,
-    next_id: AtomicUsize,
 }
 
 impl Process {
@@ -40,17 +36,11 @@ impl Process {
         base_env: &[(String, String)],
         first: Option<&str>,
     ) -> Result<Self> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
-        let runtime_port = listener.local_addr().map_err(|e| e.to_string())?.port();
-        let shared = Arc::new(Shared::default());
-        spawn_accept_loop(listener, Arc::clone(&shared));
-        // The first event is queued before the spawn: the first `/next` answers at once, as on
-        // a cold start that an invocation triggered.
+        let runtime = RuntimeApi::start().map_err(|e| e.to_string())?;
+        // The first event is queued before the spawn (as `invocation-0`): the first `/next`
+        // answers at once, as on a cold start that an invocation triggered.
         if let Some(event) = first {
-            shared
-                .lock()
-                .queue
-                .push_back(("invocation-0".to_owned(), event.to_owned()));
+            runtime.queue(event);
         }
         let mut command = Command::new(&function.program);
         command
@@ -58,10 +48,7 @@ impl Process {
             .env_clear()
             .envs(base_env.iter().cloned())
             .envs(function.env.iter().cloned())
-            .env(
-                "AWS_LAMBDA_RUNTIME_API",
-                format!("127.0.0.1:{runtime_port}"),
-            )
+            .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -72,13 +59,12 @@ impl Process {
         let child = command
             .spawn()
             .map_err(|e| format!("{}: {e}", function.program.display()))?;
-        shared.lock().pid = Some(child.id());
+        let pid = child.id();
+        runtime.shared.lock().first_next_probe = Some(Box::new(move || cpu_ns(pid).ok()));
         Ok(Self {
             child,
-            shared,
+            runtime,
             spawned,
-            runtime_port,
-            next_id: AtomicUsize::new(1),
         })
     }
 
@@ -88,58 +74,27 @@ impl Process {
 
     /// Waits for the answer to `id`.
     fn answer(&mut self, id: &str) -> Result<String> {
-        let deadline = Instant::now() + INVOKE_TIMEOUT;
-        let mut state = self.shared.lock();
-        loop {
-            if let Some(answer) = state.answers.remove(id) {
-                return answer.map_err(|e| format!("invocation error: {e}"));
-            }
-            if let Some(error) = &state.init_error {
-                return Err(format!("init error: {error}"));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(format!("no answer to {id} within {INVOKE_TIMEOUT:?}"));
-            }
-            state = self
-                .shared
-                .changed
-                .wait_timeout(state, (deadline - now).min(Duration::from_millis(200)))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-            if state.answers.contains_key(id) {
-                continue;
-            }
-            drop(state);
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("function exited with {status}"));
-            }
-            state = self.shared.lock();
-        }
+        let child = &mut self.child;
+        self.runtime.answer(id, INVOKE_TIMEOUT, || {
+            child
+                .try_wait()
+                .ok()
+                .flatten()
+                .map(|status| status.to_string())
+        })
     }
 
     fn invoke(&mut self, event: &str) -> Result<String> {
-        let id = format!(
-            "invocation-{}",
-            self.next_id.fetch_add(1, Ordering::Relaxed)
-        );
-        self.shared
-            .lock()
-            .queue
-            .push_back((id.clone(), event.to_owned()));
-        self.shared.changed.notify_all();
+        let id = self.runtime.queue(event);
         self.answer(&id)
     }
 }
 
+/// The process ends first, then the Runtime API (dropped with `runtime`).
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.shared.lock().closed = true;
-        self.shared.changed.notify_all();
-        // Wakes the accept loop so that it sees `closed` and ends.
-        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.runtime_port));
     }
 }
 
@@ -174,13 +129,13 @@ pub fn cold_run(function: &Function, base_env: &[(String, String)], event: &str)
     let answer = process.answer("invocation-0")?;
     let first_response = process.spawned.elapsed();
     check_answer(function, &answer)?;
-    let state = process.shared.lock();
+    let state = process.runtime.shared.lock();
     let first_next = state
         .first_next
         .ok_or("no /next before the first response")?;
     let cold = Cold {
         init: first_next - process.spawned,
-        init_cpu: Duration::from_nanos(state.init_cpu_ns.unwrap_or(0)),
+        init_cpu: Duration::from_nanos(state.first_next_reading.unwrap_or(0)),
         first_response,
     };
     drop(state);
@@ -192,7 +147,7 @@ pub fn cold_run(function: &Function, base_env: &[(String, String)], event: &str)
 pub fn init_peers(function: &Function, base_env: &[(String, String)]) -> Result<Vec<String>> {
     let process = Process::start(function, base_env, None)?;
     let deadline = Instant::now() + INVOKE_TIMEOUT;
-    while process.shared.lock().first_next.is_none() {
+    while process.runtime.shared.lock().first_next.is_none() {
         if Instant::now() > deadline {
             return Err(format!(
                 "{}: no /next within {INVOKE_TIMEOUT:?}",
@@ -203,7 +158,7 @@ pub fn init_peers(function: &Function, base_env: &[(String, String)]) -> Result<
     }
     // Let it settle in the long poll, then look.
     std::thread::sleep(Duration::from_millis(100));
-    let runtime = format!("port {}", process.runtime_port);
+    let runtime = format!("port {}", process.runtime.port());
     Ok(tcp_peers(process.pid())
         .into_iter()
         .filter(|peer| *peer != runtime)

@@ -6,6 +6,8 @@
 //! - `fakes`: in-memory `OwnershipStore` and a versioned bucket, for fast tests of the
 //!   application's logic.
 //! - `fuzzing`: the fuzz harnesses over the fakes.
+//! - `runtime_api`: the Lambda Runtime API on loopback, to run a function's real binary as Lambda
+//!   does (the bench harness and tests/runtime_logs.rs).
 //! - `standins` (feature `standins`, re-exported at the root): s3s-fs and moto on free ports,
 //!   the real handler over them, and an HTTP client for the presigned URLs.
 //! - `no_list_bucket` (feature `standins`): a wire-level front for s3s-fs that answers HeadObject
@@ -18,6 +20,7 @@ pub mod fakes;
 pub mod fuzzing;
 #[cfg(feature = "mocked")]
 pub mod mocked;
+pub mod runtime_api;
 #[cfg(feature = "standins")]
 pub mod no_list_bucket;
 #[cfg(feature = "standins")]

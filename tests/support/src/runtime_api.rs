@@ -1,15 +1,17 @@
 //! The Lambda Runtime API on loopback (`/2018-06-01/runtime/invocation/next`, `…/response`,
-//! `…/error`, `/runtime/init/error`): HTTP/1.1 with keep-alive, std only, so that its own work
-//! never shows up in the function's figures.
+//! `…/error`, `/runtime/init/error`), for running a function's real binary as Lambda runs it: the
+//! bench harness measures it there, the tests read what it logs. HTTP/1.1 with keep-alive, std
+//! only, so that its own work never shows up in the function's figures.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::Result;
-use crate::proc_readings::cpu_ns;
+/// A reading taken once, when the function first asks for work (the bench's init CPU time).
+pub type FirstNextProbe = Box<dyn FnOnce() -> Option<u64> + Send>;
 
 /// What the Runtime API has seen of one function process, and the events it has yet to hand out.
 #[derive(Default)]
@@ -17,10 +19,11 @@ pub struct State {
     /// Events waiting for a `/next`: (request id, body).
     pub queue: VecDeque<(String, String)>,
     /// Answers by request id: `Ok(response body)` or `Err(error body)`.
-    pub answers: HashMap<String, Result<String>>,
+    pub answers: HashMap<String, Result<String, String>>,
     pub first_next: Option<Instant>,
-    pub init_cpu_ns: Option<u64>,
-    pub pid: Option<u32>,
+    /// Taken at the first `/next` into `first_next_reading`.
+    pub first_next_probe: Option<FirstNextProbe>,
+    pub first_next_reading: Option<u64>,
     pub init_error: Option<String>,
     /// Set when the run is over, so that connection threads still waiting on `/next` go away.
     pub closed: bool,
@@ -39,9 +42,123 @@ impl Shared {
     }
 }
 
+/// What Lambda sets in every function's process besides its region, credentials and the address
+/// of the Runtime API (`AWS_LAMBDA_RUNTIME_API`), as `lambda_runtime` reads it at start.
+pub fn lambda_environment(function_name: &str) -> Vec<(String, String)> {
+    [
+        ("PATH", "/usr/local/bin:/usr/bin:/bin".to_owned()),
+        ("LANG", "C.UTF-8".to_owned()),
+        ("TZ", ":UTC".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_NAME", function_name.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{function_name}"),
+        ),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", function_name.to_owned()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
+}
+
+/// A Runtime API on a free loopback port, served until dropped. Invocation ids are
+/// `invocation-0`, `invocation-1`, … in the order the events are queued.
+pub struct RuntimeApi {
+    pub shared: Arc<Shared>,
+    port: u16,
+    next_id: AtomicUsize,
+}
+
+impl RuntimeApi {
+    pub fn start() -> std::io::Result<Self> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let port = listener.local_addr()?.port();
+        let shared = Arc::new(Shared::default());
+        spawn_accept_loop(listener, Arc::clone(&shared));
+        Ok(Self {
+            shared,
+            port,
+            next_id: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The value of `AWS_LAMBDA_RUNTIME_API` for the function.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Queues `event` for the next `/next` and returns its invocation id.
+    pub fn queue(&self, event: &str) -> String {
+        let id = format!(
+            "invocation-{}",
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        );
+        self.shared
+            .lock()
+            .queue
+            .push_back((id.clone(), event.to_owned()));
+        self.shared.changed.notify_all();
+        id
+    }
+
+    /// Waits up to `timeout` for the answer to `id`: the response body, or why there is none (an
+    /// invocation or init error, or whatever `exited` reports, polled every 200 ms, when the
+    /// function's process is gone).
+    pub fn answer(
+        &self,
+        id: &str,
+        timeout: Duration,
+        mut exited: impl FnMut() -> Option<String>,
+    ) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
+        loop {
+            if let Some(answer) = state.answers.remove(id) {
+                return answer.map_err(|e| format!("invocation error: {e}"));
+            }
+            if let Some(error) = &state.init_error {
+                return Err(format!("init error: {error}"));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(format!("no answer to {id} within {timeout:?}"));
+            }
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, (deadline - now).min(Duration::from_millis(200)))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            if state.answers.contains_key(id) || state.init_error.is_some() {
+                continue;
+            }
+            drop(state);
+            if let Some(exit) = exited() {
+                return Err(format!("function exited: {exit}"));
+            }
+            state = self.shared.lock();
+        }
+    }
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.changed.notify_all();
+        // Wakes the accept loop so that it sees `closed` and ends.
+        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
+    }
+}
+
 /// Serves the Runtime API on `listener` from a thread of its own, one thread per connection,
 /// until `shared` is closed and a last connection wakes the accept loop to see it.
-pub fn spawn_accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+fn spawn_accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { break };
@@ -159,7 +276,8 @@ fn serve_connection(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<(
                 let mut state = shared.lock();
                 if state.first_next.is_none() {
                     state.first_next = Some(Instant::now());
-                    state.init_cpu_ns = state.pid.and_then(|pid| cpu_ns(pid).ok());
+                    state.first_next_reading =
+                        state.first_next_probe.take().and_then(|probe| probe());
                 }
                 let (id, event) = loop {
                     if state.closed {

@@ -1,0 +1,310 @@
+//! The real `api` binary, run as Lambda runs it: its runtime loop polls a Runtime API on loopback
+//! for API Gateway events, with the stand-ins behind it. What it writes to stdout and stderr with
+//! `RUST_LOG=trace` holds no token, no claim beyond the audit trail's caller, no URL, signature or
+//! credential; and a build without the `dev-identity` feature refuses `DEV_USER_HEADER`.
+//!
+//! The binary is the one cargo builds for these tests (`CARGO_BIN_EXE_api`: the dev profile under
+//! `cargo test`), or the one `API_BINARY` names (`cargo build --release --bin api`, then
+//! `API_BINARY=target/release/api cargo test --test lambda_binary`). Both run the same code: the
+//! log filter has no `debug_assertions` branch, and no crate in the build sets tracing's
+//! `max_level_*` or `release_max_level_*` features, so both compile in every level and filter them
+//! at run time.
+
+use presign_gate_test_support as support;
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::runtime_api::{RuntimeApi, lambda_environment};
+use support::*;
+
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A bearer token shaped like a JWT (header, claims, signature), and the claims API Gateway's JWT
+/// authorizer passes along once it verified it.
+const TOKEN: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6InRlc3Qta2V5In0.eyJzdWIiOiJ0b2tlbi1jYXJyaWVyIn0.c2lnbmF0dXJlLW9mLXRoZS1pc3N1ZXItN2QxZjM";
+const SUB: &str = "sub-5b0e9c2f-caller";
+const EMAIL: &str = "carol.7d1f3@example.test";
+const SESSION_TOKEN: &str = "session-token-of-the-role-4c8e2a";
+
+/// The `api` binary on its own Runtime API, its stdout and stderr going to files.
+struct Function {
+    child: ChildGuard,
+    runtime: RuntimeApi,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Function {
+    /// Starts the binary with the environment Lambda gives it, `RUST_LOG=trace`, and `settings`.
+    fn start(settings: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let stdout = dir.path().join("stdout");
+        let stderr = dir.path().join("stderr");
+        let runtime = RuntimeApi::start().expect("Runtime API on loopback");
+        let binary = std::env::var_os("API_BINARY")
+            .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_api")), PathBuf::from);
+        let child = Command::new(binary)
+            .env_clear()
+            .envs(lambda_environment("api"))
+            .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
+            .env("RUST_LOG", "trace")
+            .envs(settings.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout).expect("stdout file"))
+            .stderr(File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("start the api binary");
+        Self {
+            child: ChildGuard(child),
+            runtime,
+            stdout,
+            stderr,
+            _dir: dir,
+        }
+    }
+
+    /// Starts the binary as deployed against the stand-ins (`extra` added to its settings).
+    fn start_on(standins: &StandIns, extra: &[(&str, &str)]) -> Self {
+        let mut settings = vec![
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", standins.access_key()),
+            ("AWS_SECRET_ACCESS_KEY", standins.secret_key()),
+            ("AWS_SESSION_TOKEN", SESSION_TOKEN),
+            ("AWS_ENDPOINT_URL_S3", &standins.s3_endpoint),
+            ("AWS_ENDPOINT_URL_DYNAMODB", &standins.dynamodb_endpoint),
+            // An unused port: an instance-metadata probe would fail here rather than go anywhere.
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9"),
+            ("FILES_BUCKET", BUCKET),
+            ("FILES_TABLE", TABLE),
+            ("S3_FORCE_PATH_STYLE", "true"),
+            ("ALLOWED_CONTENT_TYPES", "text/plain"),
+        ];
+        settings.extend_from_slice(extra);
+        Self::start(&settings)
+    }
+
+    /// Hands `event` to the function and returns its API Gateway response, the body parsed.
+    fn invoke(&mut self, event: &Value) -> (u64, Value) {
+        let id = self.runtime.queue(&event.to_string());
+        let child = &mut self.child.0;
+        let answer = self
+            .runtime
+            .answer(&id, INVOKE_TIMEOUT, || {
+                child.try_wait().ok().flatten().map(|s| s.to_string())
+            })
+            .unwrap_or_else(|e| panic!("{e}\nstdout: {}", read(&self.stdout)));
+        let response: Value = serde_json::from_str(&answer).expect("JSON response");
+        let body = response["body"]
+            .as_str()
+            .map_or(Value::Null, |b| serde_json::from_str(b).expect("JSON body"));
+        (response["statusCode"].as_u64().expect("statusCode"), body)
+    }
+
+    /// Ends the process and returns what it wrote to stdout and to stderr.
+    fn stop(self) -> (String, String) {
+        let Function {
+            child,
+            stdout,
+            stderr,
+            ..
+        } = self;
+        drop(child);
+        (read(&stdout), read(&stderr))
+    }
+}
+
+fn read(path: &PathBuf) -> String {
+    String::from_utf8_lossy(&std::fs::read(path).expect("output file")).into_owned()
+}
+
+/// An HTTP API event as API Gateway sends it after its JWT authorizer verified `TOKEN`: the
+/// `authorization` header still on it, the token's claims in the request context.
+fn authorized(method: &str, path: &str, body: Option<Value>) -> Value {
+    let mut event = HttpApiEvent::new(method, path)
+        .caller(SUB)
+        .header("authorization", &format!("Bearer {TOKEN}"));
+    if let Some(body) = body {
+        event = event.json_body(&body);
+    }
+    let mut event = event.to_json();
+    let claims = &mut event["requestContext"]["authorizer"]["jwt"]["claims"];
+    claims["email"] = json!(EMAIL);
+    claims["iss"] = json!("https://issuer.example.test/tenant-7d1f3");
+    claims["aud"] = json!("presign-gate-7d1f3");
+    claims["token_use"] = json!("access");
+    event
+}
+
+#[tokio::test]
+async fn at_trace_the_binary_logs_no_token_claim_url_or_credential() {
+    let standins = StandIns::start().await;
+    let mut function = Function::start_on(&standins, &[]);
+    let mut issued = Vec::new();
+
+    let (status, reservation) = function.invoke(&authorized(
+        "POST",
+        "/uploads",
+        Some(json!({ "filename": "a.txt", "contentType": "text/plain", "size": 3 })),
+    ));
+    assert_eq!(status, 201, "{reservation}");
+    issued.push(reservation["upload"]["url"].as_str().unwrap().to_owned());
+    assert_eq!(upload(&reservation, b"abc").await.status(), 200);
+    let id = file_id(&reservation);
+    let (status, body) =
+        function.invoke(&authorized("POST", &format!("/files/{id}/complete"), None));
+    assert_eq!(status, 200, "{body}");
+    let (status, download) = function.invoke(&authorized(
+        "GET",
+        &format!("/files/{id}/download-url"),
+        None,
+    ));
+    assert_eq!(status, 200, "{download}");
+    issued.push(download["url"].as_str().unwrap().to_owned());
+    let (stdout, stderr) = function.stop();
+
+    let mut forbidden: Vec<String> = [
+        TOKEN,
+        "Bearer",
+        "authorization",
+        "Authorization",
+        EMAIL,
+        "issuer.example.test",
+        "presign-gate-7d1f3",
+        "token_use",
+        "http://",
+        "https://",
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        "X-Amz-Security-Token",
+        "x-amz-security-token",
+        "AWS4-HMAC-SHA256",
+        standins.access_key(),
+        standins.secret_key(),
+        SESSION_TOKEN,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    forbidden.extend(TOKEN.split('.').map(str::to_owned));
+    for url in &issued {
+        let (address, query) = url.split_once('?').expect("a presigned URL has a query");
+        forbidden.extend([url.clone(), address.to_owned(), query.to_owned()]);
+        let signature = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("X-Amz-Signature="))
+            .expect("signature");
+        forbidden.push(signature.to_owned());
+    }
+    for needle in &forbidden {
+        assert!(
+            !stdout.contains(needle.as_str()),
+            "stdout has {needle:?}:\n{stdout}"
+        );
+        assert!(
+            !stderr.contains(needle.as_str()),
+            "stderr has {needle:?}:\n{stderr}"
+        );
+    }
+    // The caller's `sub` is on record as the audit trail's caller, and nowhere else.
+    assert!(!stderr.contains(SUB), "{stderr}");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    for line in &lines {
+        let mut rest = line.clone();
+        if rest["span"]["caller"] == json!(SUB) {
+            rest["span"]["caller"] = Value::Null;
+        }
+        assert!(
+            !rest.to_string().contains(SUB),
+            "sub outside the caller: {line}"
+        );
+    }
+
+    // The logs are there: trace level reached this crate, and the audit trail names the caller.
+    let logged = |level: &str, message: &str| {
+        lines.iter().any(|line| {
+            line["level"] == json!(level) && line["fields"]["message"] == json!(message)
+        })
+    };
+    assert!(logged("DEBUG", "configuration read"), "{stdout}");
+    for (message, action) in [
+        ("upload URL issued", "create_upload"),
+        ("download URL issued", "presign_download"),
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|line| line["fields"]["message"] == json!(message)
+                    && line["span"]["action"] == json!(action)
+                    && line["span"]["caller"] == json!(SUB)
+                    && line["span"]["file_id"] == json!(id)),
+            "no {message:?} for {SUB}:\n{stdout}"
+        );
+    }
+}
+
+/// A build without the feature (what `cargo test` builds, like `make build` and `sam build`)
+/// refuses to start with `DEV_USER_HEADER` set: one console edit must not let every caller be
+/// anyone.
+#[cfg(not(feature = "dev-identity"))]
+#[test]
+fn without_the_dev_identity_the_binary_refuses_dev_user_header() {
+    let mut function = Function::start(&[
+        ("AWS_REGION", "us-east-1"),
+        ("FILES_BUCKET", BUCKET),
+        ("FILES_TABLE", TABLE),
+        ("DEV_USER_HEADER", "x-dev-user"),
+    ]);
+    // It must end by itself: a configuration error fails the cold start.
+    let deadline = std::time::Instant::now() + INVOKE_TIMEOUT;
+    let status = loop {
+        if let Some(status) = function.child.0.try_wait().expect("process status") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the function did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let asked_for_work = function.runtime.shared.lock().first_next.is_some();
+    let (stdout, stderr) = function.stop();
+    assert!(!status.success(), "{status}\n{stdout}\n{stderr}");
+    assert!(!asked_for_work, "it took events: {stdout}");
+    assert!(
+        stdout.contains("DEV_USER_HEADER must not be set")
+            && stdout.contains("any caller claim any identity")
+            && stdout.contains("`dev-identity`"),
+        "{stdout}"
+    );
+}
+
+/// A local build (`cargo test --features dev-identity`, as `make test` also runs this file) names
+/// the caller by the dev header when no authorizer ran.
+#[cfg(feature = "dev-identity")]
+#[tokio::test]
+async fn a_local_build_takes_the_caller_from_the_dev_header() {
+    let standins = StandIns::start().await;
+    let mut function = Function::start_on(&standins, &[("DEV_USER_HEADER", "x-dev-user")]);
+    let body = json!({ "filename": "a.txt", "contentType": "text/plain", "size": 3 });
+    let event = HttpApiEvent::new("POST", "/uploads")
+        .header("x-dev-user", "dave")
+        .json_body(&body)
+        .to_json();
+    let (status, reservation) = function.invoke(&event);
+    assert_eq!(status, 201, "{reservation}");
+    let unnamed = HttpApiEvent::new("POST", "/uploads")
+        .json_body(&body)
+        .to_json();
+    let (status, refused) = function.invoke(&unnamed);
+    assert_eq!(status, 401, "{refused}");
+    let (stdout, _) = function.stop();
+    assert!(stdout.contains("DEV_USER_HEADER is set"), "{stdout}");
+    assert!(stdout.contains(r#""caller":"dave""#), "{stdout}");
+}
