@@ -20,9 +20,9 @@ pub mod fakes;
 pub mod fuzzing;
 #[cfg(feature = "mocked")]
 pub mod mocked;
-pub mod runtime_api;
 #[cfg(feature = "standins")]
 pub mod no_list_bucket;
+pub mod runtime_api;
 #[cfg(feature = "standins")]
 mod standins;
 
