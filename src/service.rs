@@ -16,6 +16,9 @@ use crate::domain::{
 use crate::error::AppError;
 use crate::store::{OwnershipStore, Transition};
 
+mod reconcile;
+pub use reconcile::{ReconcileLimits, ReconcileReport};
+
 /// How long an unconfirmed reservation outlives its upload URL before the table's TTL may purge
 /// it. Generous, so that a confirmation delayed by S3 event retries still finds its record.
 const PENDING_GRACE: Duration = Duration::from_secs(24 * 3600);

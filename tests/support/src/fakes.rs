@@ -4,7 +4,8 @@
 //!
 //! Each fake is a handle: its clones share its state, so a test keeps one while the service owns
 //! another. Both write to a `Journal` of what was called (one journal for both, in call order,
-//! when made by `pair`), can be told to fail an operation as a backend outage would, and
+//! when made by `pair`), can be told to fail an operation as a backend outage would or to stall
+//! it as a backend that never answers would, and
 //! `FakeBucket::head` yields once after reading, so two operations joined on one task both see
 //! the object before either acts on it, as two real ones racing would.
 
@@ -64,6 +65,27 @@ impl Outages {
     }
 }
 
+/// Operations that never answer, by journal name: the call is journalled (it reached the backend)
+/// and then hangs, before any effect, until the caller gives up on it.
+#[derive(Clone, Debug, Default)]
+pub struct Stalls(Arc<Mutex<BTreeSet<&'static str>>>);
+
+impl Stalls {
+    pub fn stall(&self, operation: &'static str) {
+        lock(&self.0).insert(operation);
+    }
+
+    pub fn heal(&self, operation: &'static str) {
+        lock(&self.0).remove(operation);
+    }
+
+    async fn wait(&self, operation: &'static str) {
+        if lock(&self.0).contains(operation) {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// A poisoned lock means another test thread panicked; its panic is the failure to report.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -76,6 +98,7 @@ pub struct FakeStore {
     records: Arc<Mutex<BTreeMap<(String, FileId), FileRecord>>>,
     pub journal: Journal,
     pub outages: Outages,
+    pub stalls: Stalls,
 }
 
 impl FakeStore {
@@ -83,8 +106,9 @@ impl FakeStore {
         (owner.as_str().to_owned(), id)
     }
 
-    fn call(&self, operation: &'static str) -> Result<(), AppError> {
+    async fn call(&self, operation: &'static str) -> Result<(), AppError> {
         self.journal.record(operation.to_owned());
+        self.stalls.wait(operation).await;
         self.outages.check(operation)
     }
 
@@ -126,7 +150,7 @@ impl FakeStore {
 
 impl OwnershipStore for FakeStore {
     async fn reserve(&self, record: &FileRecord) -> Result<(), AppError> {
-        self.call("store.reserve")?;
+        self.call("store.reserve").await?;
         let mut records = lock(&self.records);
         let key = Self::key(&record.owner, record.id);
         if records.contains_key(&key) {
@@ -137,12 +161,13 @@ impl OwnershipStore for FakeStore {
     }
 
     async fn get(&self, owner: &OwnerId, id: FileId) -> Result<Option<FileRecord>, AppError> {
-        self.call("store.get")?;
+        self.call("store.get").await?;
         Ok(self.record(owner, id))
     }
 
     async fn get_many(&self, owner: &OwnerId, ids: &[FileId]) -> Result<Vec<FileRecord>, AppError> {
         self.journal.record(format!("store.get_many {}", ids.len()));
+        self.stalls.wait("store.get_many").await;
         self.outages.check("store.get_many")?;
         let records = lock(&self.records);
         Ok(ids
@@ -158,7 +183,7 @@ impl OwnershipStore for FakeStore {
         etag: &str,
         uploaded_at: OffsetDateTime,
     ) -> Result<Transition, AppError> {
-        self.call("store.mark_available")?;
+        self.call("store.mark_available").await?;
         let transition = self.transition(owner, id, FileStatus::Pending, |record| {
             record.status = FileStatus::Available;
             record.etag = Some(etag.to_owned());
@@ -171,7 +196,7 @@ impl OwnershipStore for FakeStore {
     }
 
     async fn mark_rejected(&self, owner: &OwnerId, id: FileId) -> Result<Transition, AppError> {
-        self.call("store.mark_rejected")?;
+        self.call("store.mark_rejected").await?;
         let transition = self.transition(owner, id, FileStatus::Pending, |record| {
             record.status = FileStatus::Rejected;
         });
@@ -186,7 +211,7 @@ impl OwnershipStore for FakeStore {
         limit: u32,
         after: Option<FileId>,
     ) -> Result<(Vec<FileRecord>, Option<FileId>), AppError> {
-        self.call("store.list")?;
+        self.call("store.list").await?;
         let records = lock(&self.records);
         let page: Vec<FileRecord> = records
             .values()
@@ -201,7 +226,7 @@ impl OwnershipStore for FakeStore {
     }
 
     async fn delete(&self, owner: &OwnerId, id: FileId) -> Result<(), AppError> {
-        self.call("store.delete")?;
+        self.call("store.delete").await?;
         lock(&self.records).remove(&Self::key(owner, id));
         Ok(())
     }
@@ -211,7 +236,7 @@ impl OwnershipStore for FakeStore {
         owner: &OwnerId,
         id: FileId,
     ) -> Result<Transition, AppError> {
-        self.call("store.delete_if_available")?;
+        self.call("store.delete_if_available").await?;
         let mut records = lock(&self.records);
         let key = Self::key(owner, id);
         match records.get(&key) {
@@ -232,6 +257,7 @@ pub struct FakeBucket {
     pub deleted: Arc<Mutex<Vec<String>>>,
     pub journal: Journal,
     pub outages: Outages,
+    pub stalls: Stalls,
 }
 
 /// The host of every URL the fake bucket signs.
@@ -256,8 +282,9 @@ impl FakeBucket {
         lock(&self.objects).contains_key(key.as_str())
     }
 
-    fn call(&self, operation: &'static str, key: &str) -> Result<(), AppError> {
+    async fn call(&self, operation: &'static str, key: &str) -> Result<(), AppError> {
         self.journal.record(format!("{operation} {key}"));
+        self.stalls.wait(operation).await;
         self.outages.check(operation)
     }
 }
@@ -268,7 +295,7 @@ impl UrlSigner for FakeBucket {
         target: UploadTarget<'_>,
         validity: Validity,
     ) -> Result<PresignedRequest, AppError> {
-        self.call("bucket.presign_upload", target.key.as_str())?;
+        self.call("bucket.presign_upload", target.key.as_str()).await?;
         Ok(fake_url("PUT", target.key.as_str(), validity))
     }
 
@@ -277,14 +304,14 @@ impl UrlSigner for FakeBucket {
         target: DownloadTarget<'_>,
         validity: Validity,
     ) -> Result<PresignedRequest, AppError> {
-        self.call("bucket.presign_download", target.key.as_str())?;
+        self.call("bucket.presign_download", target.key.as_str()).await?;
         Ok(fake_url("GET", target.key.as_str(), validity))
     }
 }
 
 impl ObjectStorage for FakeBucket {
     async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, AppError> {
-        self.call("bucket.head", key.as_str())?;
+        self.call("bucket.head", key.as_str()).await?;
         let object = lock(&self.objects).get(key.as_str()).cloned();
         // S3 has answered; while the answer travels back, let another joined operation run.
         tokio::task::yield_now().await;
@@ -292,22 +319,29 @@ impl ObjectStorage for FakeBucket {
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), AppError> {
-        self.call("bucket.delete", key.as_str())?;
+        self.call("bucket.delete", key.as_str()).await?;
         lock(&self.objects).remove(key.as_str());
         lock(&self.deleted).push(key.as_str().to_owned());
         Ok(())
     }
 }
 
-/// A store and a bucket that write to one journal, so it shows the order of calls across both.
+/// A store and a bucket that write to one journal, so it shows the order of calls across both,
+/// and share their outages and stalls, so a test names an operation without saying whose it is.
 pub fn pair() -> (FakeStore, FakeBucket) {
     let journal = Journal::default();
+    let outages = Outages::default();
+    let stalls = Stalls::default();
     let store = FakeStore {
         journal: journal.clone(),
+        outages: outages.clone(),
+        stalls: stalls.clone(),
         ..FakeStore::default()
     };
     let bucket = FakeBucket {
         journal,
+        outages,
+        stalls,
         ..FakeBucket::default()
     };
     (store, bucket)
