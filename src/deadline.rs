@@ -99,7 +99,11 @@ mod tests {
     async fn a_deadline_already_past_cuts_at_once_and_none_never_cuts() {
         let past = Deadline::before(SystemTime::now() - Duration::from_secs(1), REQUEST_MARGIN);
         assert_eq!(past.remaining(), Some(Duration::ZERO));
-        assert!(past.bound(std::future::pending::<Result<(), AppError>>()).await.is_err());
+        assert!(
+            past.bound(std::future::pending::<Result<(), AppError>>())
+                .await
+                .is_err()
+        );
         let quick = async {
             tokio::time::sleep(Duration::from_millis(10)).await;
             Ok(7)

@@ -62,7 +62,9 @@ impl Harness {
         let within = self.api.send_event_within(&event, INVOCATION_REMAINING);
         tokio::time::timeout(INVOCATION_REMAINING, within)
             .await
-            .unwrap_or_else(|_| panic!("{method} {path}: no answer before the invocation's deadline"))
+            .unwrap_or_else(|_| {
+                panic!("{method} {path}: no answer before the invocation's deadline")
+            })
     }
 
     /// Sends the request with `operation` stalled: it must be cut with a 503 that says when to
@@ -75,7 +77,9 @@ impl Harness {
         assert_eq!(answer.headers[header::RETRY_AFTER], "1");
         let journal = self.store.journal.entries();
         assert!(
-            journal.last().is_some_and(|last| last.starts_with(operation)),
+            journal
+                .last()
+                .is_some_and(|last| last.starts_with(operation)),
             "the request must have been cut at {operation}: {journal:?}"
         );
         self.store.stalls.heal(operation);
@@ -140,7 +144,11 @@ async fn delete_cut_at_either_of_its_writes_is_finished_by_a_retry() {
         assert_eq!(h.bucket.contains(&record.key), stalled == "bucket.delete");
 
         let answer = h.send("DELETE", &record).await;
-        assert_eq!(answer.status, StatusCode::NO_CONTENT, "{stalled}: {answer:?}");
+        assert_eq!(
+            answer.status,
+            StatusCode::NO_CONTENT,
+            "{stalled}: {answer:?}"
+        );
         assert_eq!(h.status(&record), None);
         assert!(!h.bucket.contains(&record.key));
     }

@@ -160,7 +160,11 @@ impl ObjectStorage for S3Bucket {
 }
 
 impl ObjectListing for S3Bucket {
-    async fn list_managed(&self, start_after: Option<&str>, max: u32) -> Result<ObjectPage, AppError> {
+    async fn list_managed(
+        &self,
+        start_after: Option<&str>,
+        max: u32,
+    ) -> Result<ObjectPage, AppError> {
         let output = self
             .client
             .list_objects_v2()

@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use presign_gate::bucket::{
-    DownloadTarget, ObjectInfo, ObjectStorage, PresignedRequest, UploadTarget, UrlSigner, Validity,
+    DownloadTarget, ListedObject, ObjectInfo, ObjectListing, ObjectPage, ObjectStorage,
+    PresignedRequest, UploadTarget, UrlSigner, Validity,
 };
 use presign_gate::domain::{FileId, FileRecord, FileStatus, ObjectKey, OwnerId};
 use presign_gate::error::AppError;
@@ -255,6 +256,8 @@ pub struct FakeBucket {
     objects: Arc<Mutex<BTreeMap<String, ObjectInfo>>>,
     /// Every key deleted, shared with whoever made the bucket.
     pub deleted: Arc<Mutex<Vec<String>>>,
+    /// Where the reconciliation run continues (`ObjectListing`'s cursor).
+    cursor: Arc<Mutex<Option<String>>>,
     pub journal: Journal,
     pub outages: Outages,
     pub stalls: Stalls,
@@ -278,6 +281,11 @@ impl FakeBucket {
         lock(&self.objects).insert(key.as_str().to_owned(), object);
     }
 
+    /// Removes the object at `key` without going through the port.
+    pub fn delete_now(&self, key: &ObjectKey) {
+        lock(&self.objects).remove(key.as_str());
+    }
+
     pub fn contains(&self, key: &ObjectKey) -> bool {
         lock(&self.objects).contains_key(key.as_str())
     }
@@ -295,7 +303,8 @@ impl UrlSigner for FakeBucket {
         target: UploadTarget<'_>,
         validity: Validity,
     ) -> Result<PresignedRequest, AppError> {
-        self.call("bucket.presign_upload", target.key.as_str()).await?;
+        self.call("bucket.presign_upload", target.key.as_str())
+            .await?;
         Ok(fake_url("PUT", target.key.as_str(), validity))
     }
 
@@ -304,7 +313,8 @@ impl UrlSigner for FakeBucket {
         target: DownloadTarget<'_>,
         validity: Validity,
     ) -> Result<PresignedRequest, AppError> {
-        self.call("bucket.presign_download", target.key.as_str()).await?;
+        self.call("bucket.presign_download", target.key.as_str())
+            .await?;
         Ok(fake_url("GET", target.key.as_str(), validity))
     }
 }
@@ -322,6 +332,47 @@ impl ObjectStorage for FakeBucket {
         self.call("bucket.delete", key.as_str()).await?;
         lock(&self.objects).remove(key.as_str());
         lock(&self.deleted).push(key.as_str().to_owned());
+        Ok(())
+    }
+}
+
+/// Objects listed in key order, all modified at the epoch (the tests of the reconciliation pass
+/// the "now" that makes them old or young), and the cursor kept beside them.
+impl ObjectListing for FakeBucket {
+    async fn list_managed(
+        &self,
+        start_after: Option<&str>,
+        max: u32,
+    ) -> Result<ObjectPage, AppError> {
+        self.call("bucket.list_managed", start_after.unwrap_or_default())
+            .await?;
+        let objects = lock(&self.objects);
+        let mut keys = objects.keys().filter(|key| {
+            key.starts_with("users/") && start_after.is_none_or(|after| key.as_str() > after)
+        });
+        let page: Vec<ListedObject> = keys
+            .by_ref()
+            .take(max as usize)
+            .map(|key| ListedObject {
+                key: key.clone(),
+                last_modified: OffsetDateTime::UNIX_EPOCH,
+            })
+            .collect();
+        Ok(ObjectPage {
+            objects: page,
+            more: keys.next().is_some(),
+        })
+    }
+
+    async fn read_cursor(&self) -> Result<Option<String>, AppError> {
+        self.call("bucket.read_cursor", "").await?;
+        Ok(lock(&self.cursor).clone())
+    }
+
+    async fn write_cursor(&self, after: Option<&str>) -> Result<(), AppError> {
+        self.call("bucket.write_cursor", after.unwrap_or_default())
+            .await?;
+        *lock(&self.cursor) = after.map(str::to_owned);
         Ok(())
     }
 }
