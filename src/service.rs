@@ -218,7 +218,8 @@ where
 
     /// Turns a reservation into a verified file or a rejected one, by checking the stored object
     /// against what was reserved. Idempotent, and safe to run twice at once: every state change
-    /// is conditional on the record still being pending.
+    /// is conditional on the record still being pending. Cut short after any of its calls (the
+    /// request's deadline), running it again finishes what it started.
     pub async fn confirm(&self, record: FileRecord) -> Result<Confirmation, AppError> {
         match record.status {
             FileStatus::Available => return Ok(Confirmation::Available(record)),
