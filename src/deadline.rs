@@ -40,7 +40,7 @@ impl Deadline {
     }
 
     /// `margin` before `invocation_deadline` (wall clock). The remaining time is read once, here,
-    /// and from then on counted on tokio's clock, which tests can pause and advance.
+    /// and from then on counted on tokio's monotonic clock.
     pub fn before(invocation_deadline: SystemTime, margin: Duration) -> Self {
         let remaining = invocation_deadline
             .duration_since(SystemTime::now())

@@ -10,10 +10,11 @@
 use std::time::Duration;
 
 use lambda_http::http::{StatusCode, header};
-use presign_gate::domain::{ExpiryPolicy, FileId, FileRecord, FileStatus, UploadPolicy};
+use presign_gate::domain::{FileId, FileRecord, FileStatus};
 use presign_gate::http::Api;
-use presign_gate::service::FileService;
-use presign_gate_test_support::fakes::{FakeBucket, FakeStore, pair, seed, small_object};
+use presign_gate_test_support::fakes::{
+    FakeBucket, FakeStore, seed, service_over_pair, small_object,
+};
 use presign_gate_test_support::{Answer, TestApi, http_api_event};
 
 /// What the invocation has left when the request arrives: the handler cuts a second before.
@@ -26,13 +27,7 @@ struct Harness {
 }
 
 fn harness() -> Harness {
-    let (store, bucket) = pair();
-    let files = FileService::new(
-        store.clone(),
-        bucket.clone(),
-        UploadPolicy::new(["text/plain", "image/png"], 1024).unwrap(),
-        ExpiryPolicy::new(300, 900).unwrap(),
-    );
+    let (files, store, bucket) = service_over_pair();
     Harness {
         api: TestApi(Api::new(files, None)),
         store,

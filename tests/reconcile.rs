@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use presign_gate::bucket::{ObjectListing, RECONCILE_CURSOR_KEY};
 use presign_gate::deadline::Deadline;
-use presign_gate::domain::{
-    ExpiryPolicy, FileId, FileRecord, FileStatus, ObjectKey, OwnerId, UploadPolicy,
-};
+use presign_gate::domain::{FileId, FileRecord, FileStatus, ObjectKey, OwnerId};
 use presign_gate::service::{FileService, ReconcileLimits, ReconcileReport};
-use support::fakes::{FakeBucket, FakeStore, pair, seed, small_object};
+use support::fakes::{FakeBucket, FakeStore, seed, service_over_pair, small_object};
 use time::OffsetDateTime;
 
 /// The longest URL lifetime of these tests' policy: an object with no record older than this is
@@ -42,14 +40,9 @@ struct Harness {
 }
 
 fn harness() -> Harness {
-    let (store, bucket) = pair();
+    let (files, store, bucket) = service_over_pair();
     Harness {
-        files: FileService::new(
-            store.clone(),
-            bucket.clone(),
-            UploadPolicy::new(["text/plain"], 1024).unwrap(),
-            ExpiryPolicy::new(300, 900).unwrap(),
-        ),
+        files,
         store,
         bucket,
     }

@@ -16,8 +16,11 @@ use presign_gate::bucket::{
     DownloadTarget, ListedObject, ObjectInfo, ObjectListing, ObjectPage, ObjectStorage,
     PresignedRequest, UploadTarget, UrlSigner, Validity,
 };
-use presign_gate::domain::{FileId, FileRecord, FileStatus, ObjectKey, OwnerId};
+use presign_gate::domain::{
+    ExpiryPolicy, FileId, FileRecord, FileStatus, ObjectKey, OwnerId, UploadPolicy,
+};
 use presign_gate::error::AppError;
+use presign_gate::service::FileService;
 use presign_gate::store::{OwnershipStore, Transition};
 use time::OffsetDateTime;
 
@@ -396,6 +399,19 @@ pub fn pair() -> (FakeStore, FakeBucket) {
         ..FakeBucket::default()
     };
     (store, bucket)
+}
+
+/// The application over a fresh `pair`, uploading text up to 1 KiB with URLs of 300 s (at most
+/// 900 s), and handles on the store and the bucket it owns.
+pub fn service_over_pair() -> (FileService<FakeStore, FakeBucket>, FakeStore, FakeBucket) {
+    let (store, bucket) = pair();
+    let files = FileService::new(
+        store.clone(),
+        bucket.clone(),
+        UploadPolicy::new(["text/plain"], 1024).expect("a valid upload policy"),
+        ExpiryPolicy::new(300, 900).expect("a valid expiry policy"),
+    );
+    (files, store, bucket)
 }
 
 /// A 3-byte object of `content_type`, as the seeded files have.
