@@ -9,6 +9,7 @@ use std::time::Duration;
 use presign_gate::bucket::{ObjectListing, RECONCILE_CURSOR_KEY};
 use presign_gate::deadline::Deadline;
 use presign_gate::domain::{FileId, FileRecord, FileStatus, ObjectKey, OwnerId};
+use presign_gate::error::AppError;
 use presign_gate::service::{FileService, ReconcileLimits, ReconcileReport};
 use support::fakes::{FakeBucket, FakeStore, seed, service_over_pair, small_object};
 use time::OffsetDateTime;
@@ -206,6 +207,17 @@ async fn a_run_cut_by_its_deadline_saves_its_place_and_a_failure_does_not_stop_i
         }
     );
     h.store.outages.heal("bucket.delete");
+
+    // A listing that fails fails the run, but keeps the place reached before it.
+    h.store.outages.fail("bucket.list_managed");
+    let failed = h.files.reconcile(old(), limits(100), Deadline::NONE).await;
+    assert!(
+        matches!(failed, Err(AppError::Unavailable(_))),
+        "{failed:?}"
+    );
+    assert_eq!(h.store.journal.matching("bucket.write_cursor").len(), 3);
+    h.store.outages.heal("bucket.list_managed");
+
     let report = h.run(old(), 100).await;
     assert_eq!((report.examined, report.strays_deleted), (3, 2));
     assert!(!h.bucket.contains(&stray) && !h.bucket.contains(&second_stray));

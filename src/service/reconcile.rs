@@ -80,6 +80,7 @@ where
     ) -> Result<ReconcileReport, AppError> {
         let mut report = ReconcileReport::default();
         let mut cursor = deadline.bound(self.bucket.read_cursor()).await?;
+        let mut listing_failed = None;
         'run: while report.examined < limits.max_objects {
             let room = (limits.max_objects - report.examined).min(PAGE_SIZE);
             let page = match deadline
@@ -88,7 +89,10 @@ where
             {
                 Ok(page) => page,
                 Err(_) if deadline.has_passed() => break 'run,
-                Err(e) => return Err(e),
+                Err(error) => {
+                    listing_failed = Some(error);
+                    break 'run;
+                }
             };
             for object in page.objects {
                 match deadline.bound(self.repair(&object, now, limits)).await {
@@ -119,7 +123,8 @@ where
         // Written whatever happened above, outside the deadline: the run's margin leaves room
         // for this one call (itself bounded by the SDK's timeouts).
         self.bucket.write_cursor(cursor.as_deref()).await?;
-        Ok(report)
+        // A listing that failed fails the run, after keeping the progress made before it.
+        listing_failed.map_or(Ok(report), Err)
     }
 
     async fn repair(
