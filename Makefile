@@ -91,10 +91,10 @@ sam-build: $(SAM_VENV)/.installed $(LOCAL_VENV)/.installed
 	arch=$${LAMBDA_ARCH:-$$(scripts/lambda-arch.sh)}; \
 	AWS_DEFAULT_REGION=us-east-1 $(SAM) build --template-file template.yaml --parameter-overrides Architecture=$$arch
 
-# The bootstrap zips (target/lambda/{api,events}/bootstrap.zip) and the sam build.
+# The bootstrap zips (target/lambda/{api,events,reconcile}/bootstrap.zip) and the sam build.
 build: sam-build
 	arch=$${LAMBDA_ARCH:-$$(scripts/lambda-arch.sh)}; \
-	cargo lambda build --release --locked --$${arch/_/-} --output-format zip --bin api --bin events
+	cargo lambda build --release --locked --$${arch/_/-} --output-format zip --bin api --bin events --bin reconcile
 	ls -l target/lambda/*/bootstrap.zip
 
 # Builds arm64 (or LAMBDA_ARCH, which must then match the Architecture parameter you deploy with)

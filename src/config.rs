@@ -180,6 +180,34 @@ impl Config {
     }
 }
 
+/// The reconciliation run's settings (its function only), read and checked at its cold start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReconcileConfig {
+    /// `RECONCILE_MAX_OBJECTS`: most objects one run examines (default 10 000).
+    pub max_objects: u32,
+}
+
+impl ReconcileConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        match lookup("RECONCILE_MAX_OBJECTS").filter(|v| !v.trim().is_empty()) {
+            None => Ok(Self {
+                max_objects: 10_000,
+            }),
+            Some(text) => match text.trim().parse::<u32>() {
+                Ok(max_objects) if max_objects > 0 => Ok(Self { max_objects }),
+                _ => Err(ConfigError(vec![format!(
+                    "RECONCILE_MAX_OBJECTS must be a whole number from 1 to {}, got {text:?}",
+                    u32::MAX
+                )])),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -318,5 +346,27 @@ mod tests {
         let mut all = MINIMAL.to_vec();
         all.extend_from_slice(vars);
         config(&all).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn reconcile_settings_default_and_refuse_nonsense() {
+        let lookup = |value: &'static str| move |_: &str| Some(value.to_owned());
+        assert_eq!(
+            ReconcileConfig::from_lookup(|_| None).unwrap().max_objects,
+            10_000
+        );
+        assert_eq!(
+            ReconcileConfig::from_lookup(lookup("250"))
+                .unwrap()
+                .max_objects,
+            250
+        );
+        for bad in ["0", "-1", "many"] {
+            let err = ReconcileConfig::from_lookup(lookup(bad)).unwrap_err();
+            assert!(
+                err.to_string().contains("RECONCILE_MAX_OBJECTS"),
+                "{bad}: {err}"
+            );
+        }
     }
 }

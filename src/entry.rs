@@ -10,10 +10,11 @@ use lambda_http::{Adapter, Request};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 use crate::bucket::S3Bucket;
-use crate::config::Config;
+use crate::config::{Config, ReconcileConfig};
+use crate::deadline::Deadline;
 use crate::http::{Api, RejectUnparseable};
 use crate::s3_events::{S3Event, handle_s3_event};
-use crate::service::FileService;
+use crate::service::{FileService, ReconcileLimits, ReconcileReport};
 use crate::store::DynamoDbOwnershipStore;
 use crate::{aws, telemetry};
 
@@ -89,5 +90,43 @@ pub async fn run_events() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| {
         handle_s3_event(files, event.payload)
     }))
+    .await
+}
+
+/// The run's budget is its invocation's deadline less this: room for writing the cursor after a
+/// cut (one call, bounded at 6 s by the SDK) and for the answer.
+const RECONCILE_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The reconciliation function, invoked by its schedule (or by hand, with any payload): one
+/// bounded run over `users/` that repairs what the events function missed (see
+/// `service::reconcile`). Returns the run's report; a backend failure fails the invocation.
+pub async fn run_reconcile() -> Result<(), Error> {
+    let config = start()?;
+    let reconcile = ReconcileConfig::from_env().inspect_err(|e| tracing::error!("{e}"))?;
+    let limits = ReconcileLimits {
+        max_objects: reconcile.max_objects,
+        stray_age: std::time::Duration::from_secs(config.expiry.max_secs()),
+    };
+    let files: &'static FileService<_, _> = Box::leak(Box::new(file_service(&config).await));
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let deadline = Deadline::before(event.context.deadline(), RECONCILE_MARGIN);
+            let now = time::OffsetDateTime::now_utc();
+            let report: ReconcileReport = files
+                .reconcile(now, limits, deadline)
+                .await
+                .inspect_err(|e| tracing::error!(error = %e, "reconcile run failed"))?;
+            tracing::info!(
+                examined = report.examined,
+                confirmed = report.confirmed,
+                rejected = report.rejected,
+                strays_deleted = report.strays_deleted,
+                failed = report.failed,
+                finished = report.finished,
+                "reconcile run done"
+            );
+            Ok::<_, Error>(report)
+        },
+    ))
     .await
 }

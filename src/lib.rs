@@ -5,7 +5,7 @@
 //! - `domain`: the rules, in plain Rust (no AWS, no HTTP); `error`: the one error type.
 //! - `store` (ownership records) and `bucket` (presigning and object calls): the ports, each with
 //!   its one AWS adapter; `backend_error` classifies the SDK's failures for both.
-//! - `service`: the use cases over the ports.
+//! - `service`: the use cases over the ports; `deadline`: the one time limit of an invocation.
 //! - `http` (routing, identity, responses) and `s3_events` (S3 notifications): the two faces.
 //! - `config`, `aws` (building the SDK clients) and `telemetry`: what starts a function.
 //! - `entry`: assembles all of it at cold start and runs a function's runtime loop; the binaries
@@ -23,6 +23,7 @@ pub mod aws;
 mod backend_error;
 pub mod bucket;
 pub mod config;
+pub mod deadline;
 pub mod domain;
 pub mod entry;
 pub mod error;

@@ -17,6 +17,9 @@ use crate::domain::{
 use crate::error::AppError;
 use crate::store::{OwnershipStore, Transition};
 
+mod reconcile;
+pub use reconcile::{ReconcileLimits, ReconcileReport};
+
 /// How long an unconfirmed reservation outlives its upload URL before the table's TTL may purge
 /// it. Generous, so that a confirmation delayed by S3 event retries still finds its record.
 const PENDING_GRACE: Duration = Duration::from_secs(24 * 3600);
@@ -236,7 +239,8 @@ where
 
     /// Turns a reservation into a verified file or a rejected one, by checking the stored object
     /// against what was reserved. Idempotent, and safe to run twice at once: every state change
-    /// is conditional on the record still being pending.
+    /// is conditional on the record still being pending. Cut short after any of its calls (the
+    /// request's deadline), running it again finishes what it started.
     pub async fn confirm(&self, record: FileRecord) -> Result<Confirmation, AppError> {
         match record.status {
             FileStatus::Available => return Ok(Confirmation::Available(record)),

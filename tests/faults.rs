@@ -227,17 +227,21 @@ async fn fake_backend(script: Script) -> (String, Log) {
 
 async fn api_against(endpoint: &str) -> TestApi {
     // The production loader (retries included), with timeouts cut short for the test.
-    let sdk = presign_gate::aws::config_loader()
+    let loader = presign_gate::aws::config_loader().timeout_config(
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_millis(300))
+            .read_timeout(Duration::from_millis(300))
+            .operation_attempt_timeout(Duration::from_millis(300))
+            .operation_timeout(Duration::from_secs(3))
+            .build(),
+    );
+    api_loaded_by(endpoint, loader).await
+}
+
+async fn api_loaded_by(endpoint: &str, loader: aws_config::ConfigLoader) -> TestApi {
+    let sdk = loader
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(Credentials::new("k", "s", None, None, "tests"))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_millis(300))
-                .read_timeout(Duration::from_millis(300))
-                .operation_attempt_timeout(Duration::from_millis(300))
-                .operation_timeout(Duration::from_secs(3))
-                .build(),
-        )
         .load()
         .await;
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(
@@ -679,5 +683,60 @@ async fn paused_stand_ins_are_503_within_10_s_and_nothing_is_lost() {
         let url = answer.body["url"].as_str().expect("download url");
         let response = support::http_client().get(url).send().await.unwrap();
         assert_eq!(response.status(), 200);
+    }
+}
+
+/// Issue 11, point 7: with the production SDK bounds (2 s an attempt, 6 s a call, 3 attempts), a
+/// backend that stops answering at the second or third call of a request would hold it for 6 s
+/// or more; the invocation's deadline, 4 s away here, cuts it first. The fake backend hangs at
+/// `target` (after answering the calls before it), and the answer must arrive, as a 503 with
+/// `Retry-After`, before the invocation's deadline: it can only have come from that deadline.
+#[tokio::test]
+async fn a_backend_that_stalls_mid_request_is_cut_by_the_invocation_deadline() {
+    const INVOCATION_REMAINING: Duration = Duration::from_secs(4);
+    let mut runs = Vec::new();
+    // (the call site that stalls, its place in the request)
+    for (site, place) in [
+        ("HeadObject", 2),
+        ("TransactWriteItems (confirm)", 3),
+        ("DeleteObject", 3),
+        ("TransactWriteItems (delete)", 4),
+    ] {
+        runs.push(tokio::spawn(async move {
+            let scenario = scenario(site);
+            assert_eq!(scenario.before.len() + 1, place, "{site}");
+            let (endpoint, log) = fake_backend(Script {
+                target: scenario.operation,
+                fault: Fault::Timeout,
+                status: scenario.status,
+            })
+            .await;
+            let api = api_loaded_by(&endpoint, presign_gate::aws::config_loader()).await;
+            let body = scenario.body.map(|b| b.to_string());
+            let event = http_api_event(scenario.method, &scenario.path, Some("alice"), body);
+            let answer = tokio::time::timeout(
+                INVOCATION_REMAINING,
+                api.send_event_within(&event, INVOCATION_REMAINING),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{site}: no answer before the invocation's deadline"));
+            assert_eq!(
+                (answer.status.as_u16(), answer.error_code()),
+                (503, "unavailable"),
+                "{site}: {answer:?}"
+            );
+            assert_eq!(answer.headers["retry-after"], "1", "{site}");
+            let seen = log.lock().unwrap().clone();
+            let before = &scenario.before;
+            assert_eq!(seen[..before.len()], before[..], "{site}: {seen:?}");
+            assert_eq!(
+                seen.get(before.len()).map(String::as_str),
+                Some(scenario.operation),
+                "{site}: {seen:?}"
+            );
+        }));
+    }
+    for run in runs {
+        run.await.unwrap();
     }
 }

@@ -36,6 +36,16 @@ const EVENTS_DYNAMODB_ACTIONS: &[&str] = &[
     "dynamodb:DeleteItem",
 ];
 const LOGS_ACTIONS: &[&str] = &["logs:CreateLogStream", "logs:PutLogEvents"];
+/// The reconciliation lists users/ (and nothing else: a condition), reads and deletes objects
+/// there, keeps its cursor, and reads and confirms records one at a time: no Scan, no Query.
+const RECONCILE_S3_ACTIONS: &[&str] = &[
+    "s3:ListBucket",
+    "s3:GetObject",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:PutObject",
+];
+const RECONCILE_DYNAMODB_ACTIONS: &[&str] = &["dynamodb:GetItem", "dynamodb:UpdateItem"];
 
 /// YAML to JSON, with CloudFormation's short forms turned into their long forms: `!Ref X` is
 /// `{"Ref": "X"}`, `!GetAtt A.B` is `{"Fn::GetAtt": ["A", "B"]}`, `!Sub s` is `{"Fn::Sub": s}`.
@@ -282,6 +292,9 @@ fn iam_problems(t: &Value) -> Vec<String> {
                         problems.push(format!("{at}: wildcard action {action}"));
                     }
                     let allowed: Vec<Value> = match action.split(':').next().unwrap_or_default() {
+                        "s3" if function == "ReconcileFunction" => {
+                            reconcile_s3_resources(&action, &statement, &objects, &mut problems)
+                        }
                         "s3" => objects.clone(),
                         "dynamodb" => vec![table.clone()],
                         "logs" => log_group.iter().cloned().collect(),
@@ -309,6 +322,12 @@ fn iam_problems(t: &Value) -> Vec<String> {
                 &["sqs:SendMessage"],
             ]
             .concat(),
+            "ReconcileFunction" => [
+                RECONCILE_S3_ACTIONS,
+                RECONCILE_DYNAMODB_ACTIONS,
+                LOGS_ACTIONS,
+            ]
+            .concat(),
             other => {
                 problems.push(format!("unexpected function {other}"));
                 vec![]
@@ -323,7 +342,116 @@ fn iam_problems(t: &Value) -> Vec<String> {
             ));
         }
     }
+    scheduler_role_problems(t, &mut problems);
     problems
+}
+
+/// The reconciling role's S3 resources for `action`: `s3:ListBucket` on the bucket alone, in a
+/// statement of its own limited to the `users/` prefix; `s3:PutObject` on the cursor alone;
+/// `s3:GetObject` on objects under users/ and the cursor; anything else on objects under users/.
+fn reconcile_s3_resources(
+    action: &str,
+    statement: &Value,
+    objects: &[Value],
+    problems: &mut Vec<String>,
+) -> Vec<Value> {
+    let cursor = json!({ "Fn::Sub": "arn:${AWS::Partition}:s3:::${FilesBucket}/reconcile/cursor" });
+    match action {
+        "s3:ListBucket" => {
+            let sid = &statement["Sid"];
+            if statement["Condition"] != json!({ "StringEquals": { "s3:prefix": "users/" } }) {
+                problems.push(format!(
+                    "{sid}: s3:ListBucket without exactly the condition s3:prefix = users/"
+                ));
+            }
+            if strings(&statement["Action"]) != ["s3:ListBucket"] {
+                problems.push(format!("{sid}: s3:ListBucket shares its statement"));
+            }
+            vec![get_att("FilesBucket")]
+        }
+        "s3:PutObject" => vec![cursor],
+        "s3:GetObject" => [objects, &[cursor]].concat(),
+        _ => objects.to_vec(),
+    }
+}
+
+/// Every role that is no function's is the schedule's: only EventBridge Scheduler of this
+/// account may assume it, and it may only invoke the reconciliation function.
+fn scheduler_role_problems(t: &Value, problems: &mut Vec<String>) {
+    let mut function_roles = Vec::new();
+    let functions = resources_of_type(t, "AWS::Serverless::Function");
+    for (_, function) in &functions {
+        function_roles.push(function["Properties"]["Role"]["Fn::GetAtt"][0].clone());
+    }
+    let schedules = resources_of_type(t, "AWS::Scheduler::Schedule");
+    if schedules.len() != 1 {
+        problems.push(format!(
+            "expected one schedule (the reconciliation), found {}",
+            schedules.len()
+        ));
+    }
+    for (name, schedule) in schedules {
+        let target = &schedule["Properties"]["Target"];
+        if target["Arn"] != get_att("ReconcileFunction") {
+            problems.push(format!("{name} targets {}", target["Arn"]));
+        }
+        if target["RoleArn"] != get_att("ReconcileSchedulerRole") {
+            problems.push(format!("{name} runs as {}", target["RoleArn"]));
+        }
+    }
+    for (role_name, role) in resources_of_type(t, "AWS::IAM::Role") {
+        if function_roles.contains(&json!(role_name)) {
+            continue;
+        }
+        if role_name != "ReconcileSchedulerRole" {
+            problems.push(format!(
+                "{role_name} is neither a function's nor the schedule's role"
+            ));
+            continue;
+        }
+        let properties = &role["Properties"];
+        let trust = statements(&properties["AssumeRolePolicyDocument"]);
+        let expected_trust = json!([{
+            "Effect": "Allow",
+            "Principal": { "Service": "scheduler.amazonaws.com" },
+            "Action": "sts:AssumeRole",
+            "Condition": { "StringEquals": { "aws:SourceAccount": { "Ref": "AWS::AccountId" } } },
+        }]);
+        if json!(trust) != expected_trust {
+            problems.push(format!("{role_name}: trust policy {trust:?}"));
+        }
+        for key in ["ManagedPolicyArns", "PermissionsBoundary"] {
+            if !properties[key].is_null() {
+                problems.push(format!("{role_name} has {key}"));
+            }
+        }
+        let granted: Vec<Value> = properties["Policies"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|policy| statements(&policy["PolicyDocument"]))
+            .map(|statement| {
+                json!([
+                    statement["Effect"],
+                    statement["Action"],
+                    statement["Resource"],
+                    statement["Condition"]
+                ])
+            })
+            .collect();
+        let expected = vec![json!([
+            "Allow",
+            "lambda:InvokeFunction",
+            get_att("ReconcileFunction"),
+            null
+        ])];
+        if granted != expected {
+            problems.push(format!(
+                "{role_name} grants {granted:?}, expected exactly {expected:?}"
+            ));
+        }
+    }
 }
 
 /// Resource policies only take away: the bucket's and the queue's statements are all Deny, and
@@ -576,7 +704,11 @@ fn functions_are_built_from_this_crate_for_al2023() {
     assert_eq!(globals["Architectures"], json!([{ "Ref": "Architecture" }]));
     assert_eq!(t["Parameters"]["Architecture"]["Default"], "arm64");
     let cargo = include_str!("../Cargo.toml");
-    for (function, binary) in [("ApiFunction", "api"), ("EventsFunction", "events")] {
+    for (function, binary) in [
+        ("ApiFunction", "api"),
+        ("EventsFunction", "events"),
+        ("ReconcileFunction", "reconcile"),
+    ] {
         let metadata = &t["Resources"][function]["Metadata"];
         assert_eq!(metadata["BuildMethod"], "rust-cargolambda", "{function}");
         assert_eq!(metadata["BuildProperties"]["Binary"], binary, "{function}");
@@ -596,6 +728,24 @@ fn functions_are_built_from_this_crate_for_al2023() {
     ] {
         assert_eq!(env[variable], json!({ "Ref": parameter }), "{variable}");
     }
+    // The reconciliation judges strays by the same longest URL lifetime, and runs on schedule.
+    let env = &t["Resources"]["ReconcileFunction"]["Properties"]["Environment"]["Variables"];
+    for (variable, parameter) in [
+        ("URL_TTL_SECONDS", "UrlTtlSeconds"),
+        ("URL_TTL_MAX_SECONDS", "UrlTtlMaxSeconds"),
+        ("RECONCILE_MAX_OBJECTS", "ReconcileMaxObjects"),
+    ] {
+        assert_eq!(env[variable], json!({ "Ref": parameter }), "{variable}");
+    }
+    let schedule = &t["Resources"]["ReconcileSchedule"]["Properties"];
+    assert_eq!(
+        schedule["ScheduleExpression"],
+        json!({ "Ref": "ReconcileScheduleExpression" })
+    );
+    assert_eq!(
+        t["Parameters"]["ReconcileScheduleExpression"]["Default"],
+        "rate(1 day)"
+    );
     // The deployed quotas default to the code's, and the template allows no setting the
     // function would refuse at start.
     let quotas = presign_gate::domain::QuotaLimits::default();
@@ -730,6 +880,36 @@ fn checks_catch_a_widened_template() {
             "s3:ObjectCreationOperation: \"true\"",
             "s3:ObjectCreationOperation: \"false\"",
             "without If-None-Match",
+        ),
+        (
+            "listing beyond users/",
+            "                    s3:prefix: users/",
+            "                    s3:prefix: \"\"",
+            "s3:ListBucket without exactly the condition",
+        ),
+        (
+            "cursor widened to the bucket",
+            "${FilesBucket}/reconcile/cursor\"",
+            "${FilesBucket}/*\"",
+            "s3:PutObject on",
+        ),
+        (
+            "a Scan for the reconciliation",
+            "                  - dynamodb:GetItem\n                  - dynamodb:UpdateItem\n                Resource: !GetAtt FilesTable.Arn\n\n  ReconcileSchedule",
+            "                  - dynamodb:GetItem\n                  - dynamodb:UpdateItem\n                  - dynamodb:Scan\n                Resource: !GetAtt FilesTable.Arn\n\n  ReconcileSchedule",
+            "ReconcileFunctionRole grants",
+        ),
+        (
+            "schedule role widened",
+            "                Action: lambda:InvokeFunction",
+            "                Action: lambda:*",
+            "ReconcileSchedulerRole grants",
+        ),
+        (
+            "schedule role trusted by anyone in the service",
+            "            Condition:\n              StringEquals:\n                aws:SourceAccount: !Ref AWS::AccountId\n",
+            "",
+            "ReconcileSchedulerRole: trust policy",
         ),
         (
             "lifetime not enforced",

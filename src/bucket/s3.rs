@@ -1,12 +1,14 @@
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
 use aws_sdk_s3::presigning::{PresignedRequest as SdkPresignedRequest, PresigningConfig};
 use aws_sdk_s3::types::ChecksumMode;
 use time::OffsetDateTime;
 
 use super::{
-    DOWNLOAD_CACHE_CONTROL, DownloadTarget, ObjectInfo, ObjectLookup, ObjectStorage,
-    PresignedRequest, UploadTarget, UrlSigner, Validity,
+    DOWNLOAD_CACHE_CONTROL, DownloadTarget, ListedObject, ObjectInfo, ObjectListing, ObjectLookup,
+    ObjectPage, ObjectStorage, PresignedRequest, RECONCILE_CURSOR_KEY, UploadTarget, UrlSigner,
+    Validity,
 };
 use crate::backend_error::backend_error;
 use crate::domain::ObjectKey;
@@ -194,6 +196,84 @@ fn unsigned_headers(output: &HeadObjectOutput) -> Vec<String> {
     .filter(|(_, present)| *present)
     .map(|(name, _)| name.to_owned())
     .collect()
+}
+
+impl ObjectListing for S3Bucket {
+    async fn list_managed(
+        &self,
+        start_after: Option<&str>,
+        max: u32,
+    ) -> Result<ObjectPage, AppError> {
+        let output = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            // Exactly the prefix the reconciling role may list (its s3:prefix condition).
+            .prefix(ObjectKey::PREFIX)
+            .set_start_after(start_after.map(str::to_owned))
+            .max_keys(i32::try_from(max).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(backend_error)?;
+        let objects = output
+            .contents
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|object| {
+                let last_modified =
+                    OffsetDateTime::from_unix_timestamp(object.last_modified?.secs()).ok()?;
+                Some(ListedObject {
+                    key: object.key?,
+                    last_modified,
+                })
+            })
+            .collect();
+        Ok(ObjectPage {
+            objects,
+            more: output.is_truncated.unwrap_or(false),
+        })
+    }
+
+    async fn read_cursor(&self) -> Result<Option<String>, AppError> {
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(RECONCILE_CURSOR_KEY)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(err) if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
+                return Ok(None);
+            }
+            Err(err) => return Err(backend_error(err)),
+        };
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| AppError::Unavailable(e.into()))?
+            .into_bytes();
+        // Anything but a key under users/ (an empty cursor, or one mangled by hand) starts over.
+        Ok(std::str::from_utf8(&bytes)
+            .ok()
+            .filter(|key| key.starts_with(ObjectKey::PREFIX))
+            .map(str::to_owned))
+    }
+
+    async fn write_cursor(&self, after: Option<&str>) -> Result<(), AppError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(RECONCILE_CURSOR_KEY)
+            .content_type("text/plain")
+            .body(after.unwrap_or_default().as_bytes().to_vec().into())
+            .send()
+            .await
+            .map_err(backend_error)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -55,6 +55,9 @@ pub struct ObjectKey(String);
 const KEY_PREFIX: &str = "users/";
 
 impl ObjectKey {
+    /// Where every file's bytes live, and all that the functions may touch.
+    pub const PREFIX: &str = KEY_PREFIX;
+
     pub fn for_file(owner: &OwnerId, id: FileId) -> Self {
         Self(format!("{KEY_PREFIX}{}/{id}", owner.key_segment()))
     }

@@ -20,6 +20,7 @@ use response::{FileView, UrlView, UsageView, error_response, json};
 use routes::Action;
 
 use crate::bucket::{ObjectStorage, UrlSigner};
+use crate::deadline::{Deadline, REQUEST_MARGIN};
 use crate::domain::{Disposition, FileId, OwnerId, UploadRequest};
 use crate::error::AppError;
 use crate::service::FileService;
@@ -79,11 +80,21 @@ where
 
     /// Answers one request. Each request leaves one audit line (`request handled`) carrying the
     /// request id, caller, action, file id and outcome, and never the URL.
+    ///
+    /// All of it runs under the invocation's deadline less `REQUEST_MARGIN` (see `deadline`): a
+    /// slow backend ends in a 503 with `Retry-After` from this function, not in Lambda's timeout.
     pub async fn handle(&self, request: Request) -> Response<Body> {
-        let request_id = request
-            .lambda_context_ref()
+        let context = request.lambda_context_ref();
+        let request_id = context
             .map(|context| context.request_id.clone())
             .unwrap_or_default();
+        // A context without a deadline (0, the default) comes only from a caller that built one
+        // by hand; the Runtime API always sends one.
+        let deadline = context
+            .filter(|context| context.deadline != 0)
+            .map_or(Deadline::NONE, |context| {
+                Deadline::before(context.deadline(), REQUEST_MARGIN)
+            });
         let span = tracing::info_span!(
             "request",
             request_id,
@@ -92,7 +103,7 @@ where
             file_id = field::Empty,
         );
         async {
-            let response = match self.dispatch(&request).await {
+            let response = match deadline.bound(self.dispatch(&request)).await {
                 Ok(response) => response,
                 Err(error) => {
                     let (status, code) = status_and_code(&error);

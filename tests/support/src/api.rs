@@ -1,6 +1,9 @@
 //! The real handler driven as API Gateway drives it, over any store and bucket: the stand-ins,
 //! or the in-memory fakes.
 
+use std::time::{Duration, SystemTime};
+
+use lambda_http::RequestExt;
 use lambda_http::http::{HeaderMap, StatusCode};
 use presign_gate::bucket::{ObjectStorage, S3Bucket, UrlSigner};
 use presign_gate::http::Api;
@@ -47,8 +50,26 @@ where
     }
 
     pub async fn send_event(&self, event: &Value) -> Answer {
-        let request =
-            lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event");
+        self.send_request(parse_event(event)).await
+    }
+
+    /// Sends `event` as the Lambda runtime would hand it over: with an invocation context whose
+    /// deadline is `remaining` from now (the `Lambda-Runtime-Deadline-Ms` of the Runtime API).
+    pub async fn send_event_within(&self, event: &Value, remaining: Duration) -> Answer {
+        let mut context = lambda_http::Context::default();
+        context.request_id = "test-invocation".into();
+        let deadline = SystemTime::now() + remaining;
+        context.deadline = deadline
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis()
+            .try_into()
+            .expect("milliseconds fit u64");
+        self.send_request(parse_event(event).with_lambda_context(context))
+            .await
+    }
+
+    async fn send_request(&self, request: lambda_http::Request) -> Answer {
         let response = self.0.handle(request).await;
         let status = response.status();
         let headers = response.headers().clone();
@@ -101,6 +122,10 @@ where
         assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
         answer.body
     }
+}
+
+fn parse_event(event: &Value) -> lambda_http::Request {
+    lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event")
 }
 
 /// The file id of a `POST /uploads` answer.

@@ -4,7 +4,8 @@
 //!
 //! Each fake is a handle: its clones share its state, so a test keeps one while the service owns
 //! another. Both write to a `Journal` of what was called (one journal for both, in call order,
-//! when made by `pair`), can be told to fail an operation as a backend outage would, and
+//! when made by `pair`), can be told to fail an operation as a backend outage would or to stall
+//! it as a backend that never answers would, and
 //! `FakeBucket::head` and `FakeBucket::delete` yield once after acting, so two operations joined
 //! on one task both see the object before either acts on it, as two real ones racing would.
 
@@ -12,13 +13,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use presign_gate::bucket::{
-    DownloadTarget, ObjectInfo, ObjectLookup, ObjectStorage, PresignedRequest, UploadTarget,
-    UrlSigner, Validity,
+    DownloadTarget, ListedObject, ObjectInfo, ObjectListing, ObjectLookup, ObjectPage,
+    ObjectStorage, PresignedRequest, UploadTarget, UrlSigner, Validity,
 };
 use presign_gate::domain::{
-    FileId, FileRecord, FileStatus, Ledger, ObjectKey, OwnerId, QuotaLimits,
+    ExpiryPolicy, FileId, FileRecord, FileStatus, Ledger, ObjectKey, OwnerId, QuotaLimits,
+    UploadPolicy,
 };
 use presign_gate::error::AppError;
+use presign_gate::service::FileService;
 use presign_gate::store::{OwnershipStore, Transition};
 use time::OffsetDateTime;
 
@@ -63,6 +66,27 @@ impl Outages {
             Err(AppError::Unavailable(format!("{operation} is down").into()))
         } else {
             Ok(())
+        }
+    }
+}
+
+/// Operations that never answer, by journal name: the call is journalled (it reached the backend)
+/// and then hangs, before any effect, until the caller gives up on it.
+#[derive(Clone, Debug, Default)]
+pub struct Stalls(Arc<Mutex<BTreeSet<&'static str>>>);
+
+impl Stalls {
+    pub fn stall(&self, operation: &'static str) {
+        lock(&self.0).insert(operation);
+    }
+
+    pub fn heal(&self, operation: &'static str) {
+        lock(&self.0).remove(operation);
+    }
+
+    async fn wait(&self, operation: &'static str) {
+        if lock(&self.0).contains(operation) {
+            std::future::pending::<()>().await;
         }
     }
 }
@@ -127,6 +151,7 @@ pub struct FakeStore {
     table: Arc<Mutex<Table>>,
     pub journal: Journal,
     pub outages: Outages,
+    pub stalls: Stalls,
     /// Runs once when `delete` is called, before the record goes.
     pub before_delete: Hook,
 }
@@ -136,8 +161,9 @@ impl FakeStore {
         (owner.as_str().to_owned(), id)
     }
 
-    fn call(&self, operation: &'static str) -> Result<(), AppError> {
+    async fn call(&self, operation: &'static str) -> Result<(), AppError> {
         self.journal.record(operation.to_owned());
+        self.stalls.wait(operation).await;
         self.outages.check(operation)
     }
 
@@ -202,7 +228,7 @@ impl OwnershipStore for FakeStore {
         limits: &QuotaLimits,
         now: OffsetDateTime,
     ) -> Result<(), AppError> {
-        self.call("store.reserve")?;
+        self.call("store.reserve").await?;
         let mut table = lock(&self.table);
         let key = Self::key(&record.owner, record.id);
         if table.records.contains_key(&key) {
@@ -221,7 +247,7 @@ impl OwnershipStore for FakeStore {
     }
 
     async fn ledger(&self, owner: &OwnerId) -> Result<Ledger, AppError> {
-        self.call("store.ledger")?;
+        self.call("store.ledger").await?;
         Ok(lock(&self.table)
             .ledgers
             .get(owner.as_str())
@@ -230,12 +256,13 @@ impl OwnershipStore for FakeStore {
     }
 
     async fn get(&self, owner: &OwnerId, id: FileId) -> Result<Option<FileRecord>, AppError> {
-        self.call("store.get")?;
+        self.call("store.get").await?;
         Ok(self.record(owner, id))
     }
 
     async fn get_many(&self, owner: &OwnerId, ids: &[FileId]) -> Result<Vec<FileRecord>, AppError> {
         self.journal.record(format!("store.get_many {}", ids.len()));
+        self.stalls.wait("store.get_many").await;
         self.outages.check("store.get_many")?;
         let table = lock(&self.table);
         Ok(ids
@@ -250,7 +277,7 @@ impl OwnershipStore for FakeStore {
         etag: &str,
         uploaded_at: OffsetDateTime,
     ) -> Result<Transition, AppError> {
-        self.call("store.mark_available")?;
+        self.call("store.mark_available").await?;
         let transition = self.transition(
             &record.owner,
             record.id,
@@ -269,7 +296,7 @@ impl OwnershipStore for FakeStore {
     }
 
     async fn mark_rejected(&self, record: &FileRecord) -> Result<Transition, AppError> {
-        self.call("store.mark_rejected")?;
+        self.call("store.mark_rejected").await?;
         let transition = self.transition(
             &record.owner,
             record.id,
@@ -288,7 +315,7 @@ impl OwnershipStore for FakeStore {
         limit: u32,
         after: Option<FileId>,
     ) -> Result<(Vec<FileRecord>, Option<FileId>), AppError> {
-        self.call("store.list")?;
+        self.call("store.list").await?;
         let table = lock(&self.table);
         let page: Vec<FileRecord> = table
             .records
@@ -304,7 +331,7 @@ impl OwnershipStore for FakeStore {
     }
 
     async fn delete(&self, record: &FileRecord) -> Result<Transition, AppError> {
-        self.call("store.delete")?;
+        self.call("store.delete").await?;
         self.before_delete.run();
         let mut table = lock(&self.table);
         let key = Self::key(&record.owner, record.id);
@@ -363,8 +390,11 @@ pub struct FakeBucket {
     next_version: Arc<Mutex<u64>>,
     /// Every key deleted, shared with whoever made the bucket.
     pub deleted: Arc<Mutex<Vec<String>>>,
+    /// Where the reconciliation run continues (`ObjectListing`'s cursor).
+    cursor: Arc<Mutex<Option<String>>>,
     pub journal: Journal,
     pub outages: Outages,
+    pub stalls: Stalls,
 }
 
 /// S3's 412 to a conditional write.
@@ -448,8 +478,14 @@ impl FakeBucket {
             .and_then(|versions| versions.last().cloned())
     }
 
-    fn call(&self, operation: &'static str, key: &str) -> Result<(), AppError> {
+    /// Removes every version of `key` without going through the port.
+    pub fn delete_now(&self, key: &ObjectKey) {
+        lock(&self.objects).remove(key.as_str());
+    }
+
+    async fn call(&self, operation: &'static str, key: &str) -> Result<(), AppError> {
         self.journal.record(format!("{operation} {key}"));
+        self.stalls.wait(operation).await;
         self.outages.check(operation)
     }
 }
@@ -460,7 +496,8 @@ impl UrlSigner for FakeBucket {
         target: UploadTarget<'_>,
         validity: Validity,
     ) -> Result<PresignedRequest, AppError> {
-        self.call("bucket.presign_upload", target.key.as_str())?;
+        self.call("bucket.presign_upload", target.key.as_str())
+            .await?;
         Ok(fake_url("PUT", target.key.as_str(), validity))
     }
 
@@ -469,14 +506,15 @@ impl UrlSigner for FakeBucket {
         target: DownloadTarget<'_>,
         validity: Validity,
     ) -> Result<PresignedRequest, AppError> {
-        self.call("bucket.presign_download", target.key.as_str())?;
+        self.call("bucket.presign_download", target.key.as_str())
+            .await?;
         Ok(fake_url("GET", target.key.as_str(), validity))
     }
 }
 
 impl ObjectStorage for FakeBucket {
     async fn head(&self, key: &ObjectKey) -> Result<ObjectLookup, AppError> {
-        self.call("bucket.head", key.as_str())?;
+        self.call("bucket.head", key.as_str()).await?;
         let lookup = match self.current(key.as_str()) {
             Some(Version::Object(object)) => ObjectLookup::Found(object),
             Some(Version::DeleteMarker(_)) | None => ObjectLookup::Denied,
@@ -491,7 +529,7 @@ impl ObjectStorage for FakeBucket {
         key: &ObjectKey,
         version_id: Option<&str>,
     ) -> Result<(), AppError> {
-        self.call("bucket.delete", key.as_str())?;
+        self.call("bucket.delete", key.as_str()).await?;
         let marker = version_id.is_none().then(|| self.new_version_id());
         {
             let mut objects = lock(&self.objects);
@@ -512,18 +550,85 @@ impl ObjectStorage for FakeBucket {
     }
 }
 
-/// A store and a bucket that write to one journal, so it shows the order of calls across both.
+/// Objects listed in key order, all modified at the epoch (the tests of the reconciliation pass
+/// the "now" that makes them old or young), and the cursor kept beside them.
+impl ObjectListing for FakeBucket {
+    async fn list_managed(
+        &self,
+        start_after: Option<&str>,
+        max: u32,
+    ) -> Result<ObjectPage, AppError> {
+        self.call("bucket.list_managed", start_after.unwrap_or_default())
+            .await?;
+        let objects = lock(&self.objects);
+        // ListObjectsV2 lists current versions only: a key whose current version is a delete
+        // marker is not listed.
+        let mut keys = objects
+            .iter()
+            .filter(|(_, versions)| matches!(versions.last(), Some(Version::Object(_))))
+            .map(|(key, _)| key)
+            .filter(|key| {
+                key.starts_with("users/") && start_after.is_none_or(|after| key.as_str() > after)
+            });
+        let page: Vec<ListedObject> = keys
+            .by_ref()
+            .take(max as usize)
+            .map(|key| ListedObject {
+                key: key.clone(),
+                last_modified: OffsetDateTime::UNIX_EPOCH,
+            })
+            .collect();
+        Ok(ObjectPage {
+            objects: page,
+            more: keys.next().is_some(),
+        })
+    }
+
+    async fn read_cursor(&self) -> Result<Option<String>, AppError> {
+        self.call("bucket.read_cursor", "").await?;
+        Ok(lock(&self.cursor).clone())
+    }
+
+    async fn write_cursor(&self, after: Option<&str>) -> Result<(), AppError> {
+        self.call("bucket.write_cursor", after.unwrap_or_default())
+            .await?;
+        *lock(&self.cursor) = after.map(str::to_owned);
+        Ok(())
+    }
+}
+
+/// A store and a bucket that write to one journal, so it shows the order of calls across both,
+/// and share their outages and stalls, so a test names an operation without saying whose it is.
 pub fn pair() -> (FakeStore, FakeBucket) {
     let journal = Journal::default();
+    let outages = Outages::default();
+    let stalls = Stalls::default();
     let store = FakeStore {
         journal: journal.clone(),
+        outages: outages.clone(),
+        stalls: stalls.clone(),
         ..FakeStore::default()
     };
     let bucket = FakeBucket {
         journal,
+        outages,
+        stalls,
         ..FakeBucket::default()
     };
     (store, bucket)
+}
+
+/// The application over a fresh `pair`, uploading text up to 1 KiB with URLs of 300 s (at most
+/// 900 s), and handles on the store and the bucket it owns.
+pub fn service_over_pair() -> (FileService<FakeStore, FakeBucket>, FakeStore, FakeBucket) {
+    let (store, bucket) = pair();
+    let files = FileService::new(
+        store.clone(),
+        bucket.clone(),
+        UploadPolicy::new(["text/plain"], 1024).expect("a valid upload policy"),
+        ExpiryPolicy::new(300, 900).expect("a valid expiry policy"),
+    );
+    (files, store, bucket)
 }
 
 /// A 3-byte object of `content_type`, as the seeded files have.

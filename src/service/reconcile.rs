@@ -1,0 +1,160 @@
+//! The reconciliation run: repairs what the events function missed, in both directions.
+//!
+//! An object whose S3 event failed (it went to the on-failure queue) and whose pending record then
+//! expired would stay in the bucket forever; a pending record whose object arrived but whose event
+//! was lost would never be confirmed. The run pages through `users/` in key order and, for each
+//! object:
+//! - a pending (or rejected) record: confirmed exactly as `complete` confirms it;
+//! - no record, and older than the longest URL lifetime: deleted as a stray;
+//! - an available record, or a young object with no record (its event may still be on the way):
+//!   left alone.
+//!
+//! The table is not scanned: a pending record whose object exists is reached from its object,
+//! and one whose object does not exist is purged by the table's TTL. So the run reads records one
+//! by one (GetItem) and never another owner's partition in bulk.
+//!
+//! Safe at any time, alongside the API and the events function: every record change goes through
+//! the conditional transitions of `confirm`, and a stray delete cannot race a reservation,
+//! because file ids are random and the record is written before any URL for its key exists: a
+//! key with no record never gains one. Bounded: at most `max_objects` objects and the time the
+//! deadline allows; the next run continues after the last object this one finished.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{Confirmation, FileService};
+use crate::bucket::{ListedObject, ObjectListing, ObjectStorage, UrlSigner};
+use crate::deadline::Deadline;
+use crate::domain::{FileStatus, ObjectKey};
+use crate::error::AppError;
+use crate::store::OwnershipStore;
+
+/// Objects asked for in one listing request: S3's own maximum.
+const PAGE_SIZE: u32 = 1000;
+
+#[derive(Clone, Copy, Debug)]
+pub struct ReconcileLimits {
+    /// Most objects one run examines.
+    pub max_objects: u32,
+    /// An object with no record is a stray only once it is older than this: the longest URL
+    /// lifetime, so that the events function, which handles new objects first, has had its turn.
+    pub stray_age: Duration,
+}
+
+/// What one run did, for its log line and its return value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconcileReport {
+    pub examined: u32,
+    pub confirmed: u32,
+    pub rejected: u32,
+    pub strays_deleted: u32,
+    /// Objects whose repair failed; the next pass over them tries again.
+    pub failed: u32,
+    /// The whole of `users/` has been passed over; the next run starts from the beginning.
+    pub finished: bool,
+}
+
+/// What became of one object.
+enum Repair {
+    InOrder,
+    Confirmed,
+    Rejected,
+    StrayDeleted,
+}
+
+impl<S, B> FileService<S, B>
+where
+    S: OwnershipStore,
+    B: UrlSigner + ObjectStorage + ObjectListing,
+{
+    /// One bounded run, continuing where the previous one stopped. `now` decides which objects are
+    /// old enough to be strays.
+    pub async fn reconcile(
+        &self,
+        now: OffsetDateTime,
+        limits: ReconcileLimits,
+        deadline: Deadline,
+    ) -> Result<ReconcileReport, AppError> {
+        let mut report = ReconcileReport::default();
+        let mut cursor = deadline.bound(self.bucket.read_cursor()).await?;
+        let mut listing_failed = None;
+        'run: while report.examined < limits.max_objects {
+            let room = (limits.max_objects - report.examined).min(PAGE_SIZE);
+            let page = match deadline
+                .bound(self.bucket.list_managed(cursor.as_deref(), room))
+                .await
+            {
+                Ok(page) => page,
+                Err(_) if deadline.has_passed() => break 'run,
+                Err(error) => {
+                    listing_failed = Some(error);
+                    break 'run;
+                }
+            };
+            for object in page.objects {
+                match deadline.bound(self.repair(&object, now, limits)).await {
+                    Ok(Repair::InOrder) => {}
+                    Ok(Repair::Confirmed) => report.confirmed += 1,
+                    Ok(Repair::Rejected) => report.rejected += 1,
+                    Ok(Repair::StrayDeleted) => report.strays_deleted += 1,
+                    // Cut mid-object: it is examined again next run, from a state that the
+                    // orderings of `confirm` and of a delete keep repairable.
+                    Err(_) if deadline.has_passed() => break 'run,
+                    Err(error) => {
+                        report.failed += 1;
+                        let cause = std::error::Error::source(&error)
+                            .map(ToString::to_string)
+                            .unwrap_or_default();
+                        tracing::warn!(key = object.key, %error, cause, "reconcile: repair failed");
+                    }
+                }
+                report.examined += 1;
+                cursor = Some(object.key);
+            }
+            if !page.more {
+                report.finished = true;
+                cursor = None;
+                break;
+            }
+        }
+        // Written whatever happened above, outside the deadline: the run's margin leaves room
+        // for this one call (itself bounded by the SDK's timeouts).
+        self.bucket.write_cursor(cursor.as_deref()).await?;
+        // A listing that failed fails the run, after keeping the progress made before it.
+        listing_failed.map_or(Ok(report), Err)
+    }
+
+    async fn repair(
+        &self,
+        object: &ListedObject,
+        now: OffsetDateTime,
+        limits: ReconcileLimits,
+    ) -> Result<Repair, AppError> {
+        let record = match ObjectKey::parse(&object.key) {
+            Some((owner, id)) => self.store.get(&owner, id).await?,
+            None => None,
+        };
+        match record {
+            Some(record) if record.status == FileStatus::Available => Ok(Repair::InOrder),
+            // Pending: the confirmation `complete` runs. Rejected: it deletes the object again.
+            Some(record) => Ok(match self.confirm(record).await? {
+                Confirmation::Available(_) => Repair::Confirmed,
+                Confirmation::Rejected { .. } => Repair::Rejected,
+                // Deleted since it was listed.
+                Confirmation::Missing => Repair::InOrder,
+            }),
+            None if now - object.last_modified <= limits.stray_age => Ok(Repair::InOrder),
+            None => match ObjectKey::stray(&object.key) {
+                Some(stray) => {
+                    // By version id, as every delete of the function: no version is left.
+                    self.remove_object(&stray).await?;
+                    Ok(Repair::StrayDeleted)
+                }
+                None => Ok(Repair::InOrder),
+            },
+        }
+    }
+}
