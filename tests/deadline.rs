@@ -111,7 +111,7 @@ async fn a_rejection_cut_before_its_delete_deletes_on_the_retry() {
     for stalled in ["store.mark_rejected", "bucket.delete"] {
         let h = harness();
         let record = h.seeded(FileStatus::Pending);
-        h.bucket.put(&record.key, small_object("image/png"));
+        h.bucket.replace(&record.key, small_object("image/png"));
         h.cut_at("POST", &record, stalled).await;
         assert!(h.bucket.contains(&record.key), "{stalled}");
 

@@ -87,7 +87,7 @@ async fn pending_uploads_are_confirmed_and_old_strays_deleted() {
     let h = harness();
     let pending = h.file("alice", FileStatus::Pending);
     let mismatched = h.file("alice", FileStatus::Pending);
-    h.bucket.put(&mismatched.key, small_object("image/png"));
+    h.bucket.replace(&mismatched.key, small_object("image/png"));
     let rejected_but_replayed = h.file("bob", FileStatus::Rejected);
     let available = h.file("carol", FileStatus::Available);
     let stray = h.stray("mallory");
