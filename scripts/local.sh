@@ -66,7 +66,8 @@ pids+=($!)
 pids+=($!)
 wait_for_port local-aws "$S3_PORT"
 wait_for_port moto_server "$DYNAMODB_PORT"
-cargo run --quiet --locked --example local_setup
+# The setup reads the functions' configuration, DEV_USER_HEADER included: the same local build.
+cargo run --quiet --locked --features dev-identity --example local_setup
 
 # --package: both functions of the product (api, events), not the other members' binaries (each
 # is then run as `cargo run --package presign-gate --bin <name>`). --features dev-identity: the
