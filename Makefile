@@ -113,9 +113,8 @@ lint:
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo clippy --locked -p presign-gate --all-targets --features dev-identity -- -D warnings
 
-# The closing line totals the results of every Rust test binary, so a run that executed nothing
-# shows it. The browser tests (`make browser-test`) are out of it for now: after the issue-11
-# merge the local API answers 503 through cargo lambda watch (see the open issue's note). Everything runs on the build every deployment gets (no
+# The closing line totals the results of every Rust test binary and of the browser tests, so a
+# run that executed nothing shows it. Everything runs on the build every deployment gets (no
 # features: it must refuse DEV_USER_HEADER), then the config unit tests and the binary's tests
 # again on the `make local` build (dev-identity), which the browser tests use too.
 test: tools local-aws lint template-checks sam-build
@@ -123,9 +122,10 @@ test: tools local-aws lint template-checks sam-build
 	cargo test --locked --workspace --all-targets 2>&1 | tee target/test.log
 	cargo test --locked -p presign-gate --features dev-identity --lib --test lambda_binary 2>&1 \
 	  | tee -a target/test.log
-	@awk '/^test result:/ { passed += $$4; failed += $$6 } \
+	$(MAKE) --no-print-directory browser-test
+	@awk '/^test result:/ { passed += $$4; failed += $$6 } /^# pass / { passed += $$3 } /^# fail / { failed += $$3 } \
 	  END { printf "%d passed, %d failed\n", passed, failed; exit (passed == 0 || failed > 0) }' \
-	  target/test.log
+	  target/test.log target/browser-test.log
 
 # The model-based property test of tests/properties.rs, with far more sequences than `make test`.
 PROPTEST_CASES ?= 200

@@ -22,6 +22,10 @@ use crate::error::AppError;
 /// it to the Runtime API, which takes milliseconds, with room for a slow, throttled CPU.
 pub const REQUEST_MARGIN: Duration = Duration::from_secs(1);
 
+/// 2020-01-01T00:00:00Z: any deadline a running Lambda sends is later; any relative value an
+/// emulator sends (at most Lambda's 15-minute timeout) is far earlier.
+const EARLIEST_INVOCATION_DEADLINE_MS: u64 = 1_577_836_800_000;
+
 /// When the work of one invocation must stop, or no limit at all (a caller that has no deadline,
 /// such as a test driving the handler directly: each call still has its SDK bound).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +41,23 @@ impl Deadline {
 
     pub fn at(instant: Instant) -> Self {
         Self(Some(instant))
+    }
+
+    /// The deadline of one invocation: `margin` before the Runtime API's
+    /// `Lambda-Runtime-Deadline-Ms` (milliseconds since the Unix epoch), or none when that value
+    /// cannot be a time Lambda sent. Lambda always sends the wall-clock instant it will stop the
+    /// function; 0 comes from a context built by hand, and a time long past from an emulator
+    /// sending a duration instead (`cargo lambda watch`, which `make local` runs, sends 600000,
+    /// ten minutes, which read as a time is 1970: bounding by it would answer every request 503
+    /// at once). Without a deadline, each backend call keeps its own SDK bound.
+    pub fn of_invocation(deadline_ms: u64, margin: Duration) -> Self {
+        if deadline_ms < EARLIEST_INVOCATION_DEADLINE_MS {
+            return Self::NONE;
+        }
+        Self::before(
+            SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms),
+            margin,
+        )
     }
 
     /// `margin` before `invocation_deadline` (wall clock). The remaining time is read once, here,
@@ -110,5 +131,27 @@ mod tests {
         };
         assert_eq!(Deadline::NONE.bound(quick).await.unwrap(), 7);
         assert_eq!(Deadline::NONE.remaining(), None);
+    }
+
+    #[test]
+    fn an_invocation_deadline_is_an_instant_and_a_duration_in_its_place_is_none() {
+        let in_a_minute = SystemTime::now() + Duration::from_secs(60);
+        let millis = in_a_minute
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let remaining = Deadline::of_invocation(millis, REQUEST_MARGIN)
+            .remaining()
+            .unwrap();
+        assert!(remaining > Duration::from_secs(50) && remaining <= Duration::from_secs(59));
+        // What `cargo lambda watch` sends, and a context built by hand.
+        assert_eq!(
+            Deadline::of_invocation(600_000, REQUEST_MARGIN),
+            Deadline::NONE
+        );
+        assert_eq!(Deadline::of_invocation(0, REQUEST_MARGIN), Deadline::NONE);
+        // A real deadline already past still cuts at once.
+        let a_second_ago = millis - 61_000;
+        assert!(Deadline::of_invocation(a_second_ago, REQUEST_MARGIN).has_passed());
     }
 }

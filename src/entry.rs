@@ -110,7 +110,7 @@ pub async fn run_reconcile() -> Result<(), Error> {
     let files: &'static FileService<_, _> = Box::leak(Box::new(file_service(&config).await));
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            let deadline = Deadline::before(event.context.deadline(), RECONCILE_MARGIN);
+            let deadline = Deadline::of_invocation(event.context.deadline, RECONCILE_MARGIN);
             let now = time::OffsetDateTime::now_utc();
             let report: ReconcileReport = files
                 .reconcile(now, limits, deadline)

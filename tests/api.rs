@@ -61,6 +61,7 @@ async fn upload_then_download_returns_the_same_bytes() {
     assert_eq!(
         reservation["upload"]["headers"],
         json!({
+            "cache-control": "private, no-store",
             "content-type": "text/plain",
             "content-length": body.len().to_string(),
             "if-none-match": "*",
@@ -222,10 +223,11 @@ async fn uploads_must_send_exactly_the_signed_headers() {
     let body = b"0123456789";
     let reservation = api.reserve("alice", "a.txt", "text/plain", body).await;
     let url = reservation["upload"]["url"].as_str().unwrap();
-    let put = |content_type: &'static str, bytes: Vec<u8>| async move {
+    let put = |content_type: &'static str, cache_control: &'static str, bytes: Vec<u8>| async move {
         http_client()
             .put(url)
             .header("content-type", content_type)
+            .header("cache-control", cache_control)
             .header("if-none-match", "*")
             .body(bytes)
             .send()
@@ -233,24 +235,33 @@ async fn uploads_must_send_exactly_the_signed_headers() {
             .unwrap()
             .status()
     };
+    let signed = "private, no-store";
     assert_eq!(
-        put("image/png", body.to_vec()).await,
+        put("image/png", signed, body.to_vec()).await,
         403,
         "wrong Content-Type"
     );
     assert_eq!(
-        put("text/plain", b"0123456789+".to_vec()).await,
+        put("text/plain", signed, b"0123456789+".to_vec()).await,
         403,
         "longer body"
     );
     assert_eq!(
-        put("text/plain", b"012345678".to_vec()).await,
+        put("text/plain", signed, b"012345678".to_vec()).await,
         403,
         "shorter body"
+    );
+    // What Chromium puts on any PUT with If-None-Match when the page sets none: signing the
+    // header keeps it off the object, where the confirmation would refuse it.
+    assert_eq!(
+        put("text/plain", "max-age=0", body.to_vec()).await,
+        403,
+        "the browser's own Cache-Control"
     );
     let without_condition = http_client()
         .put(url)
         .header("content-type", "text/plain")
+        .header("cache-control", signed)
         .body(body.to_vec())
         .send()
         .await
@@ -263,6 +274,13 @@ async fn uploads_must_send_exactly_the_signed_headers() {
         "upload_missing",
         "nothing was stored: {complete:?}"
     );
+    assert_eq!(
+        put("text/plain", signed, body.to_vec()).await,
+        200,
+        "exactly the signed headers"
+    );
+    let complete = api.complete("alice", &id).await;
+    assert_eq!(complete.status, StatusCode::OK, "{complete:?}");
 }
 
 #[tokio::test]

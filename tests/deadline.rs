@@ -160,3 +160,15 @@ async fn the_first_call_is_bounded_too_and_no_context_means_no_deadline() {
     let answer = h.api.send_event(&event).await;
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
 }
+
+/// `cargo lambda watch` (what `make local` runs) sends `Lambda-Runtime-Deadline-Ms: 600000`, a
+/// duration where Lambda sends an instant. Read as an instant it is 1970, and every request of the
+/// local stack was answered 503 at once; it must count as no deadline.
+#[tokio::test]
+async fn an_emulators_relative_deadline_does_not_cut_requests() {
+    let h = harness();
+    let record = h.seeded(FileStatus::Available);
+    let event = http_api_event("GET", &format!("/files/{}", record.id), Some("alice"), None);
+    let answer = h.api.send_event_with_deadline_ms(&event, 600_000).await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+}

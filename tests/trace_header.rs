@@ -54,6 +54,7 @@ async fn upload_headers_list_only_what_is_signed() {
     assert_eq!(
         names,
         [
+            "cache-control",
             "content-length",
             "content-type",
             "if-none-match",

@@ -338,7 +338,12 @@ mod tests {
             .collect();
         assert_eq!(
             headers,
-            ["content-type", "if-none-match", "x-amz-checksum-sha256"]
+            [
+                "cache-control",
+                "content-type",
+                "if-none-match",
+                "x-amz-checksum-sha256"
+            ]
         );
         assert_eq!(rule.exposed_headers, [http::header::ETAG]);
         assert_eq!(rule.max_age, Some(Duration::from_secs(600)));

@@ -49,10 +49,15 @@ pub struct DownloadTarget<'a> {
     pub content_disposition: &'a str,
 }
 
-/// The `Cache-Control` every download is served with (`response-cache-control`, signed into the
-/// URL): a file is private to its owner, so no shared cache (CDN, corporate proxy) may keep it,
-/// and the browser may not store it either, whatever `Cache-Control` the object carries.
-pub const DOWNLOAD_CACHE_CONTROL: &str = "private, no-store";
+/// The `Cache-Control` of every file: a file is private to its owner, so no shared cache (CDN,
+/// corporate proxy) may keep it, and the browser may not store it either.
+///
+/// Downloads are served with it (`response-cache-control`, signed into the URL), whatever the
+/// object carries. Uploads sign it too, so the object stores it: without it, browsers add their
+/// own. A PUT carrying `If-None-Match` gets `Cache-Control: max-age=0` from Chromium (the Fetch
+/// standard turns a conditional request's cache mode to `no-store`), S3 stores that as the
+/// object's, and the confirmation would refuse every browser upload for an unasked header.
+pub const FILE_CACHE_CONTROL: &str = "private, no-store";
 
 /// When a URL becomes valid and for how long. SigV4 dates have whole seconds, so `start` must be
 /// whole too for `start + lifetime` to be the true end of validity.
@@ -85,9 +90,10 @@ pub struct ObjectInfo {
     pub etag: String,
     /// The version HeadObject described; `None` only on a bucket without versioning.
     pub version_id: Option<String>,
-    /// The stored headers that no upload URL signs and that S3 keeps as the uploader sent them
-    /// (`content-encoding`, `cache-control`, `content-disposition`, `content-language`,
-    /// `expires`, and `x-amz-meta-*` for any user metadata), by name, sorted.
+    /// The stored headers that S3 keeps as the uploader sent them and that no upload URL signs
+    /// with that value (`content-encoding`, `cache-control` other than `FILE_CACHE_CONTROL`,
+    /// `content-disposition`, `content-language`, `expires`, and `x-amz-meta-*` for any user
+    /// metadata), by name, sorted.
     pub unsigned_headers: Vec<String>,
 }
 

@@ -6,7 +6,7 @@ use aws_sdk_s3::types::ChecksumMode;
 use time::OffsetDateTime;
 
 use super::{
-    DOWNLOAD_CACHE_CONTROL, DownloadTarget, ListedObject, ObjectInfo, ObjectListing, ObjectLookup,
+    DownloadTarget, FILE_CACHE_CONTROL, ListedObject, ObjectInfo, ObjectListing, ObjectLookup,
     ObjectPage, ObjectStorage, PresignedRequest, RECONCILE_CURSOR_KEY, UploadTarget, UrlSigner,
     Validity,
 };
@@ -85,6 +85,8 @@ impl UrlSigner for S3Bucket {
         // Each of these becomes a signed header: S3 refuses the PUT unless the browser sends
         // exactly these values, so the reservation's type and size (and checksum, when declared)
         // are enforced by S3 itself, and `If-None-Match: *` makes the URL unable to overwrite.
+        // `Cache-Control` is signed so that the browser's own never reaches the object (see
+        // `FILE_CACHE_CONTROL`).
         let request = self
             .client
             .put_object()
@@ -92,6 +94,7 @@ impl UrlSigner for S3Bucket {
             .key(target.key.as_str())
             .content_type(target.content_type)
             .content_length(content_length)
+            .cache_control(FILE_CACHE_CONTROL)
             .if_none_match("*")
             .set_checksum_sha256(target.sha256.map(str::to_owned))
             .presigned(presigning_config(validity)?)
@@ -112,7 +115,7 @@ impl UrlSigner for S3Bucket {
             .key(target.key.as_str())
             .response_content_type(target.content_type)
             .response_content_disposition(target.content_disposition)
-            .response_cache_control(DOWNLOAD_CACHE_CONTROL)
+            .response_cache_control(FILE_CACHE_CONTROL)
             .presigned(presigning_config(validity)?)
             .await
             .map_err(|e| AppError::Internal(e.into()))?;
@@ -177,12 +180,16 @@ impl ObjectStorage for S3Bucket {
     }
 }
 
-/// The names of the stored headers an upload URL does not sign, for those the object carries.
-/// User metadata is named `x-amz-meta-*` once, whatever its keys: they are the uploader's words.
+/// The names of the stored headers an upload URL does not sign (with that value), for those the
+/// object carries. User metadata is named `x-amz-meta-*` once, whatever its keys: they are the
+/// uploader's words.
 fn unsigned_headers(output: &HeadObjectOutput) -> Vec<String> {
     let present = |value: Option<&str>| value.is_some_and(|v| !v.is_empty());
     [
-        ("cache-control", present(output.cache_control())),
+        (
+            "cache-control",
+            present(output.cache_control()) && output.cache_control() != Some(FILE_CACHE_CONTROL),
+        ),
         ("content-disposition", present(output.content_disposition())),
         ("content-encoding", present(output.content_encoding())),
         ("content-language", present(output.content_language())),

@@ -88,13 +88,9 @@ where
         let request_id = context
             .map(|context| context.request_id.clone())
             .unwrap_or_default();
-        // A context without a deadline (0, the default) comes only from a caller that built one
-        // by hand; the Runtime API always sends one.
-        let deadline = context
-            .filter(|context| context.deadline != 0)
-            .map_or(Deadline::NONE, |context| {
-                Deadline::before(context.deadline(), REQUEST_MARGIN)
-            });
+        let deadline = context.map_or(Deadline::NONE, |context| {
+            Deadline::of_invocation(context.deadline, REQUEST_MARGIN)
+        });
         let span = tracing::info_span!(
             "request",
             request_id,

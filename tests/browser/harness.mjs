@@ -2,7 +2,7 @@
 // fresh data directory, headless Chromium with its normal web security, a static server for a
 // foreign origin, and a plain-HTTP helper for the API (node's fetch knows no CORS).
 import { spawn } from "node:child_process";
-import { mkdtemp, mkdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join, extname, resolve, sep } from "node:path";
@@ -73,6 +73,8 @@ export async function startLocalStack(extraEnv = {}) {
       process.kill(-child.pid, "SIGTERM");
       await exited;
     }
+    // The functions' own logs, kept beside the screenshots: a failure in CI is read from here.
+    await writeFile(await artifactPath("local-stack.log"), output);
     await rm(dataDir, { recursive: true, force: true });
   };
   try {

@@ -56,15 +56,22 @@ where
     /// Sends `event` as the Lambda runtime would hand it over: with an invocation context whose
     /// deadline is `remaining` from now (the `Lambda-Runtime-Deadline-Ms` of the Runtime API).
     pub async fn send_event_within(&self, event: &Value, remaining: Duration) -> Answer {
-        let mut context = lambda_http::Context::default();
-        context.request_id = "test-invocation".into();
         let deadline = SystemTime::now() + remaining;
-        context.deadline = deadline
+        let deadline_ms = deadline
             .duration_since(SystemTime::UNIX_EPOCH)
             .expect("after 1970")
             .as_millis()
             .try_into()
             .expect("milliseconds fit u64");
+        self.send_event_with_deadline_ms(event, deadline_ms).await
+    }
+
+    /// Sends `event` with `deadline_ms` as the invocation context's raw deadline, whatever an
+    /// emulator of the Runtime API might put there.
+    pub async fn send_event_with_deadline_ms(&self, event: &Value, deadline_ms: u64) -> Answer {
+        let mut context = lambda_http::Context::default();
+        context.request_id = "test-invocation".into();
+        context.deadline = deadline_ms;
         self.send_request(parse_event(event).with_lambda_context(context))
             .await
     }
