@@ -6,7 +6,8 @@
 //! reservation over a limit must be refused exactly when the model says so.
 //!
 //! `PROPTEST_CASES` sets the number of sequences (default 12, so `make test` stays quick);
-//! `make proptest` runs many more.
+//! `make proptest` runs many more. Failing sequences are kept in
+//! `tests/properties.proptest-regressions` (commit it): each runs before any new one.
 
 use presign_gate_test_support as support;
 
@@ -16,7 +17,7 @@ use lambda_http::http::StatusCode;
 use presign_gate::domain::QuotaLimits;
 use presign_gate::http::Api;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 use support::*;
 
@@ -540,7 +541,11 @@ fn random_operations_never_leak_and_listings_match_the_model() {
         .unwrap_or(12);
     let mut runner = TestRunner::new(Config {
         cases,
-        failure_persistence: None,
+        // A sequence that failed once is saved (committed with the fix) and runs first every
+        // time after, in `make test` as in `make proptest`.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/properties.proptest-regressions",
+        ))),
         max_shrink_iters: 200,
         ..Config::default()
     });
