@@ -253,7 +253,8 @@ async fn listing_walks_every_file_of_one_user_and_none_of_another() {
         ));
     }
 
-    let mut seen = BTreeSet::new();
+    // In id order across pages (a BTreeSet iterates its ids sorted), each once.
+    let mut seen = Vec::new();
     let mut token: Option<String> = None;
     for _ in 0..10 {
         let query = match &token {
@@ -264,23 +265,28 @@ async fn listing_walks_every_file_of_one_user_and_none_of_another() {
         assert_eq!(page.status, StatusCode::OK, "{page:?}");
         let files = page.body["files"].as_array().unwrap();
         assert!(files.len() <= 2);
-        for file in files {
-            assert!(
-                seen.insert(file["id"].as_str().unwrap().to_owned()),
-                "no file twice"
-            );
-        }
+        seen.extend(
+            files
+                .iter()
+                .map(|file| file["id"].as_str().unwrap().to_owned()),
+        );
         token = page.body["nextToken"].as_str().map(str::to_owned);
         if token.is_none() {
             break;
         }
     }
     assert!(token.is_none(), "the walk ends");
-    assert_eq!(seen, alices);
+    assert_eq!(seen, alices.iter().cloned().collect::<Vec<_>>());
 
-    // A token made from one of bob's ids only moves within alice's own files.
+    // A token made from one of bob's ids only moves within alice's own files: the page is
+    // exactly alice's files after that id (however many that is), and none of bob's.
     use base64::Engine as _;
     let bobs_id = bobs.iter().next().unwrap();
+    let after_bobs_id: Vec<&str> = alices
+        .iter()
+        .filter(|id| *id > bobs_id)
+        .map(String::as_str)
+        .collect();
     let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bobs_id);
     let page = api
         .call(
@@ -291,9 +297,13 @@ async fn listing_walks_every_file_of_one_user_and_none_of_another() {
         )
         .await;
     assert_eq!(page.status, StatusCode::OK);
-    for file in page.body["files"].as_array().unwrap() {
-        assert!(alices.contains(file["id"].as_str().unwrap()), "{file}");
-    }
+    let listed: Vec<&str> = page.body["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|file| file["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, after_bobs_id, "{page:?}");
 
     for bad in [
         "limit=0",

@@ -224,8 +224,12 @@ impl Harness {
                     return Ok(());
                 }
                 check!(answer.status == StatusCode::CREATED, "reserve: {answer:?}");
-                let url = answer.body["upload"]["url"].as_str().unwrap_or_default();
-                let id = answer.body["file"]["id"].as_str().unwrap_or_default();
+                let (Some(url), Some(id)) = (
+                    answer.body["upload"]["url"].as_str(),
+                    answer.body["file"]["id"].as_str(),
+                ) else {
+                    return Err(TestCaseError::fail(format!("reserve: {answer:?}")));
+                };
                 let prefix = prefix_of(&self.users[*user]);
                 check!(
                     key_of(url) == format!("{prefix}{id}"),
@@ -325,7 +329,13 @@ impl Harness {
                     "download-url {id} by {}: {answer:?}",
                     self.users[*user]
                 );
-                if let Some(url) = answer.body.get("url").and_then(Value::as_str) {
+                if expected.0 == 200 {
+                    let url = answer.body.get("url").and_then(Value::as_str);
+                    check!(
+                        url.is_some(),
+                        "download-url {id}: a 200 without a URL: {answer:?}"
+                    );
+                    let url = url.unwrap_or_default();
                     self.check_download_url(*user, &id, url)?;
                     let file = &self.files[at.expect("visible")];
                     let response = http_client().get(url).send().await.expect("GET");
@@ -347,7 +357,12 @@ impl Harness {
                         Some(json!({ "ids": ids })),
                     )
                     .await;
-                check!(answer.status == 200, "batch: {answer:?}");
+                check!(
+                    answer.status == 200
+                        && answer.body["urls"].is_object()
+                        && answer.body["errors"].is_object(),
+                    "batch: {answer:?}"
+                );
                 let urls = answer.body["urls"].as_object().cloned().unwrap_or_default();
                 let errors = answer.body["errors"]
                     .as_object()
@@ -380,7 +395,9 @@ impl Harness {
                     "batch answers every distinct id once: {answer:?}"
                 );
                 for (id, url) in &urls {
-                    self.check_download_url(*user, id, url["url"].as_str().unwrap_or_default())?;
+                    let url = url["url"].as_str();
+                    check!(url.is_some(), "batch: {id} without a URL: {answer:?}");
+                    self.check_download_url(*user, id, url.unwrap_or_default())?;
                 }
             }
             Op::List(user, limit) => {
@@ -466,11 +483,20 @@ impl Harness {
                 .call("GET", &path, Some(&self.users[user]), None)
                 .await;
             check!(answer.status == 200, "list: {answer:?}");
+            check!(
+                answer.body["files"].is_array(),
+                "list without files: {answer:?}"
+            );
             let files = answer.body["files"].as_array().cloned().unwrap_or_default();
             check!(files.len() <= limit as usize, "page over limit: {answer:?}");
             for file in files {
-                let id = file["id"].as_str().unwrap_or_default().to_owned();
-                let status = file["status"].as_str().unwrap_or_default().to_owned();
+                let (Some(id), Some(status)) = (file["id"].as_str(), file["status"].as_str())
+                else {
+                    return Err(TestCaseError::fail(format!(
+                        "list: {file} has no id or status"
+                    )));
+                };
+                let (id, status) = (id.to_owned(), status.to_owned());
                 check!(
                     listed.insert(id.clone(), status).is_none(),
                     "{id} listed twice"
