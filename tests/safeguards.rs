@@ -31,7 +31,8 @@ async fn every_response_is_no_store_204s_and_errors_included() {
     let api = api(None);
     let upload = json!({ "filename": "a.txt", "contentType": "text/plain", "size": 3 });
     let batch = json!({ "ids": [ALICE_AVAILABLE, BOB_AVAILABLE] });
-    let requests: Vec<(&str, String, Option<&str>, Option<serde_json::Value>, u16)> = vec![
+    // (method, path, caller, body, status)
+    let requests: [(_, String, _, Option<serde_json::Value>, u16); 13] = [
         ("POST", "/uploads".into(), Some("alice"), Some(upload), 201),
         ("GET", "/files".into(), Some("alice"), None, 200),
         (
