@@ -105,6 +105,72 @@ mod tests {
 
     use super::*;
 
+    /// README and SECURITY.md ("Backend faults"): every AWS call is cut at 1 s to connect, 2 s per attempt, 3
+    /// attempts and 6 s in all. Read back from the clients that the Lambda entry points build, so
+    /// a bound lost anywhere between `timeouts()` and the client (a loader that drops it, a client
+    /// builder that overrides it) fails here.
+    #[tokio::test]
+    async fn the_lambda_clients_carry_the_documented_bounds() {
+        let settings = [
+            ("FILES_BUCKET", "files"),
+            ("FILES_TABLE", "file-records"),
+            ("AWS_REGION", "us-east-1"),
+        ];
+        let config = Config::from_lookup(|name| {
+            settings
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+        .unwrap();
+        let sdk = lambda_sdk_config(&config).await;
+        let s3 = s3_client(&sdk, false);
+        let dynamodb = dynamodb_client(&sdk);
+        let clients = [
+            (
+                "S3",
+                s3.config().timeout_config(),
+                s3.config().retry_config(),
+            ),
+            (
+                "DynamoDB",
+                dynamodb.config().timeout_config(),
+                dynamodb.config().retry_config(),
+            ),
+        ];
+        for (name, timeouts, retries) in clients {
+            let timeouts = timeouts.unwrap_or_else(|| panic!("{name}: no timeout config"));
+            let retries = retries.unwrap_or_else(|| panic!("{name}: no retry config"));
+            assert_eq!(
+                timeouts.connect_timeout(),
+                Some(Duration::from_secs(1)),
+                "{name}"
+            );
+            assert_eq!(
+                timeouts.read_timeout(),
+                Some(Duration::from_secs(2)),
+                "{name}"
+            );
+            assert_eq!(
+                timeouts.operation_attempt_timeout(),
+                Some(Duration::from_secs(2)),
+                "{name}"
+            );
+            assert_eq!(
+                timeouts.operation_timeout(),
+                Some(Duration::from_secs(6)),
+                "{name}"
+            );
+            assert_eq!(retries.max_attempts(), 3, "{name}");
+            assert_eq!(
+                retries.initial_backoff(),
+                Duration::from_millis(50),
+                "{name}"
+            );
+            assert_eq!(retries.max_backoff(), Duration::from_millis(500), "{name}");
+        }
+    }
+
     /// The embedded roots are exactly the five published ones: each certificate's SHA-256 equals
     /// the fingerprint written above it, which is the one amazontrust.com publishes.
     #[test]

@@ -195,15 +195,25 @@ async fn unicode_filenames_are_kept_exactly_or_refused() {
             disposition.starts_with("attachment; filename=\""),
             "{disposition}"
         );
-        // The ASCII fallback cannot break out of its quotes.
-        let fallback = disposition
+        // The ASCII fallback cannot break out of its quotes: after the quoted fallback comes
+        // nothing, or exactly the RFC 5987 form, percent-encoded (no quote, space or backslash).
+        let (fallback, after) = disposition
             .strip_prefix("attachment; filename=\"")
-            .and_then(|rest| rest.split('"').next())
-            .unwrap();
+            .and_then(|rest| rest.split_once('"'))
+            .unwrap_or_else(|| panic!("no closing quote: {disposition}"));
         assert!(
             fallback
                 .bytes()
                 .all(|b| (0x20..0x7f).contains(&b) && b != b'\\'),
+            "{disposition}"
+        );
+        let extended = after.strip_prefix("; filename*=UTF-8''");
+        assert!(
+            after.is_empty()
+                || extended.is_some_and(|encoded| !encoded.is_empty()
+                    && encoded
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b';' | b','))),
             "{disposition}"
         );
         assert!(!disposition.contains(['\r', '\n']), "{disposition}");

@@ -90,6 +90,15 @@ impl Function {
 
     /// Hands `event` to the function and returns its API Gateway response, the body parsed.
     fn invoke(&mut self, event: &Value) -> (u64, Value) {
+        let response = self.invoke_raw(event);
+        let body = response["body"]
+            .as_str()
+            .map_or(Value::Null, |b| serde_json::from_str(b).expect("JSON body"));
+        (response["statusCode"].as_u64().expect("statusCode"), body)
+    }
+
+    /// Hands `event` to the function and returns its API Gateway response as sent.
+    fn invoke_raw(&mut self, event: &Value) -> Value {
         let id = self.runtime.queue(&event.to_string());
         let child = &mut self.child.0;
         let answer = self
@@ -98,11 +107,7 @@ impl Function {
                 child.try_wait().ok().flatten().map(|s| s.to_string())
             })
             .unwrap_or_else(|e| panic!("{e}\nstdout: {}", read(&self.stdout)));
-        let response: Value = serde_json::from_str(&answer).expect("JSON response");
-        let body = response["body"]
-            .as_str()
-            .map_or(Value::Null, |b| serde_json::from_str(b).expect("JSON body"));
-        (response["statusCode"].as_u64().expect("statusCode"), body)
+        serde_json::from_str(&answer).expect("JSON response")
     }
 
     /// Ends the process and returns what it wrote to stdout and to stderr.
@@ -249,6 +254,93 @@ async fn at_trace_the_binary_logs_no_token_claim_url_or_credential() {
     }
 }
 
+/// The guard in front of `lambda_http` (`http::RejectUnparseable`) on the real entry point: an
+/// event whose path or query makes no valid URI, or a URI over the 64 KiB `http` accepts, is a
+/// 400 `invalid_request` in the payload format it came in, not a failed invocation (which API
+/// Gateway would turn into a 500), and the function goes on to the next event.
+#[test]
+fn the_binary_answers_unparseable_requests_with_400_in_their_payload_format() {
+    let mut function = Function::start(&[
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "not-used-no-call-is-made"),
+        ("FILES_BUCKET", BUCKET),
+        ("FILES_TABLE", TABLE),
+    ]);
+    let long_query = format!("limit={}", "1".repeat(70 * 1024));
+    let rest = |path: &str| {
+        json!({
+            "resource": "/files/{id}",
+            "path": path,
+            "httpMethod": "GET",
+            "headers": {"host": "api.example.com"},
+            "multiValueHeaders": {"host": ["api.example.com"]},
+            "queryStringParameters": null,
+            "multiValueQueryStringParameters": null,
+            "pathParameters": null,
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "api", "stage": "prod", "requestId": "r",
+                "resourcePath": "/files/{id}", "httpMethod": "GET", "path": format!("/prod{path}"),
+                "identity": {"sourceIp": "203.0.113.1"},
+                "authorizer": {"claims": {"sub": SUB}},
+            },
+            "body": null,
+            "isBase64Encoded": false,
+        })
+    };
+    let cases = [
+        (
+            "HTTP API, invalid query",
+            HttpApiEvent::raw("GET", "/files", "limit=\"1 2\"")
+                .caller(SUB)
+                .to_json(),
+            false,
+        ),
+        (
+            "HTTP API, URI over 64 KiB",
+            HttpApiEvent::raw("GET", "/files", &long_query)
+                .caller(SUB)
+                .to_json(),
+            false,
+        ),
+        (
+            "REST API, path over 64 KiB",
+            rest(&format!("/files/{}", "a".repeat(70 * 1024))),
+            true,
+        ),
+    ];
+    for (what, event, rest_payload) in cases {
+        let response = function.invoke_raw(&event);
+        assert_eq!(response["statusCode"], json!(400), "{what}: {response}");
+        let body: Value = serde_json::from_str(response["body"].as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{what}: {e}: {response}"));
+        assert_eq!(body["error"]["code"], json!("invalid_request"), "{what}");
+        // API Gateway merges `headers` and `multiValueHeaders` (API Gateway Developer Guide,
+        // "Output format of a Lambda function for proxy integration"); the guard uses `headers`.
+        assert_eq!(
+            response["headers"]["cache-control"],
+            json!("no-store"),
+            "{what}: {response}"
+        );
+        // Payload 2.0 answers carry `cookies`, 1.0 answers do not: each in the format API
+        // Gateway expects back.
+        assert_eq!(
+            response.get("cookies").is_some(),
+            !rest_payload,
+            "{what}: {response}"
+        );
+    }
+    // Still serving: the next event is answered by the handler (no authorizer: 401).
+    let (status, body) = function.invoke(&HttpApiEvent::new("GET", "/files").to_json());
+    assert_eq!(status, 401, "{body}");
+    let (stdout, _) = function.stop();
+    assert_eq!(
+        stdout.matches("request URI refused").count(),
+        3,
+        "each refusal logged once:\n{stdout}"
+    );
+}
+
 /// A build without the feature (what `cargo test` builds, like `make build` and `sam build`)
 /// refuses to start with `DEV_USER_HEADER` set: one console edit must not let every caller be
 /// anyone.
@@ -304,7 +396,37 @@ async fn a_local_build_takes_the_caller_from_the_dev_header() {
         .to_json();
     let (status, refused) = function.invoke(&unnamed);
     assert_eq!(status, 401, "{refused}");
+    // An authorizer's caller wins over the header: the request acts for `SUB`, not for dave.
+    let both = HttpApiEvent::new("GET", "/files")
+        .caller(SUB)
+        .header("x-dev-user", "dave")
+        .to_json();
+    let (status, listed) = function.invoke(&both);
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed["files"],
+        json!([]),
+        "dave's file is not SUB's: {listed}"
+    );
     let (stdout, _) = function.stop();
-    assert!(stdout.contains("DEV_USER_HEADER is set"), "{stdout}");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    assert!(
+        lines.iter().any(|line| line["level"] == json!("WARN")
+            && line["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("DEV_USER_HEADER is set"))
+            && line["fields"]["header"] == json!("x-dev-user")),
+        "the start-up warning: {stdout}"
+    );
     assert!(stdout.contains(r#""caller":"dave""#), "{stdout}");
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["span"]["action"] == json!("list_files")
+                && line["span"]["caller"] == json!(SUB)),
+        "{stdout}"
+    );
 }

@@ -1,15 +1,85 @@
 //! The audit log records every URL issued, and never a URL, a signature, a credential or a token,
-//! even with every log level turned on.
+//! even with every log level turned on. The requests carry what could leak (a bearer token in
+//! `Authorization`, URLs signed with temporary credentials and their session token), so that a
+//! leak would show; each is handed over as the runtime hands it, with an invocation context.
 
 use presign_gate_test_support as support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use aws_sdk_s3::config::Credentials;
 use lambda_http::http::StatusCode;
-use presign_gate::telemetry;
+use presign_gate::bucket::S3Bucket;
+use presign_gate::domain::{ExpiryPolicy, UploadPolicy};
+use presign_gate::http::Api;
+use presign_gate::service::FileService;
+use presign_gate::store::DynamoDbOwnershipStore;
+use presign_gate::{aws, telemetry};
 use serde_json::{Value, json};
 use support::*;
+
+/// A bearer token shaped like a JWT, as API Gateway leaves it on the event after its authorizer
+/// verified it.
+const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWxvZ3MtOWIyYw";
+/// Lambda's credentials are temporary: a session token comes with them and into every URL.
+const SESSION_TOKEN: &str = "session-token-of-the-api-role-9b2c";
+/// The request id the runtime hands over with each invocation.
+const REQUEST_ID: &str = "test-invocation";
+
+/// `method path` from `caller` with `Authorization: Bearer TOKEN`, within a live invocation.
+async fn send<S, B>(
+    api: &TestApi<S, B>,
+    method: &str,
+    path: &str,
+    caller: &str,
+    body: Option<Value>,
+) -> Answer
+where
+    S: presign_gate::store::OwnershipStore,
+    B: presign_gate::bucket::UrlSigner + presign_gate::bucket::ObjectStorage,
+{
+    let mut event = HttpApiEvent::new(method, path)
+        .caller(caller)
+        .header("authorization", &format!("Bearer {TOKEN}"));
+    if let Some(body) = body {
+        event = event.json_body(&body);
+    }
+    api.send_event_within(&event.to_json(), Duration::from_secs(60))
+        .await
+}
+
+/// The handler over the stand-ins as Lambda runs it: S3 URLs signed with temporary credentials
+/// (access key, secret and session token); `table` names the DynamoDB table.
+async fn api_with_session_credentials(standins: &StandIns, table: &str) -> TestApi {
+    let sdk = aws::config_loader()
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            standins.access_key(),
+            standins.secret_key(),
+            Some(SESSION_TOKEN.to_owned()),
+            None,
+            "session",
+        ))
+        .load()
+        .await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .endpoint_url(&standins.s3_endpoint)
+            .force_path_style(true)
+            .build(),
+    );
+    TestApi(Api::new(
+        FileService::new(
+            DynamoDbOwnershipStore::new(standins.dynamodb_client(), table),
+            S3Bucket::new(s3, BUCKET),
+            UploadPolicy::new(["text/plain"], 1024).unwrap(),
+            ExpiryPolicy::new(300, 900).unwrap(),
+        ),
+        None,
+    ))
+}
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -36,17 +106,43 @@ async fn logs_hold_an_audit_trail_and_no_secrets() {
 
     let standins = StandIns::start().await;
     let api = standins.api();
+    let with_session = api_with_session_credentials(&standins, TABLE).await;
     let mut issued = Vec::new();
-    let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
+    let upload_body = json!({ "filename": "a.txt", "contentType": "text/plain", "size": 3 });
+    let reservation = send(&api, "POST", "/uploads", "alice", Some(upload_body)).await;
+    assert_eq!(reservation.status, StatusCode::CREATED, "{reservation:?}");
+    let reservation = reservation.body;
     issued.push(reservation["upload"]["url"].as_str().unwrap().to_owned());
     assert_eq!(upload(&reservation, b"abc").await.status(), 200);
     let id = file_id(&reservation);
-    let complete = api.complete("alice", &id).await;
+    let complete = send(
+        &api,
+        "POST",
+        &format!("/files/{id}/complete"),
+        "alice",
+        None,
+    )
+    .await;
     assert_eq!(complete.status, StatusCode::OK);
-    let download = api.download_url("alice", &id, "").await;
-    issued.push(download.body["url"].as_str().unwrap().to_owned());
-    let refused = api.download_url("bob", &id, "").await;
+    let download_path = format!("/files/{id}/download-url");
+    let download = send(&with_session, "GET", &download_path, "alice", None).await;
+    assert_eq!(download.status, StatusCode::OK, "{download:?}");
+    let url = download.body["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.contains(SESSION_TOKEN),
+        "the URL carries the session token: {url}"
+    );
+    issued.push(url);
+    let refused = send(&api, "GET", &download_path, "bob", None).await;
     assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    // A configuration fault: the table does not exist. 500, and its log line says why.
+    let misconfigured = api_with_session_credentials(&standins, "no-such-table").await;
+    let failed = send(&misconfigured, "GET", &download_path, "alice", None).await;
+    assert_eq!(
+        failed.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{failed:?}"
+    );
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let mut forbidden: Vec<String> = [
@@ -55,12 +151,17 @@ async fn logs_hold_an_audit_trail_and_no_secrets() {
         "X-Amz-Security-Token",
         "x-amz-security-token",
         "Authorization",
+        "authorization",
+        "Bearer",
         "AWS4-HMAC-SHA256",
+        TOKEN,
+        SESSION_TOKEN,
         standins.access_key(),
         standins.secret_key(),
     ]
     .map(str::to_owned)
     .to_vec();
+    forbidden.extend(TOKEN.split('.').map(str::to_owned));
     for url in &issued {
         forbidden.push(url.clone());
         forbidden.push(url.split_once('?').unwrap().1.to_owned());
@@ -72,7 +173,8 @@ async fn logs_hold_an_audit_trail_and_no_secrets() {
         );
     }
 
-    // Every line is JSON; the URLs issued and refused are each on record with who and what.
+    // Every line is JSON; the URLs issued and refused are each on record with who, what and
+    // which invocation.
     let lines: Vec<Value> = logs
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
@@ -80,6 +182,7 @@ async fn logs_hold_an_audit_trail_and_no_secrets() {
     let audit = |message: &str, action: &str, caller: &str| {
         lines.iter().any(|line| {
             line["fields"]["message"] == json!(message)
+                && line["span"]["request_id"] == json!(REQUEST_ID)
                 && line["span"]["action"] == json!(action)
                 && line["span"]["caller"] == json!(caller)
                 && line["span"]["file_id"] == json!(id)
@@ -97,4 +200,25 @@ async fn logs_hold_an_audit_trail_and_no_secrets() {
         audit("request refused", "presign_download", "bob"),
         "{logs}"
     );
+
+    // The 500: status, code and the backend's cause, at ERROR, in the request's span.
+    let failures: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["fields"]["message"] == json!("request failed"))
+        .collect();
+    assert_eq!(failures.len(), 1, "{logs}");
+    let failure = failures[0];
+    assert_eq!(failure["level"], json!("ERROR"), "{failure}");
+    assert_eq!(failure["fields"]["status"], json!(500), "{failure}");
+    assert_eq!(failure["fields"]["code"], json!("internal"), "{failure}");
+    let cause = failure["fields"]["cause"].as_str().unwrap_or("");
+    assert!(!cause.is_empty(), "the cause is named: {failure}");
+    for (field, value) in [
+        ("request_id", REQUEST_ID),
+        ("action", "presign_download"),
+        ("caller", "alice"),
+    ] {
+        assert_eq!(failure["span"][field], json!(value), "{failure}");
+    }
+    assert_eq!(failure["span"]["file_id"], json!(id), "{failure}");
 }

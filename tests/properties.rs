@@ -6,7 +6,8 @@
 //! reservation over a limit must be refused exactly when the model says so.
 //!
 //! `PROPTEST_CASES` sets the number of sequences (default 12, so `make test` stays quick);
-//! `make proptest` runs many more.
+//! `make proptest` runs many more. Failing sequences are kept in
+//! `tests/properties.proptest-regressions` (commit it): each runs before any new one.
 
 use presign_gate_test_support as support;
 
@@ -16,7 +17,7 @@ use lambda_http::http::StatusCode;
 use presign_gate::domain::QuotaLimits;
 use presign_gate::http::Api;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 use support::*;
 
@@ -223,8 +224,12 @@ impl Harness {
                     return Ok(());
                 }
                 check!(answer.status == StatusCode::CREATED, "reserve: {answer:?}");
-                let url = answer.body["upload"]["url"].as_str().unwrap_or_default();
-                let id = answer.body["file"]["id"].as_str().unwrap_or_default();
+                let (Some(url), Some(id)) = (
+                    answer.body["upload"]["url"].as_str(),
+                    answer.body["file"]["id"].as_str(),
+                ) else {
+                    return Err(TestCaseError::fail(format!("reserve: {answer:?}")));
+                };
                 let prefix = prefix_of(&self.users[*user]);
                 check!(
                     key_of(url) == format!("{prefix}{id}"),
@@ -324,7 +329,13 @@ impl Harness {
                     "download-url {id} by {}: {answer:?}",
                     self.users[*user]
                 );
-                if let Some(url) = answer.body.get("url").and_then(Value::as_str) {
+                if expected.0 == 200 {
+                    let url = answer.body.get("url").and_then(Value::as_str);
+                    check!(
+                        url.is_some(),
+                        "download-url {id}: a 200 without a URL: {answer:?}"
+                    );
+                    let url = url.unwrap_or_default();
                     self.check_download_url(*user, &id, url)?;
                     let file = &self.files[at.expect("visible")];
                     let response = http_client().get(url).send().await.expect("GET");
@@ -346,7 +357,12 @@ impl Harness {
                         Some(json!({ "ids": ids })),
                     )
                     .await;
-                check!(answer.status == 200, "batch: {answer:?}");
+                check!(
+                    answer.status == 200
+                        && answer.body["urls"].is_object()
+                        && answer.body["errors"].is_object(),
+                    "batch: {answer:?}"
+                );
                 let urls = answer.body["urls"].as_object().cloned().unwrap_or_default();
                 let errors = answer.body["errors"]
                     .as_object()
@@ -379,7 +395,9 @@ impl Harness {
                     "batch answers every distinct id once: {answer:?}"
                 );
                 for (id, url) in &urls {
-                    self.check_download_url(*user, id, url["url"].as_str().unwrap_or_default())?;
+                    let url = url["url"].as_str();
+                    check!(url.is_some(), "batch: {id} without a URL: {answer:?}");
+                    self.check_download_url(*user, id, url.unwrap_or_default())?;
                 }
             }
             Op::List(user, limit) => {
@@ -465,11 +483,20 @@ impl Harness {
                 .call("GET", &path, Some(&self.users[user]), None)
                 .await;
             check!(answer.status == 200, "list: {answer:?}");
+            check!(
+                answer.body["files"].is_array(),
+                "list without files: {answer:?}"
+            );
             let files = answer.body["files"].as_array().cloned().unwrap_or_default();
             check!(files.len() <= limit as usize, "page over limit: {answer:?}");
             for file in files {
-                let id = file["id"].as_str().unwrap_or_default().to_owned();
-                let status = file["status"].as_str().unwrap_or_default().to_owned();
+                let (Some(id), Some(status)) = (file["id"].as_str(), file["status"].as_str())
+                else {
+                    return Err(TestCaseError::fail(format!(
+                        "list: {file} has no id or status"
+                    )));
+                };
+                let (id, status) = (id.to_owned(), status.to_owned());
                 check!(
                     listed.insert(id.clone(), status).is_none(),
                     "{id} listed twice"
@@ -540,7 +567,11 @@ fn random_operations_never_leak_and_listings_match_the_model() {
         .unwrap_or(12);
     let mut runner = TestRunner::new(Config {
         cases,
-        failure_persistence: None,
+        // A sequence that failed once is saved (committed with the fix) and runs first every
+        // time after, in `make test` as in `make proptest`.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/properties.proptest-regressions",
+        ))),
         max_shrink_iters: 200,
         ..Config::default()
     });

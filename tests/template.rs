@@ -520,6 +520,91 @@ fn resource_policy_problems(t: &Value) -> Vec<String> {
     problems
 }
 
+/// README, "Deploying": the bucket blocks all public access, enforces bucket-owner ownership,
+/// encrypts by default and refuses TLS below 1.2; the bucket and the table outlive the stack; a
+/// failed S3 event is retried twice within an hour and then lands in the dead-letter queue. Each
+/// property exactly as documented, so that a weakened one (a `false`, a dropped rule) is reported
+/// even where checkov's generic rules would accept it.
+fn storage_and_events_problems(t: &Value) -> Vec<String> {
+    let resources = &t["Resources"];
+    let bucket = &resources["FilesBucket"]["Properties"];
+    let mut expected = vec![
+        (
+            "the bucket's public access block".to_owned(),
+            &bucket["PublicAccessBlockConfiguration"],
+            json!({
+                "BlockPublicAcls": true,
+                "BlockPublicPolicy": true,
+                "IgnorePublicAcls": true,
+                "RestrictPublicBuckets": true,
+            }),
+        ),
+        (
+            "the bucket's object ownership".to_owned(),
+            &bucket["OwnershipControls"],
+            json!({ "Rules": [{ "ObjectOwnership": "BucketOwnerEnforced" }] }),
+        ),
+        (
+            "the bucket's default encryption".to_owned(),
+            &bucket["BucketEncryption"],
+            json!({ "ServerSideEncryptionConfiguration": [{
+                "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" },
+                "BucketKeyEnabled": true,
+            }] }),
+        ),
+        (
+            "the events function's EventInvokeConfig".to_owned(),
+            &resources["EventsFunction"]["Properties"]["EventInvokeConfig"],
+            json!({
+                "MaximumRetryAttempts": 2,
+                "MaximumEventAgeInSeconds": 3600,
+                "DestinationConfig": { "OnFailure": {
+                    "Type": "SQS",
+                    "Destination": get_att("EventsDeadLetterQueue"),
+                } },
+            }),
+        ),
+        (
+            "EventsDeadLetterQueue's type".to_owned(),
+            &resources["EventsDeadLetterQueue"]["Type"],
+            json!("AWS::SQS::Queue"),
+        ),
+    ];
+    for name in ["FilesBucket", "FilesTable"] {
+        for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+            expected.push((
+                format!("{name}'s {policy}"),
+                &resources[name][policy],
+                json!("Retain"),
+            ));
+        }
+    }
+    let mut problems: Vec<String> = expected
+        .into_iter()
+        .filter(|(_, actual, expected)| *actual != expected)
+        .map(|(what, actual, expected)| format!("{what} is {actual}, expected {expected}"))
+        .collect();
+    let tls_deny = json!({
+        "Sid": "DenyOutdatedTls",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [
+            { "Fn::GetAtt": ["FilesBucket", "Arn"] },
+            { "Fn::Sub": "${FilesBucket.Arn}/*" },
+        ],
+        "Condition": { "NumericLessThan": { "s3:TlsVersion": "1.2" } },
+    });
+    let bucket_policy = statements(&resources["FilesBucketPolicy"]["Properties"]["PolicyDocument"]);
+    if !bucket_policy.contains(&tls_deny) {
+        problems.push(format!(
+            "the bucket policy does not deny TLS below 1.2 on the bucket and its objects: \
+             expected {tls_deny} among {bucket_policy:?}"
+        ));
+    }
+    problems
+}
+
 /// The bucket name the functions are given is the bucket's own.
 fn bucket_name_problems(t: &Value) -> Vec<String> {
     let env = &t["Globals"]["Function"]["Environment"]["Variables"]["FILES_BUCKET"];
@@ -645,6 +730,7 @@ fn all_problems(text: &str) -> Vec<String> {
     let mut problems = iam_problems(&t);
     problems.extend(resource_policy_problems(&t));
     problems.extend(bucket_name_problems(&t));
+    problems.extend(storage_and_events_problems(&t));
     problems.extend(dev_identity_problems(text));
     problems.extend(template_routes(&t).1);
     problems
@@ -910,6 +996,72 @@ fn checks_catch_a_widened_template() {
             "            Condition:\n              StringEquals:\n                aws:SourceAccount: !Ref AWS::AccountId\n",
             "",
             "ReconcileSchedulerRole: trust policy",
+        ),
+        (
+            "public ACLs honoured",
+            "        IgnorePublicAcls: true",
+            "        IgnorePublicAcls: false",
+            "public access block",
+        ),
+        (
+            "public policies allowed",
+            "        BlockPublicPolicy: true",
+            "        BlockPublicPolicy: false",
+            "public access block",
+        ),
+        (
+            "public ACLs accepted",
+            "        BlockPublicAcls: true",
+            "        BlockPublicAcls: false",
+            "public access block",
+        ),
+        (
+            "cross-account public access",
+            "        RestrictPublicBuckets: true",
+            "        RestrictPublicBuckets: false",
+            "public access block",
+        ),
+        (
+            "ACLs back in force",
+            "ObjectOwnership: BucketOwnerEnforced",
+            "ObjectOwnership: ObjectWriter",
+            "object ownership",
+        ),
+        (
+            "no default encryption",
+            "              SSEAlgorithm: AES256",
+            "              SSEAlgorithm: aws:kms",
+            "default encryption",
+        ),
+        (
+            "bucket deleted with the stack",
+            "    DependsOn: EventsInvokePermission # S3 checks it may invoke the function when notifications are set\n    DeletionPolicy: Retain",
+            "    DependsOn: EventsInvokePermission # S3 checks it may invoke the function when notifications are set\n    DeletionPolicy: Delete",
+            "FilesBucket's DeletionPolicy",
+        ),
+        (
+            "table replaced without a copy",
+            "    Type: AWS::DynamoDB::Table\n    DeletionPolicy: Retain\n    UpdateReplacePolicy: Retain",
+            "    Type: AWS::DynamoDB::Table\n    DeletionPolicy: Retain\n    UpdateReplacePolicy: Delete",
+            "FilesTable's UpdateReplacePolicy",
+        ),
+        (
+            "TLS 1.0 accepted",
+            "                s3:TlsVersion: \"1.2\"",
+            "                s3:TlsVersion: \"1.0\"",
+            "TLS below 1.2",
+        ),
+        (
+            "events retried without end",
+            "        MaximumRetryAttempts: 2\n        MaximumEventAgeInSeconds: 3600",
+            "        MaximumRetryAttempts: 0\n        MaximumEventAgeInSeconds: 3600",
+            "EventInvokeConfig",
+        ),
+        (
+            "failed events dropped",
+            "        DestinationConfig:\n          OnFailure:\n            Type: SQS\n            Destination: !GetAtt EventsDeadLetterQueue.Arn\n",
+            "",
+            "EventInvokeConfig",
         ),
         (
             "lifetime not enforced",

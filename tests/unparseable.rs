@@ -55,6 +55,7 @@ async fn an_invalid_query_string_is_a_400_not_a_failed_invocation() {
     let body: Value = serde_json::from_str(refused["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["error"]["code"], "invalid_request");
     assert_eq!(refused["headers"]["content-type"], "application/json");
+    assert_eq!(refused["headers"]["cache-control"], "no-store");
 
     let handled = answer(http_api_event("limit=2")).await;
     assert_eq!(

@@ -125,18 +125,24 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Result<Response<Body>,
         .map_err(|e| AppError::Internal(e.into()))
 }
 
+/// A 204. No body, but `no-store` all the same: every answer of this API is private to its caller,
+/// and a cache that keeps none of them needs no rule for which.
 pub fn no_content() -> Result<Response<Body>, AppError> {
     Response::builder()
         .status(StatusCode::NO_CONTENT)
+        .header(header::CACHE_CONTROL, NO_STORE)
         .body(Body::Empty)
         .map_err(|e| AppError::Internal(e.into()))
 }
+
+/// The `Cache-Control` of every response, success, 204 or error.
+const NO_STORE: &str = "no-store";
 
 fn base(status: StatusCode) -> lambda_http::http::response::Builder {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::CACHE_CONTROL, NO_STORE)
 }
 
 /// The HTTP status and stable error code of every error. The message is the error's `Display`,
@@ -172,7 +178,7 @@ pub fn error_response(error: &AppError) -> Response<Body> {
     );
     headers.insert(
         header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
+        header::HeaderValue::from_static(NO_STORE),
     );
     match error {
         AppError::Unavailable(_) => {

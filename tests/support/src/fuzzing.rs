@@ -8,9 +8,11 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
+use lambda_http::Service as _;
 use lambda_http::http::HeaderName;
+use lambda_http::request::LambdaRequest;
 use presign_gate::domain::{ExpiryPolicy, FileId, FileStatus, OwnerId, UploadPolicy};
-use presign_gate::http::Api;
+use presign_gate::http::{Api, RejectUnparseable};
 use presign_gate::s3_events::{S3Event, decode_event_key, handle_s3_event};
 use presign_gate::service::FileService;
 use serde_json::Value;
@@ -92,10 +94,27 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 /// lambda_http itself panics on a URI over 64 KiB, before any of our code runs).
 const MAX_URI_BYTES: usize = 10 * 1024;
 
+/// What one fuzz input for the API is.
+// One value per input, made and taken apart at once: boxing a variant would save nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum ApiInput {
+    /// A request the handler gets: `lambda_http` parsed the event.
+    Request {
+        event: HttpApiEvent,
+        request: lambda_http::Request,
+        /// The authorizer's `sub` (`-` for none) and the dev header's value.
+        caller: String,
+        dev_user: String,
+    },
+    /// An event whose path and query make no valid URI: `lambda_http` panics while converting
+    /// it, so the function's guard (`http::RejectUnparseable`) answers it, never the handler.
+    Unparseable(LambdaRequest),
+}
+
 /// Splits fuzz bytes into the fields of a request, separated by `\n`:
 /// method, path, query, caller (`-` for none), dev header, content type, and the rest as body.
-/// The status answered, or `None` when the input is not a request API Gateway could send.
-pub fn api_request(data: &[u8]) -> Option<u16> {
+/// `None` when the input is not a request API Gateway could send.
+pub fn api_input(data: &[u8]) -> Option<ApiInput> {
     let text = String::from_utf8_lossy(data);
     let mut fields = text.splitn(7, '\n');
     let mut next = || fields.next().unwrap_or("");
@@ -111,14 +130,8 @@ pub fn api_request(data: &[u8]) -> Option<u16> {
     let dev_user = next();
     let content_type = next();
     let body = next();
-    // API Gateway sends a rawPath starting with `/`, and lambda_http 1.3 appends rawQueryString
-    // to the URI verbatim and panics ("failed to build request") when the result is not a valid
-    // URI, before any of our code runs; that panic is upstream's, so such inputs are skipped.
-    let uri_ok =
-        lambda_http::http::Uri::try_from(format!("https://api.example.com{path}?{query}")).is_ok();
     if path.len() + query.len() > MAX_URI_BYTES
         || !path.starts_with('/')
-        || !uri_ok
         || HeaderName::from_bytes(method.as_bytes()).is_err()
         || !method.bytes().all(|b| b.is_ascii_uppercase())
     {
@@ -131,10 +144,42 @@ pub fn api_request(data: &[u8]) -> Option<u16> {
     if caller != "-" {
         event = event.caller(caller);
     }
+    // API Gateway sends a rawPath starting with `/`, and lambda_http 1.3 appends rawQueryString
+    // to the URI verbatim and panics ("failed to build request") when the result is not a valid
+    // URI, before any of our code runs.
+    let uri_ok =
+        lambda_http::http::Uri::try_from(format!("https://api.example.com{path}?{query}")).is_ok();
+    if !uri_ok {
+        // Only events API Gateway could send: ones that deserialise.
+        return serde_json::from_value(event.to_json())
+            .ok()
+            .map(ApiInput::Unparseable);
+    }
     // Only inputs API Gateway could send: lambda_http refuses the rest before our code runs.
-    let Ok(request) = event.try_request() else {
+    let request = event.try_request().ok()?;
+    Some(ApiInput::Request {
+        event,
+        request,
+        caller: caller.to_owned(),
+        dev_user: dev_user.to_owned(),
+    })
+}
+
+/// The status the handler answered, or `None` when the input is no request the handler gets:
+/// not one API Gateway could send, or one the function's guard answers. The fuzz target skips
+/// the latter because libFuzzer aborts on any panic, even one the guard catches;
+/// `api_replay` (the saved inputs, in `make test`) runs them through the guard.
+pub fn api_request(data: &[u8]) -> Option<u16> {
+    let ApiInput::Request {
+        event,
+        request,
+        caller,
+        dev_user,
+    } = api_input(data)?
+    else {
         return None;
     };
+    let (caller, dev_user) = (caller.as_str(), dev_user.as_str());
     let dev_header = HeaderName::from_static("x-dev-user");
     let api = Api::new(service(), Some(dev_header));
     let response = runtime().block_on(api.handle(request));
@@ -181,6 +226,43 @@ pub fn api_request(data: &[u8]) -> Option<u16> {
     Some(status.as_u16())
 }
 
+/// The status a saved input gets from the function: from the handler, or from the guard in
+/// front of it (which must refuse it as `invalid_request`). `None` only when the input is not a
+/// request API Gateway could send.
+pub fn api_replay(data: &[u8]) -> Option<u16> {
+    match api_input(data)? {
+        ApiInput::Request { .. } => api_request(data),
+        ApiInput::Unparseable(event) => Some(guard_answer(event)),
+    }
+}
+
+/// The guard's answer to an event `lambda_http` cannot parse: a 400 `invalid_request` in the
+/// format API Gateway expects.
+fn guard_answer(event: LambdaRequest) -> u16 {
+    let api: &'static Api<_, _> = Box::leak(Box::new(Api::new(
+        service(),
+        Some(HeaderName::from_static("x-dev-user")),
+    )));
+    let handler = lambda_http::service_fn(move |request: lambda_http::Request| async move {
+        Ok::<_, std::convert::Infallible>(api.handle(request).await)
+    });
+    let mut guarded = RejectUnparseable(lambda_http::Adapter::from(handler));
+    let answer = runtime()
+        .block_on(guarded.call(lambda_http::LambdaEvent::new(
+            event,
+            lambda_http::Context::default(),
+        )))
+        .unwrap_or_else(|never| match never {});
+    let answer = serde_json::to_value(answer).expect("the guard's answer serialises");
+    let body: Value = answer["body"]
+        .as_str()
+        .and_then(|body| serde_json::from_str(body).ok())
+        .unwrap_or_else(|| panic!("no JSON body: {answer}"));
+    assert_eq!(body["error"]["code"], "invalid_request", "{answer}");
+    let status = answer["statusCode"].as_u64().expect("statusCode");
+    u16::try_from(status).expect("an HTTP status")
+}
+
 fn collect_urls<'v>(value: &'v Value, urls: &mut Vec<&'v str>) {
     match value {
         Value::Object(map) => {
@@ -196,26 +278,47 @@ fn collect_urls<'v>(value: &'v Value, urls: &mut Vec<&'v str>) {
     }
 }
 
+/// What the events harness did with one input.
+#[derive(Debug, PartialEq)]
+pub enum S3Replay {
+    /// An S3 notification, handled: how many of its records failed, and the keys deleted.
+    Event {
+        failed_records: usize,
+        deleted: Vec<String>,
+    },
+    /// A raw key, which round-tripped through S3's encoding.
+    Key,
+}
+
 /// First byte 0: the bytes are an S3 notification (JSON) for the events function; otherwise
 /// they are a raw event key to decode, which must round-trip through S3's encoding.
 pub fn s3_event(data: &[u8]) {
-    let Some((&mode, rest)) = data.split_first() else {
-        return;
-    };
+    s3_replay(data);
+}
+
+/// `s3_event`, saying what it did; `None` for an input that is neither (empty, or JSON that is
+/// no S3 notification, which Lambda would never hand the function).
+pub fn s3_replay(data: &[u8]) -> Option<S3Replay> {
+    let (&mode, rest) = data.split_first()?;
     if mode == 0 {
-        let Ok(event) = serde_json::from_slice::<S3Event>(rest) else {
-            return;
-        };
+        let event = serde_json::from_slice::<S3Event>(rest).ok()?;
         let (files, deleted) = service_with_log();
-        let _ = runtime().block_on(handle_s3_event(&files, event));
+        let failed_records = match runtime().block_on(handle_s3_event(&files, event)) {
+            Ok(()) => 0,
+            Err(failed) => failed.0.len(),
+        };
+        let deleted = deleted.lock().unwrap().clone();
         // The events function may only ever delete under users/, where its role has rights.
-        for key in deleted.lock().unwrap().iter() {
+        for key in &deleted {
             assert!(
                 key.starts_with("users/") && key.len() > 6,
                 "deleted {key:?}"
             );
         }
-        return;
+        return Some(S3Replay::Event {
+            failed_records,
+            deleted,
+        });
     }
     let text = String::from_utf8_lossy(rest);
     // Any key S3 could name, encoded as S3 encodes keys in notifications, decodes back.
@@ -227,4 +330,5 @@ pub fn s3_event(data: &[u8]) {
     );
     // And arbitrary text decodes or is refused, without panicking.
     let _ = decode_event_key(&text);
+    Some(S3Replay::Key)
 }

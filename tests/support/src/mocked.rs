@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::operation::delete_object::DeleteObjectOutput;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
@@ -93,19 +93,64 @@ impl Intercept for CountRequests {
     }
 }
 
+/// One read of the table as the adapter sent it: what the tests check of every read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Read {
+    pub operation: &'static str,
+    /// `ConsistentRead` as sent (per table for BatchGetItem).
+    pub consistent: Option<bool>,
+    /// `Limit` as sent (Query only).
+    pub limit: Option<i32>,
+}
+
+/// Every read the mocked table answered, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Reads(Arc<Mutex<Vec<Read>>>);
+
+impl Reads {
+    pub fn all(&self) -> Vec<Read> {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn push(&self, operation: &'static str, consistent: Option<bool>, limit: Option<i32>) {
+        self.0.lock().unwrap().push(Read {
+            operation,
+            consistent,
+            limit,
+        });
+    }
+}
+
+/// Ways the mocked DynamoDB misbehaves, as the real one may or as a bug in the adapter would
+/// make it seem to.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Quirks {
+    /// BatchGetItem answers the first call with only its first key and leaves the others
+    /// unprocessed (as DynamoDB does when throttled), then answers in full.
+    pub batch_unprocessed_once: bool,
+    /// BatchGetItem returns `MockedApi::foreign`'s record (another owner's) whoever asks for
+    /// that id: the defence in depth behind the key's owner must drop it.
+    pub batch_ignores_owner: bool,
+}
+
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-/// A record as the DynamoDB adapter writes it.
+/// A record of `OWNER`'s as the DynamoDB adapter writes it.
 pub fn item(id: FileId, status: &str) -> HashMap<String, AttributeValue> {
-    let owner = OwnerId::parse(OWNER).unwrap();
+    item_of(OWNER, id, status)
+}
+
+/// A record of `owner`'s as the DynamoDB adapter writes it.
+pub fn item_of(owner: &str, id: FileId, status: &str) -> HashMap<String, AttributeValue> {
+    let owner_id = OwnerId::parse(owner).unwrap();
     let mut item = HashMap::from([
-        (attr::OWNER.to_owned(), s(OWNER)),
+        (attr::OWNER.to_owned(), s(owner)),
         (attr::FILE_ID.to_owned(), s(id.to_string())),
         (
             attr::OBJECT_KEY.to_owned(),
-            s(ObjectKey::for_file(&owner, id).as_str()),
+            s(ObjectKey::for_file(&owner_id, id).as_str()),
         ),
         (attr::FILENAME.to_owned(), s("holiday photo.png")),
         (attr::CONTENT_TYPE.to_owned(), s(CONTENT_TYPE)),
@@ -128,6 +173,10 @@ pub struct MockedApi {
     pub available: Vec<FileId>,
     /// A reservation of `OWNER` not yet confirmed (its object "exists" and matches).
     pub pending: FileId,
+    /// An available file of another owner's.
+    pub foreign: FileId,
+    /// Every read of the table, as sent.
+    pub reads: Reads,
 }
 
 /// The production loader with static credentials: `load` does no I/O.
@@ -147,8 +196,15 @@ pub async fn sdk_config() -> SdkConfig {
 
 impl MockedApi {
     pub async fn new() -> Self {
+        Self::with_quirks(Quirks::default()).await
+    }
+
+    pub async fn with_quirks(quirks: Quirks) -> Self {
         let available: Vec<FileId> = (0..AVAILABLE).map(|_| FileId::new_random()).collect();
         let pending = FileId::new_random();
+        let foreign = FileId::new_random();
+        let foreign_item = Arc::new(item_of("mallory", foreign, "available"));
+        let reads = Reads::default();
         let records: Arc<HashMap<String, HashMap<String, AttributeValue>>> = Arc::new(
             available
                 .iter()
@@ -168,33 +224,63 @@ impl MockedApi {
         };
 
         let get_item = {
-            let lookup = lookup.clone();
+            let (lookup, reads) = (lookup.clone(), reads.clone());
             mock!(aws_sdk_dynamodb::Client::get_item).then_compute_output(move |input| {
+                reads.push("GetItem", input.consistent_read(), None);
                 GetItemOutput::builder()
                     .set_item(lookup(input.key()))
                     .build()
             })
         };
         let batch_get_item = {
-            let lookup = lookup.clone();
+            let (lookup, reads) = (lookup.clone(), reads.clone());
+            let calls = Arc::new(Mutex::new(0_usize));
             mock!(aws_sdk_dynamodb::Client::batch_get_item).then_compute_output(move |input| {
+                let first_call = {
+                    let mut calls = calls.lock().unwrap();
+                    *calls += 1;
+                    *calls == 1
+                };
                 let mut responses = HashMap::new();
+                let mut unprocessed = HashMap::new();
                 for (table, keys) in input.request_items().into_iter().flatten() {
-                    let items = keys
-                        .keys()
+                    reads.push("BatchGetItem", keys.consistent_read(), None);
+                    let mut asked = keys.keys().to_vec();
+                    if quirks.batch_unprocessed_once && first_call && asked.len() > 1 {
+                        let later = asked.split_off(1);
+                        unprocessed.insert(
+                            table.clone(),
+                            KeysAndAttributes::builder()
+                                .set_keys(Some(later))
+                                .set_consistent_read(keys.consistent_read())
+                                .build()
+                                .unwrap(),
+                        );
+                    }
+                    let items = asked
                         .iter()
-                        .filter_map(|key| lookup(Some(key)))
+                        .filter_map(|key| {
+                            let id = key.get(attr::FILE_ID)?.as_s().ok()?;
+                            if quirks.batch_ignores_owner && *id == foreign.to_string() {
+                                return Some((*foreign_item).clone());
+                            }
+                            lookup(Some(key))
+                        })
                         .collect::<Vec<_>>();
                     responses.insert(table.clone(), items);
                 }
                 BatchGetItemOutput::builder()
                     .set_responses(Some(responses))
+                    .set_unprocessed_keys((!unprocessed.is_empty()).then_some(unprocessed))
                     .build()
             })
         };
+        // One page in id order (the sort key's), at most `Limit` records long, as DynamoDB
+        // answers a Query.
         let query = {
-            let records = Arc::clone(&records);
-            mock!(aws_sdk_dynamodb::Client::query).then_compute_output(move |_| {
+            let (records, reads) = (Arc::clone(&records), reads.clone());
+            mock!(aws_sdk_dynamodb::Client::query).then_compute_output(move |input| {
+                reads.push("Query", input.consistent_read(), input.limit());
                 let mut items: Vec<_> = records.values().cloned().collect();
                 items.sort_by(|a, b| {
                     a[attr::FILE_ID]
@@ -202,7 +288,23 @@ impl MockedApi {
                         .ok()
                         .cmp(&b[attr::FILE_ID].as_s().ok())
                 });
-                QueryOutput::builder().set_items(Some(items)).build()
+                let limit = input.limit().and_then(|n| usize::try_from(n).ok());
+                let last = match limit {
+                    Some(limit) if limit < items.len() => {
+                        items.truncate(limit);
+                        items.last().map(|last| {
+                            HashMap::from([
+                                (attr::OWNER.to_owned(), last[attr::OWNER].clone()),
+                                (attr::FILE_ID.to_owned(), last[attr::FILE_ID].clone()),
+                            ])
+                        })
+                    }
+                    _ => None,
+                };
+                QueryOutput::builder()
+                    .set_items(Some(items))
+                    .set_last_evaluated_key(last)
+                    .build()
             })
         };
         // Reservations, confirmations and deletes write a record and its owner's usage ledger
@@ -271,6 +373,8 @@ impl MockedApi {
             s3,
             available,
             pending,
+            foreign,
+            reads,
         }
     }
 
