@@ -48,7 +48,7 @@ WARM_INVOCATIONS ?= 1000
 CRITERION_ARGS ?= --warm-up-time 1 --measurement-time 3 --noplot
 
 .PHONY: help tools local-aws local test lint template-checks sam-build build deploy proptest fuzz load \
-  bench bench-micro bench-lambda bench-sizes vendor chromium browser-test
+  bench bench-micro bench-lambda bench-sizes vendor chromium browser-test qemu-arm64 mutants
 
 help:
 	@echo "make local     run the API at http://127.0.0.1:9000 on S3 and DynamoDB stand-ins, the demo at :9102"
@@ -85,6 +85,11 @@ template-checks: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(SAM_VENV)/bin/cfn-lint template.yaml
 	$(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation -f template.yaml
 
+# Where `sam build` leaves each function's bootstrap (.aws-sam/build/<Function>/bootstrap), which
+# tests/deployed_bootstrap.rs starts behind a Runtime API on loopback.
+LAMBDA_BUILD_DIR := $(CURDIR)/.aws-sam/build
+export LAMBDA_BUILD_DIR
+
 # sam build of both functions (cargo lambda, in place: incremental in target/). Uses the deployed
 # arm64 unless this machine cannot build it (scripts/lambda-arch.sh), or LAMBDA_ARCH says otherwise.
 sam-build: $(SAM_VENV)/.installed $(LOCAL_VENV)/.installed
@@ -113,11 +118,27 @@ lint:
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo clippy --locked -p presign-gate --all-targets --features dev-identity -- -D warnings
 
+# The arm64 bootstrap of `sam build` runs here under Debian's qemu-user-static, its dynamic loader
+# from the arm64 C library (tests/deployed_bootstrap.rs: `sam local` would need Docker). Installed
+# when missing, as root; otherwise make stops with what to install. An arm64 machine runs the
+# binary as it is and needs neither.
+QEMU_AARCH64 ?= /usr/bin/qemu-aarch64-static
+export QEMU_AARCH64
+qemu-arm64:
+	@if [ "$$(uname -m)" != aarch64 ] && { [ ! -x "$(QEMU_AARCH64)" ] || [ ! -e /lib/ld-linux-aarch64.so.1 ]; }; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "qemu-user-static or the arm64 C library is missing: as root, run dpkg --add-architecture arm64, then apt-get update, then apt-get install -y qemu-user-static libc6:arm64" >&2; exit 1; \
+	  fi; \
+	  dpkg --add-architecture arm64 && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static libc6:arm64; \
+	fi
+	@if [ "$$(uname -m)" != aarch64 ]; then "$(QEMU_AARCH64)" --version | head -n 1; fi
+
 # The closing line totals the results of every Rust test binary and of the browser tests, so a
 # run that executed nothing shows it. Everything runs on the build every deployment gets (no
 # features: it must refuse DEV_USER_HEADER), then the config unit tests and the binary's tests
 # again on the `make local` build (dev-identity), which the browser tests use too.
-test: tools local-aws lint template-checks sam-build
+test: tools local-aws lint template-checks sam-build qemu-arm64
 	mkdir -p target
 	cargo test --locked --workspace --all-targets 2>&1 | tee target/test.log
 	cargo test --locked -p presign-gate --features dev-identity --lib --test lambda_binary 2>&1 \
