@@ -154,4 +154,15 @@ mod tests {
         let a_second_ago = millis - 61_000;
         assert!(Deadline::of_invocation(a_second_ago, REQUEST_MARGIN).has_passed());
     }
+
+    #[test]
+    fn the_earliest_instant_lambda_could_send_is_a_deadline_and_the_millisecond_before_is_none() {
+        assert!(
+            Deadline::of_invocation(EARLIEST_INVOCATION_DEADLINE_MS, REQUEST_MARGIN).has_passed()
+        );
+        assert_eq!(
+            Deadline::of_invocation(EARLIEST_INVOCATION_DEADLINE_MS - 1, REQUEST_MARGIN),
+            Deadline::NONE
+        );
+    }
 }
