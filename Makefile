@@ -230,6 +230,7 @@ $(CARGO_MUTANTS):
 	  --root $(TOOLS_DIR)/cargo-mutants-$(CARGO_MUTANTS_VERSION)
 
 mutants: tools $(CARGO_MUTANTS)
+	mkdir -p $(foreach part,$(MUTANTS_PARTS),target/mutants-out/$(part))
 	failed=0; \
 	for part in $(MUTANTS_PARTS); do \
 	  CARGO_TARGET_DIR=$(CURDIR)/target/mutants $(CARGO_MUTANTS) mutants --config .cargo/$$part.toml \
