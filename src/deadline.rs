@@ -144,6 +144,8 @@ mod tests {
             .remaining()
             .unwrap();
         assert!(remaining > Duration::from_secs(50) && remaining <= Duration::from_secs(59));
+        assert!(!Deadline::of_invocation(millis, REQUEST_MARGIN).has_passed());
+        assert!(!Deadline::NONE.has_passed());
         // What `cargo lambda watch` sends, and a context built by hand.
         assert_eq!(
             Deadline::of_invocation(600_000, REQUEST_MARGIN),
