@@ -71,18 +71,21 @@ async fn two_concurrent_confirmations_change_the_record_once() {
         h.store.journal.matching("store.mark_available "),
         ["store.mark_available Applied", "store.mark_available Stale"]
     );
+    let stored = h.store.record(&alice(), record.id).unwrap();
+    assert_eq!(stored.status, FileStatus::Available);
+    assert_eq!(stored.purge_at, None);
+    assert!(stored.uploaded_at.is_some(), "{stored:?}");
+    // Each answers the record as stored (what `complete` shows): the winner's own, the other's
+    // read back.
     for confirmation in [first.unwrap(), second.unwrap()] {
         match confirmation {
             Confirmation::Available(confirmed) => {
-                assert_eq!(confirmed.status, FileStatus::Available);
                 assert_eq!(confirmed.etag.as_deref(), Some("\"e\""));
+                assert_eq!(confirmed, stored);
             }
             other => panic!("{other:?}"),
         }
     }
-    let stored = h.store.record(&alice(), record.id).unwrap();
-    assert_eq!(stored.status, FileStatus::Available);
-    assert_eq!(stored.purge_at, None);
 }
 
 #[tokio::test]
