@@ -60,7 +60,7 @@ help:
 	@echo "make fuzz      each fuzz target for FUZZ_SECONDS (60) on the stable toolchain"
 	@echo "make load      a bounded load test against the API, started on loopback for the run"
 	@echo "make browser-test  the browser client's unit tests, then the demo, client and Uppy in headless Chromium"
-	@echo "make mutants   mutation testing of the safety-critical code (about an hour; FILES=\"src/a.rs ...\" for a few files)"
+	@echo "make mutants   mutation testing of the safety-critical code (hours; FILES=\"src/a.rs ...\" for a few files)"
 
 $(S3S_FS_BIN):
 	cargo install s3s-fs --version $(S3S_FS_VERSION) --features binary --locked \
@@ -210,9 +210,9 @@ bench-sizes: tools
 	(cd $(BENCH_DIR) && zip -q -9 -X bootstrap.zip bootstrap); \
 	echo "$$arch release bootstrap: $$(stat -c %s $(BENCH_DIR)/bootstrap) bytes; zip: $$(stat -c %s $(BENCH_DIR)/bootstrap.zip) bytes"
 
-# Mutation testing, never part of `make test` (about an hour here): cargo-mutants changes the
-# safety-critical code one mutant at a time and runs the tests, which must fail. Two parts, each a
-# config: .cargo/mutants.toml (most of the code, against the fast tests over the in-memory fakes)
+# Mutation testing, never part of `make test` (all of it takes hours on 2 cores): cargo-mutants
+# changes the safety-critical code one mutant at a time and runs the tests, which must fail. Two
+# parts, each a config: .cargo/mutants.toml (most of the code, against the fast tests over the in-memory fakes)
 # and .cargo/mutants-standins.toml (the DynamoDB and S3 adapters, against the stand-in tests).
 # `make mutants FILES="src/domain/policy.rs src/deadline.rs"` runs only those files' mutants.
 # Each part builds in a scratch copy of the tree (the checkout is never touched) with its own
