@@ -212,8 +212,9 @@ bench-sizes: tools
 
 # Mutation testing, never part of `make test` (all of it takes hours on 2 cores): cargo-mutants
 # changes the safety-critical code one mutant at a time and runs the tests, which must fail. Two
-# parts, each a config: .cargo/mutants.toml (most of the code, against the fast tests over the in-memory fakes)
-# and .cargo/mutants-standins.toml (the DynamoDB and S3 adapters, against the stand-in tests).
+# parts, each a config: .cargo/mutants.toml (most of the code, against the fast tests over the
+# in-memory fakes) and .cargo/mutants-standins.toml (the DynamoDB and S3 adapters, against the
+# stand-in tests).
 # `make mutants FILES="src/domain/policy.rs src/deadline.rs"` runs only those files' mutants.
 # Each part builds in a scratch copy of the tree (the checkout is never touched) with its own
 # target directory, target/mutants, which keeps the dependencies built between runs. Results in
