@@ -48,7 +48,7 @@ WARM_INVOCATIONS ?= 1000
 CRITERION_ARGS ?= --warm-up-time 1 --measurement-time 3 --noplot
 
 .PHONY: help tools local-aws local test lint template-checks sam-build build deploy proptest fuzz load \
-  bench bench-micro bench-lambda bench-sizes vendor chromium browser-test
+  bench bench-micro bench-lambda bench-sizes vendor chromium browser-test qemu-arm64 mutants
 
 help:
 	@echo "make local     run the API at http://127.0.0.1:9000 on S3 and DynamoDB stand-ins, the demo at :9102"
@@ -60,6 +60,7 @@ help:
 	@echo "make fuzz      each fuzz target for FUZZ_SECONDS (60) on the stable toolchain"
 	@echo "make load      a bounded load test against the API, started on loopback for the run"
 	@echo "make browser-test  the browser client's unit tests, then the demo, client and Uppy in headless Chromium"
+	@echo "make mutants   mutation testing of the safety-critical code (hours; FILES=\"src/a.rs ...\" for a few files)"
 
 $(S3S_FS_BIN):
 	cargo install s3s-fs --version $(S3S_FS_VERSION) --features binary --locked \
@@ -84,6 +85,11 @@ template-checks: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	AWS_DEFAULT_REGION=us-east-1 $(SAM) validate --lint --template-file template.yaml
 	$(SAM_VENV)/bin/cfn-lint template.yaml
 	$(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation -f template.yaml
+
+# Where `sam build` leaves each function's bootstrap (.aws-sam/build/<Function>/bootstrap), which
+# tests/deployed_bootstrap.rs starts behind a Runtime API on loopback.
+LAMBDA_BUILD_DIR := $(CURDIR)/.aws-sam/build
+export LAMBDA_BUILD_DIR
 
 # sam build of both functions (cargo lambda, in place: incremental in target/). Uses the deployed
 # arm64 unless this machine cannot build it (scripts/lambda-arch.sh), or LAMBDA_ARCH says otherwise.
@@ -113,11 +119,27 @@ lint:
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo clippy --locked -p presign-gate --all-targets --features dev-identity -- -D warnings
 
+# The arm64 bootstrap of `sam build` runs here under Debian's qemu-user-static, its dynamic loader
+# from the arm64 C library (tests/deployed_bootstrap.rs: `sam local` would need Docker). Installed
+# when missing, as root; otherwise make stops with what to install. An arm64 machine runs the
+# binary as it is and needs neither.
+QEMU_AARCH64 ?= /usr/bin/qemu-aarch64-static
+export QEMU_AARCH64
+qemu-arm64:
+	@if [ "$$(uname -m)" != aarch64 ] && { [ ! -x "$(QEMU_AARCH64)" ] || [ ! -e /lib/ld-linux-aarch64.so.1 ]; }; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "qemu-user-static or the arm64 C library is missing: as root, run dpkg --add-architecture arm64, then apt-get update, then apt-get install -y qemu-user-static libc6:arm64" >&2; exit 1; \
+	  fi; \
+	  dpkg --add-architecture arm64 && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static libc6:arm64; \
+	fi
+	@if [ "$$(uname -m)" != aarch64 ]; then "$(QEMU_AARCH64)" --version | head -n 1; fi
+
 # The closing line totals the results of every Rust test binary and of the browser tests, so a
 # run that executed nothing shows it. Everything runs on the build every deployment gets (no
 # features: it must refuse DEV_USER_HEADER), then the config unit tests and the binary's tests
 # again on the `make local` build (dev-identity), which the browser tests use too.
-test: tools local-aws lint template-checks sam-build
+test: tools local-aws lint template-checks sam-build qemu-arm64
 	mkdir -p target
 	cargo test --locked --workspace --all-targets 2>&1 | tee target/test.log
 	cargo test --locked -p presign-gate --features dev-identity --lib --test lambda_binary 2>&1 \
@@ -187,6 +209,36 @@ bench-sizes: tools
 	rm -f $(BENCH_DIR)/bootstrap.zip; \
 	(cd $(BENCH_DIR) && zip -q -9 -X bootstrap.zip bootstrap); \
 	echo "$$arch release bootstrap: $$(stat -c %s $(BENCH_DIR)/bootstrap) bytes; zip: $$(stat -c %s $(BENCH_DIR)/bootstrap.zip) bytes"
+
+# Mutation testing, never part of `make test` (all of it takes hours on 2 cores): cargo-mutants
+# changes the safety-critical code one mutant at a time and runs the tests, which must fail. Two
+# parts, each a config: .cargo/mutants.toml (most of the code, against the fast tests over the
+# in-memory fakes) and .cargo/mutants-standins.toml (the DynamoDB and S3 adapters, against the
+# stand-in tests).
+# `make mutants FILES="src/domain/policy.rs src/deadline.rs"` runs only those files' mutants.
+# Each part builds in a scratch copy of the tree (the checkout is never touched) with its own
+# target directory, target/mutants, which keeps the dependencies built between runs. Results in
+# target/mutants-out/<part>/mutants.out/ (missed.txt, timeout.txt, caught.txt, unviable.txt).
+# Mutants no test can kill are listed with their reason in mutants-equivalent.md and excluded by
+# the configs' exclude_re. Fails if any part has a missed mutant or a timeout.
+CARGO_MUTANTS_VERSION := 27.1.0
+CARGO_MUTANTS := $(TOOLS_DIR)/cargo-mutants-$(CARGO_MUTANTS_VERSION)/bin/cargo-mutants
+MUTANTS_PARTS := mutants mutants-standins
+FILES ?=
+
+$(CARGO_MUTANTS):
+	cargo install cargo-mutants --version $(CARGO_MUTANTS_VERSION) --locked \
+	  --root $(TOOLS_DIR)/cargo-mutants-$(CARGO_MUTANTS_VERSION)
+
+mutants: tools $(CARGO_MUTANTS)
+	mkdir -p $(foreach part,$(MUTANTS_PARTS),target/mutants-out/$(part))
+	failed=0; \
+	for part in $(MUTANTS_PARTS); do \
+	  CARGO_TARGET_DIR=$(CURDIR)/target/mutants $(CARGO_MUTANTS) mutants --config .cargo/$$part.toml \
+	    --package presign-gate --jobs 1 --output target/mutants-out/$$part \
+	    $(foreach file,$(FILES),--re '^$(subst .,\.,$(file)):') || failed=1; \
+	done; \
+	exit $$failed
 
 # ---------------------------------------------------------------------------------------------
 # Browser side. npm packages are pinned exactly in package.json and package-lock.json and installed

@@ -144,6 +144,8 @@ mod tests {
             .remaining()
             .unwrap();
         assert!(remaining > Duration::from_secs(50) && remaining <= Duration::from_secs(59));
+        assert!(!Deadline::of_invocation(millis, REQUEST_MARGIN).has_passed());
+        assert!(!Deadline::NONE.has_passed());
         // What `cargo lambda watch` sends, and a context built by hand.
         assert_eq!(
             Deadline::of_invocation(600_000, REQUEST_MARGIN),
@@ -153,5 +155,16 @@ mod tests {
         // A real deadline already past still cuts at once.
         let a_second_ago = millis - 61_000;
         assert!(Deadline::of_invocation(a_second_ago, REQUEST_MARGIN).has_passed());
+    }
+
+    #[test]
+    fn the_earliest_instant_lambda_could_send_is_a_deadline_and_the_millisecond_before_is_none() {
+        assert!(
+            Deadline::of_invocation(EARLIEST_INVOCATION_DEADLINE_MS, REQUEST_MARGIN).has_passed()
+        );
+        assert_eq!(
+            Deadline::of_invocation(EARLIEST_INVOCATION_DEADLINE_MS - 1, REQUEST_MARGIN),
+            Deadline::NONE
+        );
     }
 }

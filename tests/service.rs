@@ -9,11 +9,13 @@ use presign_gate::domain::{
     QuotaLimits, UploadPolicy, UploadRequest, Usage,
 };
 use presign_gate::error::AppError;
+use presign_gate::s3_events::handle_s3_event;
 use presign_gate::service::{Confirmation, FileService, ObjectEventOutcome};
 use presign_gate::store::OwnershipStore;
 use presign_gate_test_support::fakes::{
     FakeBucket, FakeStore, Journal, PreconditionFailed, pair, seed, small_object,
 };
+use presign_gate_test_support::s3_event;
 
 /// The service over fakes, and handles on what it owns.
 struct Harness {
@@ -69,18 +71,21 @@ async fn two_concurrent_confirmations_change_the_record_once() {
         h.store.journal.matching("store.mark_available "),
         ["store.mark_available Applied", "store.mark_available Stale"]
     );
+    let stored = h.store.record(&alice(), record.id).unwrap();
+    assert_eq!(stored.status, FileStatus::Available);
+    assert_eq!(stored.purge_at, None);
+    assert!(stored.uploaded_at.is_some(), "{stored:?}");
+    // Each answers the record as stored (what `complete` shows): the winner's own, the other's
+    // read back.
     for confirmation in [first.unwrap(), second.unwrap()] {
         match confirmation {
             Confirmation::Available(confirmed) => {
-                assert_eq!(confirmed.status, FileStatus::Available);
                 assert_eq!(confirmed.etag.as_deref(), Some("\"e\""));
+                assert_eq!(confirmed, stored);
             }
             other => panic!("{other:?}"),
         }
     }
-    let stored = h.store.record(&alice(), record.id).unwrap();
-    assert_eq!(stored.status, FileStatus::Available);
-    assert_eq!(stored.purge_at, None);
 }
 
 #[tokio::test]
@@ -676,4 +681,46 @@ async fn reservations_past_their_purge_time_count_for_nothing() {
         .unwrap();
     let ledger = h.store.ledger(&alice()).await.unwrap();
     assert_eq!(ledger.pending.keys().collect::<Vec<_>>(), [&kept.id]);
+}
+
+/// S3's notification of `ObjectCreated` for each of `records`' objects, in one event.
+fn created_event(records: &[&FileRecord]) -> presign_gate::s3_events::S3Event {
+    let mut event = s3_event("s3/object-created.json", records[0].key.as_str());
+    let template = event.records[0].clone();
+    event.records = records
+        .iter()
+        .map(|record| {
+            let mut each = template.clone();
+            each.s3.object.key = Some(record.key.as_str().to_owned());
+            each
+        })
+        .collect();
+    event
+}
+
+/// The S3 face over the fakes: every record of an event is confirmed, and when the backend fails,
+/// every record is still tried and each failed one is reported by its key, in event order.
+#[tokio::test]
+async fn an_s3_event_confirms_every_record_and_reports_each_failed_one_by_key() {
+    let h = harness();
+    let (first, second) = (uploaded(&h), uploaded(&h));
+    handle_s3_event(&h.files, created_event(&[&first, &second]))
+        .await
+        .expect("both records confirmed");
+    for record in [&first, &second] {
+        let stored = h.store.record(&record.owner, record.id).unwrap();
+        assert_eq!(stored.status, FileStatus::Available, "{stored:?}");
+    }
+
+    let (third, fourth) = (uploaded(&h), uploaded(&h));
+    h.store.outages.fail("store.get");
+    let failed = handle_s3_event(&h.files, created_event(&[&third, &fourth]))
+        .await
+        .expect_err("the store is down");
+    assert_eq!(
+        failed.keys(),
+        [third.key.as_str(), fourth.key.as_str()],
+        "{failed}"
+    );
+    assert_eq!(failed.error_type(), "S3EventBackendUnavailable");
 }

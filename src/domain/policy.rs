@@ -359,6 +359,9 @@ mod tests {
         assert!(ExpiryPolicy::new(901, 900).is_err());
         assert!(ExpiryPolicy::new(0, 900).is_err());
         assert!(ExpiryPolicy::new(1, SIGV4_MAX_EXPIRY_SECS + 1).is_err());
+        // SigV4's limit is seven days, to the second.
+        assert!(ExpiryPolicy::new(1, 604_800).is_ok());
+        assert!(ExpiryPolicy::new(1, 604_801).is_err());
     }
 
     #[test]

@@ -39,3 +39,31 @@ pub fn caller(
     sub.and_then(OwnerId::parse)
         .ok_or(AppError::Unauthenticated)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `sub` both samples' authorizers verified.
+    const SAMPLE_SUB: &str = "3f1c0b5e-9d2a-4c7e-8b1f-2a6d4e8c9f01";
+
+    fn request(event: &str) -> Request {
+        lambda_http::request::from_str(event).expect("a sample API Gateway event")
+    }
+
+    #[test]
+    fn the_jwt_authorizer_names_the_caller_of_an_http_api_request() {
+        let request = request(include_str!("../../events/http-api/get-file.json"));
+        assert_eq!(caller(&request, None).unwrap().as_str(), SAMPLE_SUB);
+    }
+
+    #[test]
+    fn the_cognito_authorizer_names_the_caller_of_a_rest_api_request() {
+        let request = request(include_str!("../../events/rest-api/get-file-cognito.json"));
+        assert!(matches!(
+            request.request_context_ref(),
+            Some(RequestContext::ApiGatewayV1(_))
+        ));
+        assert_eq!(caller(&request, None).unwrap().as_str(), SAMPLE_SUB);
+    }
+}

@@ -201,6 +201,80 @@ mod tests {
     use super::*;
     use crate::domain::{FileId, FileStatus, ObjectKey, OwnerId};
 
+    fn text(response: &Response<Body>) -> &str {
+        match response.body() {
+            Body::Text(text) => text,
+            other => panic!("not a text body: {other:?}"),
+        }
+    }
+
+    /// The README's table of errors: every error's status and code, its message as the body's,
+    /// never cacheable, with `Retry-After` on 503 and `Allow` on 405 only.
+    #[test]
+    fn every_error_answers_its_documented_status_and_code() {
+        let cases = [
+            (AppError::invalid("bad"), 400, "invalid_request"),
+            (
+                AppError::ContentTypeNotAllowed("text/html".into()),
+                400,
+                "content_type_not_allowed",
+            ),
+            (AppError::TooLarge("big".into()), 413, "too_large"),
+            (AppError::Unauthenticated, 401, "unauthenticated"),
+            (AppError::NotFound, 404, "not_found"),
+            (AppError::RouteNotFound, 404, "not_found"),
+            (
+                AppError::MethodNotAllowed("GET, DELETE".into()),
+                405,
+                "method_not_allowed",
+            ),
+            (AppError::NotReady, 409, "not_ready"),
+            (AppError::UploadMissing, 409, "upload_missing"),
+            (
+                AppError::UploadRejected("size".into()),
+                422,
+                "upload_rejected",
+            ),
+            (
+                AppError::QuotaExceeded("limit".into()),
+                429,
+                "quota_exceeded",
+            ),
+            (
+                AppError::Unavailable("throttled".into()),
+                503,
+                "unavailable",
+            ),
+            (AppError::Internal("AccessDenied".into()), 500, "internal"),
+        ];
+        for (error, status, code) in cases {
+            let response = error_response(&error);
+            assert_eq!(response.status().as_u16(), status, "{error:?}");
+            let body: serde_json::Value = serde_json::from_str(text(&response)).unwrap();
+            assert_eq!(body["error"]["code"], code, "{error:?}");
+            assert_eq!(body["error"]["message"], error.to_string(), "{error:?}");
+            let headers = response.headers();
+            assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+            assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+            let retry_after = headers
+                .get(header::RETRY_AFTER)
+                .map(|v| v.to_str().unwrap());
+            assert_eq!(retry_after, (status == 503).then_some("1"), "{error:?}");
+            let allow = headers.get(header::ALLOW).map(|v| v.to_str().unwrap());
+            assert_eq!(allow, (status == 405).then_some("GET, DELETE"), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn a_json_answer_has_its_status_and_body_and_is_never_cached() {
+        let response = json(StatusCode::CREATED, &serde_json::json!({ "a": 1 })).unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(text(&response), r#"{"a":1}"#);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(no_content().unwrap().status(), StatusCode::NO_CONTENT);
+    }
+
     /// A record with every optional field set shows every field a client may see, and nothing
     /// that is the server's own (the owner, the object key, the purge time).
     #[test]
