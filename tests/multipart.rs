@@ -365,6 +365,10 @@ async fn a_part_with_other_bytes_than_its_declared_checksum_is_refused() {
     assert_eq!(put.status(), 200, "{:?}", put.text().await);
     let listed = list_parts(&api, "alice", &id).await;
     assert_eq!(listed.body["parts"][0]["size"], json!(MIB));
+    // One part with a checksum, one without: the completion takes both.
+    upload_parts(&api, &id, &bytes, 5 * MIB, &[1]).await;
+    let complete = api.complete("alice", &id).await;
+    assert_eq!(complete.status, StatusCode::OK, "{complete:?}");
 }
 
 #[tokio::test]
