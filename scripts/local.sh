@@ -11,7 +11,7 @@ API_PORT=${API_PORT:-9000}            # the API as browsers and curl call it (CO
 S3_PORT=${S3_PORT:-9100}
 DYNAMODB_PORT=${DYNAMODB_PORT:-9101}
 DEMO_PORT=${DEMO_PORT:-9102}          # the demo page, on an origin of its own
-LAMBDA_PORT=${LAMBDA_PORT:-9103}      # cargo lambda watch: both functions, behind local-aws
+LAMBDA_PORT=${LAMBDA_PORT:-9103}      # cargo lambda watch: the functions, behind local-aws
 DATA_DIR=${DATA_DIR:-.local}
 VENDOR_DIR=${VENDOR_DIR:-}            # optional: served at $DEMO/vendor/
 mkdir -p "$DATA_DIR/s3"
@@ -69,8 +69,9 @@ wait_for_port moto_server "$DYNAMODB_PORT"
 # The setup reads the functions' configuration, DEV_USER_HEADER included: the same local build.
 cargo run --quiet --locked --features dev-identity --example local_setup
 
-# --package: both functions of the product (api, events), not the other members' binaries (each
-# is then run as `cargo run --package presign-gate --bin <name>`). --features dev-identity: the
+# --package: the product's functions (api, events, and reconcile, which runs only when invoked),
+# not the other members' binaries (each is then run as `cargo run --package presign-gate --bin
+# <name>`). --features dev-identity: the
 # x-dev-user header names the caller, in this local build only. --disable-cors: cargo lambda
 # watch would otherwise answer every origin; the CORS rules are the template's, applied by
 # local-aws in front.

@@ -59,6 +59,24 @@ pub enum TrustRoots {
 #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
 pub struct ConfigError(Vec<String>);
 
+impl ConfigError {
+    /// Both settings read, or every problem of either: a function with settings of its own still
+    /// reports all of its problems in one cold start.
+    pub fn both<A, B>(first: Result<A, Self>, second: Result<B, Self>) -> Result<(A, B), Self> {
+        match (first, second) {
+            (Ok(first), Ok(second)) => Ok((first, second)),
+            (first, second) => Err(Self(
+                first
+                    .err()
+                    .into_iter()
+                    .chain(second.err())
+                    .flat_map(|e| e.0)
+                    .collect(),
+            )),
+        }
+    }
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -443,5 +461,17 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn the_reconcile_functions_problems_come_in_one_report_with_the_common_ones() {
+        let common = Config::from_lookup(|_| None).map(|_| ());
+        let own = ReconcileConfig::from_lookup(|_| Some("0".into()));
+        let err = ConfigError::both(common, own).unwrap_err().to_string();
+        for expected in ["FILES_BUCKET", "RECONCILE_MAX_OBJECTS"] {
+            assert!(err.contains(expected), "{expected} missing from {err}");
+        }
+        let both = ConfigError::both(Ok::<_, ConfigError>(1), Ok::<_, ConfigError>(2));
+        assert_eq!(both.unwrap(), (1, 2));
     }
 }

@@ -1,4 +1,4 @@
-//! What the two Lambda functions run, whatever tokio runtime their `main` chooses (the bench
+//! What the three Lambda functions (api, events, reconcile) run, whatever tokio runtime their `main` chooses (the bench
 //! harness runs the API on both): configuration read and checked, and the application assembled
 //! over the AWS adapters, once at cold start; then the runtime loop handing every invocation to
 //! the library. This is the only module that knows both the client builders and the adapters.
@@ -10,7 +10,7 @@ use lambda_http::{Adapter, Request};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 use crate::bucket::S3Bucket;
-use crate::config::{Config, ReconcileConfig};
+use crate::config::{Config, ConfigError, ReconcileConfig};
 use crate::deadline::Deadline;
 use crate::http::{Api, RejectUnparseable};
 use crate::s3_events::{S3Event, handle_s3_event};
@@ -18,7 +18,7 @@ use crate::service::{FileService, ReconcileLimits, ReconcileReport};
 use crate::store::DynamoDbOwnershipStore;
 use crate::{aws, telemetry};
 
-/// The application over DynamoDB and S3, as both functions run it.
+/// The application over DynamoDB and S3, as every function runs it.
 pub async fn file_service(config: &Config) -> FileService<DynamoDbOwnershipStore, S3Bucket> {
     let sdk = aws::lambda_sdk_config(config).await;
     FileService::new(
@@ -34,11 +34,18 @@ pub async fn file_service(config: &Config) -> FileService<DynamoDbOwnershipStore
     .with_multipart_expiry(config.multipart_expiry)
 }
 
-/// Logging and configuration, the same for both functions. A configuration error is logged (every
+/// Logging and configuration, the same for every function. A configuration error is logged (every
 /// problem at once) and fails the cold start.
 fn start() -> Result<Config, Error> {
+    start_with(|| Ok(())).map(|(config, ())| config)
+}
+
+/// `start`, with the settings only one function has (`own`) read beside the common ones, so that
+/// the problems of both are reported together.
+fn start_with<T>(own: impl FnOnce() -> Result<T, ConfigError>) -> Result<(Config, T), Error> {
     telemetry::init();
-    let config = Config::from_env().inspect_err(|e| tracing::error!("{e}"))?;
+    let (config, own) =
+        ConfigError::both(Config::from_env(), own()).inspect_err(|e| tracing::error!("{e}"))?;
     tracing::debug!(
         bucket = config.bucket.as_str(),
         table = config.table.as_str(),
@@ -47,7 +54,7 @@ fn start() -> Result<Config, Error> {
         trust_roots = ?config.trust_roots,
         "configuration read"
     );
-    Ok(config)
+    Ok((config, own))
 }
 
 /// The header that names the caller when no authorizer ran: only in a local build (feature
@@ -102,8 +109,7 @@ const RECONCILE_MARGIN: std::time::Duration = std::time::Duration::from_secs(10)
 /// bounded run over `users/` that repairs what the events function missed (see
 /// `service::reconcile`). Returns the run's report; a backend failure fails the invocation.
 pub async fn run_reconcile() -> Result<(), Error> {
-    let config = start()?;
-    let reconcile = ReconcileConfig::from_env().inspect_err(|e| tracing::error!("{e}"))?;
+    let (config, reconcile) = start_with(ReconcileConfig::from_env)?;
     let limits = ReconcileLimits {
         max_objects: reconcile.max_objects,
         stray_age: std::time::Duration::from_secs(config.expiry.max_secs()),
