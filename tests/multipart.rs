@@ -60,24 +60,10 @@ async fn list_parts(api: &TestApi, caller: &str, id: &str) -> Answer {
         .await
 }
 
-/// PUTs `body` to a part URL with exactly the headers the API listed (the client sets
-/// Content-Length itself, from the body), and `extra` ones.
-async fn put_part(part: &Value, body: &[u8], extra: &[(&str, &str)]) -> reqwest::Response {
+/// PUTs `body` to a part URL with exactly the headers the API listed.
+async fn put_part(part: &Value, body: &[u8]) -> reqwest::Response {
     assert_eq!(part["method"], "PUT");
-    let mut request = http_client().put(part["url"].as_str().expect("part url"));
-    for (name, value) in part["headers"].as_object().expect("part headers") {
-        if name != "content-length" {
-            request = request.header(name, value.as_str().expect("header value"));
-        }
-    }
-    for (name, value) in extra {
-        request = request.header(*name, *value);
-    }
-    request
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("PUT reaches the S3 stand-in")
+    put_presigned(part, body, &[]).await
 }
 
 fn header_names(part: &Value) -> Vec<&str> {
@@ -115,7 +101,7 @@ async fn upload_parts(api: &TestApi, id: &str, bytes: &[u8], part_size: usize, n
         assert_eq!(part["partNumber"], json!(number));
         let start = (number - 1) * part_size;
         let end = (start + part_size).min(bytes.len());
-        let put = put_part(part, &bytes[start..end], &[]).await;
+        let put = put_part(part, &bytes[start..end]).await;
         assert_eq!(put.status(), 200, "{:?}", put.text().await);
     }
 }
@@ -169,7 +155,7 @@ async fn a_two_part_upload_completes_and_downloads_byte_identical() {
     // needs no CORS-allowed header at all.
     assert_eq!(header_names(&parts[0]), ["content-length"]);
     for (part, range) in [(&parts[1], 0..5 * MIB), (&parts[0], 5 * MIB..6 * MIB)] {
-        let put = put_part(part, &bytes[range], &[]).await;
+        let put = put_part(part, &bytes[range]).await;
         assert_eq!(put.status(), 200, "{:?}", put.text().await);
     }
 
@@ -268,7 +254,7 @@ async fn a_part_of_another_length_is_refused_by_s3() {
     let signed = sign_parts(&api, "alice", &id, json!([{ "partNumber": 2 }])).await;
     let part = &signed.body["parts"][0];
     for body in [&bytes[5 * MIB..6 * MIB - 1], &bytes[4 * MIB..]] {
-        let put = put_part(part, body, &[]).await;
+        let put = put_part(part, body).await;
         assert_eq!(
             put.status(),
             403,
@@ -280,7 +266,7 @@ async fn a_part_of_another_length_is_refused_by_s3() {
     let listed = list_parts(&api, "alice", &id).await;
     assert_eq!(listed.body["parts"], json!([]));
     // The right length is taken.
-    let put = put_part(part, &bytes[5 * MIB..], &[]).await;
+    let put = put_part(part, &bytes[5 * MIB..]).await;
     assert_eq!(put.status(), 200);
 }
 
@@ -312,15 +298,15 @@ async fn a_declared_part_checksum_is_signed_into_the_url() {
     // `a_part_with_other_bytes_than_its_declared_checksum_is_refused`, on the local S3.)
     let mut other = part.clone();
     other["headers"]["x-amz-checksum-sha256"] = json!(sha256_b64(b"other"));
-    let put = put_part(&other, part_bytes, &[]).await;
+    let put = put_part(&other, part_bytes).await;
     assert_eq!(put.status(), 403, "{:?}", put.text().await);
     other["headers"]
         .as_object_mut()
         .unwrap()
         .remove("x-amz-checksum-sha256");
-    let put = put_part(&other, part_bytes, &[]).await;
+    let put = put_part(&other, part_bytes).await;
     assert_eq!(put.status(), 403, "{:?}", put.text().await);
-    let put = put_part(part, part_bytes, &[]).await;
+    let put = put_part(part, part_bytes).await;
     assert_eq!(put.status(), 200, "{:?}", put.text().await);
     // A malformed checksum is the caller's mistake, refused before anything is read.
     let bad = sign_parts(
@@ -353,7 +339,7 @@ async fn a_part_with_other_bytes_than_its_declared_checksum_is_refused() {
     let part = &signed.body["parts"][0];
     let mut other = part_bytes.to_vec();
     other[0] ^= 1;
-    let put = put_part(part, &other, &[]).await;
+    let put = put_part(part, &other).await;
     assert_eq!(put.status(), 400);
     assert!(put.text().await.unwrap().contains("BadDigest"));
     assert_eq!(
@@ -361,7 +347,7 @@ async fn a_part_with_other_bytes_than_its_declared_checksum_is_refused() {
         json!([])
     );
     // The same URL then takes the declared bytes.
-    let put = put_part(part, part_bytes, &[]).await;
+    let put = put_part(part, part_bytes).await;
     assert_eq!(put.status(), 200, "{:?}", put.text().await);
     let listed = list_parts(&api, "alice", &id).await;
     assert_eq!(listed.body["parts"][0]["size"], json!(MIB));
@@ -456,7 +442,7 @@ async fn delete_of_a_pending_multipart_upload_leaves_no_parts() {
     // ListParts: nothing held (S3 answers NoSuchUpload; s3s-fs lists an empty upload).
     assert!(parts_held().await.map_or(true, |n| n == 0));
     // The URL signed before the delete no longer stores anything.
-    let put = put_part(&part, &bytes[5 * MIB..], &[]).await;
+    let put = put_part(&part, &bytes[5 * MIB..]).await;
     assert!(!put.status().is_success(), "{:?}", put.text().await);
     assert!(parts_held().await.map_or(true, |n| n == 0));
     assert_eq!(

@@ -11,7 +11,7 @@ use presign_gate::domain::{
     UploadRequest,
 };
 use presign_gate::error::AppError;
-use presign_gate::service::{FileService, ReconcileLimits, UploadInstructions};
+use presign_gate::service::{FileService, ReconcileLimits, ReconcileReport, UploadInstructions};
 use presign_gate::store::OwnershipStore;
 use presign_gate_test_support::fakes::{FakeBucket, FakeStore, pair};
 
@@ -300,13 +300,9 @@ async fn a_lapsed_reservation_signs_no_more_parts() {
     }
 }
 
-#[tokio::test]
-async fn the_reconciliation_leaves_a_pending_multipart_upload_alone() {
-    let h = harness();
-    let record = reserve(&h, 6 * MIB).await;
-    h.bucket.put_part(&upload_id(&record), 1, 5 * MIB);
-    let report = h
-        .files
+/// A reconciliation run a month from now, when every object is old enough to be a stray.
+async fn reconcile_a_month_later(h: &Harness) -> ReconcileReport {
+    h.files
         .reconcile(
             time::OffsetDateTime::now_utc() + time::Duration::days(30),
             ReconcileLimits {
@@ -316,7 +312,15 @@ async fn the_reconciliation_leaves_a_pending_multipart_upload_alone() {
             Deadline::NONE,
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_reconciliation_leaves_a_pending_multipart_upload_alone() {
+    let h = harness();
+    let record = reserve(&h, 6 * MIB).await;
+    h.bucket.put_part(&upload_id(&record), 1, 5 * MIB);
+    let report = reconcile_a_month_later(&h).await;
     // Parts are no objects: nothing listed, nothing confirmed, deleted or aborted.
     assert_eq!(report.examined, 0);
     assert_eq!(
@@ -340,18 +344,7 @@ async fn the_reconciliation_leaves_a_pending_multipart_upload_alone() {
         .complete_multipart(&record.key, &upload_id(&record), &parts)
         .await
         .unwrap();
-    let report = h
-        .files
-        .reconcile(
-            time::OffsetDateTime::now_utc() + time::Duration::days(30),
-            ReconcileLimits {
-                max_objects: 100,
-                stray_age: Duration::from_secs(900),
-            },
-            Deadline::NONE,
-        )
-        .await
-        .unwrap();
+    let report = reconcile_a_month_later(&h).await;
     assert_eq!((report.confirmed, report.strays_deleted), (1, 0));
     assert_eq!(
         h.store.record(&alice(), record.id).unwrap().status,

@@ -298,9 +298,19 @@ pub async fn upload_with(
     body: &[u8],
     extra: &[(&str, &str)],
 ) -> reqwest::Response {
-    let upload = &reservation["upload"];
-    let mut request = http_client().put(upload["url"].as_str().expect("upload url"));
-    for (name, value) in upload["headers"].as_object().expect("upload headers") {
+    put_presigned(&reservation["upload"], body, extra).await
+}
+
+/// PUTs `body` to a presigned PUT as the API answers it (`url` and `headers`: an upload or a
+/// part), with exactly the listed headers but `Content-Length`, which the client sets from the
+/// body, and `extra` ones.
+pub async fn put_presigned(
+    presigned: &Value,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = http_client().put(presigned["url"].as_str().expect("a presigned url"));
+    for (name, value) in presigned["headers"].as_object().expect("presigned headers") {
         if name != "content-length" {
             request = request.header(name, value.as_str().expect("header value"));
         }
