@@ -27,7 +27,11 @@ fn benches(c: &mut Criterion) {
     let mocked = runtime.block_on(MockedApi::new());
     let available = mocked.available[0];
     let pending = mocked.pending;
+    let multipart = mocked.multipart;
     let batch: Vec<String> = mocked.available.iter().map(ToString::to_string).collect();
+    // Part URLs one at a time, and a hundred in one request (issue 13): per part, the second is
+    // the one read and one invocation shared by a hundred signatures.
+    let parts = |count: u32| json!({ "parts": (1..=count).map(|n| json!({ "partNumber": n })).collect::<Vec<_>>() });
 
     let routes: Vec<(&str, &str, String, Option<Value>, u16)> = vec![
         (
@@ -56,6 +60,20 @@ fn benches(c: &mut Criterion) {
             "POST",
             format!("/files/{pending}/complete"),
             None,
+            200,
+        ),
+        (
+            "POST /files/{id}/parts (1 part)",
+            "POST",
+            format!("/files/{multipart}/parts"),
+            Some(parts(1)),
+            200,
+        ),
+        (
+            "POST /files/{id}/parts (100 parts)",
+            "POST",
+            format!("/files/{multipart}/parts"),
+            Some(parts(100)),
             200,
         ),
         (

@@ -26,7 +26,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use presign_gate::aws;
 use presign_gate::bucket::S3Bucket;
-use presign_gate::domain::{ExpiryPolicy, FileId, ObjectKey, OwnerId, UploadPolicy};
+use presign_gate::domain::{ExpiryPolicy, FileId, ObjectKey, OwnerId, PartPlan, UploadPolicy};
 use presign_gate::http::Api;
 use presign_gate::service::FileService;
 use presign_gate::store::{DynamoDbOwnershipStore, attr};
@@ -165,6 +165,32 @@ pub fn item_of(owner: &str, id: FileId, status: &str) -> HashMap<String, Attribu
     item
 }
 
+/// The size of the multipart reservation: 205 parts of 5 MiB, so a request can sign 100.
+pub const MULTIPART_SIZE: u64 = 1 << 30;
+
+/// A pending multipart reservation of `MULTIPART_SIZE` bytes as the adapter writes it, taking
+/// parts until 2099.
+pub fn multipart_item(id: FileId) -> HashMap<String, AttributeValue> {
+    let plan = PartPlan::for_size(MULTIPART_SIZE).unwrap();
+    let mut item = item(id, "pending");
+    for (name, value) in [
+        (attr::SIZE, AttributeValue::N(MULTIPART_SIZE.to_string())),
+        (attr::MULTIPART_UPLOAD_ID, s("mocked-upload-id")),
+        (
+            attr::PART_SIZE,
+            AttributeValue::N(plan.part_size().to_string()),
+        ),
+        (
+            attr::PART_COUNT,
+            AttributeValue::N(plan.part_count().to_string()),
+        ),
+        (attr::MULTIPART_EXPIRES_AT, s("2099-01-01T00:00:00Z")),
+    ] {
+        item.insert(name.to_owned(), value);
+    }
+    item
+}
+
 pub struct MockedApi {
     pub api: Api<DynamoDbOwnershipStore, S3Bucket>,
     pub dynamodb: Requests,
@@ -177,6 +203,8 @@ pub struct MockedApi {
     pub foreign: FileId,
     /// Every read of the table, as sent.
     pub reads: Reads,
+    /// A multipart reservation of `OWNER` taking parts (`multipart_item`).
+    pub multipart: FileId,
 }
 
 /// The production loader with static credentials: `load` does no I/O.
@@ -205,11 +233,15 @@ impl MockedApi {
         let foreign = FileId::new_random();
         let foreign_item = Arc::new(item_of("mallory", foreign, "available"));
         let reads = Reads::default();
+        let multipart = FileId::new_random();
         let records: Arc<HashMap<String, HashMap<String, AttributeValue>>> = Arc::new(
             available
                 .iter()
                 .map(|id| (id.to_string(), item(*id, "available")))
-                .chain([(pending.to_string(), item(pending, "pending"))])
+                .chain([
+                    (pending.to_string(), item(pending, "pending")),
+                    (multipart.to_string(), multipart_item(multipart)),
+                ])
                 .collect(),
         );
         let lookup = {
@@ -375,6 +407,7 @@ impl MockedApi {
             pending,
             foreign,
             reads,
+            multipart,
         }
     }
 
