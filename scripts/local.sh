@@ -46,7 +46,7 @@ export FILES_BUCKET=files FILES_TABLE=file-records S3_FORCE_PATH_STYLE=true
 export DEV_USER_HEADER=x-dev-user
 # Every other setting of the function (README, Configuration) passes through from the environment
 # `make local` runs in, e.g. `QUOTA_MAX_PENDING_UPLOADS=3 QUOTA_MAX_BYTES=1048576 make local`.
-for name in URL_TTL_SECONDS URL_TTL_MAX_SECONDS MAX_UPLOAD_BYTES ALLOWED_CONTENT_TYPES \
+for name in URL_TTL_SECONDS URL_TTL_MAX_SECONDS MAX_UPLOAD_BYTES ALLOWED_CONTENT_TYPES MULTIPART_THRESHOLD_BYTES \
   QUOTA_MAX_PENDING_UPLOADS QUOTA_MAX_BYTES RUST_LOG; do
   if [ -n "${!name:-}" ]; then echo "$name=${!name}"; fi
 done

@@ -9,6 +9,15 @@
 //! - UploadPart verifies the checksums its headers declare (`Content-MD5`, `x-amz-checksum-*`),
 //!   as S3 does ("UploadPart", Amazon S3 API Reference: BadDigest); s3s-fs 0.14.1 checks none
 //!   for a part.
+//! - Multipart uploads answer as S3's do where s3s-fs 0.14.1 does not ("UploadPart", "ListParts",
+//!   "CompleteMultipartUpload", Amazon S3 API Reference): an upload that does not exist (never
+//!   created, completed or aborted) is `NoSuchUpload` (404) for UploadPart, ListParts and
+//!   CompleteMultipartUpload; ListParts lists the parts in order with their ETags, at most
+//!   `max-parts` (default and cap 1,000) after `part-number-marker`, with `IsTruncated` and
+//!   `NextPartNumberMarker`; CompleteMultipartUpload checks the whole list (order, each part
+//!   present with the ETag given, every part but the last at least 5 MiB) before it assembles
+//!   anything, so a refused completion leaves the upload and its parts as they were (s3s-fs
+//!   forgets the upload first and finds a missing part only while writing).
 //! - Every successful PutObject, CopyObject, CompleteMultipartUpload, DeleteObject and
 //!   DeleteObjects is reported to the [`Notifier`].
 
@@ -30,6 +39,19 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use s3s_fs::FileSystem;
 
 use crate::notifications::{EventName, Notifier, ObjectEvent};
+
+/// S3's minimum size of every part but the last.
+const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// ListParts answers at most 1,000 parts per page.
+const MAX_PARTS_LISTED: i32 = 1000;
+
+fn internal(error: impl std::fmt::Display) -> S3Error {
+    S3Error::with_message(S3ErrorCode::InternalError, error.to_string())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
 
 pub struct LocalBucket {
     files: FileSystem,
@@ -69,6 +91,104 @@ impl LocalBucket {
             self.root
                 .join(format!(".upload_id-{upload_id}.part-{part_number}"))
         })
+    }
+
+    /// Whether s3s-fs knows `upload_id` as a multipart upload in progress (its
+    /// `.upload-<id>.json`, written by CreateMultipartUpload, removed by Complete and Abort).
+    async fn upload_exists(&self, upload_id: &str) -> bool {
+        let plain =
+            !upload_id.is_empty() && upload_id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+        plain
+            && tokio::fs::try_exists(self.root.join(format!(".upload-{upload_id}.json")))
+                .await
+                .unwrap_or(false)
+    }
+
+    async fn require_upload(&self, upload_id: &str) -> S3Result<()> {
+        if self.upload_exists(upload_id).await {
+            Ok(())
+        } else {
+            Err(S3Error::with_message(
+                S3ErrorCode::NoSuchUpload,
+                "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+            ))
+        }
+    }
+
+    /// The ETag s3s-fs gave a stored part (the hex MD5 of its bytes), or None if it is missing.
+    async fn part_e_tag(&self, upload_id: &str, part_number: i32) -> S3Result<Option<String>> {
+        use tokio::io::AsyncReadExt as _;
+        let Some(path) = self.part_path(upload_id, part_number) else {
+            return Ok(None);
+        };
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(internal(error)),
+        };
+        let mut md5 = Md5::new();
+        let mut buffer = vec![0; 64 * 1024];
+        loop {
+            let read = file.read(&mut buffer).await.map_err(internal)?;
+            if read == 0 {
+                break;
+            }
+            md5.update(&buffer[..read]);
+        }
+        Ok(Some(hex(&md5.finalize())))
+    }
+
+    /// S3's checks of a CompleteMultipartUpload request, made before anything is assembled.
+    async fn check_completion(&self, input: &CompleteMultipartUploadInput) -> S3Result<()> {
+        self.require_upload(&input.upload_id).await?;
+        let parts = input
+            .multipart_upload
+            .as_ref()
+            .and_then(|upload| upload.parts.as_deref())
+            .unwrap_or_default();
+        let numbers: Vec<i32> = parts
+            .iter()
+            .map(|part| part.part_number.unwrap_or(0))
+            .collect();
+        if numbers.windows(2).any(|pair| pair[0] >= pair[1])
+            || numbers.first().is_some_and(|first| *first < 1)
+        {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidPartOrder,
+                "The list of parts was not in ascending order.",
+            ));
+        }
+        for (index, (part, &number)) in parts.iter().zip(&numbers).enumerate() {
+            let invalid_part = || {
+                S3Error::with_message(
+                    S3ErrorCode::InvalidPart,
+                    format!("Part {number} could not be found, or its ETag does not match."),
+                )
+            };
+            let stored = self
+                .part_e_tag(&input.upload_id, number)
+                .await?
+                .ok_or_else(invalid_part)?;
+            if let Some(given) = &part.e_tag
+                && given.value() != stored
+            {
+                return Err(invalid_part());
+            }
+            let last = index + 1 == parts.len();
+            let size = self
+                .part_path(&input.upload_id, number)
+                .map(std::fs::metadata)
+                .transpose()
+                .map_err(internal)?
+                .map_or(0, |m| m.len());
+            if !last && size < MIN_PART_SIZE {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::EntityTooSmall,
+                    format!("Part {number} is smaller than the minimum allowed size (5 MiB)."),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A backup name that s3s-fs removes at start (`.tmp.*.internal.part`) if one is left over.
@@ -216,7 +336,6 @@ impl S3 for LocalBucket {
         list_objects_v2: ListObjectsV2Input => ListObjectsV2Output;
         create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput;
         upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput;
-        list_parts: ListPartsInput => ListPartsOutput;
         abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput;
     }
 
@@ -239,6 +358,7 @@ impl S3 for LocalBucket {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
+        self.require_upload(&req.input.upload_id).await?;
         let path = self.part_path(&req.input.upload_id, req.input.part_number);
         let snapshot = self.snapshot(path).await?;
         let mut req = req;
@@ -281,10 +401,44 @@ impl S3 for LocalBucket {
         result
     }
 
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        let upload_id = req.input.upload_id.clone();
+        self.require_upload(&upload_id).await?;
+        let max_parts = req
+            .input
+            .max_parts
+            .filter(|max| *max > 0)
+            .map_or(MAX_PARTS_LISTED, |max| max.min(MAX_PARTS_LISTED));
+        let marker = req.input.part_number_marker.unwrap_or(0);
+        let mut response = self.files.list_parts(req).await?;
+        let mut parts = response.output.parts.take().unwrap_or_default();
+        parts.retain(|part| part.part_number.unwrap_or(0) > marker);
+        parts.sort_by_key(|part| part.part_number);
+        let limit = usize::try_from(max_parts).unwrap_or(usize::MAX);
+        let truncated = parts.len() > limit;
+        parts.truncate(limit);
+        for part in &mut parts {
+            let number = part.part_number.unwrap_or(0);
+            // A part removed between the listing and here (a concurrent retry) keeps no ETag.
+            part.e_tag = self.part_e_tag(&upload_id, number).await?.map(ETag::Strong);
+        }
+        let output = &mut response.output;
+        output.part_number_marker = Some(marker);
+        output.max_parts = Some(max_parts);
+        output.is_truncated = Some(truncated);
+        output.next_part_number_marker = parts.last().and_then(|part| part.part_number);
+        output.parts = Some(parts);
+        Ok(response)
+    }
+
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        self.check_completion(&req.input).await?;
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let mut response = self.files.complete_multipart_upload(req).await?;
         // s3s-fs has assembled the object; its answer (with the ETag) is a future that s3s
