@@ -382,12 +382,12 @@ test("a file above the multipart threshold goes in 5 MiB parts; the page reloads
   await page.evaluate(
     ({ source, size, seed }) => {
       const pattern = new Function(`return (${source})`)();
-      const blob = new Blob([pattern(size, seed)], { type: "video/mp4" });
+      const blob = new Blob([pattern(size, seed)], { type: "application/pdf" });
       let reloading = false;
       // Not awaited: the page goes away half way through.
       window.presignGateDemo.gate
         .upload(blob, {
-          filename: "movie.mp4",
+          filename: "movie.pdf",
           concurrency: 1,
           onReserved: (file, upload) => window.recordReservation({ id: file.id, upload }),
           onProgress: ({ loaded, total }) => {
@@ -418,7 +418,7 @@ test("a file above the multipart threshold goes in 5 MiB parts; the page reloads
 
   // After the reload: the pending file is listed with a way to resume it; the page resumes.
   await page.waitForFunction(() => window.presignGateDemo?.gate);
-  await page.locator("[data-testid=file-row]", { hasText: "movie.mp4" }).locator("[data-testid=resume]").waitFor();
+  await page.locator("[data-testid=file-row]", { hasText: "movie.pdf" }).locator("[data-testid=resume]").waitFor();
   const sentParts = [];
   page.on("request", (request) => {
     const url = new URL(request.url());
@@ -427,7 +427,7 @@ test("a file above the multipart threshold goes in 5 MiB parts; the page reloads
   const resumed = await page.evaluate(
     async ({ source, size, seed, id }) => {
       const pattern = new Function(`return (${source})`)();
-      const blob = new Blob([pattern(size, seed)], { type: "video/mp4" });
+      const blob = new Blob([pattern(size, seed)], { type: "application/pdf" });
       const progress = [];
       const file = await window.presignGateDemo.gate.resume(id, blob, { onProgress: (p) => progress.push(p.loaded) });
       return { file, progress };
@@ -457,7 +457,7 @@ test("Uppy's Dashboard uploads a file above the threshold in the server's parts"
     const url = new URL(request.url());
     if (request.method() === "PUT" && url.searchParams.has("partNumber")) partPuts.push(Number(url.searchParams.get("partNumber")));
   });
-  await page.setInputFiles(".uppy-Dashboard-input >> nth=0", [{ name: "large.bin", mimeType: "application/octet-stream", buffer: bytes }]);
+  await page.setInputFiles(".uppy-Dashboard-input >> nth=0", [{ name: "large.pdf", mimeType: "application/pdf", buffer: bytes }]);
   await page.click(".uppy-StatusBar-actionBtn--upload");
   const confirmed = page.locator("[data-testid=uppy-available]");
   await eventually(async () => (await confirmed.count()) === 1, "the large file to be confirmed", 60_000);
