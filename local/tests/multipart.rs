@@ -5,44 +5,12 @@
 
 mod support;
 
-use std::time::Duration;
-
-use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use reqwest::{Method, StatusCode};
 use support::{BUCKET, Options, Recorder, Stack, http, put, sha256_base64};
 
 const MIB: usize = 1024 * 1024;
-
-/// A presigned UploadPart as the API signs one: the part's length and, when given, its SHA-256.
-async fn presign_part(
-    stack: &Stack,
-    key: &str,
-    upload_id: &str,
-    part_number: i32,
-    length: usize,
-    sha256: Option<&str>,
-) -> (String, Vec<(String, String)>) {
-    let request = stack
-        .s3()
-        .upload_part()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(upload_id)
-        .part_number(part_number)
-        .content_length(i64::try_from(length).expect("small part"))
-        .set_checksum_sha256(sha256.map(str::to_owned))
-        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).expect("lifetime"))
-        .await
-        .expect("presign");
-    let headers = request
-        .headers()
-        .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
-        .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
-        .collect();
-    (request.uri().to_owned(), headers)
-}
 
 async fn upload_part(
     stack: &Stack,
@@ -95,15 +63,9 @@ async fn a_browser_sends_a_presigned_part_from_the_demo_origin_and_reads_its_eta
     let key = "users/alice/big";
     let upload_id = stack.create_upload(key).await;
     let body = b"a part from a browser";
-    let (url, headers) = presign_part(
-        &stack,
-        key,
-        &upload_id,
-        1,
-        body.len(),
-        Some(&sha256_base64(body)),
-    )
-    .await;
+    let (url, headers) = stack
+        .presign_part(key, &upload_id, 1, body.len(), Some(&sha256_base64(body)))
+        .await;
 
     // The browser's preflight for exactly the headers the part URL signed.
     let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();

@@ -52,6 +52,16 @@ async function demoPage(user, path = "/") {
   return page;
 }
 
+const NETWORK_UNTHROTTLED = { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 };
+
+/** Chromium's network emulation on `page`: uploads at `bytesPerSecond`. Returns the CDP session. */
+async function throttleUploads(page, bytesPerSecond) {
+  const cdp = await browser.context.newCDPSession(page);
+  await cdp.send("Network.enable");
+  await cdp.send("Network.emulateNetworkConditions", { ...NETWORK_UNTHROTTLED, uploadThroughput: bytesPerSecond });
+  return cdp;
+}
+
 const sha256Hex = (bytes) => createHash("sha256").update(bytes).digest("hex");
 
 /**
@@ -193,14 +203,7 @@ test("the demo page: a picked file's progress bar fills, the file is listed with
 test("an upload aborted through its AbortSignal leaves a pending reservation and no object", async () => {
   const page = await demoPage("frank");
   // Slow the page's uploads so the abort lands while the bytes are on their way.
-  const cdp = await browser.context.newCDPSession(page);
-  await cdp.send("Network.enable");
-  await cdp.send("Network.emulateNetworkConditions", {
-    offline: false,
-    latency: 0,
-    downloadThroughput: -1,
-    uploadThroughput: 256 * 1024,
-  });
+  const cdp = await throttleUploads(page, 256 * 1024);
   const outcome = await page.evaluate(async () => {
     const controller = new AbortController();
     let sent = 0;
@@ -366,14 +369,7 @@ test("a file above the multipart threshold goes in 5 MiB parts; the page reloads
   const seed = 1313;
   const page = await demoPage("judy");
   // Slow the page's uploads so the reload lands while parts are still to be sent.
-  const cdp = await browser.context.newCDPSession(page);
-  await cdp.send("Network.enable");
-  await cdp.send("Network.emulateNetworkConditions", {
-    offline: false,
-    latency: 0,
-    downloadThroughput: -1,
-    uploadThroughput: 16 * MIB,
-  });
+  const cdp = await throttleUploads(page, 16 * MIB);
   let reservation = null;
   await page.exposeFunction("recordReservation", (value) => {
     reservation = value;
@@ -402,7 +398,7 @@ test("a file above the multipart threshold goes in 5 MiB parts; the page reloads
     { source: patternBytes.toString(), size, seed },
   );
   await reloaded;
-  await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+  await cdp.send("Network.emulateNetworkConditions", NETWORK_UNTHROTTLED);
   await cdp.detach();
 
   assert.ok(reservation, "the reservation was made before the reload");
