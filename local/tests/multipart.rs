@@ -51,9 +51,23 @@ fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
         .build()
 }
 
-fn error_code<E: std::fmt::Debug>(error: &aws_sdk_s3::error::SdkError<E>) -> (u16, String) {
-    let status = error.raw_response().map_or(0, |r| r.status().as_u16());
-    (status, format!("{error:?}"))
+/// Asserts that S3 refused the request with `status` and the error `code`.
+fn assert_refused<T: std::fmt::Debug, E: std::fmt::Debug>(
+    result: Result<T, aws_sdk_s3::error::SdkError<E>>,
+    status: u16,
+    code: &str,
+) {
+    let error = result.expect_err(code);
+    let debug = format!("{error:?}");
+    assert_eq!(
+        error.raw_response().map(|r| r.status().as_u16()),
+        Some(status),
+        "{debug}"
+    );
+    assert!(
+        debug.contains(&format!("<Code>{code}</Code>")),
+        "{code}: {debug}"
+    );
 }
 
 #[tokio::test]
@@ -180,12 +194,8 @@ async fn an_aborted_upload_is_no_such_upload_for_list_part_and_complete() {
         .key(key)
         .upload_id(&upload_id)
         .send()
-        .await
-        .expect_err("the upload is gone");
-    let (status, debug) = error_code(&listed);
-    assert_eq!(status, 404);
-    assert!(debug.contains("NoSuchUpload"), "{debug}");
-
+        .await;
+    assert_refused(listed, 404, "NoSuchUpload");
     let part = s3
         .upload_part()
         .bucket(BUCKET)
@@ -194,12 +204,8 @@ async fn an_aborted_upload_is_no_such_upload_for_list_part_and_complete() {
         .part_number(2)
         .body(ByteStream::from_static(b"late"))
         .send()
-        .await
-        .expect_err("no part for an aborted upload");
-    let (status, debug) = error_code(&part);
-    assert_eq!(status, 404);
-    assert!(debug.contains("NoSuchUpload"), "{debug}");
-
+        .await;
+    assert_refused(part, 404, "NoSuchUpload");
     let complete = s3
         .complete_multipart_upload()
         .bucket(BUCKET)
@@ -207,9 +213,8 @@ async fn an_aborted_upload_is_no_such_upload_for_list_part_and_complete() {
         .upload_id(&upload_id)
         .multipart_upload(completed(&[(1, &e_tag)]))
         .send()
-        .await
-        .expect_err("nothing to complete");
-    assert!(error_code(&complete).1.contains("NoSuchUpload"));
+        .await;
+    assert_refused(complete, 404, "NoSuchUpload");
     assert_eq!(stack.stored(key).await, None);
 }
 
@@ -242,16 +247,11 @@ async fn a_refused_completion_keeps_the_upload_and_a_good_one_is_reported_with_i
         (completed(&[(1, "\"0123\""), (3, &small)]), "InvalidPart"),
         (completed(&[(3, &small), (1, &e_tag_1)]), "InvalidPartOrder"),
     ] {
-        let refused = complete(parts).await.expect_err(code);
-        let (status, debug) = error_code(&refused);
-        assert_eq!(status, 400, "{debug}");
-        assert!(debug.contains(code), "{code}: {debug}");
+        assert_refused(complete(parts).await, 400, code);
     }
     let tiny = upload_part(&stack, key, &upload_id, 2, b"tiny".to_vec()).await;
-    let refused = complete(completed(&[(1, &e_tag_1), (2, &tiny), (3, &small)]))
-        .await
-        .expect_err("a small middle part");
-    assert!(error_code(&refused).1.contains("EntityTooSmall"));
+    let refused = complete(completed(&[(1, &e_tag_1), (2, &tiny), (3, &small)])).await;
+    assert_refused(refused, 400, "EntityTooSmall");
     assert_eq!(stack.stored(key).await, None, "nothing was assembled");
 
     // The upload and its parts are as they were: sending part 2 again completes it.
