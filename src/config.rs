@@ -5,7 +5,18 @@
 #[cfg(feature = "dev-identity")]
 use lambda_http::http::HeaderName;
 
-use crate::domain::{ExpiryPolicy, QuotaLimits, UploadPolicy};
+use std::time::Duration;
+
+use crate::domain::{
+    DEFAULT_MULTIPART_THRESHOLD_BYTES, ExpiryPolicy, MAX_OBJECT_SIZE, MAX_SINGLE_PUT_SIZE,
+    QuotaLimits, UploadPolicy,
+};
+use crate::service::DEFAULT_MULTIPART_EXPIRY;
+
+/// The longest `MULTIPART_EXPIRY_SECONDS`: the bucket's lifecycle rule aborts incomplete
+/// multipart uploads one day after they start (S3 counts whole days, rounded up to the next
+/// midnight UTC), and a reservation must lapse before S3 can abort its upload.
+pub const MAX_MULTIPART_EXPIRY_SECS: u64 = 24 * 3600;
 
 const DEFAULT_ALLOWED_CONTENT_TYPES: &str =
     "image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain";
@@ -19,6 +30,8 @@ pub struct Config {
     pub uploads: UploadPolicy,
     /// Per-owner limits (`QUOTA_MAX_PENDING_UPLOADS`, `QUOTA_MAX_BYTES`).
     pub quotas: QuotaLimits,
+    /// How long a multipart reservation takes part URLs (`MULTIPART_EXPIRY_SECONDS`).
+    pub multipart_expiry: Duration,
     /// Path-style S3 URLs, for stand-ins on a bare host:port.
     pub force_path_style: bool,
     /// Local development only (cargo feature `dev-identity`, which `make local` enables): a
@@ -84,13 +97,38 @@ impl Config {
             defaults.max_pending_uploads.into(),
         );
         let max_bytes = number("QUOTA_MAX_BYTES", defaults.max_bytes);
+        let multipart_threshold = number(
+            "MULTIPART_THRESHOLD_BYTES",
+            DEFAULT_MULTIPART_THRESHOLD_BYTES,
+        );
+        let multipart_expiry_secs = number(
+            "MULTIPART_EXPIRY_SECONDS",
+            DEFAULT_MULTIPART_EXPIRY.as_secs(),
+        );
 
         let expiry = ExpiryPolicy::new(ttl, ttl_max)
             .map_err(|e| problems.push(format!("URL_TTL_SECONDS / URL_TTL_MAX_SECONDS: {e}")))
             .ok();
-        if max_upload_bytes == 0 {
-            problems.push("MAX_UPLOAD_BYTES must be at least 1".into());
+        if !(1..=MAX_OBJECT_SIZE).contains(&max_upload_bytes) {
+            problems.push(format!(
+                "MAX_UPLOAD_BYTES must be from 1 to {MAX_OBJECT_SIZE} (5 TiB, S3's largest object), \
+                 got {max_upload_bytes}"
+            ));
         }
+        if multipart_threshold > MAX_SINGLE_PUT_SIZE {
+            problems.push(format!(
+                "MULTIPART_THRESHOLD_BYTES must not exceed {MAX_SINGLE_PUT_SIZE} (5 GiB, the largest \
+                 single PUT), got {multipart_threshold}"
+            ));
+        }
+        if !(60..=MAX_MULTIPART_EXPIRY_SECS).contains(&multipart_expiry_secs) {
+            problems.push(format!(
+                "MULTIPART_EXPIRY_SECONDS must be from 60 to {MAX_MULTIPART_EXPIRY_SECS} (the \
+                 bucket's lifecycle rule aborts incomplete uploads after a day), got \
+                 {multipart_expiry_secs}"
+            ));
+        }
+        let multipart_expiry = Duration::from_secs(multipart_expiry_secs);
         let ceiling = QuotaLimits::MAX_PENDING_UPLOADS_SETTING;
         let max_pending_uploads = u32::try_from(max_pending_uploads)
             .ok()
@@ -118,7 +156,13 @@ impl Config {
             max_upload_bytes,
         )
         .map_err(|e| problems.push(format!("ALLOWED_CONTENT_TYPES: {e}")))
-        .ok();
+        .ok()
+        .and_then(|policy| {
+            // Checked above with its own message.
+            policy
+                .with_multipart_threshold(multipart_threshold.min(MAX_SINGLE_PUT_SIZE))
+                .ok()
+        });
 
         let force_path_style = match get("S3_FORCE_PATH_STYLE").as_deref() {
             None | Some("false") => false,
@@ -170,6 +214,7 @@ impl Config {
                 expiry,
                 uploads,
                 quotas,
+                multipart_expiry,
                 force_path_style,
                 #[cfg(feature = "dev-identity")]
                 dev_user_header,
@@ -240,6 +285,36 @@ mod tests {
         assert_eq!(config.trust_roots, TrustRoots::AmazonTrustServices);
         assert_eq!(config.quotas.max_pending_uploads, 20);
         assert_eq!(config.quotas.max_bytes, 10_737_418_240);
+        assert_eq!(config.uploads.multipart_threshold_bytes(), 104_857_600);
+        assert_eq!(config.multipart_expiry, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn multipart_settings_are_read_and_bounded() {
+        let mut vars = MINIMAL.to_vec();
+        vars.extend([
+            ("MULTIPART_THRESHOLD_BYTES", "20971520"),
+            ("MULTIPART_EXPIRY_SECONDS", "3600"),
+            // 1 TiB: above a single PUT's 5 GiB, as multipart allows.
+            ("MAX_UPLOAD_BYTES", "1099511627776"),
+            ("QUOTA_MAX_BYTES", "1099511627776"),
+        ]);
+        let config = config(&vars).unwrap();
+        assert_eq!(config.uploads.multipart_threshold_bytes(), 20_971_520);
+        assert_eq!(config.multipart_expiry, Duration::from_secs(3600));
+        assert_eq!(config.uploads.max_upload_bytes(), 1 << 40);
+        let err = config_with(&[
+            ("MULTIPART_THRESHOLD_BYTES", "5368709121"),
+            ("MULTIPART_EXPIRY_SECONDS", "86401"),
+            ("MAX_UPLOAD_BYTES", "5497558138881"),
+        ]);
+        for expected in [
+            "MULTIPART_THRESHOLD_BYTES must not exceed 5368709120",
+            "MULTIPART_EXPIRY_SECONDS must be from 60 to 86400",
+            "MAX_UPLOAD_BYTES must be from 1 to 5497558138880",
+        ] {
+            assert!(err.contains(expected), "{expected} missing from {err}");
+        }
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub async fn file_service(config: &Config) -> FileService<DynamoDbOwnershipStore
         config.expiry,
     )
     .with_quotas(config.quotas)
+    .with_multipart_expiry(config.multipart_expiry)
 }
 
 /// Logging and configuration, the same for both functions. A configuration error is logged (every

@@ -28,6 +28,13 @@ pub enum AppError {
     NotReady,
     #[error("no object has been uploaded for this file yet")]
     UploadMissing,
+    /// A multipart upload that cannot be completed yet; the message says how many parts are
+    /// missing (or that the upload is gone). The same code as `UploadMissing`.
+    #[error("{0}")]
+    PartsMissing(String),
+    /// A part request for a file that is not a pending multipart upload.
+    #[error("{0}")]
+    NotPending(String),
     /// The uploaded object did not match the reservation and was deleted.
     #[error("upload rejected: {0}")]
     UploadRejected(String),

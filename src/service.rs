@@ -11,13 +11,15 @@ use crate::bucket::{
     UrlSigner, Validity,
 };
 use crate::domain::{
-    Disposition, ExpiryPolicy, FileId, FileRecord, FileStatus, ObjectKey, OwnerId, QuotaLimits,
-    UploadPolicy, UploadRequest, Usage, check_disposition, content_disposition,
+    Disposition, ExpiryPolicy, FileId, FileRecord, FileStatus, ObjectKey, OwnerId, PartPlan,
+    QuotaLimits, UploadPolicy, UploadRequest, Usage, check_disposition, content_disposition,
 };
 use crate::error::AppError;
 use crate::store::{OwnershipStore, Transition};
 
+mod multipart;
 mod reconcile;
+pub use multipart::DEFAULT_MULTIPART_EXPIRY;
 pub use reconcile::{ReconcileLimits, ReconcileReport};
 
 /// How long an unconfirmed reservation outlives its upload URL before the table's TTL may purge
@@ -33,6 +35,18 @@ pub const MAX_BATCH_IDS: usize = 100;
 
 /// The answer for one id of a batch: a URL, or why not.
 pub type BatchItem = (String, Result<PresignedRequest, AppError>);
+
+/// How the client sends the bytes of a new reservation.
+#[derive(Debug)]
+pub enum UploadInstructions {
+    /// One presigned PUT.
+    Put(PresignedRequest),
+    /// Parts, each signed on request (`POST /files/{id}/parts`), until `expires_at`.
+    Multipart {
+        plan: PartPlan,
+        expires_at: OffsetDateTime,
+    },
+}
 
 /// What an S3 event about one object led to, for the log.
 #[derive(Debug)]
@@ -50,6 +64,9 @@ pub enum ObjectEventOutcome {
 }
 
 /// Where a confirmation left a reservation.
+// One per confirmation, returned and matched at once, never kept in bulk: boxing the record would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Confirmation {
     Available(FileRecord),
@@ -67,6 +84,8 @@ pub struct FileService<S, B> {
     uploads: UploadPolicy,
     expiry: ExpiryPolicy,
     quotas: QuotaLimits,
+    /// How long a multipart reservation takes part URLs (`MULTIPART_EXPIRY_SECONDS`).
+    multipart_expiry: Duration,
 }
 
 /// Now, in whole seconds: SigV4 dates have no fractions, so this is the instant a URL starts.
@@ -89,12 +108,21 @@ where
             uploads,
             expiry,
             quotas: QuotaLimits::default(),
+            multipart_expiry: DEFAULT_MULTIPART_EXPIRY,
         }
     }
 
     /// The same service with other per-owner quotas than the defaults.
     pub fn with_quotas(self, quotas: QuotaLimits) -> Self {
         Self { quotas, ..self }
+    }
+
+    /// The same service with multipart reservations lapsing after `expiry` instead of 24 h.
+    pub fn with_multipart_expiry(self, expiry: Duration) -> Self {
+        Self {
+            multipart_expiry: expiry,
+            ..self
+        }
     }
 
     /// `GET /usage`: the caller's usage now, and its limits.
@@ -105,16 +133,20 @@ where
 
     /// Checks the request, writes the pending record (within the caller's quotas, atomically
     /// with its usage), and only then signs the upload URL: a URL never exists for an object
-    /// that has no owner on record.
+    /// that has no owner on record. A multipart upload is created first, since its record holds
+    /// S3's upload id (see `reserve_multipart`).
     pub async fn reserve_upload(
         &self,
         owner: &OwnerId,
         request: UploadRequest,
-    ) -> Result<(FileRecord, PresignedRequest), AppError> {
+    ) -> Result<(FileRecord, UploadInstructions), AppError> {
         let expires_in = request.expires_in;
         let upload = self.uploads.check(request)?;
         let lifetime = self.expiry.resolve(expires_in)?;
         let created_at = now();
+        if upload.parts.is_some() {
+            return self.reserve_multipart(owner, upload, created_at).await;
+        }
         let record = FileRecord::pending(
             owner.clone(),
             FileId::new_random(),
@@ -135,7 +167,7 @@ where
             .bucket
             .presign_upload(target, validity(created_at, lifetime))
             .await?;
-        Ok((record, url))
+        Ok((record, UploadInstructions::Put(url)))
     }
 
     /// A download URL for the caller's own, confirmed file. Everything the request alone can
@@ -223,13 +255,17 @@ where
         self.store.get(owner, id).await?.ok_or(AppError::NotFound)
     }
 
-    /// `POST /files/{id}/complete`: the client says its upload finished.
+    /// `POST /files/{id}/complete`: the client says its upload finished. A multipart upload is
+    /// completed at S3 first (`finish_multipart`), then confirmed like any object.
     pub async fn complete_upload(
         &self,
         owner: &OwnerId,
         id: FileId,
     ) -> Result<FileRecord, AppError> {
         let record = self.file(owner, id).await?;
+        if let Some(multipart) = &record.multipart {
+            self.finish_multipart(&record, multipart).await?;
+        }
         match self.confirm(record).await? {
             Confirmation::Available(record) => Ok(record),
             Confirmation::Rejected { reason } => Err(AppError::UploadRejected(reason)),
@@ -317,8 +353,18 @@ where
     /// stops the reservation's upload URL, and bytes it stored before the record went would be
     /// confirmed as the still-available file by their S3 event and then orphaned. Bytes stored
     /// after this look find no record, and their event deletes them as a stray.
+    ///
+    /// A multipart upload not yet completed is aborted first, so that no part stays billed; an
+    /// abort of an upload already gone succeeds, so a DELETE cut after it finishes on retry.
     pub async fn delete_file(&self, owner: &OwnerId, id: FileId) -> Result<(), AppError> {
         let record = self.file(owner, id).await?;
+        if let Some(multipart) = &record.multipart
+            && record.status != FileStatus::Available
+        {
+            self.bucket
+                .abort_multipart(&record.key, &multipart.upload_id)
+                .await?;
+        }
         self.remove_object(&record.key).await?;
         let key = record.key.clone();
         self.remove_record(record).await?;

@@ -158,6 +158,7 @@ async fn seed_sample_file(standins: &StandIns) {
         purge_at: Some(now + Duration::days(1)),
         etag: None,
         uploaded_at: None,
+        multipart: None,
     };
     standins
         .store()

@@ -223,6 +223,7 @@ async fn reservations_past_their_purge_time_count_for_nothing() {
             content_type: "text/plain".into(),
             size,
             sha256: None,
+            parts: None,
         };
         let record = FileRecord::pending(
             owner.clone(),

@@ -455,7 +455,7 @@ async fn reserve_and_upload(h: &Harness, size: u64) -> FileRecord {
 }
 
 fn quota_refusals(
-    results: &[Result<(FileRecord, presign_gate::bucket::PresignedRequest), AppError>],
+    results: &[Result<(FileRecord, presign_gate::service::UploadInstructions), AppError>],
 ) -> usize {
     results
         .iter()
@@ -638,6 +638,7 @@ fn reservation_made_at(at: time::OffsetDateTime, size: u64) -> FileRecord {
         content_type: "text/plain".into(),
         size,
         sha256: None,
+        parts: None,
     };
     let purge_at = at + std::time::Duration::from_secs(10);
     FileRecord::pending(alice(), FileId::new_random(), upload, at, purge_at)

@@ -15,11 +15,16 @@ const TEMPLATE: &str = include_str!("../template.yaml");
 /// s3:DeleteObjectVersion: deletes name the version, so that nothing stays behind as a
 /// noncurrent version on the versioned bucket (the S3 API reference asks for s3:DeleteObject too
 /// on every DeleteObject).
+/// `s3:PutObject` also covers CreateMultipartUpload, UploadPart and CompleteMultipartUpload;
+/// multipart adds only aborting an upload and listing its parts, and only to the API's role (the
+/// events and reconciliation functions never touch an upload in progress).
 const API_S3_ACTIONS: &[&str] = &[
     "s3:PutObject",
     "s3:GetObject",
     "s3:DeleteObject",
     "s3:DeleteObjectVersion",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
 ];
 const API_DYNAMODB_ACTIONS: &[&str] = &[
     "dynamodb:GetItem",
@@ -725,6 +730,8 @@ fn functions_are_built_from_this_crate_for_al2023() {
         ("ALLOWED_CONTENT_TYPES", "AllowedContentTypes"),
         ("QUOTA_MAX_PENDING_UPLOADS", "QuotaMaxPendingUploads"),
         ("QUOTA_MAX_BYTES", "QuotaMaxBytes"),
+        ("MULTIPART_THRESHOLD_BYTES", "MultipartThresholdBytes"),
+        ("MULTIPART_EXPIRY_SECONDS", "MultipartExpirySeconds"),
     ] {
         assert_eq!(env[variable], json!({ "Ref": parameter }), "{variable}");
     }
@@ -759,6 +766,53 @@ fn functions_are_built_from_this_crate_for_al2023() {
     assert_eq!(
         t["Parameters"]["QuotaMaxBytes"]["Default"],
         json!(quotas.max_bytes)
+    );
+}
+
+/// Multipart: the bucket aborts incomplete uploads, never before a reservation lapses, and the
+/// parameters' bounds are the code's.
+#[test]
+fn multipart_limits_agree_with_the_lifecycle_rule_and_the_code() {
+    let t = template();
+    let rules = t["Resources"]["FilesBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let abort_days: Vec<u64> = rules
+        .iter()
+        .filter(|rule| rule["Status"] == "Enabled")
+        .filter_map(|rule| rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"].as_u64())
+        .collect();
+    assert_eq!(
+        abort_days.len(),
+        1,
+        "one AbortIncompleteMultipartUpload rule: {rules:?}"
+    );
+    let expiry = &t["Parameters"]["MultipartExpirySeconds"];
+    let longest = expiry["MaxValue"]
+        .as_u64()
+        .expect("MultipartExpirySeconds MaxValue");
+    assert!(
+        abort_days[0] * 86_400 >= longest,
+        "the lifecycle rule aborts after {} days, before a reservation of {longest} s lapses",
+        abort_days[0]
+    );
+    assert_eq!(longest, presign_gate::config::MAX_MULTIPART_EXPIRY_SECS);
+    assert_eq!(
+        expiry["Default"].as_u64(),
+        Some(presign_gate::service::DEFAULT_MULTIPART_EXPIRY.as_secs())
+    );
+    assert_eq!(
+        t["Parameters"]["MaxUploadBytes"]["MaxValue"].as_u64(),
+        Some(presign_gate::domain::MAX_OBJECT_SIZE)
+    );
+    assert_eq!(
+        t["Parameters"]["MultipartThresholdBytes"]["MaxValue"].as_u64(),
+        Some(presign_gate::domain::MAX_SINGLE_PUT_SIZE)
+    );
+    assert_eq!(
+        t["Parameters"]["MultipartThresholdBytes"]["Default"].as_u64(),
+        Some(presign_gate::domain::DEFAULT_MULTIPART_THRESHOLD_BYTES)
     );
 }
 
@@ -799,8 +853,8 @@ fn checks_catch_a_widened_template() {
     let cases: &[(&str, &str, &str, &str)] = &[
         (
             "wildcard action",
-            "- s3:PutObject # presigned upload URL",
-            "- s3:* # presigned upload URL",
+            "- s3:AbortMultipartUpload",
+            "- s3:*",
             "wildcard action s3:*",
         ),
         (

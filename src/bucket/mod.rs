@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 pub use s3::S3Bucket;
 use time::OffsetDateTime;
 
-use crate::domain::ObjectKey;
+use crate::domain::{ObjectKey, UploadedPart};
 use crate::error::AppError;
 
 /// A URL the browser may use once, with the headers it must send. `Debug` leaves the URL out: it
@@ -37,6 +37,25 @@ impl fmt::Debug for PresignedRequest {
 pub struct UploadTarget<'a> {
     pub key: &'a ObjectKey,
     pub content_type: &'a str,
+    pub content_length: u64,
+    pub sha256: Option<&'a str>,
+}
+
+/// A multipart upload to create: S3 keeps the type and the `Cache-Control` given here for the
+/// object the completion assembles (parts carry no headers of their own).
+#[derive(Clone, Copy, Debug)]
+pub struct MultipartTarget<'a> {
+    pub key: &'a ObjectKey,
+    pub content_type: &'a str,
+}
+
+/// One part of a multipart upload, signed with its exact length (and checksum, when declared),
+/// so S3 refuses any other body.
+#[derive(Clone, Copy)]
+pub struct PartTarget<'a> {
+    pub key: &'a ObjectKey,
+    pub upload_id: &'a str,
+    pub part_number: u32,
     pub content_length: u64,
     pub sha256: Option<&'a str>,
 }
@@ -79,6 +98,34 @@ pub trait UrlSigner: Send + Sync {
         target: DownloadTarget<'_>,
         validity: Validity,
     ) -> impl Future<Output = Result<PresignedRequest, AppError>> + Send;
+
+    /// An UploadPart URL (PUT) for one part of a multipart upload.
+    fn presign_part(
+        &self,
+        target: PartTarget<'_>,
+        validity: Validity,
+    ) -> impl Future<Output = Result<PresignedRequest, AppError>> + Send;
+}
+
+/// What ListParts found for an upload.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PartsLookup {
+    /// The parts S3 holds, every page of them, by part number.
+    Found(Vec<UploadedPart>),
+    /// `NoSuchUpload`: the upload was completed or aborted (by a DELETE, or the bucket's
+    /// lifecycle rule).
+    NoSuchUpload,
+}
+
+/// How CompleteMultipartUpload ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Completion {
+    /// The object is assembled at the key.
+    Completed,
+    /// Not by this call: an object is at the key already (412 to `If-None-Match: *`), or the
+    /// upload no longer exists (completed by an earlier call whose answer was lost, or aborted).
+    /// The object at the key, if any, says which.
+    NotCompleted,
 }
 
 /// What S3 says about a stored object.
@@ -121,6 +168,37 @@ pub trait ObjectStorage: Send + Sync {
         &self,
         key: &ObjectKey,
         version_id: Option<&str>,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
+
+    /// CreateMultipartUpload, with the type and `FILE_CACHE_CONTROL` the object will carry
+    /// (as a single PUT's URL signs them); returns S3's upload id.
+    fn create_multipart(
+        &self,
+        target: MultipartTarget<'_>,
+    ) -> impl Future<Output = Result<String, AppError>> + Send;
+
+    /// ListParts, every page of it.
+    fn list_parts(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+    ) -> impl Future<Output = Result<PartsLookup, AppError>> + Send;
+
+    /// CompleteMultipartUpload with `parts` (in order) and `If-None-Match: *`, so it never
+    /// replaces an object.
+    fn complete_multipart(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[UploadedPart],
+    ) -> impl Future<Output = Result<Completion, AppError>> + Send;
+
+    /// AbortMultipartUpload, which frees every part. Succeeds when the upload no longer exists
+    /// (`NoSuchUpload`), so a repeated abort finishes what an interrupted one started.
+    fn abort_multipart(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
     ) -> impl Future<Output = Result<(), AppError>> + Send;
 }
 

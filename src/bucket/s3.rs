@@ -1,17 +1,29 @@
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::operation::abort_multipart_upload::AbortMultipartUploadError;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
 use aws_sdk_s3::presigning::{PresignedRequest as SdkPresignedRequest, PresigningConfig};
-use aws_sdk_s3::types::ChecksumMode;
+use aws_sdk_s3::types::{ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use time::OffsetDateTime;
 
 use super::{
-    DownloadTarget, FILE_CACHE_CONTROL, ListedObject, ObjectInfo, ObjectListing, ObjectLookup,
-    ObjectPage, ObjectStorage, PresignedRequest, RECONCILE_CURSOR_KEY, UploadTarget, UrlSigner,
-    Validity,
+    Completion, DownloadTarget, FILE_CACHE_CONTROL, ListedObject, MultipartTarget, ObjectInfo,
+    ObjectListing, ObjectLookup, ObjectPage, ObjectStorage, PartTarget, PartsLookup,
+    PresignedRequest, RECONCILE_CURSOR_KEY, UploadTarget, UrlSigner, Validity,
 };
 use crate::backend_error::backend_error;
-use crate::domain::ObjectKey;
+use crate::domain::{ObjectKey, UploadedPart};
+
+/// Parts asked for in one ListParts request: S3's own maximum.
+const PARTS_PER_PAGE: i32 = 1000;
+
+/// 10,000 parts at 1,000 a page, and one more page to learn there is no more: a listing that
+/// claims to go on longer is not followed.
+const MAX_PART_PAGES: u32 = 11;
+
+/// S3's error code for an upload that was completed or aborted.
+const NO_SUCH_UPLOAD: &str = "NoSuchUpload";
 use crate::error::AppError;
 
 /// The files bucket. Presigning happens locally with the function's credentials (no request to
@@ -121,6 +133,34 @@ impl UrlSigner for S3Bucket {
             .map_err(|e| AppError::Internal(e.into()))?;
         into_presigned(request, validity)
     }
+
+    async fn presign_part(
+        &self,
+        target: PartTarget<'_>,
+        validity: Validity,
+    ) -> Result<PresignedRequest, AppError> {
+        let part_number = i32::try_from(target.part_number)
+            .map_err(|_| AppError::Internal("part number exceeds i32".into()))?;
+        // Signed, as for a single PUT: S3 refuses a body of any other length, and, when the
+        // client declared one, any other SHA-256.
+        let request = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(target.key.as_str())
+            .upload_id(target.upload_id)
+            .part_number(part_number)
+            .content_length(i64_of(target.content_length, "part size")?)
+            .set_checksum_sha256(target.sha256.map(str::to_owned))
+            .presigned(presigning_config(validity)?)
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
+        into_presigned(request, validity)
+    }
+}
+
+fn i64_of(value: u64, what: &str) -> Result<i64, AppError> {
+    i64::try_from(value).map_err(|_| AppError::Internal(format!("{what} exceeds i64").into()))
 }
 
 impl ObjectStorage for S3Bucket {
@@ -177,6 +217,143 @@ impl ObjectStorage for S3Bucket {
             .await
             .map_err(backend_error)?;
         Ok(())
+    }
+
+    async fn create_multipart(&self, target: MultipartTarget<'_>) -> Result<String, AppError> {
+        let output = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(target.key.as_str())
+            .content_type(target.content_type)
+            .cache_control(FILE_CACHE_CONTROL)
+            .send()
+            .await
+            .map_err(backend_error)?;
+        output
+            .upload_id
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| AppError::Internal("CreateMultipartUpload returned no upload id".into()))
+    }
+
+    async fn list_parts(&self, key: &ObjectKey, upload_id: &str) -> Result<PartsLookup, AppError> {
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        for _ in 0..MAX_PART_PAGES {
+            let output = match self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .upload_id(upload_id)
+                .max_parts(PARTS_PER_PAGE)
+                .set_part_number_marker(marker.clone())
+                .send()
+                .await
+            {
+                Ok(output) => output,
+                Err(err) if err.code() == Some(NO_SUCH_UPLOAD) => {
+                    return Ok(PartsLookup::NoSuchUpload);
+                }
+                Err(err) => return Err(backend_error(err)),
+            };
+            for part in output.parts() {
+                let (Some(number), Some(size)) = (part.part_number, part.size) else {
+                    return Err(AppError::Internal(
+                        "ListParts returned a part without number or size".into(),
+                    ));
+                };
+                parts.push(UploadedPart {
+                    part_number: u32::try_from(number)
+                        .map_err(|_| AppError::Internal("a negative part number".into()))?,
+                    size: u64::try_from(size)
+                        .map_err(|_| AppError::Internal("a negative part size".into()))?,
+                    etag: part.e_tag.clone(),
+                });
+            }
+            let next = output
+                .next_part_number_marker
+                .filter(|next| !next.is_empty());
+            if !output.is_truncated.unwrap_or(false) || next.is_none() || next == marker {
+                parts.sort_by_key(|part| part.part_number);
+                parts.dedup_by_key(|part| part.part_number);
+                return Ok(PartsLookup::Found(parts));
+            }
+            marker = next;
+        }
+        Err(AppError::Internal(
+            "ListParts kept saying there were more pages".into(),
+        ))
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[UploadedPart],
+    ) -> Result<Completion, AppError> {
+        let completed = parts
+            .iter()
+            .map(|part| {
+                let number = i32::try_from(part.part_number)
+                    .map_err(|_| AppError::Internal("part number exceeds i32".into()))?;
+                Ok(CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(part.etag.clone())
+                    .build())
+            })
+            .collect::<Result<Vec<_>, AppError>>()?;
+        let result = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            )
+            // Never over an object: the bucket policy also denies a completion without it.
+            .if_none_match("*")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Completion::Completed),
+            Err(err)
+                if err.code() == Some(NO_SUCH_UPLOAD)
+                    || err.code() == Some("PreconditionFailed")
+                    || err
+                        .raw_response()
+                        .is_some_and(|r| r.status().as_u16() == 412) =>
+            {
+                Ok(Completion::NotCompleted)
+            }
+            Err(err) => Err(backend_error(err)),
+        }
+    }
+
+    async fn abort_multipart(&self, key: &ObjectKey, upload_id: &str) -> Result<(), AppError> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(AbortMultipartUploadError::NoSuchUpload(_))
+                ) || err.code() == Some(NO_SUCH_UPLOAD) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(backend_error(err)),
+        }
     }
 }
 

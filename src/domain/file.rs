@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use super::{NewUpload, OwnerId};
+use super::{MultipartUpload, NewUpload, OwnerId};
 use crate::error::AppError;
 
 /// Timestamps are stored and returned as RFC 3339 in UTC, whole seconds.
@@ -127,11 +127,15 @@ pub struct FileRecord {
     pub purge_at: Option<OffsetDateTime>,
     pub etag: Option<String>,
     pub uploaded_at: Option<OffsetDateTime>,
+    /// S3's multipart upload behind a multipart reservation; `None` for a single PUT. Boxed:
+    /// most records have none.
+    pub multipart: Option<Box<MultipartUpload>>,
 }
 
 impl FileRecord {
     /// The record of a new reservation: the one place a checked upload becomes a record, so a
-    /// field of the upload cannot be dropped on the way.
+    /// field of the upload cannot be dropped on the way. A multipart upload's plan goes into the
+    /// record through [`FileRecord::pending_multipart`], with S3's upload id.
     pub fn pending(
         owner: OwnerId,
         id: FileId,
@@ -139,11 +143,53 @@ impl FileRecord {
         created_at: OffsetDateTime,
         purge_at: OffsetDateTime,
     ) -> Self {
+        Self::new_pending(owner, id, upload, created_at, purge_at, None)
+    }
+
+    /// The record of a new multipart reservation, once S3 has created the upload `upload_id`;
+    /// `expires_at` is when the reservation lapses. An upload without a plan is a fault.
+    pub fn pending_multipart(
+        owner: OwnerId,
+        id: FileId,
+        upload: NewUpload,
+        created_at: OffsetDateTime,
+        purge_at: OffsetDateTime,
+        upload_id: String,
+        expires_at: OffsetDateTime,
+    ) -> Result<Self, AppError> {
+        let plan = upload
+            .parts
+            .ok_or_else(|| AppError::Internal("a multipart record without a part plan".into()))?;
+        let multipart = MultipartUpload {
+            upload_id,
+            plan,
+            expires_at,
+        };
+        Ok(Self::new_pending(
+            owner,
+            id,
+            upload,
+            created_at,
+            purge_at,
+            Some(Box::new(multipart)),
+        ))
+    }
+
+    fn new_pending(
+        owner: OwnerId,
+        id: FileId,
+        upload: NewUpload,
+        created_at: OffsetDateTime,
+        purge_at: OffsetDateTime,
+        multipart: Option<Box<MultipartUpload>>,
+    ) -> Self {
         let NewUpload {
             filename,
             content_type,
             size,
             sha256,
+            // In `multipart`, when there is one.
+            parts: _,
         } = upload;
         Self {
             key: ObjectKey::for_file(&owner, id),
@@ -158,6 +204,7 @@ impl FileRecord {
             purge_at: Some(purge_at),
             etag: None,
             uploaded_at: None,
+            multipart,
         }
     }
 }

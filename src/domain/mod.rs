@@ -4,12 +4,20 @@
 
 mod disposition;
 mod file;
+mod multipart;
 mod owner;
 mod policy;
 mod quota;
 
 pub use disposition::{Disposition, content_disposition};
 pub use file::{FileId, FileRecord, FileStatus, ObjectKey, format_timestamp, parse_timestamp};
+pub use multipart::{
+    MAX_OBJECT_SIZE, MAX_PARTS_PER_REQUEST, MAX_SINGLE_PUT_SIZE, MultipartUpload, PartPlan,
+    PartRequest, PartsRequest, PartsVerdict, UploadedPart,
+};
 pub use owner::OwnerId;
-pub use policy::{ExpiryPolicy, NewUpload, UploadPolicy, UploadRequest, check_disposition};
+pub use policy::{
+    DEFAULT_MULTIPART_THRESHOLD_BYTES, ExpiryPolicy, NewUpload, UploadPolicy, UploadRequest,
+    check_disposition, check_sha256,
+};
 pub use quota::{Ledger, PendingEntry, QuotaLimits, Usage};

@@ -5,6 +5,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 
 use super::Disposition;
+use super::multipart::{MAX_SINGLE_PUT_SIZE, PartPlan};
 use crate::error::AppError;
 
 /// S3's own limit on key-independent metadata is generous; filenames are capped at what every
@@ -24,6 +25,10 @@ pub struct UploadRequest {
     /// The upload URL's lifetime in seconds; the expiry policy's default when absent.
     #[serde(default)]
     pub expires_in: Option<u64>,
+    /// `true` asks for a multipart upload whatever the size; sizes above the threshold are
+    /// multipart anyway.
+    #[serde(default)]
+    pub multipart: Option<bool>,
 }
 
 /// An upload that passed every rule; the only way to get one is [`UploadPolicy::check`].
@@ -34,14 +39,21 @@ pub struct NewUpload {
     pub content_type: String,
     pub size: u64,
     pub sha256: Option<String>,
+    /// How the parts are cut, for a multipart upload; `None` for a single PUT.
+    pub parts: Option<PartPlan>,
 }
 
-/// What may be uploaded: the allowed content types and the size limit.
+/// What may be uploaded: the allowed content types, the size limit, and from which size an
+/// upload is multipart.
 #[derive(Clone, Debug)]
 pub struct UploadPolicy {
     allowed_content_types: Vec<String>,
     max_upload_bytes: u64,
+    multipart_threshold_bytes: u64,
 }
+
+/// `MULTIPART_THRESHOLD_BYTES`' default: 100 MiB, Uppy's own threshold for multipart.
+pub const DEFAULT_MULTIPART_THRESHOLD_BYTES: u64 = 100 * 1024 * 1024;
 
 impl UploadPolicy {
     /// Refuses an empty allow-list or an entry that is not a valid `type/subtype`: configuration
@@ -63,11 +75,31 @@ impl UploadPolicy {
         Ok(Self {
             allowed_content_types,
             max_upload_bytes,
+            multipart_threshold_bytes: DEFAULT_MULTIPART_THRESHOLD_BYTES,
+        })
+    }
+
+    /// The same policy with uploads above `bytes` made multipart (at most 5 GiB, the largest
+    /// single PUT, which is also the switch whatever the setting).
+    pub fn with_multipart_threshold(self, bytes: u64) -> Result<Self, String> {
+        if bytes > MAX_SINGLE_PUT_SIZE {
+            return Err(format!(
+                "the multipart threshold must not exceed {MAX_SINGLE_PUT_SIZE} bytes, the largest \
+                 single PUT S3 accepts"
+            ));
+        }
+        Ok(Self {
+            multipart_threshold_bytes: bytes,
+            ..self
         })
     }
 
     pub fn max_upload_bytes(&self) -> u64 {
         self.max_upload_bytes
+    }
+
+    pub fn multipart_threshold_bytes(&self) -> u64 {
+        self.multipart_threshold_bytes
     }
 
     pub fn check(&self, request: UploadRequest) -> Result<NewUpload, AppError> {
@@ -87,21 +119,42 @@ impl UploadPolicy {
                 self.max_upload_bytes
             )));
         }
+        let multipart =
+            request.multipart == Some(true) || request.size > self.multipart_threshold_bytes;
+        let parts = multipart
+            .then(|| PartPlan::for_size(request.size))
+            .transpose()?;
+        if parts.is_some() && request.sha256.is_some() {
+            // S3 checks each part's SHA-256, and a whole-object checksum only as a full-object
+            // CRC (which the local S3 does not verify): see the README's "Multipart uploads".
+            return Err(AppError::invalid(
+                "a whole-file sha256 cannot be verified on a multipart upload; leave it out and \
+                 send each part's sha256 with POST /files/{id}/parts instead",
+            ));
+        }
         if let Some(sha256) = &request.sha256 {
-            let digest_len = BASE64.decode(sha256).map(|d| d.len());
-            if digest_len != Ok(32) {
-                return Err(AppError::invalid(
-                    "sha256 must be the standard base64 encoding of a 32-byte SHA-256 digest",
-                ));
-            }
+            check_sha256(sha256)?;
         }
         Ok(NewUpload {
             filename: request.filename,
             content_type,
             size: request.size,
             sha256: request.sha256,
+            parts,
         })
     }
+}
+
+/// A declared SHA-256 (of a file or of a part): standard base64 of 32 bytes, the form S3 takes in
+/// `x-amz-checksum-sha256`.
+pub fn check_sha256(sha256: &str) -> Result<(), AppError> {
+    let digest_len = BASE64.decode(sha256).map(|d| d.len());
+    if digest_len != Ok(32) {
+        return Err(AppError::invalid(
+            "sha256 must be the standard base64 encoding of a 32-byte SHA-256 digest",
+        ));
+    }
+    Ok(())
 }
 
 fn check_filename(filename: &str) -> Result<(), AppError> {
@@ -238,6 +291,7 @@ mod tests {
             size,
             sha256: None,
             expires_in: None,
+            multipart: None,
         }
     }
 
@@ -349,6 +403,39 @@ mod tests {
         assert_eq!(check(good.trim_end_matches('=')), "invalid_request");
         assert_eq!(check("not base64!"), "invalid_request");
         assert_eq!(check(""), "invalid_request");
+    }
+
+    #[test]
+    fn uploads_above_the_threshold_or_asked_for_are_multipart() {
+        let policy = UploadPolicy::new(["text/plain"], 1 << 40)
+            .unwrap()
+            .with_multipart_threshold(100)
+            .unwrap();
+        let plan = |size: u64, multipart: Option<bool>| {
+            let mut r = request("a", "text/plain", size);
+            r.multipart = multipart;
+            policy
+                .check(r)
+                .map(|upload| upload.parts.map(|p| p.part_count()))
+        };
+        assert_eq!(plan(100, None).unwrap(), None);
+        assert_eq!(plan(100, Some(false)).unwrap(), None);
+        assert_eq!(plan(101, None).unwrap(), Some(1));
+        assert_eq!(plan(1, Some(true)).unwrap(), Some(1));
+        assert_eq!(plan(11 << 20, None).unwrap(), Some(3));
+        // A whole-file checksum is refused on a multipart upload, with what to do instead.
+        let mut r = request("a", "text/plain", 101);
+        r.sha256 = Some(BASE64.encode([7u8; 32]));
+        match policy.check(r) {
+            Err(AppError::InvalidRequest(message)) => assert!(message.contains("each part")),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            UploadPolicy::new(["text/plain"], 1)
+                .unwrap()
+                .with_multipart_threshold(MAX_SINGLE_PUT_SIZE + 1)
+                .is_err()
+        );
     }
 
     #[test]

@@ -138,6 +138,7 @@ mod tests {
             content_type: "text/plain".into(),
             size,
             sha256: None,
+            parts: None,
         };
         FileRecord::pending(
             OwnerId::parse("alice").unwrap(),

@@ -16,14 +16,16 @@ use tracing::{Instrument, Span, field};
 
 pub use lambda::RejectUnparseable;
 pub use response::status_and_code;
-use response::{FileView, UrlView, UsageView, error_response, json};
+use response::{
+    FileView, PartUrlView, UploadView, UploadedPartView, UrlView, UsageView, error_response, json,
+};
 use routes::Action;
 
 use crate::bucket::{ObjectStorage, UrlSigner};
 use crate::deadline::{Deadline, REQUEST_MARGIN};
-use crate::domain::{Disposition, FileId, OwnerId, UploadRequest};
+use crate::domain::{Disposition, FileId, OwnerId, PartsRequest, UploadRequest};
 use crate::error::AppError;
-use crate::service::FileService;
+use crate::service::{FileService, UploadInstructions};
 use crate::store::OwnershipStore;
 
 /// Request bodies are a few hundred bytes of JSON; anything near this is not a real client.
@@ -159,7 +161,43 @@ where
                 let (usage, limits) = self.files.usage(&caller).await?;
                 json(StatusCode::OK, &UsageView::of(usage, limits))
             }
+            Action::PresignParts => self.presign_parts(&caller, id()?, request).await,
+            Action::ListParts => {
+                let (plan, parts) = self.files.uploaded_parts(&caller, id()?).await?;
+                let parts: Vec<UploadedPartView> = parts.iter().map(UploadedPartView::of).collect();
+                json(
+                    StatusCode::OK,
+                    &json!({
+                        "partSize": plan.part_size(),
+                        "partCount": plan.part_count(),
+                        "parts": parts,
+                    }),
+                )
+            }
         }
+    }
+
+    async fn presign_parts(
+        &self,
+        caller: &OwnerId,
+        id: FileId,
+        request: &Request,
+    ) -> Result<Response<Body>, AppError> {
+        let body: PartsRequest = json_body(request)?;
+        let urls = self.files.presign_parts(caller, id, body).await?;
+        let numbers: Vec<String> = urls.iter().map(|(n, _)| n.to_string()).collect();
+        let expires_at = urls.first().map(|(_, url)| url.expires_at);
+        tracing::info!(
+            parts = numbers.join(","),
+            issued = urls.len(),
+            expires_at = expires_at.map(|at| at.to_string()),
+            "part URLs issued"
+        );
+        let parts = urls
+            .iter()
+            .map(|(number, url)| PartUrlView::of(*number, url))
+            .collect::<Result<Vec<_>, _>>()?;
+        json(StatusCode::OK, &json!({ "parts": parts }))
     }
 
     async fn create_upload(
@@ -168,12 +206,21 @@ where
         request: &Request,
     ) -> Result<Response<Body>, AppError> {
         let upload: UploadRequest = json_body(request)?;
-        let (record, url) = self.files.reserve_upload(caller, upload).await?;
+        let (record, upload) = self.files.reserve_upload(caller, upload).await?;
         Span::current().record("file_id", field::display(record.id));
-        tracing::info!(expires_at = %url.expires_at, "upload URL issued");
+        match &upload {
+            UploadInstructions::Put(url) => {
+                tracing::info!(expires_at = %url.expires_at, "upload URL issued");
+            }
+            UploadInstructions::Multipart { plan, expires_at } => tracing::info!(
+                %expires_at,
+                part_count = plan.part_count(),
+                "multipart upload reserved"
+            ),
+        }
         json(
             StatusCode::CREATED,
-            &json!({ "file": FileView::of(&record)?, "upload": UrlView::of(&url)? }),
+            &json!({ "file": FileView::of(&record)?, "upload": UploadView::of(&upload)? }),
         )
     }
 

@@ -8,8 +8,9 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 
 use crate::bucket::PresignedRequest;
-use crate::domain::{FileRecord, QuotaLimits, Usage, format_timestamp};
+use crate::domain::{FileRecord, QuotaLimits, UploadedPart, Usage, format_timestamp};
 use crate::error::AppError;
+use crate::service::UploadInstructions;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -33,10 +34,12 @@ impl<'a> FileView<'a> {
     /// not compile until it is either shown here or named as kept back.
     pub fn of(record: &'a FileRecord) -> Result<Self, AppError> {
         let FileRecord {
-            // Kept back: the owner is the caller, and the key and purge time are the server's.
+            // Kept back: the owner is the caller, and the key, the purge time and the multipart
+            // upload (S3's upload id above all) are the server's.
             owner: _,
             key: _,
             purge_at: _,
+            multipart: _,
             id,
             filename,
             content_type,
@@ -84,6 +87,72 @@ impl<'a> UrlView<'a> {
                 .collect(),
             expires_at: format_timestamp(request.expires_at)?,
         })
+    }
+}
+
+/// `upload` of `POST /uploads`: the PUT URL, or the plan of a multipart upload.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum UploadView<'a> {
+    Put(UrlView<'a>),
+    #[serde(rename_all = "camelCase")]
+    Multipart {
+        method: &'static str,
+        part_size: u64,
+        part_count: u32,
+        expires_at: String,
+    },
+}
+
+impl<'a> UploadView<'a> {
+    pub fn of(upload: &'a UploadInstructions) -> Result<Self, AppError> {
+        Ok(match upload {
+            UploadInstructions::Put(url) => Self::Put(UrlView::of(url)?),
+            UploadInstructions::Multipart { plan, expires_at } => Self::Multipart {
+                method: "MULTIPART",
+                part_size: plan.part_size(),
+                part_count: plan.part_count(),
+                expires_at: format_timestamp(*expires_at)?,
+            },
+        })
+    }
+}
+
+/// One part URL of `POST /files/{id}/parts`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartUrlView<'a> {
+    part_number: u32,
+    #[serde(flatten)]
+    url: UrlView<'a>,
+}
+
+impl<'a> PartUrlView<'a> {
+    pub fn of(part_number: u32, url: &'a PresignedRequest) -> Result<Self, AppError> {
+        Ok(Self {
+            part_number,
+            url: UrlView::of(url)?,
+        })
+    }
+}
+
+/// One part S3 holds, in `GET /files/{id}/parts`. `etag` is null only where the S3 stand-in
+/// reports none (s3s-fs's ListParts); S3 always reports it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadedPartView<'a> {
+    part_number: u32,
+    size: u64,
+    etag: Option<&'a str>,
+}
+
+impl<'a> UploadedPartView<'a> {
+    pub fn of(part: &'a UploadedPart) -> Self {
+        Self {
+            part_number: part.part_number,
+            size: part.size,
+            etag: part.etag.as_deref(),
+        }
     }
 }
 
@@ -150,7 +219,10 @@ pub fn status_and_code(error: &AppError) -> (StatusCode, &'static str) {
         AppError::NotFound | AppError::RouteNotFound => (StatusCode::NOT_FOUND, "not_found"),
         AppError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         AppError::NotReady => (StatusCode::CONFLICT, "not_ready"),
-        AppError::UploadMissing => (StatusCode::CONFLICT, "upload_missing"),
+        AppError::UploadMissing | AppError::PartsMissing(_) => {
+            (StatusCode::CONFLICT, "upload_missing")
+        }
+        AppError::NotPending(_) => (StatusCode::CONFLICT, "not_pending"),
         AppError::UploadRejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "upload_rejected"),
         AppError::QuotaExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
         AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -215,6 +287,11 @@ mod tests {
             purge_at: Some(at),
             etag: Some("\"e\"".into()),
             uploaded_at: Some(at),
+            multipart: Some(Box::new(crate::domain::MultipartUpload {
+                upload_id: "secret-upload-id".into(),
+                plan: crate::domain::PartPlan::for_size(42).unwrap(),
+                expires_at: at,
+            })),
         };
         let view = serde_json::to_value(FileView::of(&record).unwrap()).unwrap();
         assert_eq!(

@@ -13,6 +13,8 @@ pub enum Action {
     PresignDownload,
     PresignDownloads,
     GetUsage,
+    PresignParts,
+    ListParts,
 }
 
 impl Action {
@@ -27,6 +29,8 @@ impl Action {
             Self::PresignDownload => "presign_download",
             Self::PresignDownloads => "presign_downloads",
             Self::GetUsage => "get_usage",
+            Self::PresignParts => "presign_parts",
+            Self::ListParts => "list_parts",
         }
     }
 }
@@ -79,6 +83,16 @@ pub const ROUTES: &[Route] = &[
         method: "GET",
         path: "/usage",
         action: Action::GetUsage,
+    },
+    Route {
+        method: "POST",
+        path: "/files/{id}/parts",
+        action: Action::PresignParts,
+    },
+    Route {
+        method: "GET",
+        path: "/files/{id}/parts",
+        action: Action::ListParts,
     },
 ];
 
@@ -144,6 +158,14 @@ mod tests {
             (Action::PresignDownloads, None)
         );
         assert_eq!(resolve("GET", "/usage").unwrap(), (Action::GetUsage, None));
+        assert_eq!(
+            resolve("POST", "/files/abc/parts").unwrap(),
+            (Action::PresignParts, Some("abc"))
+        );
+        assert_eq!(
+            resolve("GET", "/files/abc/parts").unwrap(),
+            (Action::ListParts, Some("abc"))
+        );
     }
 
     #[test]

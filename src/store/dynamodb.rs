@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use super::{OwnershipStore, Transition};
 use crate::backend_error::backend_error;
 use crate::domain::{
-    FileId, FileRecord, FileStatus, Ledger, ObjectKey, OwnerId, PendingEntry, QuotaLimits,
-    format_timestamp, parse_timestamp,
+    FileId, FileRecord, FileStatus, Ledger, MultipartUpload, ObjectKey, OwnerId, PartPlan,
+    PendingEntry, QuotaLimits, format_timestamp, parse_timestamp,
 };
 use crate::error::AppError;
 
@@ -37,6 +37,11 @@ pub mod attr {
     pub const PURGE_AT: &str = "purgeAt";
     pub const ETAG: &str = "etag";
     pub const UPLOADED_AT: &str = "uploadedAt";
+    /// A multipart reservation's S3 upload id, part plan and lapse time: all four or none.
+    pub const MULTIPART_UPLOAD_ID: &str = "multipartUploadId";
+    pub const PART_SIZE: &str = "partSize";
+    pub const PART_COUNT: &str = "partCount";
+    pub const MULTIPART_EXPIRES_AT: &str = "multipartExpiresAt";
 
     /// The ledger item's sort key. `#` sorts before every digit and letter, so in an owner's
     /// partition the ledger comes before every file id, and a listing starts after it.
@@ -63,6 +68,10 @@ pub mod attr {
         PURGE_AT,
         ETAG,
         UPLOADED_AT,
+        MULTIPART_UPLOAD_ID,
+        PART_SIZE,
+        PART_COUNT,
+        MULTIPART_EXPIRES_AT,
     ];
 }
 
@@ -645,6 +654,7 @@ fn to_item(record: &FileRecord) -> Result<Item, AppError> {
         purge_at,
         etag,
         uploaded_at,
+        multipart,
     } = record;
     let mut item = key(owner, *id);
     let mut optional = Vec::new();
@@ -662,6 +672,22 @@ fn to_item(record: &FileRecord) -> Result<Item, AppError> {
     }
     if let Some(uploaded_at) = uploaded_at {
         optional.push((attr::UPLOADED_AT, s(format_timestamp(*uploaded_at)?)));
+    }
+    if let Some(multipart) = multipart {
+        let MultipartUpload {
+            upload_id,
+            plan,
+            expires_at,
+        } = multipart.as_ref();
+        optional.extend([
+            (attr::MULTIPART_UPLOAD_ID, s(upload_id)),
+            (attr::PART_SIZE, n(plan.part_size())),
+            (attr::PART_COUNT, n(plan.part_count())),
+            (
+                attr::MULTIPART_EXPIRES_AT,
+                s(format_timestamp(*expires_at)?),
+            ),
+        ]);
     }
     let required = [
         (attr::OBJECT_KEY, s(object_key.as_str())),
@@ -712,6 +738,7 @@ fn from_item(item: &Item) -> Result<FileRecord, AppError> {
         None => None,
         Some(t) => Some(parse_timestamp(t).ok_or_else(|| corrupt(attr::UPLOADED_AT))?),
     };
+    let multipart = multipart_from_item(item, size)?;
     Ok(FileRecord {
         owner,
         id,
@@ -725,7 +752,54 @@ fn from_item(item: &Item) -> Result<FileRecord, AppError> {
         purge_at,
         etag: text(attr::ETAG).cloned(),
         uploaded_at,
+        multipart,
     })
+}
+
+/// A multipart reservation's upload, when the item has one: all of its attributes, and a plan
+/// that is exactly the one the size gives, so no stored value can make a URL sign other lengths.
+fn multipart_from_item(item: &Item, size: u64) -> Result<Option<Box<MultipartUpload>>, AppError> {
+    let corrupt = |what: &str| AppError::Internal(format!("corrupt file record: {what}").into());
+    let names = [
+        attr::MULTIPART_UPLOAD_ID,
+        attr::PART_SIZE,
+        attr::PART_COUNT,
+        attr::MULTIPART_EXPIRES_AT,
+    ];
+    let present = names
+        .iter()
+        .filter(|name| item.contains_key(**name))
+        .count();
+    if present == 0 {
+        return Ok(None);
+    }
+    if present < names.len() {
+        return Err(corrupt("a multipart upload without all of its attributes"));
+    }
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok());
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let upload_id = text(attr::MULTIPART_UPLOAD_ID)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| corrupt(attr::MULTIPART_UPLOAD_ID))?
+        .to_owned();
+    let part_size = number(attr::PART_SIZE).ok_or_else(|| corrupt(attr::PART_SIZE))?;
+    let part_count = number(attr::PART_COUNT)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| corrupt(attr::PART_COUNT))?;
+    let plan =
+        PartPlan::from_stored(size, part_size, part_count).ok_or_else(|| corrupt("part plan"))?;
+    let expires_at = text(attr::MULTIPART_EXPIRES_AT)
+        .and_then(|t| parse_timestamp(t))
+        .ok_or_else(|| corrupt(attr::MULTIPART_EXPIRES_AT))?;
+    Ok(Some(Box::new(MultipartUpload {
+        upload_id,
+        plan,
+        expires_at,
+    })))
 }
 
 #[cfg(test)]
@@ -749,6 +823,11 @@ mod tests {
             purge_at: Some(now + time::Duration::hours(1)),
             etag: Some("\"abc\"".into()),
             uploaded_at: Some(now),
+            multipart: Some(Box::new(MultipartUpload {
+                upload_id: "upload-1".into(),
+                plan: PartPlan::for_size(42).unwrap(),
+                expires_at: now + time::Duration::hours(24),
+            })),
         }
     }
 
@@ -772,10 +851,20 @@ mod tests {
             purge_at: None,
             etag: None,
             uploaded_at: None,
+            multipart: None,
             ..record()
         };
         let item = to_item(&record).unwrap();
-        for name in [attr::SHA256, attr::PURGE_AT, attr::ETAG, attr::UPLOADED_AT] {
+        for name in [
+            attr::SHA256,
+            attr::PURGE_AT,
+            attr::ETAG,
+            attr::UPLOADED_AT,
+            attr::MULTIPART_UPLOAD_ID,
+            attr::PART_SIZE,
+            attr::PART_COUNT,
+            attr::MULTIPART_EXPIRES_AT,
+        ] {
             assert!(!item.contains_key(name), "{name}");
         }
         assert_eq!(from_item(&item).unwrap(), record);
@@ -809,8 +898,17 @@ mod tests {
                 "{name}"
             );
         }
-        let mut item = full;
+        let mut item = full.clone();
         item.insert(attr::SIZE.into(), s("42"));
+        assert!(from_item(&item).is_err());
+        // A multipart upload is all of its attributes, with the plan its size gives, or none.
+        for name in [attr::MULTIPART_UPLOAD_ID, attr::PART_COUNT] {
+            let mut item = full.clone();
+            item.remove(name);
+            assert!(from_item(&item).is_err(), "{name}");
+        }
+        let mut item = full;
+        item.insert(attr::PART_SIZE.into(), n(6 * 1024 * 1024));
         assert!(from_item(&item).is_err());
     }
 }

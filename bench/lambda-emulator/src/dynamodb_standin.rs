@@ -133,6 +133,7 @@ pub fn seed(endpoint: &str) -> Result<FileId> {
             purge_at: Some(now + time::Duration::days(1)),
             etag: None,
             uploaded_at: None,
+            multipart: None,
         };
         store
             .reserve(&record, &QuotaLimits::default(), now)

@@ -13,12 +13,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use presign_gate::bucket::{
-    DownloadTarget, ListedObject, ObjectInfo, ObjectListing, ObjectLookup, ObjectPage,
-    ObjectStorage, PresignedRequest, UploadTarget, UrlSigner, Validity,
+    Completion, DownloadTarget, ListedObject, MultipartTarget, ObjectInfo, ObjectListing,
+    ObjectLookup, ObjectPage, ObjectStorage, PartTarget, PartsLookup, PresignedRequest,
+    UploadTarget, UrlSigner, Validity,
 };
 use presign_gate::domain::{
     ExpiryPolicy, FileId, FileRecord, FileStatus, Ledger, ObjectKey, OwnerId, QuotaLimits,
-    UploadPolicy,
+    UploadPolicy, UploadedPart,
 };
 use presign_gate::error::AppError;
 use presign_gate::service::FileService;
@@ -371,6 +372,14 @@ impl Version {
     }
 }
 
+/// A multipart upload the fake bucket holds: where it goes, and its parts by number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FakeUpload {
+    pub key: String,
+    pub content_type: String,
+    pub parts: BTreeMap<u32, u64>,
+}
+
 /// A versioned bucket of object descriptions; it signs nothing real
 /// (`https://bucket.invalid/<key>?…`).
 ///
@@ -392,6 +401,10 @@ pub struct FakeBucket {
     pub deleted: Arc<Mutex<Vec<String>>>,
     /// Where the reconciliation run continues (`ObjectListing`'s cursor).
     cursor: Arc<Mutex<Option<String>>>,
+    /// Multipart uploads in progress, by upload id (S3 User Guide, "Uploading and copying
+    /// objects using multipart upload": an upload holds its parts until it is completed, which
+    /// assembles the object and ends the upload, or aborted, which frees them).
+    uploads: Arc<Mutex<BTreeMap<String, FakeUpload>>>,
     pub journal: Journal,
     pub outages: Outages,
     pub stalls: Stalls,
@@ -478,6 +491,23 @@ impl FakeBucket {
             .and_then(|versions| versions.last().cloned())
     }
 
+    /// Stores part `number` of `size` bytes, as a PUT to its part URL does; `false` when the
+    /// upload no longer exists (S3's `NoSuchUpload`).
+    pub fn put_part(&self, upload_id: &str, number: u32, size: u64) -> bool {
+        match lock(&self.uploads).get_mut(upload_id) {
+            Some(upload) => {
+                upload.parts.insert(number, size);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The multipart uploads in progress, by upload id.
+    pub fn uploads(&self) -> BTreeMap<String, FakeUpload> {
+        lock(&self.uploads).clone()
+    }
+
     /// Removes every version of `key` without going through the port.
     pub fn delete_now(&self, key: &ObjectKey) {
         lock(&self.objects).remove(key.as_str());
@@ -509,6 +539,32 @@ impl UrlSigner for FakeBucket {
         self.call("bucket.presign_download", target.key.as_str())
             .await?;
         Ok(fake_url("GET", target.key.as_str(), validity))
+    }
+
+    async fn presign_part(
+        &self,
+        target: PartTarget<'_>,
+        validity: Validity,
+    ) -> Result<PresignedRequest, AppError> {
+        self.call("bucket.presign_part", target.key.as_str())
+            .await?;
+        let mut url = fake_url("PUT", target.key.as_str(), validity);
+        url.url = format!(
+            "{}{}?partNumber={}&uploadId={}&X-Amz-Signature=fake",
+            FAKE_BUCKET_URL,
+            target.key.as_str(),
+            target.part_number,
+            target.upload_id
+        );
+        url.headers = vec![(
+            "content-length".to_owned(),
+            target.content_length.to_string(),
+        )];
+        if let Some(sha256) = target.sha256 {
+            url.headers
+                .push(("x-amz-checksum-sha256".to_owned(), sha256.to_owned()));
+        }
+        Ok(url)
     }
 }
 
@@ -546,6 +602,75 @@ impl ObjectStorage for FakeBucket {
         lock(&self.deleted).push(key.as_str().to_owned());
         // As after a HEAD: another joined operation may act while the answer travels back.
         tokio::task::yield_now().await;
+        Ok(())
+    }
+
+    async fn create_multipart(&self, target: MultipartTarget<'_>) -> Result<String, AppError> {
+        self.call("bucket.create_multipart", target.key.as_str())
+            .await?;
+        let id = format!("upload-{}", self.new_version_id());
+        lock(&self.uploads).insert(
+            id.clone(),
+            FakeUpload {
+                key: target.key.as_str().to_owned(),
+                content_type: target.content_type.to_owned(),
+                parts: BTreeMap::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    async fn list_parts(&self, key: &ObjectKey, upload_id: &str) -> Result<PartsLookup, AppError> {
+        self.call("bucket.list_parts", key.as_str()).await?;
+        Ok(match lock(&self.uploads).get(upload_id) {
+            Some(upload) if upload.key == key.as_str() => PartsLookup::Found(
+                upload
+                    .parts
+                    .iter()
+                    .map(|(number, size)| UploadedPart {
+                        part_number: *number,
+                        size: *size,
+                        etag: Some(format!("\"part-{number}\"")),
+                    })
+                    .collect(),
+            ),
+            _ => PartsLookup::NoSuchUpload,
+        })
+    }
+
+    /// Assembles the listed parts into a new version at the key, with the upload's type, unless an object is there (412 to `If-None-Match: *`) or the upload
+    /// is gone; either way the upload ends only when it completes.
+    async fn complete_multipart(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[UploadedPart],
+    ) -> Result<Completion, AppError> {
+        self.call("bucket.complete_multipart", key.as_str()).await?;
+        if self.contains(key) {
+            return Ok(Completion::NotCompleted);
+        }
+        let Some(upload) = lock(&self.uploads).remove(upload_id) else {
+            return Ok(Completion::NotCompleted);
+        };
+        let size = parts
+            .iter()
+            .map(|part| upload.parts.get(&part.part_number).copied())
+            .sum::<Option<u64>>()
+            .ok_or_else(|| {
+                AppError::Internal("InvalidPart: a listed part was never uploaded".into())
+            })?;
+        let mut object = small_object(&upload.content_type);
+        object.size = size;
+        object.etag = format!("\"multipart-{}\"", parts.len());
+        // The creation's Cache-Control is the one uploads sign: no unsigned header is stored.
+        self.put(key, object);
+        Ok(Completion::Completed)
+    }
+
+    async fn abort_multipart(&self, key: &ObjectKey, upload_id: &str) -> Result<(), AppError> {
+        self.call("bucket.abort_multipart", key.as_str()).await?;
+        lock(&self.uploads).remove(upload_id);
         Ok(())
     }
 }
@@ -668,6 +793,7 @@ pub fn seed(
         purge_at: None,
         etag: None,
         uploaded_at: None,
+        multipart: None,
     };
     store.insert(record.clone());
     record

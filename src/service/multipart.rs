@@ -1,0 +1,249 @@
+//! Multipart uploads: reserving one (S3 creates the upload, the record keeps its id), signing
+//! part URLs of exactly the planned lengths, listing what S3 holds, and completing it.
+//!
+//! The upload id never leaves the server except inside the part URLs, where S3 requires it; the
+//! record is the only place it is kept. Every step is repeatable: a `complete` cut after S3
+//! assembled the object finds the object on retry and confirms it; a DELETE cut after the abort
+//! aborts again (S3's `NoSuchUpload` counts as done) and removes the record.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::{FileService, PENDING_GRACE, UploadInstructions, now, validity};
+use crate::bucket::{
+    Completion, MultipartTarget, ObjectLookup, ObjectStorage, PartTarget, PartsLookup,
+    PresignedRequest, UrlSigner,
+};
+use crate::domain::{
+    FileId, FileRecord, FileStatus, MAX_PARTS_PER_REQUEST, MultipartUpload, NewUpload, ObjectKey,
+    OwnerId, PartPlan, PartsRequest, PartsVerdict, UploadedPart,
+};
+use crate::error::AppError;
+use crate::store::{OwnershipStore, Transition};
+
+/// How long a multipart reservation takes part URLs when `MULTIPART_EXPIRY_SECONDS` is unset.
+/// The bucket's lifecycle rule aborts incomplete uploads one day after they start, never sooner.
+pub const DEFAULT_MULTIPART_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+
+/// The part URLs of one request, by part number, in the order asked.
+pub type PartUrls = Vec<(u32, PresignedRequest)>;
+
+impl<S, B> FileService<S, B>
+where
+    S: OwnershipStore,
+    B: UrlSigner + ObjectStorage,
+{
+    /// S3 creates the upload first, because the record holds its id; then the record is written
+    /// within the caller's quotas. If that fails (a quota, an outage), the upload is aborted at
+    /// once: no record names it, so nothing else ever would (and should that abort fail too, or
+    /// the request be cut before it, the bucket's lifecycle rule aborts it within days). No part
+    /// URL exists until the record does.
+    pub(super) async fn reserve_multipart(
+        &self,
+        owner: &OwnerId,
+        upload: NewUpload,
+        created_at: OffsetDateTime,
+    ) -> Result<(FileRecord, UploadInstructions), AppError> {
+        let id = FileId::new_random();
+        let key = ObjectKey::for_file(owner, id);
+        let upload_id = self
+            .bucket
+            .create_multipart(MultipartTarget {
+                key: &key,
+                content_type: &upload.content_type,
+            })
+            .await?;
+        let expires_at = created_at + self.multipart_expiry;
+        let record = FileRecord::pending_multipart(
+            owner.clone(),
+            id,
+            upload,
+            created_at,
+            expires_at + PENDING_GRACE,
+            upload_id.clone(),
+            expires_at,
+        )?;
+        if let Err(error) = self.store.reserve(&record, &self.quotas, created_at).await {
+            if let Err(abort) = self.bucket.abort_multipart(&key, &upload_id).await {
+                tracing::warn!(error = %abort, "abort of an unrecorded multipart upload failed; the lifecycle rule will");
+            }
+            return Err(error);
+        }
+        let plan = record
+            .multipart
+            .as_ref()
+            .map(|multipart| multipart.plan)
+            .ok_or_else(|| AppError::Internal("a multipart record without its upload".into()))?;
+        Ok((record, UploadInstructions::Multipart { plan, expires_at }))
+    }
+
+    /// `POST /files/{id}/parts`: URLs for up to 100 parts of the caller's pending multipart
+    /// upload, after one consistent read of its record. Each signs the part's planned length and
+    /// the SHA-256 the client declared for it, if any.
+    pub async fn presign_parts(
+        &self,
+        owner: &OwnerId,
+        id: FileId,
+        request: PartsRequest,
+    ) -> Result<PartUrls, AppError> {
+        // What the request alone can get wrong, before the read.
+        if request.parts.is_empty() || request.parts.len() > MAX_PARTS_PER_REQUEST {
+            return Err(AppError::invalid(format!(
+                "parts must hold 1 to {MAX_PARTS_PER_REQUEST} entries"
+            )));
+        }
+        for part in &request.parts {
+            if let Some(sha256) = &part.sha256 {
+                crate::domain::check_sha256(sha256)?;
+            }
+        }
+        let lifetime = self.expiry.resolve(request.expires_in)?;
+        let record = self.file(owner, id).await?;
+        let multipart = open_upload(&record)?;
+        let signed_at = now();
+        if signed_at >= multipart.expires_at {
+            return Err(AppError::NotPending(
+                "the multipart reservation has lapsed; reserve the file again".into(),
+            ));
+        }
+        let numbers: Vec<u32> = request.parts.iter().map(|part| part.part_number).collect();
+        multipart.plan.check_batch(&numbers)?;
+        let validity = validity(signed_at, lifetime);
+        let mut urls = Vec::with_capacity(request.parts.len());
+        for part in &request.parts {
+            let content_length = multipart
+                .plan
+                .part_length(part.part_number)
+                .ok_or_else(|| {
+                    AppError::Internal("a checked part number outside the plan".into())
+                })?;
+            let target = PartTarget {
+                key: &record.key,
+                upload_id: &multipart.upload_id,
+                part_number: part.part_number,
+                content_length,
+                sha256: part.sha256.as_deref(),
+            };
+            urls.push((
+                part.part_number,
+                self.bucket.presign_part(target, validity).await?,
+            ));
+        }
+        Ok(urls)
+    }
+
+    /// `GET /files/{id}/parts`: the plan of the caller's pending multipart upload and the parts
+    /// S3 holds (every page of ListParts), so that a client that lost its state can resume.
+    pub async fn uploaded_parts(
+        &self,
+        owner: &OwnerId,
+        id: FileId,
+    ) -> Result<(PartPlan, Vec<UploadedPart>), AppError> {
+        let record = self.file(owner, id).await?;
+        let multipart = open_upload(&record)?;
+        match self
+            .bucket
+            .list_parts(&record.key, &multipart.upload_id)
+            .await?
+        {
+            PartsLookup::Found(parts) => Ok((multipart.plan, parts)),
+            PartsLookup::NoSuchUpload => Err(AppError::NotPending(
+                "the multipart upload takes no more parts (it was completed or aborted); call \
+                 complete to learn its state"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Completes the multipart upload of `record` at S3, when every planned part is there with
+    /// its planned length, so that the confirmation that follows finds the object. Nothing to do
+    /// when the object is there already (an earlier `complete` cut short after S3 assembled it).
+    /// A rejected record's upload is aborted again, in case an earlier abort failed.
+    pub(super) async fn finish_multipart(
+        &self,
+        record: &FileRecord,
+        multipart: &MultipartUpload,
+    ) -> Result<(), AppError> {
+        match record.status {
+            FileStatus::Available => return Ok(()),
+            FileStatus::Rejected => {
+                return self
+                    .bucket
+                    .abort_multipart(&record.key, &multipart.upload_id)
+                    .await;
+            }
+            FileStatus::Pending => {}
+        }
+        if self.object_exists(&record.key).await? {
+            return Ok(());
+        }
+        let parts = match self
+            .bucket
+            .list_parts(&record.key, &multipart.upload_id)
+            .await?
+        {
+            PartsLookup::Found(parts) => parts,
+            // Completed meanwhile (then the object is there), or aborted.
+            PartsLookup::NoSuchUpload => return self.completed_elsewhere(record).await,
+        };
+        let complete = match multipart.plan.check_uploaded(&parts) {
+            Ok(complete) => complete,
+            Err(missing @ PartsVerdict::Missing { .. }) => return Err(missing.into_error()),
+            Err(wrong @ PartsVerdict::WrongSize { .. }) => {
+                // Record first, upload second, as for a mismatching object: a retry finds the
+                // record rejected and aborts again.
+                if self.store.mark_rejected(record).await? == Transition::Applied {
+                    self.bucket
+                        .abort_multipart(&record.key, &multipart.upload_id)
+                        .await?;
+                    return Err(wrong.into_error());
+                }
+                // Another confirmation decided first; the confirmation reports what.
+                return Ok(());
+            }
+        };
+        match self
+            .bucket
+            .complete_multipart(&record.key, &multipart.upload_id, &complete)
+            .await?
+        {
+            Completion::Completed => Ok(()),
+            Completion::NotCompleted => self.completed_elsewhere(record).await,
+        }
+    }
+
+    /// After S3 said the upload is gone or the key taken: fine if an object is there (the
+    /// confirmation checks it), otherwise the upload was aborted and cannot be completed.
+    async fn completed_elsewhere(&self, record: &FileRecord) -> Result<(), AppError> {
+        if self.object_exists(&record.key).await? {
+            return Ok(());
+        }
+        Err(AppError::PartsMissing(
+            "the multipart upload no longer exists (it was aborted, or lapsed); reserve the file \
+             again"
+                .into(),
+        ))
+    }
+
+    async fn object_exists(&self, key: &ObjectKey) -> Result<bool, AppError> {
+        Ok(matches!(
+            self.bucket.head(key).await?,
+            ObjectLookup::Found(_)
+        ))
+    }
+}
+
+/// The multipart upload of a record that still takes parts; `NotPending` otherwise.
+fn open_upload(record: &FileRecord) -> Result<&MultipartUpload, AppError> {
+    let multipart = record.multipart.as_ref().ok_or_else(|| {
+        AppError::NotPending("this file is not a multipart upload; it takes one PUT".into())
+    })?;
+    if record.status != FileStatus::Pending {
+        return Err(AppError::NotPending(format!(
+            "this file is {}, no longer a pending upload",
+            record.status.as_str()
+        )));
+    }
+    Ok(multipart)
+}
