@@ -21,6 +21,7 @@
 //! - Every successful PutObject, CopyObject, CompleteMultipartUpload, DeleteObject and
 //!   DeleteObjects is reported to the [`Notifier`].
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -59,6 +60,10 @@ pub struct LocalBucket {
     notifier: Notifier,
     versioned: bool,
     backups: AtomicU64,
+    /// (upload id, part number) -> the ETag UploadPart answered, so that ListParts and
+    /// CompleteMultipartUpload need not read every part again (a part stored before a restart
+    /// is hashed from its file).
+    part_e_tags: Mutex<HashMap<(String, i32), String>>,
 }
 
 impl LocalBucket {
@@ -70,6 +75,7 @@ impl LocalBucket {
             notifier,
             versioned,
             backups: AtomicU64::new(0),
+            part_e_tags: Mutex::default(),
         }
     }
 
@@ -115,12 +121,26 @@ impl LocalBucket {
         }
     }
 
+    fn e_tags(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), String>> {
+        self.part_e_tags
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The ETag s3s-fs gave a stored part (the hex MD5 of its bytes), or None if it is missing.
     async fn part_e_tag(&self, upload_id: &str, part_number: i32) -> S3Result<Option<String>> {
         use tokio::io::AsyncReadExt as _;
         let Some(path) = self.part_path(upload_id, part_number) else {
             return Ok(None);
         };
+        let known = self
+            .e_tags()
+            .get(&(upload_id.to_owned(), part_number))
+            .cloned();
+        if let Some(e_tag) = known {
+            let present = tokio::fs::try_exists(&path).await.map_err(internal)?;
+            return Ok(present.then_some(e_tag));
+        }
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -336,7 +356,6 @@ impl S3 for LocalBucket {
         list_objects_v2: ListObjectsV2Input => ListObjectsV2Output;
         create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput;
         upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput;
-        abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput;
     }
 
     async fn put_object(
@@ -370,6 +389,8 @@ impl S3 for LocalBucket {
                 hasher: hasher.clone(),
             }));
         }
+        let upload_id = req.input.upload_id.clone();
+        let part_number = req.input.part_number;
         let mut result = self.files.upload_part(req).await;
         if result.is_ok() {
             let hasher =
@@ -379,7 +400,23 @@ impl S3 for LocalBucket {
             }
         }
         settle(snapshot, &result).await;
+        if let Ok(response) = &result
+            && let Some(e_tag) = &response.output.e_tag
+        {
+            self.e_tags()
+                .insert((upload_id, part_number), e_tag.value().to_owned());
+        }
         result
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let upload_id = req.input.upload_id.clone();
+        let response = self.files.abort_multipart_upload(req).await?;
+        self.e_tags().retain(|(id, _), _| *id != upload_id);
+        Ok(response)
     }
 
     async fn copy_object(
@@ -440,7 +477,9 @@ impl S3 for LocalBucket {
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         self.check_completion(&req.input).await?;
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let upload_id = req.input.upload_id.clone();
         let mut response = self.files.complete_multipart_upload(req).await?;
+        self.e_tags().retain(|(id, _), _| *id != upload_id);
         // s3s-fs has assembled the object; its answer (with the ETag) is a future that s3s
         // awaits while it keeps the connection alive.
         let e_tag = match response.output.future.take() {
