@@ -31,6 +31,10 @@ const API_SAMPLES: &[(&str, u16)] = &[
     ("http-api/create-upload.json", 201),
     // The seeded file, still pending.
     ("http-api/get-file.json", 200),
+    // Its parts: the seeded file is a single PUT, so it takes none (a multipart reservation's id
+    // gets 200 from both).
+    ("http-api/presign-parts.json", 409),
+    ("http-api/list-parts.json", 409),
     ("http-api/complete-upload.json", 200),
     ("http-api/download-url.json", 200),
     // Another caller asking for the same file: the same answer as for no such file.

@@ -308,8 +308,8 @@ async fn a_declared_part_checksum_is_signed_into_the_url() {
         ["content-length", "x-amz-checksum-sha256"]
     );
     // Another checksum value, or none, breaks the signature: the client cannot swap in the
-    // checksum of other bytes. (That S3 then refuses other bytes under the declared checksum, the
-    // local S3 checks: see `local/tests/bad_digest.rs`; s3s-fs alone verifies no part checksum.)
+    // checksum of other bytes. (That S3 then refuses other bytes under the declared checksum is
+    // `a_part_with_other_bytes_than_its_declared_checksum_is_refused`, on the local S3.)
     let mut other = part.clone();
     other["headers"]["x-amz-checksum-sha256"] = json!(sha256_b64(b"other"));
     let put = put_part(&other, part_bytes, &[]).await;
@@ -331,6 +331,44 @@ async fn a_declared_part_checksum_is_signed_into_the_url() {
     )
     .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{bad:?}");
+}
+
+/// S3 verifies the checksum a part's headers declare ("UploadPart", Amazon S3 API Reference:
+/// BadDigest). s3s-fs 0.14.1 verifies none for a part, so this runs on `make local`'s S3, which
+/// adds that check in front of it.
+#[tokio::test]
+async fn a_part_with_other_bytes_than_its_declared_checksum_is_refused() {
+    let standins = StandIns::start_on_local_aws().await;
+    let api = api(&standins);
+    let bytes = file_bytes(6 * MIB);
+    let (id, _, _) = reserved(&api, &bytes).await;
+    let part_bytes = &bytes[5 * MIB..];
+    let signed = sign_parts(
+        &api,
+        "alice",
+        &id,
+        json!([{ "partNumber": 2, "sha256": sha256_b64(part_bytes) }]),
+    )
+    .await;
+    let part = &signed.body["parts"][0];
+    let mut other = part_bytes.to_vec();
+    other[0] ^= 1;
+    let put = put_part(part, &other, &[]).await;
+    assert_eq!(put.status(), 400);
+    assert!(put.text().await.unwrap().contains("BadDigest"));
+    assert_eq!(
+        list_parts(&api, "alice", &id).await.body["parts"],
+        json!([])
+    );
+    // The same URL then takes the declared bytes.
+    let put = put_part(part, part_bytes, &[]).await;
+    assert_eq!(put.status(), 200, "{:?}", put.text().await);
+    let listed = list_parts(&api, "alice", &id).await;
+    assert_eq!(listed.body["parts"][0]["size"], json!(MIB));
+    // One part with a checksum, one without: the completion takes both.
+    upload_parts(&api, &id, &bytes, 5 * MIB, &[1]).await;
+    let complete = api.complete("alice", &id).await;
+    assert_eq!(complete.status, StatusCode::OK, "{complete:?}");
 }
 
 #[tokio::test]

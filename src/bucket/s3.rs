@@ -269,6 +269,7 @@ impl ObjectStorage for S3Bucket {
                     size: u64::try_from(size)
                         .map_err(|_| AppError::Internal("a negative part size".into()))?,
                     etag: part.e_tag.clone(),
+                    sha256: part.checksum_sha256.clone(),
                 });
             }
             let next = output
@@ -297,9 +298,12 @@ impl ObjectStorage for S3Bucket {
             .map(|part| {
                 let number = i32::try_from(part.part_number)
                     .map_err(|_| AppError::Internal("part number exceeds i32".into()))?;
+                // A part uploaded with a checksum is completed with it (CompleteMultipartUpload,
+                // Amazon S3 API Reference: the part's checksum as UploadPart returned it).
                 Ok(CompletedPart::builder()
                     .part_number(number)
                     .set_e_tag(part.etag.clone())
+                    .set_checksum_sha256(part.sha256.clone())
                     .build())
             })
             .collect::<Result<Vec<_>, AppError>>()?;

@@ -183,6 +183,9 @@ pub struct UploadedPart {
     pub size: u64,
     /// S3 always reports one; a stand-in may not.
     pub etag: Option<String>,
+    /// The SHA-256 S3 verified for the part, when its URL declared one: the completion names it
+    /// again, as S3 asks of parts uploaded with a checksum.
+    pub sha256: Option<String>,
 }
 
 /// A file's multipart upload: S3's upload id, the plan, and when the reservation lapses.
@@ -281,6 +284,7 @@ mod tests {
             part_number,
             size,
             etag: Some(format!("\"{part_number}\"")),
+            sha256: None,
         }
     }
 

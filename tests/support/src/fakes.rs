@@ -631,6 +631,7 @@ impl ObjectStorage for FakeBucket {
                         part_number: *number,
                         size: *size,
                         etag: Some(format!("\"part-{number}\"")),
+                        sha256: None,
                     })
                     .collect(),
             ),

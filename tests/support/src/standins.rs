@@ -94,17 +94,50 @@ impl StandIns {
     /// s3s-fs (which verifies SigV4, expiry, signed headers and checksums like S3 does) and
     /// moto's DynamoDB, each on a free port, with the bucket and table created.
     pub async fn start() -> Self {
+        Self::start_with(|port, root| {
+            let mut command = Command::new(tool("S3S_FS_BIN"));
+            command
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+                .arg(root);
+            (command, "s3s-fs")
+        })
+        .await
+    }
+
+    /// The stand-ins with `make local`'s S3 (local-aws, from `LOCAL_AWS_BIN`) in place of bare
+    /// s3s-fs: the same s3s-fs underneath, plus what S3 does that s3s-fs 0.14.1 does not, such
+    /// as verifying the checksum an UploadPart declares (see `local/src/bucket.rs`). No events
+    /// are sent.
+    pub async fn start_on_local_aws() -> Self {
+        Self::start_with(|port, root| {
+            let template =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+            let mut command = Command::new(tool("LOCAL_AWS_BIN"));
+            command
+                .args(["--host", "127.0.0.1", "--s3-port", &port.to_string()])
+                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+                .arg("--data-dir")
+                .arg(root)
+                .arg("--template")
+                .arg(template);
+            (command, "local-aws")
+        })
+        .await
+    }
+
+    async fn start_with(
+        s3_command: impl FnOnce(u16, &std::path::Path) -> (Command, &'static str),
+    ) -> Self {
         let root = tempfile::tempdir().expect("temporary directory");
         let s3_port = free_port();
+        let (mut command, s3_name) = s3_command(s3_port, root.path());
         let mut s3 = ChildGuard(
-            Command::new(tool("S3S_FS_BIN"))
-                .args(["--host", "127.0.0.1", "--port", &s3_port.to_string()])
-                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-                .arg(root.path())
+            command
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .expect("start s3s-fs"),
+                .unwrap_or_else(|e| panic!("start {s3_name}: {e}")),
         );
         let dynamodb_port = free_port();
         let mut dynamodb = ChildGuard(
@@ -115,7 +148,7 @@ impl StandIns {
                 .spawn()
                 .expect("start moto_server"),
         );
-        wait_until_listening(&mut s3, s3_port, "s3s-fs");
+        wait_until_listening(&mut s3, s3_port, s3_name);
         wait_until_listening(&mut dynamodb, dynamodb_port, "moto_server");
         // The production loader (same timeouts and retries), with the stand-ins' credentials.
         let sdk = aws::config_loader()
