@@ -60,10 +60,10 @@ pub struct LocalBucket {
     notifier: Notifier,
     versioned: bool,
     backups: AtomicU64,
-    /// (upload id, part number) -> the ETag UploadPart answered, so that ListParts and
+    /// (upload id, part number) -> what UploadPart answered, so that ListParts and
     /// CompleteMultipartUpload need not read every part again (a part stored before a restart
-    /// is hashed from its file).
-    part_e_tags: Mutex<HashMap<(String, i32), String>>,
+    /// is hashed from its file, and its checksum is no longer known).
+    stored_parts: Mutex<HashMap<(String, i32), StoredPart>>,
 }
 
 impl LocalBucket {
@@ -75,7 +75,7 @@ impl LocalBucket {
             notifier,
             versioned,
             backups: AtomicU64::new(0),
-            part_e_tags: Mutex::default(),
+            stored_parts: Mutex::default(),
         }
     }
 
@@ -121,25 +121,26 @@ impl LocalBucket {
         }
     }
 
-    fn e_tags(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), String>> {
-        self.part_e_tags
+    fn stored_parts(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), StoredPart>> {
+        self.stored_parts
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The ETag s3s-fs gave a stored part (the hex MD5 of its bytes), or None if it is missing.
-    async fn part_e_tag(&self, upload_id: &str, part_number: i32) -> S3Result<Option<String>> {
+    /// A stored part's ETag (the hex MD5 of its bytes, as s3s-fs gives it) and the SHA-256 it
+    /// was uploaded with, or None if the part is missing.
+    async fn stored_part(&self, upload_id: &str, part_number: i32) -> S3Result<Option<StoredPart>> {
         use tokio::io::AsyncReadExt as _;
         let Some(path) = self.part_path(upload_id, part_number) else {
             return Ok(None);
         };
         let known = self
-            .e_tags()
+            .stored_parts()
             .get(&(upload_id.to_owned(), part_number))
             .cloned();
-        if let Some(e_tag) = known {
+        if let Some(part) = known {
             let present = tokio::fs::try_exists(&path).await.map_err(internal)?;
-            return Ok(present.then_some(e_tag));
+            return Ok(present.then_some(part));
         }
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(file) => file,
@@ -155,7 +156,10 @@ impl LocalBucket {
             }
             md5.update(&buffer[..read]);
         }
-        Ok(Some(hex(&md5.finalize())))
+        Ok(Some(StoredPart {
+            e_tag: hex(&md5.finalize()),
+            sha256: None,
+        }))
     }
 
     /// S3's checks of a CompleteMultipartUpload request, made before anything is assembled.
@@ -182,16 +186,24 @@ impl LocalBucket {
             let invalid_part = || {
                 S3Error::with_message(
                     S3ErrorCode::InvalidPart,
-                    format!("Part {number} could not be found, or its ETag does not match."),
+                    format!(
+                        "Part {number} could not be found, or its ETag or checksum does not match."
+                    ),
                 )
             };
             let stored = self
-                .part_e_tag(&input.upload_id, number)
+                .stored_part(&input.upload_id, number)
                 .await?
                 .ok_or_else(invalid_part)?;
-            if let Some(given) = &part.e_tag
-                && given.value() != stored
-            {
+            let e_tag_differs = part
+                .e_tag
+                .as_ref()
+                .is_some_and(|given| given.value() != stored.e_tag);
+            let sha256_differs = part
+                .checksum_sha256
+                .as_ref()
+                .is_some_and(|given| stored.sha256.as_ref().is_some_and(|known| known != given));
+            if e_tag_differs || sha256_differs {
                 return Err(invalid_part());
             }
             let last = index + 1 == parts.len();
@@ -257,6 +269,13 @@ impl LocalBucket {
             created: None,
         });
     }
+}
+
+/// What UploadPart stored: the ETag it answered and the SHA-256 it verified, if one was declared.
+#[derive(Debug, Clone)]
+struct StoredPart {
+    e_tag: String,
+    sha256: Option<String>,
 }
 
 /// The state of one file before a write, to put back if the write fails.
@@ -391,6 +410,7 @@ impl S3 for LocalBucket {
         }
         let upload_id = req.input.upload_id.clone();
         let part_number = req.input.part_number;
+        let sha256 = declared.checksums.checksum_sha256.clone();
         let mut result = self.files.upload_part(req).await;
         if result.is_ok() {
             let hasher =
@@ -400,11 +420,14 @@ impl S3 for LocalBucket {
             }
         }
         settle(snapshot, &result).await;
-        if let Ok(response) = &result
+        if let Ok(response) = &mut result
             && let Some(e_tag) = &response.output.e_tag
         {
-            self.e_tags()
-                .insert((upload_id, part_number), e_tag.value().to_owned());
+            let e_tag = e_tag.value().to_owned();
+            // S3 answers with the checksum it verified.
+            response.output.checksum_sha256 = sha256.clone();
+            self.stored_parts()
+                .insert((upload_id, part_number), StoredPart { e_tag, sha256 });
         }
         result
     }
@@ -415,7 +438,7 @@ impl S3 for LocalBucket {
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         let upload_id = req.input.upload_id.clone();
         let response = self.files.abort_multipart_upload(req).await?;
-        self.e_tags().retain(|(id, _), _| *id != upload_id);
+        self.stored_parts().retain(|(id, _), _| *id != upload_id);
         Ok(response)
     }
 
@@ -459,8 +482,10 @@ impl S3 for LocalBucket {
         parts.truncate(limit);
         for part in &mut parts {
             let number = part.part_number.unwrap_or(0);
-            // A part removed between the listing and here (a concurrent retry) keeps no ETag.
-            part.e_tag = self.part_e_tag(&upload_id, number).await?.map(ETag::Strong);
+            // A part removed between the listing and here (a concurrent retry) keeps neither.
+            let stored = self.stored_part(&upload_id, number).await?;
+            part.e_tag = stored.as_ref().map(|p| ETag::Strong(p.e_tag.clone()));
+            part.checksum_sha256 = stored.and_then(|p| p.sha256);
         }
         let output = &mut response.output;
         output.part_number_marker = Some(marker);
@@ -479,7 +504,7 @@ impl S3 for LocalBucket {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let upload_id = req.input.upload_id.clone();
         let mut response = self.files.complete_multipart_upload(req).await?;
-        self.e_tags().retain(|(id, _), _| *id != upload_id);
+        self.stored_parts().retain(|(id, _), _| *id != upload_id);
         // s3s-fs has assembled the object; its answer (with the ETag) is a future that s3s
         // awaits while it keeps the connection alive.
         let e_tag = match response.output.future.take() {

@@ -119,6 +119,34 @@ async fn a_browser_sends_a_presigned_part_from_the_demo_origin_and_reads_its_eta
         .expect("ListParts");
     assert_eq!(listed.parts()[0].e_tag(), Some(e_tag.as_str()));
     assert_eq!(listed.parts()[0].size(), Some(body.len() as i64));
+    // S3 lists the checksum a part was uploaded with, and completing with another is refused.
+    let sha256 = sha256_base64(body);
+    assert_eq!(listed.parts()[0].checksum_sha256(), Some(sha256.as_str()));
+    let complete = |checksum: String| {
+        stack
+            .s3()
+            .complete_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(
+                        CompletedPart::builder()
+                            .part_number(1)
+                            .e_tag(&e_tag)
+                            .checksum_sha256(checksum)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+    };
+    assert_refused(complete(sha256_base64(b"other")).await, 400, "InvalidPart");
+    complete(sha256)
+        .await
+        .expect("completed with the part's checksum");
+    assert_eq!(stack.stored(key).await.as_deref(), Some(&body[..]));
 }
 
 #[tokio::test]
