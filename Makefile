@@ -48,7 +48,8 @@ WARM_INVOCATIONS ?= 1000
 CRITERION_ARGS ?= --warm-up-time 1 --measurement-time 3 --noplot
 
 .PHONY: help tools local-aws local test lint template-checks sam-build build deploy proptest fuzz load \
-  bench bench-micro bench-lambda bench-sizes vendor chromium browser-test qemu-arm64 mutants
+  bench bench-micro bench-lambda bench-sizes vendor chromium browser-test qemu-arm64 mutants \
+  bench-throughput
 
 help:
 	@echo "make local     run the API at http://127.0.0.1:9000 on S3 and DynamoDB stand-ins, the demo at :9102"
@@ -61,6 +62,7 @@ help:
 	@echo "make load      a bounded load test against the API, started on loopback for the run"
 	@echo "make browser-test  the browser client's unit tests, then the demo, client and Uppy in headless Chromium"
 	@echo "make mutants   mutation testing of the safety-critical code (hours; FILES=\"src/a.rs ...\" for a few files)"
+	@echo "make bench-throughput  one large upload (THROUGHPUT_MIB, 1024) through the client: single PUT against multipart"
 
 $(S3S_FS_BIN):
 	cargo install s3s-fs --version $(S3S_FS_VERSION) --features binary --locked \
@@ -181,7 +183,7 @@ load: tools
 	scripts/load.sh
 
 # Benchmarks: never part of `make test`. Figures, not pass/fail: see BENCHMARKS.md for a run.
-bench: bench-micro bench-lambda bench-sizes
+bench: bench-micro bench-lambda bench-sizes bench-throughput
 
 # Criterion: SDK presigning, and every route end to end through Api::handle with DynamoDB mocked.
 bench-micro:
@@ -281,3 +283,11 @@ browser-test: tools local-aws vendor chromium
 	cargo build --locked -p presign-gate --features dev-identity --bin api --bin events
 	mkdir -p target
 	node --test --test-concurrency=1 tests/browser/ 2>&1 | tee target/browser-test.log
+
+# One large upload through the browser client on loopback, in Chromium against `make local`'s
+# stack: one presigned PUT against multipart (4 parts in flight), each with and without SHA-256.
+# A figure for BENCHMARKS.md, not a test; it needs about twice THROUGHPUT_MIB of free disk.
+THROUGHPUT_MIB ?= 1024
+bench-throughput: tools local-aws vendor chromium
+	cargo build --locked -p presign-gate --features dev-identity --bin api --bin events
+	THROUGHPUT_MIB=$(THROUGHPUT_MIB) node bench/browser-throughput.mjs

@@ -40,6 +40,14 @@ export interface PresignGateOptions {
   random?: () => number;
   /** For tests: how to wait between attempts (default: a timer that rejects on abort). */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /**
+   * Files above this many bytes are reserved as multipart uploads (`"multipart": true`) and
+   * hashed part by part rather than whole (S3 verifies no whole-file SHA-256 of a multipart
+   * upload). Keep it at the server's `MULTIPART_THRESHOLD_BYTES` (default 100 MiB) or below.
+   */
+  multipartThreshold?: number;
+  /** Parts of one multipart upload in flight at once (default 4). */
+  partConcurrency?: number;
 }
 
 export interface Progress {
@@ -59,6 +67,8 @@ export interface ReserveOptions {
   sha256?: boolean | string;
   /** Lifetime of the upload URL in seconds (the API's default otherwise). */
   expiresIn?: number;
+  /** Ask for a multipart upload whatever the size; default: above `multipartThreshold`. */
+  multipart?: boolean;
   /** Aborts hashing, the reservation, the transfer or the confirmation, whichever is under way. */
   signal?: AbortSignal;
 }
@@ -71,11 +81,49 @@ export interface Reservation {
     | { method: "MULTIPART"; partSize: number; partCount: number; expiresAt: string };
 }
 
-export interface UploadOptions extends ReserveOptions {
-  /** Bytes sent so far; starts again from 0 when a failed attempt is retried. */
+export interface PartOptions {
+  /**
+   * Single PUT: bytes sent so far, from 0 again when a failed attempt is retried. Multipart:
+   * bytes of stored parts plus bytes of parts in flight, never going back.
+   */
   onProgress?: (progress: Progress) => void;
   /** Called (and awaited) once S3 holds the bytes, before the client confirms the upload. */
   onStored?: (file: FileRecord) => void | Promise<void>;
+  /** Multipart: parts in flight at once (default: the client's `partConcurrency`). */
+  concurrency?: number;
+  /**
+   * Multipart: `false` sends no per-part SHA-256; otherwise each part's digest is signed into
+   * its URL, so S3 refuses other bytes for that part.
+   */
+  sha256?: boolean | string;
+  /**
+   * Multipart: aborting stops the parts in flight, then deletes the file so the server aborts
+   * the S3 upload. (A single PUT's abort leaves the pending reservation, which lapses.)
+   */
+  signal?: AbortSignal;
+}
+
+export interface UploadOptions extends ReserveOptions, PartOptions {
+  /** Called (and awaited) once the reservation is made: keep `file.id` to `resume` after a reload. */
+  onReserved?: (file: FileRecord, upload: Reservation["upload"]) => void | Promise<void>;
+}
+
+export type ResumeOptions = PartOptions;
+
+/** What `GET /files/{id}/parts` answers: the plan and what S3 holds. */
+export interface StoredParts {
+  partSize: number;
+  partCount: number;
+  parts: { partNumber: number; size: number; etag: string }[];
+}
+
+/** One presigned part URL (`POST /files/{id}/parts`). */
+export interface PartUrl {
+  partNumber: number;
+  method: "PUT";
+  url: string;
+  headers: HeaderMap;
+  expiresAt: string;
 }
 
 export interface DownloadOptions {
@@ -103,7 +151,8 @@ export declare class PresignGateError extends Error {
    * The API's error code (`invalid_request`, `content_type_not_allowed`, `not_found`, `not_ready`,
    * `upload_missing`, `upload_rejected`, `too_large`, `unauthenticated`, `unavailable`, ...), or the
    * client's own: `network_error`, `upload_failed` (S3 refused the bytes; see `storageCode`),
-   * `unsupported_upload`, `invalid_response`, `forbidden`, `throttled`, `http_error`.
+   * `unsupported_upload`, `resume_mismatch` (the blob is not the reserved file),
+   * `invalid_response`, `forbidden`, `throttled`, `http_error`.
    */
   readonly code: string;
   /** S3's error code when storage refused the bytes (`BadDigest`, `AccessDenied`, ...). */
@@ -111,11 +160,33 @@ export declare class PresignGateError extends Error {
 }
 
 export declare const DEFAULT_RETRY: Readonly<Required<RetryOptions>>;
+/** 100 MiB, the server's default `MULTIPART_THRESHOLD_BYTES`. */
+export declare const DEFAULT_MULTIPART_THRESHOLD: number;
+export declare const DEFAULT_PART_CONCURRENCY: number;
+/** The most part URLs one `POST /files/{id}/parts` signs (100). */
+export declare const PART_URL_BATCH: number;
 
 export declare class PresignGate {
   constructor(options: PresignGateOptions);
-  /** Resolves with the file record once it is available; aborts reject with the signal's reason. */
+  readonly multipartThreshold: number;
+  /**
+   * Resolves with the file record once it is available; aborts reject with the signal's reason.
+   * A `MULTIPART` reservation is sent in parts, in parallel, each retried on its own.
+   */
   upload(blob: Blob, options?: UploadOptions): Promise<FileRecord>;
+  /**
+   * Continues a multipart upload after a reload or a failure: sends only the parts S3 lacks,
+   * then confirms. `blob` must be the reserved file (same size, same bytes).
+   */
+  resume(id: string, blob: Blob, options?: ResumeOptions): Promise<FileRecord>;
+  /** The plan of a pending multipart upload and the parts S3 holds. */
+  parts(id: string, options?: { signal?: AbortSignal }): Promise<StoredParts>;
+  /** URLs for up to 100 parts, each signed for its planned length (and SHA-256, when given). */
+  signParts(
+    id: string,
+    parts: { partNumber: number; sha256?: string }[],
+    options?: { signal?: AbortSignal },
+  ): Promise<PartUrl[]>;
   /** Hashes (unless `sha256: false`) and reserves: the first step of `upload` alone. */
   reserve(blob: Blob, options?: ReserveOptions): Promise<Reservation>;
   /** Confirms an upload (the server checks the stored object); idempotent. */

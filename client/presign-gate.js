@@ -31,6 +31,15 @@ export function browserMaySet(name) {
 const RETRYABLE_API = new Set([429, 503]);
 const RETRYABLE_STORAGE = new Set([429, 500, 503]);
 
+/** The server's default `MULTIPART_THRESHOLD_BYTES` (100 MiB, Uppy's own threshold). */
+export const DEFAULT_MULTIPART_THRESHOLD = 100 * 1024 * 1024;
+/** Parts in flight at once (browsers open about six connections per origin). */
+export const DEFAULT_PART_CONCURRENCY = 4;
+/** The most part URLs `POST /files/{id}/parts` signs in one request. */
+export const PART_URL_BATCH = 100;
+/** A part URL with less life left than this is signed again before it is used. */
+const PART_URL_MARGIN_MS = 30_000;
+
 export const DEFAULT_RETRY = Object.freeze({
   /** Attempts after the first. */
   retries: 4,
@@ -66,9 +75,14 @@ export class PresignGate {
   #retry;
   #random;
   #sleep;
+  #multipartThreshold;
+  #partConcurrency;
 
   /** @param {Partial<import("./presign-gate.js").PresignGateOptions>} options `apiUrl` is required */
-  constructor({ apiUrl, headers, fetch, XMLHttpRequest, retry, random, sleep } = {}) {
+  constructor({
+    apiUrl, headers, fetch, XMLHttpRequest, retry, random, sleep,
+    multipartThreshold = DEFAULT_MULTIPART_THRESHOLD, partConcurrency = DEFAULT_PART_CONCURRENCY,
+  } = {}) {
     if (!apiUrl) throw new TypeError("PresignGate: apiUrl is required");
     this.#apiUrl = String(apiUrl).replace(/\/+$/, "");
     this.#headers = headers ?? {};
@@ -77,6 +91,13 @@ export class PresignGate {
     this.#retry = { ...DEFAULT_RETRY, ...retry };
     this.#random = random ?? Math.random;
     this.#sleep = sleep ?? abortableSleep;
+    this.#multipartThreshold = multipartThreshold;
+    this.#partConcurrency = positiveInteger(partConcurrency, "partConcurrency");
+  }
+
+  /** Files above this size are reserved as multipart uploads and hashed part by part. */
+  get multipartThreshold() {
+    return this.#multipartThreshold;
   }
 
   /**
@@ -86,13 +107,80 @@ export class PresignGate {
    * @param {import("./presign-gate.js").UploadOptions} [options]
    */
   async upload(blob, options = {}) {
-    const { signal, onProgress, onStored } = options;
+    const { signal, onProgress, onStored, onReserved } = options;
     const { file, upload } = await this.reserve(blob, options);
-    await this.#transfer(blob, upload, { onProgress, signal });
-    // S3 now holds the bytes. Its event notification confirms the file by itself; `complete`
-    // gives the verdict at once and is idempotent, so both may happen in either order.
+    await onReserved?.(file, upload);
+    if (upload.method === "MULTIPART") {
+      await this.#sendParts(file.id, blob, upload, { ...options, have: [] });
+    } else {
+      await this.#transfer(blob, upload, { onProgress, signal });
+    }
+    // S3 now holds the bytes (for a multipart upload: every part, still to be assembled, which
+    // `complete` does). A single object's event notification confirms the file by itself;
+    // `complete` gives the verdict at once and is idempotent, so both may happen in either order.
     await onStored?.(file);
     return this.complete(file.id, { signal });
+  }
+
+  /**
+   * Continues a multipart upload that stopped (a reload, a lost connection, an error): asks the
+   * server which parts S3 holds, sends only the others from `blob` (which must be the same file),
+   * then confirms. Resolves with the available file record, at once if it already is.
+   * @param {string} id
+   * @param {Blob} blob
+   * @param {import("./presign-gate.js").ResumeOptions} [options]
+   */
+  async resume(id, blob, options = {}) {
+    const { signal, onStored } = options;
+    const record = await this.get(id, { signal });
+    if (record.status === "available") return record;
+    if (record.size !== blob.size) {
+      throw new PresignGateError(
+        `This is not the file that upload was reserved for: it has ${blob.size} bytes, the reservation ${record.size}.`,
+        { status: 0, code: "resume_mismatch" },
+      );
+    }
+    const { partSize, partCount, parts } = await this.parts(id, { signal });
+    await this.#sendParts(id, blob, { partSize, partCount }, { ...options, have: parts });
+    await onStored?.(record);
+    return this.complete(id, { signal });
+  }
+
+  /**
+   * What S3 holds of a pending multipart upload: the plan and the parts already stored.
+   * @param {string} id
+   * @param {{ signal?: AbortSignal }} [options]
+   * @returns {Promise<import("./presign-gate.js").StoredParts>}
+   */
+  async parts(id, { signal } = {}) {
+    const { partSize, partCount, parts } = await this.#api("GET", `/files/${encodeURIComponent(id)}/parts`, { signal });
+    return { partSize, partCount, parts };
+  }
+
+  /**
+   * Presigned URLs for up to 100 parts of a pending multipart upload, each signed for the
+   * part's planned length and, when given, its SHA-256.
+   * @param {string} id
+   * @param {{ partNumber: number, sha256?: string }[]} parts
+   * @param {{ signal?: AbortSignal }} [options]
+   * @returns {Promise<import("./presign-gate.js").PartUrl[]>}
+   */
+  async signParts(id, parts, { signal } = {}) {
+    const answer = await this.#api("POST", `/files/${encodeURIComponent(id)}/parts`, {
+      body: { parts: parts.map(({ partNumber, sha256 }) => ({ partNumber, sha256 })) },
+      signal,
+    });
+    const byNumber = new Map((answer?.parts ?? []).map((part) => [part.partNumber, part]));
+    return parts.map(({ partNumber }) => {
+      const part = byNumber.get(partNumber);
+      if (!part?.url) {
+        throw new PresignGateError(`The API signed no URL for part ${partNumber}.`, {
+          status: 200,
+          code: "invalid_response",
+        });
+      }
+      return part;
+    });
   }
 
   /**
@@ -106,13 +194,16 @@ export class PresignGate {
     const { signal, expiresIn } = options;
     const filename = options.filename ?? /** @type {File} */ (blob).name;
     const contentType = options.contentType ?? blob.type;
+    // S3 verifies no whole-file SHA-256 of a multipart upload: a large file is hashed part by
+    // part instead, as its parts are sent.
+    const multipart = options.multipart ?? blob.size > this.#multipartThreshold;
     signal?.throwIfAborted();
     const sha256 =
-      options.sha256 === false ? undefined
-      : typeof options.sha256 === "string" ? options.sha256
+      typeof options.sha256 === "string" ? options.sha256
+      : options.sha256 === false || multipart ? undefined
       : await sha256Base64(blob, { signal });
     return this.#api("POST", "/uploads", {
-      body: { filename, contentType, size: blob.size, sha256, expiresIn },
+      body: { filename, contentType, size: blob.size, sha256, expiresIn, multipart: multipart || undefined },
       signal,
     });
   }
@@ -184,7 +275,7 @@ export class PresignGate {
     await this.#api("DELETE", `/files/${encodeURIComponent(id)}`, { signal });
   }
 
-  /** Sends the bytes the way the reservation says. Issue 13 adds `MULTIPART` here. */
+  /** Sends the bytes of a single-request reservation. */
   async #transfer(blob, upload, { onProgress, signal }) {
     if (upload.method !== "PUT") {
       throw new PresignGateError(`This client cannot send a ${upload.method} upload yet.`, {
@@ -193,6 +284,97 @@ export class PresignGate {
       });
     }
     await this.#putWithRetries(blob, upload, { onProgress, signal });
+  }
+
+  /**
+   * Sends the parts of `blob` that are not in `have`, `concurrency` at a time, each retried on
+   * its own; the first part that fails for good stops the others. An abort through `signal`
+   * stops every part and then deletes the file, so the server aborts the S3 upload and no part
+   * stays stored (and billed).
+   */
+  async #sendParts(id, blob, plan, { have, onProgress, signal, sha256 = true, concurrency = this.#partConcurrency }) {
+    const { partSize, partCount } = plan;
+    if (!(partSize > 0) || partCount !== Math.max(1, Math.ceil(blob.size / partSize))) {
+      throw new PresignGateError(
+        `This file (${blob.size} bytes) does not fit the upload's plan of ${partCount} parts of ${partSize} bytes.`,
+        { status: 0, code: "resume_mismatch" },
+      );
+    }
+    const sizeOf = (n) => (n < partCount ? partSize : blob.size - partSize * (partCount - 1));
+    // A stored part of another length cannot be one of this plan's; it is sent again.
+    const stored = new Set(have.filter((part) => part.size === sizeOf(part.partNumber)).map((part) => part.partNumber));
+    const queue = [];
+    for (let n = 1; n <= partCount; n++) if (!stored.has(n)) queue.push(n);
+    const confirmed = [...stored].reduce((sum, n) => sum + sizeOf(n), 0);
+    const progress = new PartProgress(blob.size, confirmed, onProgress);
+    const hashing = sha256 !== false;
+    const urls = new PartUrls((parts, stop) => this.signParts(id, parts, { signal: stop }), {
+      // Without digests the next parts' URLs come in the same request; with them a URL can only
+      // be signed once its part is hashed.
+      prefetch: hashing ? [] : queue,
+    });
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(signal.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const deadline = plan.expiresAt ? Date.parse(plan.expiresAt) : Infinity;
+    const worker = async () => {
+      for (let n = queue.shift(); n !== undefined; n = queue.shift()) {
+        const start = partSize * (n - 1);
+        const body = blob.slice(start, start + sizeOf(n));
+        const digest = hashing ? await sha256Base64(body, { signal: stop.signal }) : undefined;
+        await this.#putPart(n, body, digest, { urls, progress, deadline, signal: stop.signal });
+      }
+    };
+    const workers = Array.from({ length: Math.min(positiveInteger(concurrency, "concurrency"), queue.length) }, () =>
+      worker().catch((error) => {
+        // The first failure stops the other parts; theirs are only echoes of it.
+        if (!stop.signal.aborted) stop.abort(error);
+        throw error;
+      }),
+    );
+    const results = await Promise.allSettled(workers);
+    signal?.removeEventListener("abort", onAbort);
+    if (signal?.aborted) {
+      // Not under the aborted signal: this request must go out.
+      await this.delete(id).catch(() => {});
+      throw signal.reason;
+    }
+    if (stop.signal.aborted) throw stop.signal.reason;
+    const failed = results.find((result) => result.status === "rejected");
+    if (failed) throw failed.reason;
+    progress.finish();
+  }
+
+  async #putPart(n, body, digest, { urls, progress, deadline, signal }) {
+    for (let attempt = 0; ; attempt++) {
+      signal.throwIfAborted();
+      const part = await urls.get(n, digest, signal);
+      const headers = Object.entries(part.headers ?? {}).filter(([name]) => browserMaySet(name));
+      progress.sending(n, 0);
+      const answer = await this.#xhr("PUT", part.url, {
+        headers,
+        body,
+        onProgress: ({ loaded }) => progress.sending(n, loaded),
+        signal,
+      });
+      if (answer.status >= 200 && answer.status < 300) {
+        progress.stored(n, body.size);
+        return;
+      }
+      progress.sending(n, 0);
+      // A URL that expired on the way (a slow part, a sleeping laptop) is signed again.
+      if (answer.status === 403 && urlExpired(part, answer) && attempt < this.#retry.retries) {
+        urls.forget(n);
+        continue;
+      }
+      const retryable = answer.status === 0 || RETRYABLE_STORAGE.has(answer.status);
+      const delay = this.#delay(attempt, answer.retryAfter);
+      if (retryable && attempt < this.#retry.retries && Date.now() + delay < deadline) {
+        await this.#sleep(delay, signal);
+        continue;
+      }
+      throw storageError(answer);
+    }
   }
 
   async #putWithRetries(blob, upload, { onProgress, signal }) {
@@ -312,6 +494,127 @@ export class PresignGate {
   }
 }
 
+/**
+ * Part URLs, signed in batches of up to 100: the parts asked for in the same turn of the event
+ * loop, topped up with the next parts still to send when those need no digest. A URL close to
+ * its expiry is signed again.
+ */
+class PartUrls {
+  #sign;
+  #prefetch;
+  /** partNumber -> a signed part (`{ url, headers, expiresAt }`) or the promise of one. */
+  #known = new Map();
+  /** Parts asked for in this turn: partNumber -> { digest, settle }. */
+  #asked = new Map();
+
+  /**
+   * @param {(parts: { partNumber: number, sha256?: string }[], signal: AbortSignal) => Promise<any[]>} sign
+   * @param {{ prefetch: number[] }} options the queue of parts still to send (read, never changed)
+   */
+  constructor(sign, { prefetch }) {
+    this.#sign = sign;
+    this.#prefetch = prefetch;
+  }
+
+  /** @param {number} n @param {string | undefined} digest @param {AbortSignal} signal */
+  async get(n, digest, signal) {
+    const known = this.#known.get(n);
+    if (known) {
+      const part = await known;
+      if (Date.parse(part.expiresAt) - Date.now() > PART_URL_MARGIN_MS) return part;
+      this.#known.delete(n);
+    }
+    const promise = new Promise((resolve, reject) => {
+      if (this.#asked.size === 0) queueMicrotask(() => this.#flush(signal));
+      this.#asked.set(n, { digest, settle: { resolve, reject } });
+    });
+    this.#known.set(n, promise);
+    promise.catch(() => this.#known.delete(n));
+    return promise;
+  }
+
+  forget(n) {
+    this.#known.delete(n);
+  }
+
+  #flush(signal) {
+    const asked = [...this.#asked];
+    this.#asked.clear();
+    for (let i = 0; i < asked.length; i += PART_URL_BATCH) {
+      const batch = asked.slice(i, i + PART_URL_BATCH);
+      const waiting = new Map(batch.map(([n, { settle }]) => [n, settle]));
+      const parts = batch.map(([partNumber, { digest }]) => ({ partNumber, sha256: digest }));
+      for (const n of this.#prefetch) {
+        if (parts.length >= PART_URL_BATCH) break;
+        if (this.#known.has(n) || waiting.has(n)) continue;
+        parts.push({ partNumber: n });
+        const promise = new Promise((resolve, reject) => waiting.set(n, { resolve, reject }));
+        promise.catch(() => this.#known.delete(n));
+        this.#known.set(n, promise);
+      }
+      this.#sign(parts, signal).then(
+        (signed) => signed.forEach((part) => waiting.get(part.partNumber)?.resolve(part)),
+        (error) => waiting.forEach(({ reject }) => reject(error)),
+      );
+    }
+  }
+}
+
+/** One progress figure across parts: bytes stored plus bytes in flight, never going back. */
+class PartProgress {
+  #total;
+  #stored;
+  #sending = new Map();
+  #reported = -1;
+  #onProgress;
+
+  constructor(total, stored, onProgress) {
+    this.#total = total;
+    this.#stored = stored;
+    this.#onProgress = onProgress;
+    this.#report();
+  }
+
+  sending(n, loaded) {
+    this.#sending.set(n, loaded);
+    this.#report();
+  }
+
+  stored(n, size) {
+    this.#sending.delete(n);
+    this.#stored += size;
+    this.#report();
+  }
+
+  finish() {
+    this.#stored = this.#total;
+    this.#sending.clear();
+    this.#report();
+  }
+
+  #report() {
+    let loaded = this.#stored;
+    for (const bytes of this.#sending.values()) loaded += bytes;
+    loaded = Math.min(loaded, this.#total);
+    // A retried part starts again from 0; the figure waits for it instead of going back.
+    if (loaded <= this.#reported) return;
+    this.#reported = loaded;
+    this.#onProgress?.({ loaded, total: this.#total });
+  }
+}
+
+/** S3 refused a URL because it has expired ("Request has expired"), or its time is up anyway. */
+function urlExpired(part, answer) {
+  const code = /<Code>([^<]*)<\/Code>/.exec(answer.body ?? "")?.[1];
+  const message = /<Message>([^<]*)<\/Message>/.exec(answer.body ?? "")?.[1] ?? "";
+  return code === "AccessDenied" && (/expired/i.test(message) || Date.parse(part.expiresAt) <= Date.now());
+}
+
+function positiveInteger(value, name) {
+  if (!Number.isInteger(value) || value < 1) throw new TypeError(`PresignGate: ${name} must be a positive integer`);
+  return value;
+}
+
 /** `Retry-After` as milliseconds: delay-seconds or an HTTP date (RFC 9110 §10.2.3). */
 export function parseRetryAfter(value) {
   if (value === null || value === undefined || value === "") return null;
@@ -384,6 +687,7 @@ const STORAGE_REFUSALS = {
   PreconditionFailed: "A file is already stored for this upload; it cannot be overwritten.",
   IncompleteBody: "The upload ended before all the bytes were sent.",
   SlowDown: "Storage is busy; try again shortly.",
+  NoSuchUpload: "The multipart upload no longer exists (it was cancelled or has lapsed).",
 };
 
 function storageError(answer) {

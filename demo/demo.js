@@ -41,14 +41,15 @@ dropZone.addEventListener("drop", (event) => {
   for (const file of event.dataTransfer.files) upload(file);
 });
 
-async function upload(file) {
+/** A line in the uploads list with a progress bar and a Cancel button, for `send`. */
+async function track(file, send) {
   const item = document.createElement("li");
   item.dataset.testid = "upload";
   const name = document.createElement("strong");
   name.textContent = `${file.name} (${formatSize(file.size)})`;
   const status = document.createElement("span");
   status.dataset.testid = "upload-status";
-  status.textContent = "Hashing…";
+  status.textContent = "Preparing…";
   const progress = document.createElement("progress");
   progress.max = file.size || 1;
   progress.value = 0;
@@ -61,13 +62,21 @@ async function upload(file) {
   item.append(name, status, progress, cancel);
   uploads.prepend(item);
 
+  let parts = "";
   try {
-    await gate.upload(file, {
+    await send({
       signal: controller.signal,
+      onReserved: (_record, upload) => {
+        // A multipart upload survives a reload: its row in "Your files" offers to resume it.
+        if (upload.method === "MULTIPART") {
+          parts = ` in ${upload.partCount} parts of ${formatSize(upload.partSize)}`;
+          refresh();
+        }
+      },
       onProgress: ({ loaded, total }) => {
         progress.max = total || 1;
         progress.value = loaded;
-        status.textContent = `Sending… ${Math.floor((100 * loaded) / (total || 1))}%`;
+        status.textContent = `Sending${parts}… ${Math.floor((100 * loaded) / (total || 1))}%`;
       },
       onStored: () => {
         status.textContent = "Confirming…";
@@ -85,6 +94,21 @@ async function upload(file) {
   } finally {
     cancel.remove();
   }
+}
+
+function upload(file) {
+  return track(file, (options) => gate.upload(file, options));
+}
+
+/** Continues a pending multipart upload with the same file, chosen again after a reload. */
+function resume(record) {
+  const picker = document.createElement("input");
+  picker.type = "file";
+  picker.addEventListener("change", () => {
+    const [file] = picker.files;
+    if (file) track(file, (options) => gate.resume(record.id, file, options));
+  });
+  picker.click();
 }
 
 async function refresh({ more = false } = {}) {
@@ -115,6 +139,12 @@ function fileRow(file) {
   const actions = document.createElement("td");
   if (file.status === "available") {
     actions.append(button("Download", () => download(file)));
+  }
+  if (file.status === "pending") {
+    const resumeButton = button("Resume…", () => resume(file));
+    resumeButton.title = "Continue this upload: choose the same file again";
+    resumeButton.dataset.testid = "resume";
+    actions.append(resumeButton);
   }
   actions.append(button("Delete", () => remove(file, row), "secondary"));
   row.append(...cells, actions);

@@ -6,6 +6,8 @@ const STORAGE_KEY = "presign-gate-demo";
 /**
  * Fills the connection form (query `?api=&user=` first, then what was used last on this
  * browser) the first time, and returns a client for what it says. The token is never stored.
+ * `?multipartThreshold=<bytes>` matches the client to a server whose MULTIPART_THRESHOLD_BYTES
+ * is not the default (100 MiB).
  * @param {HTMLFormElement} form
  * @param {typeof import("../client/presign-gate.js").PresignGate} PresignGate
  */
@@ -22,8 +24,10 @@ export function connectionFromPage(form, PresignGate) {
   const devUser = fields.devUser.value.trim();
   const token = fields.token.value.trim();
   localStorage.setItem(STORAGE_KEY, JSON.stringify({ apiUrl, devUser }));
+  const threshold = Number(new URLSearchParams(location.search).get("multipartThreshold"));
   return new PresignGate({
     apiUrl,
+    ...(threshold > 0 ? { multipartThreshold: threshold } : {}),
     // A deployed stack knows callers by their JWT only; `make local` takes the dev header instead.
     headers: () => (token ? { authorization: `Bearer ${token}` } : { "x-dev-user": devUser }),
   });
@@ -66,7 +70,11 @@ export function describeError(error, { filename, contentType } = {}) {
     case "upload_rejected":
       return `${name} was discarded: what arrived did not match what was declared.`;
     case "upload_missing":
-      return `${name} never reached storage.`;
+      return `${name} never reached storage${detail}.`;
+    case "resume_mismatch":
+      return `${name} is not the file this upload was started with: choose the same file again.`;
+    case "not_pending":
+      return `${name} has no upload in progress to continue.`;
     case "unavailable":
     case "throttled":
       return "The service is busy or unreachable right now; try again in a moment.";

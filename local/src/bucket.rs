@@ -9,9 +9,19 @@
 //! - UploadPart verifies the checksums its headers declare (`Content-MD5`, `x-amz-checksum-*`),
 //!   as S3 does ("UploadPart", Amazon S3 API Reference: BadDigest); s3s-fs 0.14.1 checks none
 //!   for a part.
+//! - Multipart uploads answer as S3's do where s3s-fs 0.14.1 does not ("UploadPart", "ListParts",
+//!   "CompleteMultipartUpload", Amazon S3 API Reference): an upload that does not exist (never
+//!   created, completed or aborted) is `NoSuchUpload` (404) for UploadPart, ListParts and
+//!   CompleteMultipartUpload; ListParts lists the parts in order with their ETags, at most
+//!   `max-parts` (default and cap 1,000) after `part-number-marker`, with `IsTruncated` and
+//!   `NextPartNumberMarker`; CompleteMultipartUpload checks the whole list (order, each part
+//!   present with the ETag given, every part but the last at least 5 MiB) before it assembles
+//!   anything, so a refused completion leaves the upload and its parts as they were (s3s-fs
+//!   forgets the upload first and finds a missing part only while writing).
 //! - Every successful PutObject, CopyObject, CompleteMultipartUpload, DeleteObject and
 //!   DeleteObjects is reported to the [`Notifier`].
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -31,12 +41,29 @@ use s3s_fs::FileSystem;
 
 use crate::notifications::{EventName, Notifier, ObjectEvent};
 
+/// S3's minimum size of every part but the last.
+const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// ListParts answers at most 1,000 parts per page.
+const MAX_PARTS_LISTED: i32 = 1000;
+
+fn internal(error: impl std::fmt::Display) -> S3Error {
+    S3Error::with_message(S3ErrorCode::InternalError, error.to_string())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 pub struct LocalBucket {
     files: FileSystem,
     root: PathBuf,
     notifier: Notifier,
     versioned: bool,
     backups: AtomicU64,
+    /// (upload id, part number) -> what UploadPart answered, so that ListParts and
+    /// CompleteMultipartUpload need not read every part again (a part stored before a restart
+    /// is hashed from its file, and its checksum is no longer known).
+    stored_parts: Mutex<HashMap<(String, i32), StoredPart>>,
 }
 
 impl LocalBucket {
@@ -48,6 +75,7 @@ impl LocalBucket {
             notifier,
             versioned,
             backups: AtomicU64::new(0),
+            stored_parts: Mutex::default(),
         }
     }
 
@@ -69,6 +97,130 @@ impl LocalBucket {
             self.root
                 .join(format!(".upload_id-{upload_id}.part-{part_number}"))
         })
+    }
+
+    /// Whether s3s-fs knows `upload_id` as a multipart upload in progress (its
+    /// `.upload-<id>.json`, written by CreateMultipartUpload, removed by Complete and Abort).
+    async fn upload_exists(&self, upload_id: &str) -> bool {
+        let plain =
+            !upload_id.is_empty() && upload_id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+        plain
+            && tokio::fs::try_exists(self.root.join(format!(".upload-{upload_id}.json")))
+                .await
+                .unwrap_or(false)
+    }
+
+    async fn require_upload(&self, upload_id: &str) -> S3Result<()> {
+        if self.upload_exists(upload_id).await {
+            Ok(())
+        } else {
+            Err(S3Error::with_message(
+                S3ErrorCode::NoSuchUpload,
+                "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+            ))
+        }
+    }
+
+    fn stored_parts(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), StoredPart>> {
+        self.stored_parts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A stored part's ETag (the hex MD5 of its bytes, as s3s-fs gives it) and the SHA-256 it
+    /// was uploaded with, or None if the part is missing.
+    async fn stored_part(&self, upload_id: &str, part_number: i32) -> S3Result<Option<StoredPart>> {
+        use tokio::io::AsyncReadExt as _;
+        let Some(path) = self.part_path(upload_id, part_number) else {
+            return Ok(None);
+        };
+        let known = self
+            .stored_parts()
+            .get(&(upload_id.to_owned(), part_number))
+            .cloned();
+        if let Some(part) = known {
+            let present = tokio::fs::try_exists(&path).await.map_err(internal)?;
+            return Ok(present.then_some(part));
+        }
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(internal(error)),
+        };
+        let mut md5 = Md5::new();
+        let mut buffer = vec![0; 64 * 1024];
+        loop {
+            let read = file.read(&mut buffer).await.map_err(internal)?;
+            if read == 0 {
+                break;
+            }
+            md5.update(&buffer[..read]);
+        }
+        Ok(Some(StoredPart {
+            e_tag: hex(&md5.finalize()),
+            sha256: None,
+        }))
+    }
+
+    /// S3's checks of a CompleteMultipartUpload request, made before anything is assembled.
+    async fn check_completion(&self, input: &CompleteMultipartUploadInput) -> S3Result<()> {
+        self.require_upload(&input.upload_id).await?;
+        let parts = input
+            .multipart_upload
+            .as_ref()
+            .and_then(|upload| upload.parts.as_deref())
+            .unwrap_or_default();
+        let numbers: Vec<i32> = parts
+            .iter()
+            .map(|part| part.part_number.unwrap_or(0))
+            .collect();
+        if numbers.windows(2).any(|pair| pair[0] >= pair[1])
+            || numbers.first().is_some_and(|first| *first < 1)
+        {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidPartOrder,
+                "The list of parts was not in ascending order.",
+            ));
+        }
+        for (index, (part, &number)) in parts.iter().zip(&numbers).enumerate() {
+            let invalid_part = || {
+                S3Error::with_message(
+                    S3ErrorCode::InvalidPart,
+                    format!(
+                        "Part {number} could not be found, or its ETag or checksum does not match."
+                    ),
+                )
+            };
+            let stored = self
+                .stored_part(&input.upload_id, number)
+                .await?
+                .ok_or_else(invalid_part)?;
+            let e_tag_differs = part
+                .e_tag
+                .as_ref()
+                .is_some_and(|given| given.value() != stored.e_tag);
+            let sha256_differs = part
+                .checksum_sha256
+                .as_ref()
+                .is_some_and(|given| stored.sha256.as_ref().is_some_and(|known| known != given));
+            if e_tag_differs || sha256_differs {
+                return Err(invalid_part());
+            }
+            let last = index + 1 == parts.len();
+            let size = self
+                .part_path(&input.upload_id, number)
+                .map(std::fs::metadata)
+                .transpose()
+                .map_err(internal)?
+                .map_or(0, |m| m.len());
+            if !last && size < MIN_PART_SIZE {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::EntityTooSmall,
+                    format!("Part {number} is smaller than the minimum allowed size (5 MiB)."),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A backup name that s3s-fs removes at start (`.tmp.*.internal.part`) if one is left over.
@@ -117,6 +269,13 @@ impl LocalBucket {
             created: None,
         });
     }
+}
+
+/// What UploadPart stored: the ETag it answered and the SHA-256 it verified, if one was declared.
+#[derive(Debug, Clone)]
+struct StoredPart {
+    e_tag: String,
+    sha256: Option<String>,
 }
 
 /// The state of one file before a write, to put back if the write fails.
@@ -216,8 +375,6 @@ impl S3 for LocalBucket {
         list_objects_v2: ListObjectsV2Input => ListObjectsV2Output;
         create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput;
         upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput;
-        list_parts: ListPartsInput => ListPartsOutput;
-        abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput;
     }
 
     async fn put_object(
@@ -239,6 +396,7 @@ impl S3 for LocalBucket {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
+        self.require_upload(&req.input.upload_id).await?;
         let path = self.part_path(&req.input.upload_id, req.input.part_number);
         let snapshot = self.snapshot(path).await?;
         let mut req = req;
@@ -250,6 +408,9 @@ impl S3 for LocalBucket {
                 hasher: hasher.clone(),
             }));
         }
+        let upload_id = req.input.upload_id.clone();
+        let part_number = req.input.part_number;
+        let sha256 = declared.checksums.checksum_sha256.clone();
         let mut result = self.files.upload_part(req).await;
         if result.is_ok() {
             let hasher =
@@ -259,7 +420,26 @@ impl S3 for LocalBucket {
             }
         }
         settle(snapshot, &result).await;
+        if let Ok(response) = &mut result
+            && let Some(e_tag) = &response.output.e_tag
+        {
+            let e_tag = e_tag.value().to_owned();
+            // S3 answers with the checksum it verified.
+            response.output.checksum_sha256 = sha256.clone();
+            self.stored_parts()
+                .insert((upload_id, part_number), StoredPart { e_tag, sha256 });
+        }
         result
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let upload_id = req.input.upload_id.clone();
+        let response = self.files.abort_multipart_upload(req).await?;
+        self.stored_parts().retain(|(id, _), _| *id != upload_id);
+        Ok(response)
     }
 
     async fn copy_object(
@@ -281,12 +461,50 @@ impl S3 for LocalBucket {
         result
     }
 
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        let upload_id = req.input.upload_id.clone();
+        self.require_upload(&upload_id).await?;
+        let max_parts = req
+            .input
+            .max_parts
+            .filter(|max| *max > 0)
+            .map_or(MAX_PARTS_LISTED, |max| max.min(MAX_PARTS_LISTED));
+        let marker = req.input.part_number_marker.unwrap_or(0);
+        let mut response = self.files.list_parts(req).await?;
+        let mut parts = response.output.parts.take().unwrap_or_default();
+        parts.retain(|part| part.part_number.unwrap_or(0) > marker);
+        parts.sort_by_key(|part| part.part_number);
+        let limit = usize::try_from(max_parts).unwrap_or(usize::MAX);
+        let truncated = parts.len() > limit;
+        parts.truncate(limit);
+        for part in &mut parts {
+            let number = part.part_number.unwrap_or(0);
+            // A part removed between the listing and here (a concurrent retry) keeps neither.
+            let stored = self.stored_part(&upload_id, number).await?;
+            part.e_tag = stored.as_ref().map(|p| ETag::Strong(p.e_tag.clone()));
+            part.checksum_sha256 = stored.and_then(|p| p.sha256);
+        }
+        let output = &mut response.output;
+        output.part_number_marker = Some(marker);
+        output.max_parts = Some(max_parts);
+        output.is_truncated = Some(truncated);
+        output.next_part_number_marker = parts.last().and_then(|part| part.part_number);
+        output.parts = Some(parts);
+        Ok(response)
+    }
+
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        self.check_completion(&req.input).await?;
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let upload_id = req.input.upload_id.clone();
         let mut response = self.files.complete_multipart_upload(req).await?;
+        self.stored_parts().retain(|(id, _), _| *id != upload_id);
         // s3s-fs has assembled the object; its answer (with the ETag) is a future that s3s
         // awaits while it keeps the connection alive.
         let e_tag = match response.output.future.take() {

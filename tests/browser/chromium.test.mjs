@@ -21,8 +21,12 @@ let stack;
 let browser;
 let foreign;
 
+const MIB = 1024 * 1024;
+/** Lowered from 100 MiB so a multipart upload takes tens of MiB, not hundreds. */
+const MULTIPART_THRESHOLD = 8 * MIB;
+
 before(async () => {
-  stack = await startLocalStack();
+  stack = await startLocalStack({ MULTIPART_THRESHOLD_BYTES: String(MULTIPART_THRESHOLD) });
   browser = await launchChromium();
   foreign = await startForeignOrigin();
 });
@@ -41,13 +45,54 @@ async function demoPage(user, path = "/") {
   const url = new URL(path, stack.demoUrl);
   url.searchParams.set("api", stack.apiUrl);
   url.searchParams.set("user", user);
+  url.searchParams.set("multipartThreshold", String(MULTIPART_THRESHOLD));
   await page.goto(url.href);
   await page.waitForFunction(() => window.presignGateDemo?.gate || window.presignGateUppy?.gate);
   page.pageErrors = errors;
   return page;
 }
 
+const NETWORK_UNTHROTTLED = { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 };
+
+/** Chromium's network emulation on `page`: uploads at `bytesPerSecond`. Returns the CDP session. */
+async function throttleUploads(page, bytesPerSecond) {
+  const cdp = await browser.context.newCDPSession(page);
+  await cdp.send("Network.enable");
+  await cdp.send("Network.emulateNetworkConditions", { ...NETWORK_UNTHROTTLED, uploadThroughput: bytesPerSecond });
+  return cdp;
+}
+
 const sha256Hex = (bytes) => createHash("sha256").update(bytes).digest("hex");
+
+/**
+ * `size` pseudo-random bytes from `seed` (xorshift32), the same in Node and in the page (which
+ * gets this function's source), so a reloaded page can build the very same file again without
+ * tens of MiB crossing the test protocol.
+ */
+function patternBytes(size, seed) {
+  const out = new Uint8Array(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    if (i % 4 === 0) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      x >>>= 0;
+    }
+    out[i] = (x >>> (8 * (i % 4))) & 255;
+  }
+  return out;
+}
+
+/** The SHA-256 (hex) of what a download URL returns, fetched in the page as an app would. */
+async function downloadedSha256(page, id) {
+  return page.evaluate(async (fileId) => {
+    const { url } = await (window.presignGateDemo ?? window.presignGateUppy).gate.downloadUrl(fileId);
+    const response = await fetch(url);
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await response.arrayBuffer()));
+    return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  }, id);
+}
 
 /** Every path under the local S3's data directory that names `fileId`. */
 async function storedPathsOf(fileId) {
@@ -158,14 +203,7 @@ test("the demo page: a picked file's progress bar fills, the file is listed with
 test("an upload aborted through its AbortSignal leaves a pending reservation and no object", async () => {
   const page = await demoPage("frank");
   // Slow the page's uploads so the abort lands while the bytes are on their way.
-  const cdp = await browser.context.newCDPSession(page);
-  await cdp.send("Network.enable");
-  await cdp.send("Network.emulateNetworkConditions", {
-    offline: false,
-    latency: 0,
-    downloadThroughput: -1,
-    uploadThroughput: 256 * 1024,
-  });
+  const cdp = await throttleUploads(page, 256 * 1024);
   const outcome = await page.evaluate(async () => {
     const controller = new AbortController();
     let sent = 0;
@@ -323,5 +361,108 @@ test("Uppy's Dashboard uploads two files through the adapter and both become ava
   ]);
   assert.deepEqual(page.pageErrors, []);
   await page.screenshot({ path: await artifactPath("uppy-after-upload.png"), fullPage: true });
+  await page.close();
+});
+
+test("a file above the multipart threshold goes in 5 MiB parts; the page reloads halfway and resume sends only what S3 lacks; the bytes come back identical", async () => {
+  const size = 30 * MIB;
+  const seed = 1313;
+  const page = await demoPage("judy");
+  // Slow the page's uploads so the reload lands while parts are still to be sent.
+  const cdp = await throttleUploads(page, 16 * MIB);
+  let reservation = null;
+  await page.exposeFunction("recordReservation", (value) => {
+    reservation = value;
+  });
+  const reloaded = page.waitForEvent("load");
+  await page.evaluate(
+    ({ source, size, seed }) => {
+      const pattern = new Function(`return (${source})`)();
+      const blob = new Blob([pattern(size, seed)], { type: "application/pdf" });
+      let reloading = false;
+      // Not awaited: the page goes away half way through.
+      window.presignGateDemo.gate
+        .upload(blob, {
+          filename: "movie.pdf",
+          concurrency: 1,
+          onReserved: (file, upload) => window.recordReservation({ id: file.id, upload }),
+          onProgress: ({ loaded, total }) => {
+            if (!reloading && loaded >= total / 2) {
+              reloading = true;
+              location.reload();
+            }
+          },
+        })
+        .catch(() => {});
+    },
+    { source: patternBytes.toString(), size, seed },
+  );
+  await reloaded;
+  await cdp.send("Network.emulateNetworkConditions", NETWORK_UNTHROTTLED);
+  await cdp.detach();
+
+  assert.ok(reservation, "the reservation was made before the reload");
+  assert.equal(reservation.upload.method, "MULTIPART");
+  assert.equal(reservation.upload.partSize, 5 * MIB);
+  assert.equal(reservation.upload.partCount, 6);
+  const asJudy = apiAs(stack.apiUrl, "judy");
+  const before = await asJudy("GET", `/files/${reservation.id}/parts`);
+  assert.equal(before.status, 200);
+  const storedBefore = before.body.parts.map((part) => part.partNumber).sort((a, b) => a - b);
+  assert.ok(storedBefore.length > 0 && storedBefore.length < 6, `parts stored before the reload: ${storedBefore}`);
+  assert.equal((await asJudy("GET", `/files/${reservation.id}`)).body.file.status, "pending");
+
+  // After the reload: the pending file is listed with a way to resume it; the page resumes.
+  await page.waitForFunction(() => window.presignGateDemo?.gate);
+  await page.locator("[data-testid=file-row]", { hasText: "movie.pdf" }).locator("[data-testid=resume]").waitFor();
+  const sentParts = [];
+  page.on("request", (request) => {
+    const url = new URL(request.url());
+    if (request.method() === "PUT" && url.searchParams.has("partNumber")) sentParts.push(Number(url.searchParams.get("partNumber")));
+  });
+  const resumed = await page.evaluate(
+    async ({ source, size, seed, id }) => {
+      const pattern = new Function(`return (${source})`)();
+      const blob = new Blob([pattern(size, seed)], { type: "application/pdf" });
+      const progress = [];
+      const file = await window.presignGateDemo.gate.resume(id, blob, { onProgress: (p) => progress.push(p.loaded) });
+      return { file, progress };
+    },
+    { source: patternBytes.toString(), size, seed, id: reservation.id },
+  );
+  assert.equal(resumed.file.status, "available");
+  assert.equal(resumed.file.size, size);
+  assert.deepEqual(
+    sentParts.sort((a, b) => a - b),
+    [1, 2, 3, 4, 5, 6].filter((n) => !storedBefore.includes(n)),
+    "resume sent only the parts S3 lacked",
+  );
+  assert.equal(resumed.progress[0], storedBefore.length * 5 * MIB, "progress starts from what S3 holds");
+  assert.equal(resumed.progress.at(-1), size);
+  assert.equal(await downloadedSha256(page, reservation.id), sha256Hex(patternBytes(size, seed)));
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});
+
+test("Uppy's Dashboard uploads a file above the threshold in the server's parts", async () => {
+  const size = 12 * MIB;
+  const bytes = Buffer.from(patternBytes(size, 77));
+  const page = await demoPage("kim", "uppy.html");
+  const partPuts = [];
+  page.on("request", (request) => {
+    const url = new URL(request.url());
+    if (request.method() === "PUT" && url.searchParams.has("partNumber")) partPuts.push(Number(url.searchParams.get("partNumber")));
+  });
+  await page.setInputFiles(".uppy-Dashboard-input >> nth=0", [{ name: "large.pdf", mimeType: "application/pdf", buffer: bytes }]);
+  await page.click(".uppy-StatusBar-actionBtn--upload");
+  const confirmed = page.locator("[data-testid=uppy-available]");
+  await eventually(async () => (await confirmed.count()) === 1, "the large file to be confirmed", 60_000);
+  const id = await confirmed.evaluate((item) => item.dataset.fileId);
+  const record = (await apiAs(stack.apiUrl, "kim")("GET", `/files/${id}`)).body.file;
+  assert.equal(record.status, "available");
+  assert.equal(record.size, size);
+  assert.deepEqual(partPuts.sort(), [1, 2, 3], "three parts of the server's 5 MiB plan");
+  assert.equal(await downloadedSha256(page, id), sha256Hex(bytes));
+  assert.deepEqual(page.pageErrors, []);
   await page.close();
 });

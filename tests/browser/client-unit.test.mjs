@@ -64,7 +64,7 @@ function fakeApi(handlers) {
   return { fetch, calls, handlers };
 }
 
-/** A fake XMLHttpRequest whose answers are scripted per request. */
+/** A fake XMLHttpRequest whose answers are scripted per request: a list, or one function for all. */
 function fakeXhr(script) {
   const requests = [];
   class FakeXMLHttpRequest {
@@ -89,7 +89,7 @@ function fakeXhr(script) {
     send(body) {
       this.body = body;
       requests.push(this);
-      const step = script.shift();
+      const step = typeof script === "function" ? script : script.shift();
       assert.ok(step, "unexpected PUT");
       queueMicrotask(() => step(this));
     }
@@ -102,6 +102,9 @@ function fakeXhr(script) {
     }
     fail() {
       this.onerror?.();
+    }
+    progress(loaded) {
+      this.upload.onprogress?.({ lengthComputable: true, loaded, total: this.body.size });
     }
   }
   return { XMLHttpRequest: FakeXMLHttpRequest, requests };
@@ -313,14 +316,6 @@ test("an aborted signal stops the API call too", async () => {
   assert.equal(api.calls.length, 0);
 });
 
-test("a MULTIPART reservation is refused by name until the client sends parts", async () => {
-  const blob = new Blob(["x"], { type: "text/plain" });
-  const api = fakeApi([() => json(201, reservation(blob, { method: "MULTIPART" }))]);
-  await assert.rejects(gate(api.fetch, fakeXhr([]).XMLHttpRequest).client.upload(blob, { filename: "x", sha256: false }), {
-    code: "unsupported_upload",
-  });
-});
-
 test("downloadUrl, get, list, files and delete call their routes", async () => {
   const api = fakeApi([
     (method, url) => {
@@ -377,4 +372,278 @@ test("Retry-After in seconds or as an HTTP date; forbidden headers are recognise
   assert.ok(later > 0 && later <= 10_000);
   for (const name of ["Content-Length", "host", "Sec-Fetch-Mode", "proxy-authorization"]) assert.equal(browserMaySet(name), false);
   for (const name of ["content-type", "if-none-match", "x-amz-checksum-sha256"]) assert.equal(browserMaySet(name), true);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Multipart: the server plans the parts; the client signs them in batches, sends them in
+// parallel, retries each alone, and resumes from what S3 holds.
+
+/** A fake API for a multipart upload of `blob` in parts of `partSize`, answering by route. */
+function multipartApi(blob, { partSize, stored = [], status = "pending", urlLifetimeMs = 300_000, urlExpiresAt } = {}) {
+  const partCount = Math.max(1, Math.ceil(blob.size / partSize));
+  const log = { reservations: [], signed: [], completes: 0, deletes: 0, calls: [] };
+  const fetch = async (url, init) => {
+    const { pathname } = new URL(url);
+    const path = pathname.replace(/^\/prod/, "");
+    const body = init.body ? JSON.parse(init.body) : undefined;
+    log.calls.push(`${init.method} ${path}`);
+    if (init.method === "POST" && path === "/uploads") {
+      log.reservations.push(body);
+      return json(201, {
+        file: { id: FILE_ID, size: blob.size, status: "pending" },
+        upload: { method: "MULTIPART", partSize, partCount, expiresAt: new Date(Date.now() + 86_400_000).toISOString() },
+      });
+    }
+    if (init.method === "POST" && path === `/files/${FILE_ID}/parts`) {
+      assert.ok(body.parts.length >= 1 && body.parts.length <= 100, `a batch of ${body.parts.length}`);
+      log.signed.push(body.parts);
+      return json(200, {
+        parts: body.parts.map(({ partNumber, sha256 }) => ({
+          partNumber,
+          method: "PUT",
+          url: `https://bucket.example.test/users/alice/${FILE_ID}?partNumber=${partNumber}&X-Amz-Signature=s${log.signed.length}`,
+          headers: {
+            "content-length": String(partNumber < partCount ? partSize : blob.size - partSize * (partCount - 1)),
+            ...(sha256 ? { "x-amz-checksum-sha256": sha256 } : {}),
+          },
+          expiresAt: urlExpiresAt?.(log.signed.length) ?? new Date(Date.now() + urlLifetimeMs).toISOString(),
+        })),
+      });
+    }
+    if (init.method === "GET" && path === `/files/${FILE_ID}/parts`) {
+      return json(200, { partSize, partCount, parts: stored });
+    }
+    if (init.method === "GET" && path === `/files/${FILE_ID}`) {
+      return json(200, { file: { id: FILE_ID, size: blob.size, status } });
+    }
+    if (init.method === "POST" && path === `/files/${FILE_ID}/complete`) {
+      log.completes++;
+      return json(200, { file: { id: FILE_ID, size: blob.size, status: "available" } });
+    }
+    if (init.method === "DELETE" && path === `/files/${FILE_ID}`) {
+      log.deletes++;
+      return new Response(null, { status: 204 });
+    }
+    throw new Error(`unexpected API call ${init.method} ${path}`);
+  };
+  return { fetch, log, partCount };
+}
+
+const partOf = (xhr) => Number(new URL(xhr.url).searchParams.get("partNumber"));
+const bytesOf = async (blob) => Buffer.from(await blob.arrayBuffer());
+
+test("a MULTIPART reservation is sent in parts: no whole-file digest, each part's SHA-256 signed, one rising progress figure", async () => {
+  const content = randomBytes(22);
+  const blob = new Blob([content], { type: "video/mp4" });
+  const api = multipartApi(blob, { partSize: 5 });
+  const storage = fakeXhr((xhr) => {
+    xhr.progress(2);
+    xhr.answer(200, { headers: { etag: `"e${partOf(xhr)}"` } });
+  });
+  const { client } = gate(api.fetch, storage.XMLHttpRequest, { multipartThreshold: 10 });
+  const progress = [];
+  const reserved = [];
+  const file = await client.upload(blob, {
+    filename: "clip.mp4",
+    onProgress: (p) => progress.push(p),
+    onReserved: (record, upload) => void reserved.push([record.id, upload.method]),
+  });
+  assert.equal(file.status, "available");
+  assert.deepEqual(reserved, [[FILE_ID, "MULTIPART"]]);
+  const [reservation] = api.log.reservations;
+  assert.equal(reservation.multipart, true);
+  assert.equal(reservation.sha256, undefined, "S3 checks no whole-file digest of a multipart upload");
+
+  // Each part was PUT once, with the bytes of its slice and the digest of exactly those bytes.
+  const puts = new Map();
+  for (const xhr of storage.requests) puts.set(partOf(xhr), xhr);
+  assert.equal(storage.requests.length, 5);
+  assert.deepEqual([...puts.keys()].sort(), [1, 2, 3, 4, 5]);
+  const signed = new Map(api.log.signed.flat().map((p) => [p.partNumber, p.sha256]));
+  for (const [n, xhr] of puts) {
+    const expected = content.subarray((n - 1) * 5, n * 5);
+    assert.deepEqual(await bytesOf(xhr.body), expected, `part ${n}`);
+    assert.equal(signed.get(n), nodeSha256(expected), `part ${n}'s digest`);
+    assert.equal(xhr.headers["x-amz-checksum-sha256"], nodeSha256(expected));
+    assert.equal(xhr.headers["content-length"], undefined, "the browser sets the length itself");
+  }
+  assert.equal(api.log.completes, 1);
+
+  assert.deepEqual(progress.at(-1), { loaded: 22, total: 22 });
+  for (let i = 1; i < progress.length; i++) assert.ok(progress[i].loaded > progress[i - 1].loaded, "never backwards");
+});
+
+test("without digests, part URLs come 100 to a request and every part is signed once", async () => {
+  const blob = new Blob([randomBytes(250)]);
+  const api = multipartApi(blob, { partSize: 1 });
+  const storage = fakeXhr((xhr) => xhr.answer(200));
+  const { client } = gate(api.fetch, storage.XMLHttpRequest, { partConcurrency: 4 });
+  await client.upload(blob, { filename: "x", multipart: true, sha256: false });
+  assert.deepEqual(api.log.signed.map((batch) => batch.length), [100, 100, 50]);
+  const numbers = api.log.signed.flat().map((p) => p.partNumber);
+  assert.equal(new Set(numbers).size, 250);
+  assert.ok(api.log.signed.flat().every((p) => p.sha256 === undefined));
+  assert.equal(storage.requests.length, 250);
+});
+
+test("parts run `concurrency` at a time", async () => {
+  const blob = new Blob([randomBytes(12)]);
+  const api = multipartApi(blob, { partSize: 1 });
+  let inFlight = 0;
+  let most = 0;
+  const storage = fakeXhr((xhr) => {
+    inFlight++;
+    most = Math.max(most, inFlight);
+    setTimeout(() => {
+      inFlight--;
+      xhr.answer(200);
+    }, 1);
+  });
+  await gate(api.fetch, storage.XMLHttpRequest).client.upload(blob, { filename: "x", multipart: true, sha256: false, concurrency: 3 });
+  assert.equal(most, 3);
+});
+
+test("a failing part is retried on its own, and progress waits for it rather than going back", async () => {
+  const blob = new Blob([randomBytes(30)]);
+  const api = multipartApi(blob, { partSize: 10 });
+  const attempts = new Map();
+  const storage = fakeXhr((xhr) => {
+    const n = partOf(xhr);
+    const attempt = (attempts.get(n) ?? 0) + 1;
+    attempts.set(n, attempt);
+    if (n === 2 && attempt === 1) {
+      xhr.progress(8);
+      return xhr.answer(503, { body: "<Error><Code>SlowDown</Code></Error>", headers: { "retry-after": "1" } });
+    }
+    if (n === 2 && attempt === 2) return xhr.fail();
+    xhr.answer(200);
+  });
+  const { client, sleeps } = gate(api.fetch, storage.XMLHttpRequest);
+  const progress = [];
+  await client.upload(blob, { filename: "x", multipart: true, sha256: false, onProgress: (p) => progress.push(p.loaded) });
+  assert.deepEqual(Object.fromEntries(attempts), { 1: 1, 2: 3, 3: 1 });
+  assert.deepEqual(sleeps, [1000, 300], "Retry-After first, then backoff");
+  for (let i = 1; i < progress.length; i++) assert.ok(progress[i] > progress[i - 1], `${progress}`);
+  assert.equal(progress.at(-1), 30);
+  assert.equal(api.log.completes, 1);
+});
+
+test("a part S3 refuses for good stops the upload: no complete, no delete, the upload stays resumable", async () => {
+  const blob = new Blob([randomBytes(40)]);
+  const api = multipartApi(blob, { partSize: 10 });
+  const storage = fakeXhr((xhr) =>
+    partOf(xhr) === 1
+      ? xhr.answer(400, { body: "<Error><Code>BadDigest</Code></Error>" })
+      : setTimeout(() => xhr.answer(200), 5),
+  );
+  const error = await gate(api.fetch, storage.XMLHttpRequest).client
+    .upload(blob, { filename: "x", multipart: true, sha256: false })
+    .catch((e) => e);
+  assert.ok(error instanceof PresignGateError, String(error));
+  assert.equal(error.code, "upload_failed");
+  assert.equal(error.storageCode, "BadDigest");
+  assert.doesNotMatch(error.message, /https?:|Signature/);
+  assert.equal(api.log.completes, 0);
+  assert.equal(api.log.deletes, 0);
+});
+
+test("an expired part URL is signed again, and a prefetched one about to expire is never used", async () => {
+  const blob = new Blob([randomBytes(20)]);
+  // The first batch (part 1 asked for, part 2 prefetched) lives only 5 s: part 1's PUT goes out
+  // at once, and S3 refuses it once as expired; part 2's URL is too close to its end to be used.
+  const api = multipartApi(blob, { partSize: 10, urlExpiresAt: (n) => new Date(Date.now() + (n === 1 ? 5_000 : 300_000)).toISOString() });
+  let refused = false;
+  const storage = fakeXhr((xhr) => {
+    if (partOf(xhr) === 1 && !refused) {
+      refused = true;
+      return xhr.answer(403, { body: "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>" });
+    }
+    xhr.answer(200);
+  });
+  const { client, sleeps } = gate(api.fetch, storage.XMLHttpRequest, { partConcurrency: 1 });
+  await client.upload(blob, { filename: "x", multipart: true, sha256: false });
+  assert.deepEqual(api.log.signed.map((batch) => batch.map((p) => p.partNumber)), [[1, 2], [1], [2]]);
+  const used = storage.requests.map((xhr) => [partOf(xhr), new URL(xhr.url).searchParams.get("X-Amz-Signature")]);
+  assert.deepEqual(used, [[1, "s1"], [1, "s2"], [2, "s3"]]);
+  assert.deepEqual(sleeps, [], "an expired URL is replaced at once");
+  assert.equal(api.log.completes, 1);
+});
+
+test("an abort stops every part in flight, then deletes the file so the server aborts the S3 upload", async () => {
+  const blob = new Blob([randomBytes(40)]);
+  const api = multipartApi(blob, { partSize: 10 });
+  const controller = new AbortController();
+  const storage = fakeXhr((xhr) => {
+    xhr.progress(3);
+    if (storage.requests.length === 2) setTimeout(() => controller.abort(), 1);
+  });
+  await assert.rejects(
+    gate(api.fetch, storage.XMLHttpRequest).client.upload(blob, {
+      filename: "x",
+      multipart: true,
+      sha256: false,
+      concurrency: 2,
+      signal: controller.signal,
+    }),
+    { name: "AbortError" },
+  );
+  assert.equal(storage.requests.length, 2, "no part started after the abort");
+  assert.equal(api.log.deletes, 1);
+  assert.equal(api.log.completes, 0);
+  assert.equal(api.log.calls.at(-1), `DELETE /files/${FILE_ID}`);
+});
+
+test("resume sends only the parts S3 lacks (a stored part of the wrong length counts as missing), then completes", async () => {
+  const content = randomBytes(35);
+  const blob = new Blob([content]);
+  const api = multipartApi(blob, {
+    partSize: 10,
+    stored: [
+      { partNumber: 1, size: 10, etag: '"a"' },
+      { partNumber: 3, size: 10, etag: '"c"' },
+      { partNumber: 4, size: 3, etag: '"short"' },
+    ],
+  });
+  const storage = fakeXhr((xhr) => xhr.answer(200));
+  const progress = [];
+  const file = await gate(api.fetch, storage.XMLHttpRequest).client.resume(FILE_ID, blob, {
+    onProgress: (p) => progress.push(p.loaded),
+  });
+  assert.equal(file.status, "available");
+  assert.deepEqual(storage.requests.map(partOf).sort(), [2, 4]);
+  const part4 = storage.requests.find((xhr) => partOf(xhr) === 4);
+  assert.deepEqual(await bytesOf(part4.body), content.subarray(30));
+  assert.equal(progress[0], 20, "progress starts from what S3 holds");
+  assert.equal(progress.at(-1), 35);
+  assert.deepEqual(api.log.calls.slice(0, 2), [`GET /files/${FILE_ID}`, `GET /files/${FILE_ID}/parts`]);
+  assert.equal(api.log.completes, 1);
+});
+
+test("resume refuses a blob that is not the reserved file, and returns an available file as it is", async () => {
+  const reserved = new Blob([randomBytes(35)]);
+  const api = multipartApi(reserved, { partSize: 10 });
+  const storage = fakeXhr([]);
+  const { client } = gate(api.fetch, storage.XMLHttpRequest);
+  await assert.rejects(client.resume(FILE_ID, new Blob([randomBytes(34)])), { code: "resume_mismatch", status: 0 });
+
+  const done = multipartApi(reserved, { partSize: 10, status: "available" });
+  const file = await gate(done.fetch, storage.XMLHttpRequest).client.resume(FILE_ID, reserved);
+  assert.equal(file.status, "available");
+  assert.deepEqual(done.log.calls, [`GET /files/${FILE_ID}`]);
+  assert.equal(storage.requests.length, 0);
+});
+
+test("a whole-file digest is computed only under the multipart threshold", async () => {
+  const small = new Blob(["0123456789"], { type: "text/plain" });
+  const api = fakeApi([
+    (_m, _u, init) => {
+      const body = JSON.parse(init.body);
+      assert.equal(body.multipart, undefined);
+      assert.equal(body.sha256, nodeSha256(Buffer.from("0123456789")));
+      return json(201, reservation(small));
+    },
+  ]);
+  const { client } = gate(api.fetch, fakeXhr([]).XMLHttpRequest, { multipartThreshold: 10 });
+  await client.reserve(small, { filename: "x" });
+  assert.equal(client.multipartThreshold, 10);
 });

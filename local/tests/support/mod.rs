@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation};
-use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
@@ -141,15 +141,35 @@ impl Stack {
             .content_length(i64::try_from(length).expect("small body"))
             .if_none_match("*")
             .set_checksum_sha256(sha256.map(str::to_owned))
-            .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).expect("lifetime"))
+            .presigned(five_minutes())
             .await
             .expect("presign");
-        let headers = request
-            .headers()
-            .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
-            .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
-            .collect();
-        (request.uri().to_owned(), headers)
+        browser_request(&request)
+    }
+
+    /// A presigned UploadPart as the API signs one: the part's length and, when given, its
+    /// SHA-256. Returns the URL and the headers to send.
+    pub async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        length: usize,
+        sha256: Option<&str>,
+    ) -> (String, Vec<(String, String)>) {
+        let request = self
+            .s3()
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number)
+            .content_length(i64::try_from(length).expect("small part"))
+            .set_checksum_sha256(sha256.map(str::to_owned))
+            .presigned(five_minutes())
+            .await
+            .expect("presign");
+        browser_request(&request)
     }
 
     /// A signed PutObject of `body` (no checksum asked for), which must succeed.
@@ -209,6 +229,22 @@ impl Stack {
             Err(error) => panic!("GetObject failed: {error:?}"),
         }
     }
+}
+
+/// Presigned URLs live five minutes in these tests, as the API's do by default.
+fn five_minutes() -> PresigningConfig {
+    PresigningConfig::expires_in(Duration::from_secs(300)).expect("lifetime")
+}
+
+/// The URL of a presigned request and the headers a browser sends with it (it sets
+/// `Content-Length` itself).
+fn browser_request(request: &PresignedRequest) -> (String, Vec<(String, String)>) {
+    let headers = request
+        .headers()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+        .collect();
+    (request.uri().to_owned(), headers)
 }
 
 pub fn http() -> reqwest::Client {
