@@ -37,6 +37,7 @@ fn pending_record(owner: &str, filename: &str) -> FileRecord {
         purge_at: Some(now + time::Duration::hours(25)),
         etag: None,
         uploaded_at: None,
+        multipart: None,
     }
 }
 

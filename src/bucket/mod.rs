@@ -47,6 +47,8 @@ pub struct UploadTarget<'a> {
 pub struct MultipartTarget<'a> {
     pub key: &'a ObjectKey,
     pub content_type: &'a str,
+    /// Every part will carry its SHA-256 (the upload is created with that checksum algorithm).
+    pub part_sha256: bool,
 }
 
 /// One part of a multipart upload, signed with its exact length (and checksum, when declared),

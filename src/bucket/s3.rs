@@ -4,7 +4,7 @@ use aws_sdk_s3::operation::abort_multipart_upload::AbortMultipartUploadError;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
 use aws_sdk_s3::presigning::{PresignedRequest as SdkPresignedRequest, PresigningConfig};
-use aws_sdk_s3::types::{ChecksumMode, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use time::OffsetDateTime;
 
 use super::{
@@ -227,6 +227,9 @@ impl ObjectStorage for S3Bucket {
             .key(target.key.as_str())
             .content_type(target.content_type)
             .cache_control(FILE_CACHE_CONTROL)
+            // S3 refuses a part whose checksum type differs from the upload's, either way
+            // (CreateMultipartUpload, Amazon S3 API Reference: x-amz-checksum-algorithm).
+            .set_checksum_algorithm(target.part_sha256.then_some(ChecksumAlgorithm::Sha256))
             .send()
             .await
             .map_err(backend_error)?;

@@ -31,6 +31,10 @@ pub struct PartPlan {
     size: u64,
     part_size: u64,
     part_count: u32,
+    /// Every part carries its SHA-256, or none does. S3 fixes this when the upload is created
+    /// (`x-amz-checksum-algorithm` of CreateMultipartUpload) and refuses a part that differs
+    /// ("Checksum Type mismatch"), so the caller chooses at reservation, not part by part.
+    part_sha256: bool,
 }
 
 impl PartPlan {
@@ -55,14 +59,34 @@ impl PartPlan {
             size,
             part_size,
             part_count,
+            part_sha256: false,
         })
+    }
+
+    /// The same plan, with every part carrying its SHA-256 (`true`) or none (`false`).
+    pub fn with_part_sha256(self, part_sha256: bool) -> Self {
+        Self {
+            part_sha256,
+            ..self
+        }
     }
 
     /// A plan as a record stored it; `None` unless it is exactly the plan `for_size` makes, so a
     /// tampered record cannot sign other lengths.
-    pub fn from_stored(size: u64, part_size: u64, part_count: u32) -> Option<Self> {
+    pub fn from_stored(
+        size: u64,
+        part_size: u64,
+        part_count: u32,
+        part_sha256: bool,
+    ) -> Option<Self> {
         let plan = Self::for_size(size).ok()?;
-        (plan.part_size == part_size && plan.part_count == part_count).then_some(plan)
+        (plan.part_size == part_size && plan.part_count == part_count)
+            .then_some(plan.with_part_sha256(part_sha256))
+    }
+
+    /// Whether every part carries its SHA-256 (see the field).
+    pub fn part_sha256(&self) -> bool {
+        self.part_sha256
     }
 
     pub fn size(&self) -> u64 {
@@ -106,6 +130,32 @@ impl PartPlan {
                 return Err(AppError::invalid(format!(
                     "partNumber {number} is given more than once"
                 )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that each part to sign declares a SHA-256 exactly when the plan says parts carry
+    /// one: S3 would refuse the other parts' uploads.
+    pub fn check_part_checksums(&self, parts: &[PartRequest]) -> Result<(), AppError> {
+        for part in parts {
+            match (self.part_sha256, &part.sha256) {
+                (true, None) => {
+                    return Err(AppError::invalid(format!(
+                        "partNumber {} needs its sha256: this upload was reserved with \
+                         partSha256, so S3 takes no part without one",
+                        part.part_number
+                    )));
+                }
+                (false, Some(_)) => {
+                    return Err(AppError::invalid(format!(
+                        "partNumber {} carries a sha256, but this upload was reserved without \
+                         partSha256, so S3 would refuse it; reserve with \"partSha256\": true \
+                         to send part checksums",
+                        part.part_number
+                    )));
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -315,11 +365,39 @@ mod tests {
     }
 
     #[test]
+    fn parts_declare_a_sha256_exactly_when_the_plan_says_so() {
+        let part = |part_number, sha256: Option<&str>| PartRequest {
+            part_number,
+            sha256: sha256.map(str::to_owned),
+        };
+        let digest = Some("x");
+        let without = PartPlan::for_size(6 * MIB).unwrap();
+        let with = without.with_part_sha256(true);
+        assert!(with.check_part_checksums(&[part(1, digest), part(2, digest)]).is_ok());
+        assert!(without.check_part_checksums(&[part(1, None), part(2, None)]).is_ok());
+        for (plan, parts) in [
+            (with, [part(1, digest), part(2, None)]),
+            (without, [part(1, None), part(2, digest)]),
+        ] {
+            let err = plan.check_part_checksums(&parts).unwrap_err();
+            assert!(
+                matches!(&err, AppError::InvalidRequest(message) if message.contains("partNumber 2")),
+                "{err:?}"
+            );
+        }
+        assert_eq!(
+            PartPlan::from_stored(6 * MIB, 5 * MIB, 2, true),
+            Some(with),
+            "the choice is read back with the plan"
+        );
+    }
+
+    #[test]
     fn stored_plans_must_be_the_planned_ones() {
         let plan = PartPlan::for_size(6 * MIB).unwrap();
-        assert_eq!(PartPlan::from_stored(6 * MIB, 5 * MIB, 2), Some(plan));
-        assert_eq!(PartPlan::from_stored(6 * MIB, 6 * MIB, 1), None);
-        assert_eq!(PartPlan::from_stored(6 * MIB, 5 * MIB, 3), None);
+        assert_eq!(PartPlan::from_stored(6 * MIB, 5 * MIB, 2, false), Some(plan));
+        assert_eq!(PartPlan::from_stored(6 * MIB, 6 * MIB, 1, false), None);
+        assert_eq!(PartPlan::from_stored(6 * MIB, 5 * MIB, 3, false), None);
     }
 
     proptest! {
@@ -341,7 +419,7 @@ mod tests {
             }
             prop_assert_eq!(plan.part_length(plan.part_count() + 1), None);
             prop_assert_eq!(
-                PartPlan::from_stored(size, plan.part_size(), plan.part_count()),
+                PartPlan::from_stored(size, plan.part_size(), plan.part_count(), false),
                 Some(plan)
             );
         }

@@ -29,6 +29,9 @@ pub struct UploadRequest {
     /// multipart anyway.
     #[serde(default)]
     pub multipart: Option<bool>,
+    /// `true`: every part of this multipart upload will carry its SHA-256, which S3 verifies.
+    #[serde(default)]
+    pub part_sha256: Option<bool>,
 }
 
 /// An upload that passed every rule; the only way to get one is [`UploadPolicy::check`].
@@ -121,15 +124,22 @@ impl UploadPolicy {
         }
         let multipart =
             request.multipart == Some(true) || request.size > self.multipart_threshold_bytes;
+        let part_sha256 = request.part_sha256 == Some(true);
+        if part_sha256 && !multipart {
+            return Err(AppError::invalid(
+                "partSha256 applies to multipart uploads; a single PUT declares the file's sha256",
+            ));
+        }
         let parts = multipart
-            .then(|| PartPlan::for_size(request.size))
+            .then(|| PartPlan::for_size(request.size).map(|plan| plan.with_part_sha256(part_sha256)))
             .transpose()?;
         if parts.is_some() && request.sha256.is_some() {
             // S3 checks each part's SHA-256, and a whole-object checksum only as a full-object
             // CRC (which the local S3 does not verify): see the README's "Multipart uploads".
             return Err(AppError::invalid(
-                "a whole-file sha256 cannot be verified on a multipart upload; leave it out and \
-                 send each part's sha256 with POST /files/{id}/parts instead",
+                "a whole-file sha256 cannot be verified on a multipart upload; leave it out, \
+                 reserve with \"partSha256\": true and send each part's sha256 with \
+                 POST /files/{id}/parts instead",
             ));
         }
         if let Some(sha256) = &request.sha256 {
@@ -292,7 +302,22 @@ mod tests {
             sha256: None,
             expires_in: None,
             multipart: None,
+            part_sha256: None,
         }
+    }
+
+    #[test]
+    fn part_checksums_are_chosen_at_reservation_and_only_for_multipart() {
+        let policy = policy().with_multipart_threshold(100).unwrap();
+        let asked = |size, part_sha256| UploadRequest {
+            part_sha256,
+            ..request("a.png", "image/png", size)
+        };
+        let plan = |result: Result<NewUpload, AppError>| result.unwrap().parts.unwrap();
+        assert!(plan(policy.check(asked(200, Some(true)))).part_sha256());
+        assert!(!plan(policy.check(asked(200, None))).part_sha256());
+        assert_eq!(code(policy.check(asked(50, Some(true)))), "invalid_request");
+        assert_eq!(code(policy.check(asked(50, Some(false)))), "ok");
     }
 
     fn code(result: Result<NewUpload, AppError>) -> String {

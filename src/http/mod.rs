@@ -170,6 +170,7 @@ where
                     &json!({
                         "partSize": plan.part_size(),
                         "partCount": plan.part_count(),
+                        "partSha256": plan.part_sha256(),
                         "parts": parts,
                     }),
                 )

@@ -100,6 +100,7 @@ pub enum UploadView<'a> {
         method: &'static str,
         part_size: u64,
         part_count: u32,
+        part_sha256: bool,
         expires_at: String,
     },
 }
@@ -112,6 +113,7 @@ impl<'a> UploadView<'a> {
                 method: "MULTIPART",
                 part_size: plan.part_size(),
                 part_count: plan.part_count(),
+                part_sha256: plan.part_sha256(),
                 expires_at: format_timestamp(*expires_at)?,
             },
         })

@@ -52,6 +52,7 @@ where
             .create_multipart(MultipartTarget {
                 key: &key,
                 content_type: &upload.content_type,
+                part_sha256: upload.parts.is_some_and(|plan| plan.part_sha256()),
             })
             .await?;
         let expires_at = created_at + self.multipart_expiry;
@@ -109,6 +110,7 @@ where
         }
         let numbers: Vec<u32> = request.parts.iter().map(|part| part.part_number).collect();
         multipart.plan.check_batch(&numbers)?;
+        multipart.plan.check_part_checksums(&request.parts)?;
         let validity = validity(signed_at, lifetime);
         let mut urls = Vec::with_capacity(request.parts.len());
         for part in &request.parts {

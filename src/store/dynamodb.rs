@@ -42,6 +42,8 @@ pub mod attr {
     pub const PART_SIZE: &str = "partSize";
     pub const PART_COUNT: &str = "partCount";
     pub const MULTIPART_EXPIRES_AT: &str = "multipartExpiresAt";
+    /// `SHA256` when every part carries its SHA-256; absent when none does.
+    pub const PART_CHECKSUM: &str = "partChecksumAlgorithm";
 
     /// The ledger item's sort key. `#` sorts before every digit and letter, so in an owner's
     /// partition the ledger comes before every file id, and a listing starts after it.
@@ -72,6 +74,7 @@ pub mod attr {
         PART_SIZE,
         PART_COUNT,
         MULTIPART_EXPIRES_AT,
+        PART_CHECKSUM,
     ];
 }
 
@@ -688,6 +691,9 @@ fn to_item(record: &FileRecord) -> Result<Item, AppError> {
                 s(format_timestamp(*expires_at)?),
             ),
         ]);
+        if plan.part_sha256() {
+            optional.push((attr::PART_CHECKSUM, s(PART_CHECKSUM_SHA256)));
+        }
     }
     let required = [
         (attr::OBJECT_KEY, s(object_key.as_str())),
@@ -756,6 +762,9 @@ fn from_item(item: &Item) -> Result<FileRecord, AppError> {
     })
 }
 
+/// The stored value of `attr::PART_CHECKSUM`.
+const PART_CHECKSUM_SHA256: &str = "SHA256";
+
 /// A multipart reservation's upload, when the item has one: all of its attributes, and a plan
 /// that is exactly the one the size gives, so no stored value can make a URL sign other lengths.
 fn multipart_from_item(item: &Item, size: u64) -> Result<Option<Box<MultipartUpload>>, AppError> {
@@ -790,8 +799,13 @@ fn multipart_from_item(item: &Item, size: u64) -> Result<Option<Box<MultipartUpl
     let part_count = number(attr::PART_COUNT)
         .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| corrupt(attr::PART_COUNT))?;
-    let plan =
-        PartPlan::from_stored(size, part_size, part_count).ok_or_else(|| corrupt("part plan"))?;
+    let part_sha256 = match text(attr::PART_CHECKSUM).map(String::as_str) {
+        None => false,
+        Some(PART_CHECKSUM_SHA256) => true,
+        Some(_) => return Err(corrupt(attr::PART_CHECKSUM)),
+    };
+    let plan = PartPlan::from_stored(size, part_size, part_count, part_sha256)
+        .ok_or_else(|| corrupt("part plan"))?;
     let expires_at = text(attr::MULTIPART_EXPIRES_AT)
         .and_then(|t| parse_timestamp(t))
         .ok_or_else(|| corrupt(attr::MULTIPART_EXPIRES_AT))?;
@@ -825,7 +839,7 @@ mod tests {
             uploaded_at: Some(now),
             multipart: Some(Box::new(MultipartUpload {
                 upload_id: "upload-1".into(),
-                plan: PartPlan::for_size(42).unwrap(),
+                plan: PartPlan::for_size(42).unwrap().with_part_sha256(true),
                 expires_at: now + time::Duration::hours(24),
             })),
         }
