@@ -22,12 +22,10 @@
 // Uppy never signs, keys or sizes anything itself: a request the adapter does not recognise, or
 // a part number or length outside the server's plan, is refused (by the adapter or by S3).
 
-import { browserMaySet } from "./presign-gate.js";
+import { browserMaySet, PART_URL_BATCH } from "./presign-gate.js";
 import { sha256Base64 } from "./sha256.js";
 
 const TICKET_PREFIX = "presign-gate-ticket/";
-/** The most part URLs one `POST /files/{id}/parts` signs. */
-const PART_URL_BATCH = 100;
 /** A cached part URL with less life left than this is signed again. */
 const PART_URL_MARGIN_MS = 30_000;
 

@@ -458,6 +458,8 @@ test("Uppy's Dashboard uploads a file above the threshold in the server's parts"
   const confirmed = page.locator("[data-testid=uppy-available]");
   await eventually(async () => (await confirmed.count()) === 1, "the large file to be confirmed", 60_000);
   const id = await confirmed.evaluate((item) => item.dataset.fileId);
+  // What the adapter's `complete` answered, then what the API says afterwards.
+  assert.match(await confirmed.textContent(), /: available$/);
   const record = (await apiAs(stack.apiUrl, "kim")("GET", `/files/${id}`)).body.file;
   assert.equal(record.status, "available");
   assert.equal(record.size, size);
