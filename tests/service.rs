@@ -60,7 +60,12 @@ fn uploaded(h: &Harness) -> FileRecord {
 #[tokio::test]
 async fn two_concurrent_confirmations_change_the_record_once() {
     let h = harness();
-    let record = uploaded(&h);
+    // A reservation as `reserve` writes it: with the purge time the table's TTL acts on.
+    let record = FileRecord {
+        purge_at: Some(time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(1)),
+        ..uploaded(&h)
+    };
+    h.store.insert(record.clone());
     let (first, second) = tokio::join!(
         h.files.confirm(record.clone()),
         h.files.confirm(record.clone())
