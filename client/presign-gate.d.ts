@@ -78,7 +78,7 @@ export interface Reservation {
   file: FileRecord;
   upload:
     | { method: "PUT"; url: string; headers: HeaderMap; expiresAt: string }
-    | { method: "MULTIPART"; partSize: number; partCount: number; expiresAt: string };
+    | { method: "MULTIPART"; partSize: number; partCount: number; partSha256: boolean; expiresAt: string };
 }
 
 export interface PartOptions {
@@ -114,6 +114,8 @@ export type ResumeOptions = PartOptions;
 export interface StoredParts {
   partSize: number;
   partCount: number;
+  /** Whether every part carries its SHA-256, as chosen at reservation. */
+  partSha256: boolean;
   parts: { partNumber: number; size: number; etag: string }[];
 }
 

@@ -140,8 +140,8 @@ export class PresignGate {
         { status: 0, code: "resume_mismatch" },
       );
     }
-    const { partSize, partCount, parts } = await this.parts(id, { signal });
-    await this.#sendParts(id, blob, { partSize, partCount }, { ...options, have: parts });
+    const { partSize, partCount, partSha256, parts } = await this.parts(id, { signal });
+    await this.#sendParts(id, blob, { partSize, partCount, partSha256 }, { ...options, have: parts });
     await onStored?.(record);
     return this.complete(id, { signal });
   }
@@ -153,8 +153,8 @@ export class PresignGate {
    * @returns {Promise<import("./presign-gate.js").StoredParts>}
    */
   async parts(id, { signal } = {}) {
-    const { partSize, partCount, parts } = await this.#api("GET", `/files/${encodeURIComponent(id)}/parts`, { signal });
-    return { partSize, partCount, parts };
+    const { partSize, partCount, partSha256, parts } = await this.#api("GET", `/files/${encodeURIComponent(id)}/parts`, { signal });
+    return { partSize, partCount, partSha256, parts };
   }
 
   /**
@@ -202,8 +202,11 @@ export class PresignGate {
       typeof options.sha256 === "string" ? options.sha256
       : options.sha256 === false || multipart ? undefined
       : await sha256Base64(blob, { signal });
+    // S3 fixes at the upload's creation whether its parts carry checksums, and refuses a part
+    // that differs: a multipart upload is hashed part by part only if reserved so.
+    const partSha256 = multipart && options.sha256 !== false ? true : undefined;
     return this.#api("POST", "/uploads", {
-      body: { filename, contentType, size: blob.size, sha256, expiresIn, multipart: multipart || undefined },
+      body: { filename, contentType, size: blob.size, sha256, expiresIn, multipart: multipart || undefined, partSha256 },
       signal,
     });
   }
@@ -307,7 +310,8 @@ export class PresignGate {
     for (let n = 1; n <= partCount; n++) if (!stored.has(n)) queue.push(n);
     const confirmed = [...stored].reduce((sum, n) => sum + sizeOf(n), 0);
     const progress = new PartProgress(blob.size, confirmed, onProgress);
-    const hashing = sha256 !== false;
+    // The reservation decided (`partSha256`); a server that does not say leaves it to the caller.
+    const hashing = plan.partSha256 ?? sha256 !== false;
     const urls = new PartUrls((parts, stop) => this.signParts(id, parts, { signal: stop }), {
       // Without digests the next parts' URLs come in the same request; with them a URL can only
       // be signed once its part is hashed.

@@ -89,6 +89,8 @@ export function usePresignGate(uppy, AwsS3, gate, { sha256 = true, expiresIn, li
   const signPart = async (uploadId, partNumber) => {
     const { uppyFile, upload } = multipartOf(uploadId);
     const { partSize, partCount } = upload;
+    // The reservation decided whether parts carry a SHA-256 (S3 refuses a part that differs).
+    const hashing = upload.partSha256 ?? sha256 !== false;
     if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > partCount) {
       throw new Error(`Part ${partNumber} is outside the server's plan of ${partCount} parts.`);
     }
@@ -100,7 +102,7 @@ export function usePresignGate(uppy, AwsS3, gate, { sha256 = true, expiresIn, li
     cache.delete(partNumber);
     if (fresh(cached)) return cached;
     let wanted;
-    if (sha256 !== false) {
+    if (hashing) {
       const start = partSize * (partNumber - 1);
       if (!uppyFile) throw new Error("The file was removed during its upload.");
       const digest = await sha256Base64(uppyFile.data.slice(start, start + partSize));

@@ -84,7 +84,9 @@ async fn reserved(api: &TestApi, bytes: &[u8]) -> (String, u64, u64) {
 async fn reserved_with(api: &TestApi, bytes: &[u8], part_sha256: bool) -> (String, u64, u64) {
     let body = json!({ "filename": "big.bin", "contentType": "application/octet-stream",
                        "size": bytes.len(), "multipart": true, "partSha256": part_sha256 });
-    let answer = api.call("POST", "/uploads", Some("alice"), Some(body)).await;
+    let answer = api
+        .call("POST", "/uploads", Some("alice"), Some(body))
+        .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
     let upload = &answer.body["upload"];
     assert_eq!(upload["partSha256"], json!(part_sha256));

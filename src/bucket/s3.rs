@@ -323,6 +323,10 @@ impl ObjectStorage for S3Bucket {
             )
             // Never over an object: the bucket policy also denies a completion without it.
             .if_none_match("*")
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Builder::default().timeout_config(completion_timeouts()),
+            )
             .send()
             .await;
         match result {
@@ -362,6 +366,21 @@ impl ObjectStorage for S3Bucket {
             Err(err) => Err(backend_error(err)),
         }
     }
+}
+
+/// CompleteMultipartUpload's bounds. S3 assembles the object before it answers, which for a large
+/// upload takes seconds ("Processing of a Complete Multipart Upload request could take several
+/// minutes", Amazon S3 API Reference, CompleteMultipartUpload), far past the 2 s attempt every
+/// other call gets; a completion cut at 2 s would be retried into `NoSuchUpload`. Still inside the
+/// API function's 15 s timeout and the request's deadline, which cut it first if S3 takes longer:
+/// the caller's retry of `complete`, or the object's event, then finds the object.
+fn completion_timeouts() -> aws_sdk_s3::config::timeout::TimeoutConfig {
+    aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .read_timeout(std::time::Duration::from_secs(12))
+        .operation_attempt_timeout(std::time::Duration::from_secs(12))
+        .operation_timeout(std::time::Duration::from_secs(12))
+        .build()
 }
 
 /// The names of the stored headers an upload URL does not sign (with that value), for those the

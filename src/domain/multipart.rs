@@ -373,8 +373,15 @@ mod tests {
         let digest = Some("x");
         let without = PartPlan::for_size(6 * MIB).unwrap();
         let with = without.with_part_sha256(true);
-        assert!(with.check_part_checksums(&[part(1, digest), part(2, digest)]).is_ok());
-        assert!(without.check_part_checksums(&[part(1, None), part(2, None)]).is_ok());
+        assert!(
+            with.check_part_checksums(&[part(1, digest), part(2, digest)])
+                .is_ok()
+        );
+        assert!(
+            without
+                .check_part_checksums(&[part(1, None), part(2, None)])
+                .is_ok()
+        );
         for (plan, parts) in [
             (with, [part(1, digest), part(2, None)]),
             (without, [part(1, None), part(2, digest)]),
@@ -395,7 +402,10 @@ mod tests {
     #[test]
     fn stored_plans_must_be_the_planned_ones() {
         let plan = PartPlan::for_size(6 * MIB).unwrap();
-        assert_eq!(PartPlan::from_stored(6 * MIB, 5 * MIB, 2, false), Some(plan));
+        assert_eq!(
+            PartPlan::from_stored(6 * MIB, 5 * MIB, 2, false),
+            Some(plan)
+        );
         assert_eq!(PartPlan::from_stored(6 * MIB, 6 * MIB, 1, false), None);
         assert_eq!(PartPlan::from_stored(6 * MIB, 5 * MIB, 3, false), None);
     }

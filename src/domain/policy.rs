@@ -131,7 +131,9 @@ impl UploadPolicy {
             ));
         }
         let parts = multipart
-            .then(|| PartPlan::for_size(request.size).map(|plan| plan.with_part_sha256(part_sha256)))
+            .then(|| {
+                PartPlan::for_size(request.size).map(|plan| plan.with_part_sha256(part_sha256))
+            })
             .transpose()?;
         if parts.is_some() && request.sha256.is_some() {
             // S3 checks each part's SHA-256, and a whole-object checksum only as a full-object

@@ -379,8 +379,11 @@ test("Retry-After in seconds or as an HTTP date; forbidden headers are recognise
 // parallel, retries each alone, and resumes from what S3 holds.
 
 /** A fake API for a multipart upload of `blob` in parts of `partSize`, answering by route. */
-function multipartApi(blob, { partSize, stored = [], status = "pending", urlLifetimeMs = 300_000, urlExpiresAt } = {}) {
+function multipartApi(blob, { partSize, stored = [], status = "pending", urlLifetimeMs = 300_000, urlExpiresAt, partSha256 = false } = {}) {
   const partCount = Math.max(1, Math.ceil(blob.size / partSize));
+  // As the server: whether parts carry a SHA-256 is fixed by the reservation, and a part that
+  // differs is refused (S3 would refuse its upload).
+  let hashedParts = partSha256;
   const log = { reservations: [], signed: [], completes: 0, deletes: 0, calls: [] };
   const fetch = async (url, init) => {
     const { pathname } = new URL(url);
@@ -389,13 +392,25 @@ function multipartApi(blob, { partSize, stored = [], status = "pending", urlLife
     log.calls.push(`${init.method} ${path}`);
     if (init.method === "POST" && path === "/uploads") {
       log.reservations.push(body);
+      hashedParts = body.partSha256 === true;
       return json(201, {
         file: { id: FILE_ID, size: blob.size, status: "pending" },
-        upload: { method: "MULTIPART", partSize, partCount, expiresAt: new Date(Date.now() + 86_400_000).toISOString() },
+        upload: {
+          method: "MULTIPART",
+          partSize,
+          partCount,
+          partSha256: hashedParts,
+          expiresAt: new Date(Date.now() + 86_400_000).toISOString(),
+        },
       });
     }
     if (init.method === "POST" && path === `/files/${FILE_ID}/parts`) {
       assert.ok(body.parts.length >= 1 && body.parts.length <= 100, `a batch of ${body.parts.length}`);
+      for (const part of body.parts) {
+        if (Boolean(part.sha256) !== hashedParts) {
+          return json(400, { error: { code: "invalid_request", message: `partNumber ${part.partNumber}: sha256 differs from partSha256` } });
+        }
+      }
       log.signed.push(body.parts);
       return json(200, {
         parts: body.parts.map(({ partNumber, sha256 }) => ({
@@ -411,7 +426,7 @@ function multipartApi(blob, { partSize, stored = [], status = "pending", urlLife
       });
     }
     if (init.method === "GET" && path === `/files/${FILE_ID}/parts`) {
-      return json(200, { partSize, partCount, parts: stored });
+      return json(200, { partSize, partCount, partSha256: hashedParts, parts: stored });
     }
     if (init.method === "GET" && path === `/files/${FILE_ID}`) {
       return json(200, { file: { id: FILE_ID, size: blob.size, status } });
@@ -453,6 +468,7 @@ test("a MULTIPART reservation is sent in parts: no whole-file digest, each part'
   const [reservation] = api.log.reservations;
   assert.equal(reservation.multipart, true);
   assert.equal(reservation.sha256, undefined, "S3 checks no whole-file digest of a multipart upload");
+  assert.equal(reservation.partSha256, true, "parts carry digests only if the reservation says so");
 
   // Each part was PUT once, with the bytes of its slice and the digest of exactly those bytes.
   const puts = new Map();
@@ -617,6 +633,24 @@ test("resume sends only the parts S3 lacks (a stored part of the wrong length co
   assert.equal(progress.at(-1), 35);
   assert.deepEqual(api.log.calls.slice(0, 2), [`GET /files/${FILE_ID}`, `GET /files/${FILE_ID}/parts`]);
   assert.equal(api.log.completes, 1);
+});
+
+test("resume hashes the parts exactly when the reservation chose partSha256, whatever the caller's option", async () => {
+  const content = randomBytes(25);
+  for (const partSha256 of [true, false]) {
+    const api = multipartApi(new Blob([content]), { partSize: 10, partSha256 });
+    const storage = fakeXhr((xhr) => xhr.answer(200));
+    const file = await gate(api.fetch, storage.XMLHttpRequest).client.resume(FILE_ID, new Blob([content]), {
+      sha256: !partSha256,
+    });
+    assert.equal(file.status, "available");
+    const digests = api.log.signed.flat().map((p) => p.sha256);
+    assert.equal(digests.length, 3);
+    assert.deepEqual(
+      digests,
+      partSha256 ? [0, 1, 2].map((i) => nodeSha256(content.subarray(i * 10, i * 10 + 10))) : [undefined, undefined, undefined],
+    );
+  }
 });
 
 test("resume refuses a blob that is not the reserved file, and returns an available file as it is", async () => {
