@@ -296,6 +296,7 @@ async fn listings_are_in_id_order_with_a_default_page_of_50() {
     let mocked = MockedApi::new().await;
     let mut all: Vec<String> = mocked.available.iter().map(ToString::to_string).collect();
     all.push(mocked.pending.to_string());
+    all.push(mocked.multipart.to_string());
     all.sort();
     let listed = |body: &serde_json::Value| -> Vec<String> {
         body["files"]
