@@ -286,7 +286,8 @@ browser-test: tools local-aws vendor chromium
 
 # One large upload through the browser client on loopback, in Chromium against `make local`'s
 # stack: one presigned PUT against multipart (4 parts in flight), each with and without SHA-256.
-# A figure for BENCHMARKS.md, not a test; it needs about twice THROUGHPUT_MIB of free disk.
+# A figure for BENCHMARKS.md, not a test; it needs about three times THROUGHPUT_MIB of free disk
+# (the file it picks, the parts, the completed object).
 THROUGHPUT_MIB ?= 1024
 bench-throughput: tools local-aws vendor chromium
 	cargo build --locked -p presign-gate --features dev-identity --bin api --bin events

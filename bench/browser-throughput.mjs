@@ -6,7 +6,16 @@
 // Everything is on one machine: Chromium, the local S3 (local-aws over s3s-fs, a debug build, as
 // `make local` runs it) and the functions share its cores, and the local S3 writes to disk, so
 // the figures compare the two ways of sending through the same stack; they are not S3's speed.
+//
+// The file is on disk and picked through a file input, as a user's would be: a page-made Blob of
+// 512 MiB or more fails to be read (Chromium cannot hold it), which a user's file never meets.
 import assert from "node:assert/strict";
+import { randomFillSync } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { finished } from "node:stream/promises";
 
 import { launchChromium, startLocalStack } from "../tests/browser/harness.mjs";
 
@@ -22,6 +31,15 @@ const stack = await startLocalStack({
   // ask for it with `multipart: true`.
   MULTIPART_THRESHOLD_BYTES: String(size),
 });
+const dir = await mkdtemp(join(tmpdir(), "presign-gate-throughput-"));
+const path = join(dir, "throughput.pdf");
+const out = createWriteStream(path);
+for (let offset = 0; offset < size; offset += MIB) {
+  if (!out.write(randomFillSync(Buffer.alloc(MIB)))) await new Promise((go) => out.once("drain", go));
+}
+out.end();
+await finished(out);
+
 const browser = await launchChromium();
 try {
   const page = await browser.context.newPage();
@@ -31,6 +49,13 @@ try {
   url.searchParams.set("multipartThreshold", String(size));
   await page.goto(url.href);
   await page.waitForFunction(() => window.presignGateDemo?.gate);
+  await page.evaluate(() => {
+    const input = document.createElement("input");
+    input.type = "file";
+    input.id = "throughput-file";
+    document.body.append(input);
+  });
+  await page.setInputFiles("#throughput-file", path);
 
   const runs = [
     { name: "single PUT", multipart: false, sha256: false },
@@ -40,12 +65,9 @@ try {
   ];
   const results = await page.evaluate(
     async ({ size, runs }) => {
-      // Random bytes (getRandomValues gives at most 64 KiB a call), one Blob for every run.
-      const chunks = [];
-      for (let offset = 0; offset < size; offset += 65536) {
-        chunks.push(crypto.getRandomValues(new Uint8Array(Math.min(65536, size - offset))));
-      }
-      const blob = new Blob(chunks, { type: "application/pdf" });
+      const input = /** @type {HTMLInputElement} */ (document.getElementById("throughput-file"));
+      const blob = input.files?.[0];
+      if (blob?.size !== size) throw new Error(`the picked file has ${blob?.size} bytes, not ${size}`);
       const gate = window.presignGateDemo.gate;
       const out = [];
       for (const run of runs) {
@@ -77,4 +99,5 @@ try {
 } finally {
   await browser.close();
   await stack.stop();
+  await rm(dir, { recursive: true, force: true });
 }
