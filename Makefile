@@ -218,6 +218,8 @@ bench-sizes: tools
 # in-memory fakes) and .cargo/mutants-standins.toml (the DynamoDB and S3 adapters, against the
 # stand-in tests).
 # `make mutants FILES="src/domain/policy.rs src/deadline.rs"` runs only those files' mutants.
+# `make mutants ITERATE=1` skips the mutants an earlier run caught (or found unviable) at the same
+# place, so one run can be continued by the next.
 # Each part builds in a scratch copy of the tree (the checkout is never touched) with its own
 # target directory, target/mutants, which keeps the dependencies built between runs. Results in
 # target/mutants-out/<part>/mutants.out/ (missed.txt, timeout.txt, caught.txt, unviable.txt).
@@ -227,6 +229,7 @@ CARGO_MUTANTS_VERSION := 27.1.0
 CARGO_MUTANTS := $(TOOLS_DIR)/cargo-mutants-$(CARGO_MUTANTS_VERSION)/bin/cargo-mutants
 MUTANTS_PARTS := mutants mutants-standins
 FILES ?=
+ITERATE ?=
 
 $(CARGO_MUTANTS):
 	cargo install cargo-mutants --version $(CARGO_MUTANTS_VERSION) --locked \
@@ -237,7 +240,7 @@ mutants: tools $(CARGO_MUTANTS)
 	failed=0; \
 	for part in $(MUTANTS_PARTS); do \
 	  CARGO_TARGET_DIR=$(CURDIR)/target/mutants $(CARGO_MUTANTS) mutants --config .cargo/$$part.toml \
-	    --package presign-gate --jobs 1 --output target/mutants-out/$$part \
+	    --package presign-gate --jobs 1 --output target/mutants-out/$$part $(if $(ITERATE),--iterate) \
 	    $(foreach file,$(FILES),--re '^$(subst .,\.,$(file)):') || failed=1; \
 	done; \
 	exit $$failed

@@ -56,3 +56,66 @@ where
         AppError::Internal(source)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+
+    /// A service's answer with `status` and, when given, an error code in its body.
+    fn answered(status: u16, code: Option<&str>) -> SdkError<GetItemError, HttpResponse> {
+        let mut metadata = ErrorMetadata::builder().message("refused");
+        if let Some(code) = code {
+            metadata = metadata.code(code);
+        }
+        let status = StatusCode::try_from(status).expect("an HTTP status");
+        SdkError::service_error(
+            GetItemError::generic(metadata.build()),
+            Response::new(status, SdkBody::empty()),
+        )
+    }
+
+    fn is_unavailable(err: SdkError<GetItemError, HttpResponse>) -> bool {
+        match backend_error(err) {
+            AppError::Unavailable(_) => true,
+            AppError::Internal(_) => false,
+            other => panic!("neither backend error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_timeout_or_an_unreachable_endpoint_is_unavailable() {
+        assert!(is_unavailable(SdkError::timeout_error("attempt timed out")));
+        assert!(!is_unavailable(SdkError::construction_failure(
+            "the request could not be built"
+        )));
+    }
+
+    #[test]
+    fn throttling_and_server_faults_are_unavailable_by_status() {
+        assert!(is_unavailable(answered(429, None)), "429");
+        assert!(is_unavailable(answered(500, None)), "500");
+        assert!(is_unavailable(answered(503, None)), "503");
+        assert!(!is_unavailable(answered(400, None)), "400");
+        assert!(!is_unavailable(answered(403, None)), "403");
+        assert!(!is_unavailable(answered(499, None)), "499");
+    }
+
+    #[test]
+    fn a_transient_error_code_is_unavailable_whatever_the_status() {
+        assert!(is_unavailable(answered(400, Some("ThrottlingException"))));
+        assert!(is_unavailable(answered(
+            400,
+            Some("ProvisionedThroughputExceededException")
+        )));
+        assert!(!is_unavailable(answered(
+            400,
+            Some("AccessDeniedException")
+        )));
+        assert!(!is_unavailable(answered(400, Some("ValidationException"))));
+    }
+}

@@ -17,17 +17,12 @@
 
 use presign_gate_test_support as support;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use serde_json::{Value, json};
-use support::runtime_api::{RuntimeApi, lambda_environment};
+use support::function_process::FunctionProcess;
 use support::*;
-
-/// Generous: under qemu a cold start and the first TLS-free SDK calls take seconds, not minutes.
-const INVOKE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What installs the emulator and the arm64 dynamic loader on Debian, as `make test` does it.
 const INSTALL: &str = "as root: dpkg --add-architecture arm64 && apt-get update && \
@@ -112,89 +107,31 @@ fn command_for(binary: &Path) -> Command {
     command
 }
 
-/// One function's deployed binary on its own Runtime API, its output going to files.
-struct Function {
-    child: ChildGuard,
-    runtime: RuntimeApi,
-    stdout: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Function {
-    /// Starts the `function`'s bootstrap with the environment Lambda gives it and the settings of
-    /// the template, pointed at the stand-ins.
-    fn start(function: &str, name: &str, standins: &StandIns) -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let stdout = dir.path().join("stdout");
-        let runtime = RuntimeApi::start().expect("Runtime API on loopback");
-        let child = command_for(&bootstrap(function))
-            .env_clear()
-            .envs(lambda_environment(name))
-            .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", standins.access_key())
-            .env("AWS_SECRET_ACCESS_KEY", standins.secret_key())
-            .env("AWS_ENDPOINT_URL_S3", &standins.s3_endpoint)
-            .env("AWS_ENDPOINT_URL_DYNAMODB", &standins.dynamodb_endpoint)
-            // An unused port: an instance-metadata probe would fail here rather than go anywhere.
-            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9")
-            .env("FILES_BUCKET", BUCKET)
-            .env("FILES_TABLE", TABLE)
-            .env("S3_FORCE_PATH_STYLE", "true")
-            .env("ALLOWED_CONTENT_TYPES", "text/plain")
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).expect("stdout file"))
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start the {function} bootstrap: {e}"));
-        Self {
-            child: ChildGuard(child),
-            runtime,
-            stdout,
-            _dir: dir,
-        }
-    }
-
-    /// Hands `event` to the function and returns its answer (the response document).
-    fn invoke(&mut self, event: &Value) -> Value {
-        let id = self.runtime.queue(&event.to_string());
-        let child = &mut self.child.0;
-        let answer = self
-            .runtime
-            .answer(&id, INVOKE_TIMEOUT, || {
-                child.try_wait().ok().flatten().map(|s| s.to_string())
-            })
-            .unwrap_or_else(|e| {
-                let log = std::fs::read_to_string(&self.stdout).unwrap_or_default();
-                panic!("{e}\nstdout: {log}")
-            });
-        serde_json::from_str(&answer).expect("JSON answer")
-    }
-
-    /// Hands an API Gateway event to the API function: its status and parsed body.
-    fn request(&mut self, event: HttpApiEvent) -> (u64, Value) {
-        let response = self.invoke(&event.to_json());
-        let body = response["body"]
-            .as_str()
-            .map_or(Value::Null, |b| serde_json::from_str(b).expect("JSON body"));
-        (response["statusCode"].as_u64().expect("statusCode"), body)
-    }
+/// Starts the `function`'s deployed bootstrap as Lambda would, with the settings of the template,
+/// pointed at the stand-ins.
+fn start(function: &str, name: &str, standins: &StandIns) -> FunctionProcess {
+    FunctionProcess::start(
+        command_for(&bootstrap(function)),
+        name,
+        standins.deployed_settings(),
+    )
 }
 
 #[tokio::test]
 async fn the_deployed_bootstraps_start_and_answer_an_api_and_an_s3_event() {
     let standins = StandIns::start().await;
-    let mut api = Function::start("ApiFunction", "presign-gate-api", &standins);
-    let mut events = Function::start("EventsFunction", "presign-gate-events", &standins);
+    let mut api = start("ApiFunction", "presign-gate-api", &standins);
+    let mut events = start("EventsFunction", "presign-gate-events", &standins);
     let caller = "arm64-caller";
     let body = b"bytes through the deployed build\n";
 
     let (status, reservation) = api.request(
-        HttpApiEvent::new("POST", "/uploads")
+        &HttpApiEvent::new("POST", "/uploads")
             .caller(caller)
             .json_body(
                 &json!({ "filename": "a.txt", "contentType": "text/plain", "size": body.len() }),
-            ),
+            )
+            .to_json(),
     );
     assert_eq!(status, 201, "{reservation}");
     assert_eq!(reservation["file"]["status"], "pending", "{reservation}");
@@ -211,8 +148,11 @@ async fn the_deployed_bootstraps_start_and_answer_an_api_and_an_s3_event() {
         "the events function reports no failure"
     );
 
-    let (status, read) =
-        api.request(HttpApiEvent::new("GET", &format!("/files/{id}")).caller(caller));
+    let (status, read) = api.request(
+        &HttpApiEvent::new("GET", &format!("/files/{id}"))
+            .caller(caller)
+            .to_json(),
+    );
     assert_eq!(status, 200, "{read}");
     assert_eq!(read["file"]["status"], "available", "{read}");
     assert_eq!(read["file"]["size"], body.len(), "{read}");

@@ -12,16 +12,12 @@
 
 use presign_gate_test_support as support;
 
-use std::fs::File;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use serde_json::{Value, json};
-use support::runtime_api::{RuntimeApi, lambda_environment};
+use support::function_process::FunctionProcess;
 use support::*;
-
-const INVOKE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A bearer token shaped like a JWT (header, claims, signature), and the claims API Gateway's JWT
 /// authorizer passes along once it verified it.
@@ -30,101 +26,26 @@ const SUB: &str = "sub-5b0e9c2f-caller";
 const EMAIL: &str = "carol.7d1f3@example.test";
 const SESSION_TOKEN: &str = "session-token-of-the-role-4c8e2a";
 
-/// The `api` binary on its own Runtime API, its stdout and stderr going to files.
-struct Function {
-    child: ChildGuard,
-    runtime: RuntimeApi,
-    stdout: PathBuf,
-    stderr: PathBuf,
-    _dir: tempfile::TempDir,
+/// The `api` binary as Lambda starts it, with `RUST_LOG=trace` and `settings`.
+fn start(settings: &[(&str, &str)]) -> FunctionProcess {
+    let binary = std::env::var_os("API_BINARY")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_api")), PathBuf::from);
+    let trace = [("RUST_LOG", "trace")];
+    FunctionProcess::start(
+        Command::new(binary),
+        "api",
+        trace.iter().chain(settings).copied(),
+    )
 }
 
-impl Function {
-    /// Starts the binary with the environment Lambda gives it, `RUST_LOG=trace`, and `settings`.
-    fn start(settings: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let stdout = dir.path().join("stdout");
-        let stderr = dir.path().join("stderr");
-        let runtime = RuntimeApi::start().expect("Runtime API on loopback");
-        let binary = std::env::var_os("API_BINARY")
-            .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_api")), PathBuf::from);
-        let child = Command::new(binary)
-            .env_clear()
-            .envs(lambda_environment("api"))
-            .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
-            .env("RUST_LOG", "trace")
-            .envs(settings.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).expect("stdout file"))
-            .stderr(File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("start the api binary");
-        Self {
-            child: ChildGuard(child),
-            runtime,
-            stdout,
-            stderr,
-            _dir: dir,
-        }
-    }
-
-    /// Starts the binary as deployed against the stand-ins (`extra` added to its settings).
-    fn start_on(standins: &StandIns, extra: &[(&str, &str)]) -> Self {
-        let mut settings = vec![
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", standins.access_key()),
-            ("AWS_SECRET_ACCESS_KEY", standins.secret_key()),
-            ("AWS_SESSION_TOKEN", SESSION_TOKEN),
-            ("AWS_ENDPOINT_URL_S3", &standins.s3_endpoint),
-            ("AWS_ENDPOINT_URL_DYNAMODB", &standins.dynamodb_endpoint),
-            // An unused port: an instance-metadata probe would fail here rather than go anywhere.
-            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9"),
-            ("FILES_BUCKET", BUCKET),
-            ("FILES_TABLE", TABLE),
-            ("S3_FORCE_PATH_STYLE", "true"),
-            ("ALLOWED_CONTENT_TYPES", "text/plain"),
-        ];
-        settings.extend_from_slice(extra);
-        Self::start(&settings)
-    }
-
-    /// Hands `event` to the function and returns its API Gateway response, the body parsed.
-    fn invoke(&mut self, event: &Value) -> (u64, Value) {
-        let response = self.invoke_raw(event);
-        let body = response["body"]
-            .as_str()
-            .map_or(Value::Null, |b| serde_json::from_str(b).expect("JSON body"));
-        (response["statusCode"].as_u64().expect("statusCode"), body)
-    }
-
-    /// Hands `event` to the function and returns its API Gateway response as sent.
-    fn invoke_raw(&mut self, event: &Value) -> Value {
-        let id = self.runtime.queue(&event.to_string());
-        let child = &mut self.child.0;
-        let answer = self
-            .runtime
-            .answer(&id, INVOKE_TIMEOUT, || {
-                child.try_wait().ok().flatten().map(|s| s.to_string())
-            })
-            .unwrap_or_else(|e| panic!("{e}\nstdout: {}", read(&self.stdout)));
-        serde_json::from_str(&answer).expect("JSON response")
-    }
-
-    /// Ends the process and returns what it wrote to stdout and to stderr.
-    fn stop(self) -> (String, String) {
-        let Function {
-            child,
-            stdout,
-            stderr,
-            ..
-        } = self;
-        drop(child);
-        (read(&stdout), read(&stderr))
-    }
-}
-
-fn read(path: &PathBuf) -> String {
-    String::from_utf8_lossy(&std::fs::read(path).expect("output file")).into_owned()
+/// The binary as deployed against the stand-ins, a session token in its credentials (`extra`
+/// added to its settings).
+fn start_on(standins: &StandIns, extra: &[(&str, &str)]) -> FunctionProcess {
+    let deployed = standins.deployed_settings();
+    let mut settings: Vec<(&str, &str)> = deployed.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    settings.push(("AWS_SESSION_TOKEN", SESSION_TOKEN));
+    settings.extend_from_slice(extra);
+    start(&settings)
 }
 
 /// An HTTP API event as API Gateway sends it after its JWT authorizer verified `TOKEN`: the
@@ -148,10 +69,10 @@ fn authorized(method: &str, path: &str, body: Option<Value>) -> Value {
 #[tokio::test]
 async fn at_trace_the_binary_logs_no_token_claim_url_or_credential() {
     let standins = StandIns::start().await;
-    let mut function = Function::start_on(&standins, &[]);
+    let mut function = start_on(&standins, &[]);
     let mut issued = Vec::new();
 
-    let (status, reservation) = function.invoke(&authorized(
+    let (status, reservation) = function.request(&authorized(
         "POST",
         "/uploads",
         Some(json!({ "filename": "a.txt", "contentType": "text/plain", "size": 3 })),
@@ -161,9 +82,9 @@ async fn at_trace_the_binary_logs_no_token_claim_url_or_credential() {
     assert_eq!(upload(&reservation, b"abc").await.status(), 200);
     let id = file_id(&reservation);
     let (status, body) =
-        function.invoke(&authorized("POST", &format!("/files/{id}/complete"), None));
+        function.request(&authorized("POST", &format!("/files/{id}/complete"), None));
     assert_eq!(status, 200, "{body}");
-    let (status, download) = function.invoke(&authorized(
+    let (status, download) = function.request(&authorized(
         "GET",
         &format!("/files/{id}/download-url"),
         None,
@@ -260,7 +181,7 @@ async fn at_trace_the_binary_logs_no_token_claim_url_or_credential() {
 /// Gateway would turn into a 500), and the function goes on to the next event.
 #[test]
 fn the_binary_answers_unparseable_requests_with_400_in_their_payload_format() {
-    let mut function = Function::start(&[
+    let mut function = start(&[
         ("AWS_REGION", "us-east-1"),
         ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
         ("AWS_SECRET_ACCESS_KEY", "not-used-no-call-is-made"),
@@ -310,7 +231,7 @@ fn the_binary_answers_unparseable_requests_with_400_in_their_payload_format() {
         ),
     ];
     for (what, event, rest_payload) in cases {
-        let response = function.invoke_raw(&event);
+        let response = function.invoke(&event);
         assert_eq!(response["statusCode"], json!(400), "{what}: {response}");
         let body: Value = serde_json::from_str(response["body"].as_str().unwrap_or_default())
             .unwrap_or_else(|e| panic!("{what}: {e}: {response}"));
@@ -331,7 +252,7 @@ fn the_binary_answers_unparseable_requests_with_400_in_their_payload_format() {
         );
     }
     // Still serving: the next event is answered by the handler (no authorizer: 401).
-    let (status, body) = function.invoke(&HttpApiEvent::new("GET", "/files").to_json());
+    let (status, body) = function.request(&HttpApiEvent::new("GET", "/files").to_json());
     assert_eq!(status, 401, "{body}");
     let (stdout, _) = function.stop();
     assert_eq!(
@@ -347,25 +268,15 @@ fn the_binary_answers_unparseable_requests_with_400_in_their_payload_format() {
 #[cfg(not(feature = "dev-identity"))]
 #[test]
 fn without_the_dev_identity_the_binary_refuses_dev_user_header() {
-    let mut function = Function::start(&[
+    let mut function = start(&[
         ("AWS_REGION", "us-east-1"),
         ("FILES_BUCKET", BUCKET),
         ("FILES_TABLE", TABLE),
         ("DEV_USER_HEADER", "x-dev-user"),
     ]);
     // It must end by itself: a configuration error fails the cold start.
-    let deadline = std::time::Instant::now() + INVOKE_TIMEOUT;
-    let status = loop {
-        if let Some(status) = function.child.0.try_wait().expect("process status") {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the function did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let asked_for_work = function.runtime.shared.lock().first_next.is_some();
+    let status = function.exit_status();
+    let asked_for_work = function.asked_for_work();
     let (stdout, stderr) = function.stop();
     assert!(!status.success(), "{status}\n{stdout}\n{stderr}");
     assert!(!asked_for_work, "it took events: {stdout}");
@@ -383,25 +294,25 @@ fn without_the_dev_identity_the_binary_refuses_dev_user_header() {
 #[tokio::test]
 async fn a_local_build_takes_the_caller_from_the_dev_header() {
     let standins = StandIns::start().await;
-    let mut function = Function::start_on(&standins, &[("DEV_USER_HEADER", "x-dev-user")]);
+    let mut function = start_on(&standins, &[("DEV_USER_HEADER", "x-dev-user")]);
     let body = json!({ "filename": "a.txt", "contentType": "text/plain", "size": 3 });
     let event = HttpApiEvent::new("POST", "/uploads")
         .header("x-dev-user", "dave")
         .json_body(&body)
         .to_json();
-    let (status, reservation) = function.invoke(&event);
+    let (status, reservation) = function.request(&event);
     assert_eq!(status, 201, "{reservation}");
     let unnamed = HttpApiEvent::new("POST", "/uploads")
         .json_body(&body)
         .to_json();
-    let (status, refused) = function.invoke(&unnamed);
+    let (status, refused) = function.request(&unnamed);
     assert_eq!(status, 401, "{refused}");
     // An authorizer's caller wins over the header: the request acts for `SUB`, not for dave.
     let both = HttpApiEvent::new("GET", "/files")
         .caller(SUB)
         .header("x-dev-user", "dave")
         .to_json();
-    let (status, listed) = function.invoke(&both);
+    let (status, listed) = function.request(&both);
     assert_eq!(status, 200, "{listed}");
     assert_eq!(
         listed["files"],

@@ -5,6 +5,8 @@
 //! - `events`: API Gateway and S3 events, built one way.
 //! - `fakes`: in-memory `OwnershipStore` and a versioned bucket, for fast tests of the
 //!   application's logic.
+//! - `function_process` (feature `standins`): a function's real binary started as Lambda starts
+//!   it, on the Runtime API, pointed at the stand-ins.
 //! - `fuzzing`: the fuzz harnesses over the fakes.
 //! - `runtime_api`: the Lambda Runtime API on loopback, to run a function's real binary as Lambda
 //!   does (the bench harness and tests/runtime_logs.rs).
@@ -17,6 +19,8 @@
 pub mod api;
 pub mod events;
 pub mod fakes;
+#[cfg(feature = "standins")]
+pub mod function_process;
 pub mod fuzzing;
 #[cfg(feature = "mocked")]
 pub mod mocked;
