@@ -159,7 +159,11 @@ async fn complete_says_how_many_parts_are_missing_then_finishes() {
         }
         other => panic!("{other:?}"),
     }
-    put_all_parts(&h, &record);
+    let plan = record.multipart.as_ref().unwrap().plan;
+    for number in 2..=plan.part_count() {
+        let length = plan.part_length(number).unwrap();
+        assert!(h.bucket.put_part(&upload_id(&record), number, length));
+    }
     let done = h.files.complete_upload(&alice(), record.id).await.unwrap();
     assert_eq!(done.status, FileStatus::Available);
     assert!(h.bucket.uploads().is_empty());
@@ -352,4 +356,132 @@ async fn the_reconciliation_leaves_a_pending_multipart_upload_alone() {
     );
     let ledger = h.store.ledger(&alice()).await.unwrap();
     assert_eq!((ledger.pending.len(), ledger.available_bytes), (0, 6 * MIB));
+}
+
+/// The multipart routes through the real handler over the fakes: each answer's shape as the README
+/// documents it, what S3 holds, and a complete that waits for every part. `tests/multipart.rs`
+/// checks the same against s3s-fs; this one costs milliseconds, so `make mutants` runs it.
+#[tokio::test]
+async fn the_multipart_routes_answer_as_documented() {
+    use presign_gate::domain::FileId;
+    use presign_gate::http::Api;
+    use presign_gate_test_support::TestApi;
+    use serde_json::json;
+
+    let h = harness();
+    let api = TestApi(Api::new(h.files, None));
+    let reserved = api
+        .call(
+            "POST",
+            "/uploads",
+            Some("alice"),
+            Some(json!({ "filename": "big.txt", "contentType": "text/plain",
+                         "size": 12 * MIB, "multipart": true, "partSha256": true })),
+        )
+        .await;
+    assert_eq!(reserved.status, 201, "{reserved:?}");
+    let upload = &reserved.body["upload"];
+    assert_eq!(upload["method"], "MULTIPART");
+    assert_eq!(upload["partSize"], 5 * MIB);
+    assert_eq!(upload["partCount"], 3);
+    assert_eq!(upload["partSha256"], true);
+    assert!(upload["expiresAt"].is_string(), "{upload}");
+    assert!(upload.get("url").is_none(), "{upload}");
+    let id = reserved.body["file"]["id"].as_str().unwrap().to_owned();
+
+    let sha = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=";
+    let signed = api
+        .call(
+            "POST",
+            &format!("/files/{id}/parts"),
+            Some("alice"),
+            Some(json!({ "parts": [{ "partNumber": 3, "sha256": sha },
+                                   { "partNumber": 1, "sha256": sha }] })),
+        )
+        .await;
+    assert_eq!(signed.status, 200, "{signed:?}");
+    let parts = signed.body["parts"].as_array().unwrap();
+    let described: Vec<_> = parts
+        .iter()
+        .map(|p| {
+            (
+                p["partNumber"].as_u64().unwrap(),
+                p["method"].as_str().unwrap(),
+                p["headers"]["content-length"].as_str().unwrap(),
+                p["headers"]["x-amz-checksum-sha256"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let (last, whole) = ((2 * MIB).to_string(), (5 * MIB).to_string());
+    assert_eq!(
+        described,
+        [(3, "PUT", &*last, sha), (1, "PUT", &*whole, sha)]
+    );
+    for part in parts {
+        let url = part["url"].as_str().unwrap();
+        assert!(url.contains("partNumber="), "{url}");
+        assert!(part["expiresAt"].is_string(), "{part}");
+    }
+    let foreign = api
+        .call(
+            "POST",
+            &format!("/files/{id}/parts"),
+            Some("bob"),
+            Some(json!({ "parts": [{ "partNumber": 1, "sha256": sha }] })),
+        )
+        .await;
+    assert_eq!(
+        (foreign.status.as_u16(), foreign.error_code()),
+        (404, "not_found")
+    );
+
+    let record = h
+        .store
+        .record(&alice(), FileId::parse(&id).unwrap())
+        .expect("the reservation");
+    assert!(h.bucket.put_part(&upload_id(&record), 1, 5 * MIB));
+    let listed = api
+        .call("GET", &format!("/files/{id}/parts"), Some("alice"), None)
+        .await;
+    assert_eq!(listed.status, 200, "{listed:?}");
+    assert_eq!(listed.body["partSize"], 5 * MIB);
+    assert_eq!(listed.body["partCount"], 3);
+    assert_eq!(listed.body["partSha256"], true);
+    let held: Vec<_> = listed.body["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["partNumber"].as_u64().unwrap(),
+                p["size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(held, [(1, 5 * MIB)]);
+    let listed_by_bob = api
+        .call("GET", &format!("/files/{id}/parts"), Some("bob"), None)
+        .await;
+    assert_eq!(listed_by_bob.status, 404, "{listed_by_bob:?}");
+
+    let early = api.complete("alice", &id).await;
+    assert_eq!(
+        (early.status.as_u16(), early.error_code()),
+        (409, "upload_missing")
+    );
+    assert!(
+        early.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains('2'),
+        "{early:?}"
+    );
+    let plan = record.multipart.as_ref().unwrap().plan;
+    for number in 2..=plan.part_count() {
+        let length = plan.part_length(number).unwrap();
+        assert!(h.bucket.put_part(&upload_id(&record), number, length));
+    }
+    let done = api.complete("alice", &id).await;
+    assert_eq!(done.status, 200, "{done:?}");
+    assert_eq!(done.body["file"]["status"], "available", "{done:?}");
 }

@@ -51,6 +51,20 @@ mod page_token {
         let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
         FileId::parse(std::str::from_utf8(&bytes).ok()?)
     }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_token_is_the_last_id_in_url_safe_base64_and_reads_back() {
+            let last = FileId::parse("0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0").unwrap();
+            let token = encode(last);
+            assert_eq!(token, "MGYxZTJkM2MtNGI1YS00OTY4LTg3NzYtYTViNGMzZDJlMWYw");
+            assert_eq!(decode(&token), Some(last));
+            assert_eq!(decode("bm90LWFuLWlk"), None, "base64 of \"not-an-id\"");
+        }
+    }
 }
 
 pub struct Api<S, B> {
