@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use presign_gate::domain::{ExpiryPolicy, FileId, FileStatus, UploadPolicy};
-use presign_gate::http::Api;
+use presign_gate::http::{Api, MAX_BODY_BYTES};
 use presign_gate::service::FileService;
 use presign_gate_test_support::fakes::{FakeBucket, FakeStore, seed};
 use presign_gate_test_support::{Answer, TestApi, http_api_event};
@@ -196,6 +196,13 @@ async fn every_bad_request_gets_its_documented_code() {
         (huge.status.as_u16(), huge.error_code()),
         (413, "too_large")
     );
+    // The limit itself is allowed: valid JSON padded with whitespace to exactly 16 KiB.
+    let upload = r#"{"filename": "a.txt", "contentType": "text/plain", "size": 3}"#;
+    let at_limit = format!("{upload}{}", " ".repeat(MAX_BODY_BYTES - upload.len()));
+    let answer = api.send_event(&raw(&at_limit)).await;
+    assert_eq!(answer.status.as_u16(), 201, "{answer:?}");
+    let answer = api.send_event(&raw(&format!("{at_limit} "))).await;
+    assert_eq!(answer.error_code(), "too_large", "{answer:?}");
 
     let queries: Vec<(&str, u16, &str)> = vec![
         ("?expiresIn=0", 400, "invalid_request"),
@@ -260,4 +267,43 @@ async fn every_bad_request_gets_its_documented_code() {
 async fn download_url_anonymous(api: &TestApi<FakeStore, FakeBucket>, id: &str) -> Answer {
     api.call("GET", &format!("/files/{id}/download-url"), None, None)
         .await
+}
+
+/// A REST API (payload 1.0) never puts the stage in `path` (API Gateway Developer Guide, "Input
+/// format of a Lambda function for proxy integration"): the handler routes `path` as it is, so a
+/// first segment that spells the stage's name is not taken for the stage.
+#[tokio::test]
+async fn a_rest_api_path_is_routed_as_it_is() {
+    let api = api_over_fakes();
+    let rest = |path: &str| {
+        json!({
+            "resource": "/{proxy+}",
+            "path": path,
+            "httpMethod": "GET",
+            "headers": {"host": "api.example.com"},
+            "multiValueHeaders": {"host": ["api.example.com"]},
+            "queryStringParameters": null,
+            "multiValueQueryStringParameters": null,
+            "pathParameters": null,
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "api", "stage": "prod", "requestId": "r",
+                "resourcePath": "/{proxy+}", "httpMethod": "GET", "path": format!("/prod{path}"),
+                "identity": {"sourceIp": "203.0.113.1"},
+                "authorizer": {"claims": {"sub": "alice"}},
+            },
+            "body": null,
+            "isBase64Encoded": false,
+        })
+    };
+    let file = api.send_event(&rest(&format!("/files/{ALICE_FILE}"))).await;
+    assert_eq!(file.status.as_u16(), 200, "{file:?}");
+    assert_eq!(file.body["file"]["id"], ALICE_FILE, "{file:?}");
+    let staged = api
+        .send_event(&rest(&format!("/prod/files/{ALICE_FILE}")))
+        .await;
+    assert_eq!(
+        (staged.status.as_u16(), staged.error_code()),
+        (404, "not_found"),
+        "{staged:?}"
+    );
 }

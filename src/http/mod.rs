@@ -373,12 +373,12 @@ fn single_query_value<'r>(request: &'r Request, name: &str) -> Result<Option<&'r
 }
 
 /// The path as the routes are written, whatever API Gateway put in front of it: HTTP APIs on a
-/// named stage include the stage in `rawPath`, REST APIs do not.
+/// named stage include the stage in `rawPath`, REST APIs never put it in `path`, so there a first
+/// segment that happens to spell the stage's name is part of the path.
 fn route_path(request: &Request) -> String {
     let raw = request.raw_http_path();
     let stage = match request.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(context)) => context.stage.as_deref(),
-        Some(RequestContext::ApiGatewayV1(context)) => context.stage.as_deref(),
         _ => None,
     };
     if let Some(stage) = stage.filter(|stage| *stage != "$default")
