@@ -730,3 +730,55 @@ async fn an_s3_event_confirms_every_record_and_reports_each_failed_one_by_key() 
     );
     assert_eq!(failed.error_type(), "S3EventBackendUnavailable");
 }
+
+/// A reservation's record is purged a day after its upload URL lapses (README, "Lifecycle"): the
+/// purge time is the URL's expiry plus 24 hours, whatever lifetime the caller asked for.
+#[tokio::test]
+async fn a_reservation_is_purged_a_day_after_its_url_lapses() {
+    let h = harness();
+    for expires_in in [None, Some(60), Some(900)] {
+        let mut request: UploadRequest = serde_json::from_value(serde_json::json!({
+            "filename": "a.txt", "contentType": "text/plain", "size": 3,
+        }))
+        .unwrap();
+        request.expires_in = expires_in;
+        let (record, upload) = h.files.reserve_upload(&alice(), request).await.unwrap();
+        let presign_gate::service::UploadInstructions::Put(url) = upload else {
+            panic!("a 3-byte file is one PUT");
+        };
+        assert_eq!(
+            url.expires_at - record.created_at,
+            time::Duration::seconds(expires_in.map_or(300, |s| s as i64)),
+            "{expires_in:?}"
+        );
+        assert_eq!(
+            record.purge_at,
+            Some(url.expires_at + time::Duration::hours(24)),
+            "{expires_in:?}"
+        );
+    }
+}
+
+/// `POST /files/download-urls` takes 1 to 100 ids: 100 are answered one by one, 101 refused.
+#[tokio::test]
+async fn a_batch_takes_up_to_a_hundred_ids() {
+    let h = harness();
+    let ids =
+        |n: usize| -> Vec<String> { (0..n).map(|_| FileId::new_random().to_string()).collect() };
+    let answered = h
+        .files
+        .presign_downloads(&alice(), &ids(100), None, Disposition::Attachment)
+        .await
+        .unwrap();
+    assert_eq!(answered.len(), 100);
+    for n in [0, 101] {
+        let refused = h
+            .files
+            .presign_downloads(&alice(), &ids(n), None, Disposition::Attachment)
+            .await;
+        assert!(
+            matches!(refused, Err(AppError::InvalidRequest(_))),
+            "{n}: {refused:?}"
+        );
+    }
+}

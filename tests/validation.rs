@@ -307,3 +307,26 @@ async fn a_rest_api_path_is_routed_as_it_is() {
         "{staged:?}"
     );
 }
+
+/// An HTTP API on a named stage puts the stage in `rawPath` (API Gateway Developer Guide, "Working
+/// with stages for HTTP APIs"); on the `$default` stage it does not, and a path that merely starts
+/// with `$default` stays as it is.
+#[tokio::test]
+async fn an_http_api_stage_is_taken_off_the_path() {
+    let api = api_over_fakes();
+    let on_stage = |stage: &str, path: &str| {
+        let mut event = http_api_event("GET", path, Some("alice"), None);
+        event["requestContext"]["stage"] = json!(stage);
+        event
+    };
+    let file = format!("/files/{ALICE_FILE}");
+    for (stage, path, status) in [
+        ("prod", format!("/prod{file}"), 200),
+        ("prod", file.clone(), 200),
+        ("$default", file.clone(), 200),
+        ("$default", format!("/$default{file}"), 404),
+    ] {
+        let answer = api.send_event(&on_stage(stage, &path)).await;
+        assert_eq!(answer.status.as_u16(), status, "{stage} {path}: {answer:?}");
+    }
+}
