@@ -782,3 +782,90 @@ async fn a_batch_takes_up_to_a_hundred_ids() {
         );
     }
 }
+
+/// `confirm` holds the stored object to everything the reservation said, each on its own: the
+/// size, the content type, the declared SHA-256 and no header that no URL signed. The matching
+/// object is confirmed; each of the others is rejected and deleted.
+#[tokio::test]
+async fn confirm_rejects_an_object_that_differs_in_any_one_respect() {
+    let declared = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=".to_owned();
+    let matching = ObjectInfo {
+        sha256: Some(declared.clone()),
+        ..small_object("text/plain")
+    };
+    let cases: Vec<(&str, ObjectInfo, bool)> = vec![
+        ("matching", matching.clone(), true),
+        (
+            "size",
+            ObjectInfo {
+                size: 4,
+                ..matching.clone()
+            },
+            false,
+        ),
+        (
+            "content type",
+            ObjectInfo {
+                content_type: Some("text/html".into()),
+                ..matching.clone()
+            },
+            false,
+        ),
+        (
+            "no content type",
+            ObjectInfo {
+                content_type: None,
+                ..matching.clone()
+            },
+            false,
+        ),
+        (
+            "SHA-256",
+            ObjectInfo {
+                sha256: Some("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=".into()),
+                ..matching.clone()
+            },
+            false,
+        ),
+        (
+            "no SHA-256",
+            ObjectInfo {
+                sha256: None,
+                ..matching.clone()
+            },
+            false,
+        ),
+        (
+            "unsigned header",
+            ObjectInfo {
+                unsigned_headers: vec!["content-encoding".into()],
+                ..matching.clone()
+            },
+            false,
+        ),
+    ];
+    for (what, object, confirmed) in cases {
+        let h = harness();
+        let mut record = uploaded(&h);
+        record.sha256 = Some(declared.clone());
+        h.store.insert(record.clone());
+        h.bucket.replace(&record.key, object);
+        let confirmation = h.files.confirm(record.clone()).await.unwrap();
+        if confirmed {
+            assert!(
+                matches!(confirmation, Confirmation::Available(_)),
+                "{what}: {confirmation:?}"
+            );
+            assert!(h.bucket.contains(&record.key), "{what}");
+        } else {
+            assert!(
+                matches!(confirmation, Confirmation::Rejected { .. }),
+                "{what}: {confirmation:?}"
+            );
+            assert!(
+                !h.bucket.contains(&record.key),
+                "{what}: the object is deleted"
+            );
+        }
+    }
+}
