@@ -214,6 +214,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_file_id_shows_as_its_uuid_in_debug_output_too() {
+        let id = FileId::parse("0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0").unwrap();
+        assert_eq!(id.to_string(), "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0");
+        assert_eq!(
+            format!("{id:?}"),
+            "FileId(0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0)"
+        );
+    }
+
+    #[test]
     fn keys_name_their_owner_and_file() {
         let owner = OwnerId::parse("auth0|abc.def").unwrap();
         let id = FileId::new_random();

@@ -89,10 +89,6 @@ impl PartPlan {
         self.part_sha256
     }
 
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
     pub fn part_size(&self) -> u64 {
         self.part_size
     }
