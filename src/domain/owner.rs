@@ -58,6 +58,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_owner_shows_in_debug_output_as_its_quoted_subject() {
+        let owner = OwnerId::parse("auth0|abc").unwrap();
+        assert_eq!(format!("{owner:?}"), "OwnerId(\"auth0|abc\")");
+    }
+
+    #[test]
     fn cognito_subjects_stay_readable_in_keys() {
         let owner = OwnerId::parse("0f8fad5b-d9cb-469f-a165-70867728950e").unwrap();
         assert_eq!(owner.key_segment(), "0f8fad5b-d9cb-469f-a165-70867728950e");

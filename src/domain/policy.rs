@@ -457,11 +457,17 @@ mod tests {
             Err(AppError::InvalidRequest(message)) => assert!(message.contains("each part")),
             other => panic!("{other:?}"),
         }
+        let policy = || UploadPolicy::new(["text/plain"], 1).unwrap();
         assert!(
-            UploadPolicy::new(["text/plain"], 1)
-                .unwrap()
+            policy()
                 .with_multipart_threshold(MAX_SINGLE_PUT_SIZE + 1)
                 .is_err()
+        );
+        // 5 GiB itself is allowed: the largest single PUT.
+        assert!(
+            policy()
+                .with_multipart_threshold(MAX_SINGLE_PUT_SIZE)
+                .is_ok()
         );
     }
 
