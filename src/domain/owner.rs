@@ -58,8 +58,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_owner_shows_in_debug_output_as_its_quoted_subject() {
+    fn an_owner_shows_as_its_subject_and_in_debug_output_quoted() {
         let owner = OwnerId::parse("auth0|abc").unwrap();
+        assert_eq!(owner.to_string(), "auth0|abc");
         assert_eq!(format!("{owner:?}"), "OwnerId(\"auth0|abc\")");
     }
 
