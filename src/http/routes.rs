@@ -135,6 +135,22 @@ fn match_path<'p>(template: &str, path: &'p str) -> Option<Option<&'p str>> {
 mod tests {
     use super::*;
 
+    /// The audit log names each route's action (README, "Logs"): one name per action, none empty.
+    #[test]
+    fn every_action_has_its_own_audit_name() {
+        let names: std::collections::BTreeSet<&str> =
+            ROUTES.iter().map(|route| route.action.name()).collect();
+        assert_eq!(names.len(), ROUTES.len(), "{names:?}");
+        assert!(names.contains("create_upload") && names.contains("presign_parts"));
+        assert!(
+            names
+                .iter()
+                .all(|name| !name.is_empty()
+                    && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')),
+            "{names:?}"
+        );
+    }
+
     #[test]
     fn routes_resolve_with_their_id() {
         assert_eq!(
