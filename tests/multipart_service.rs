@@ -485,3 +485,29 @@ async fn the_multipart_routes_answer_as_documented() {
     assert_eq!(done.status, 200, "{done:?}");
     assert_eq!(done.body["file"]["status"], "available", "{done:?}");
 }
+
+/// One `POST /files/{id}/parts` signs 1 to 100 parts, even of an upload with more parts to sign.
+#[tokio::test]
+async fn a_parts_request_holds_one_to_a_hundred_parts() {
+    let h = harness();
+    let record = reserve(&h, 1024 * MIB).await;
+    assert!(record.multipart.as_ref().unwrap().plan.part_count() > 101);
+    let hundred: Vec<u32> = (1..=100).collect();
+    let signed = h
+        .files
+        .presign_parts(&alice(), record.id, parts_request(&hundred))
+        .await
+        .unwrap();
+    assert_eq!(signed.len(), 100);
+    for numbers in [Vec::new(), (1..=101).collect()] {
+        let refused = h
+            .files
+            .presign_parts(&alice(), record.id, parts_request(&numbers))
+            .await;
+        assert!(
+            matches!(&refused, Err(AppError::InvalidRequest(m)) if m.contains("1 to 100")),
+            "{} parts: {refused:?}",
+            numbers.len()
+        );
+    }
+}
