@@ -482,7 +482,8 @@ async fn the_multipart_routes_answer_as_documented() {
     assert_eq!(done.body["file"]["status"], "available", "{done:?}");
 }
 
-/// One `POST /files/{id}/parts` signs 1 to 100 parts, even of an upload with more parts to sign.
+/// One `POST /files/{id}/parts` signs 1 to 100 parts, even of an upload with more parts to sign;
+/// a request outside that is refused before the record is read (it costs no DynamoDB request).
 #[tokio::test]
 async fn a_parts_request_holds_one_to_a_hundred_parts() {
     let h = harness();
@@ -496,10 +497,16 @@ async fn a_parts_request_holds_one_to_a_hundred_parts() {
         .unwrap();
     assert_eq!(signed.len(), 100);
     for numbers in [Vec::new(), (1..=101).collect()] {
+        let reads = h.store.journal.matching("store.get").len();
         let refused = h
             .files
             .presign_parts(&alice(), record.id, parts_request(&numbers))
             .await;
+        assert_eq!(
+            h.store.journal.matching("store.get").len(),
+            reads,
+            "no read"
+        );
         assert!(
             matches!(&refused, Err(AppError::InvalidRequest(m)) if m.contains("1 to 100")),
             "{} parts: {refused:?}",
