@@ -484,24 +484,7 @@ async fn identity_comes_only_from_the_authorizer() {
     assert_eq!(api.send_event(&event).await.error_code(), "unauthenticated");
 
     // A REST API (payload 1.0) with a Cognito authorizer.
-    let rest = json!({
-        "resource": "/files/{id}/download-url",
-        "path": path,
-        "httpMethod": "GET",
-        "headers": {"host": "api.example.com"},
-        "multiValueHeaders": {"host": ["api.example.com"]},
-        "queryStringParameters": null,
-        "multiValueQueryStringParameters": null,
-        "pathParameters": {"id": id},
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "api", "stage": "prod", "requestId": "r",
-            "resourcePath": "/files/{id}/download-url", "httpMethod": "GET", "path": format!("/prod{path}"),
-            "identity": {"sourceIp": "203.0.113.1"},
-            "authorizer": {"claims": {"sub": "alice", "email": "alice@example.com"}},
-        },
-        "body": null,
-        "isBase64Encoded": false,
-    });
+    let rest = rest_api_get("/files/{id}/download-url", &path, "alice");
     let answer = api.send_event(&rest).await;
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
     let mut as_bob = rest.clone();

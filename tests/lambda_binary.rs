@@ -189,26 +189,7 @@ fn the_binary_answers_unparseable_requests_with_400_in_their_payload_format() {
         ("FILES_TABLE", TABLE),
     ]);
     let long_query = format!("limit={}", "1".repeat(70 * 1024));
-    let rest = |path: &str| {
-        json!({
-            "resource": "/files/{id}",
-            "path": path,
-            "httpMethod": "GET",
-            "headers": {"host": "api.example.com"},
-            "multiValueHeaders": {"host": ["api.example.com"]},
-            "queryStringParameters": null,
-            "multiValueQueryStringParameters": null,
-            "pathParameters": null,
-            "requestContext": {
-                "accountId": "123456789012", "apiId": "api", "stage": "prod", "requestId": "r",
-                "resourcePath": "/files/{id}", "httpMethod": "GET", "path": format!("/prod{path}"),
-                "identity": {"sourceIp": "203.0.113.1"},
-                "authorizer": {"claims": {"sub": SUB}},
-            },
-            "body": null,
-            "isBase64Encoded": false,
-        })
-    };
+    let rest = |path: &str| rest_api_get("/files/{id}", path, SUB);
     let cases = [
         (
             "HTTP API, invalid query",

@@ -8,7 +8,7 @@ use presign_gate::domain::{ExpiryPolicy, FileId, FileStatus, UploadPolicy};
 use presign_gate::http::{Api, MAX_BODY_BYTES};
 use presign_gate::service::FileService;
 use presign_gate_test_support::fakes::{FakeBucket, FakeStore, seed};
-use presign_gate_test_support::{Answer, TestApi, http_api_event};
+use presign_gate_test_support::{Answer, TestApi, http_api_event, rest_api_get};
 use serde_json::{Value, json};
 
 /// An available text file of alice's (with hex letters, so its uppercase spelling differs).
@@ -275,26 +275,7 @@ async fn download_url_anonymous(api: &TestApi<FakeStore, FakeBucket>, id: &str) 
 #[tokio::test]
 async fn a_rest_api_path_is_routed_as_it_is() {
     let api = api_over_fakes();
-    let rest = |path: &str| {
-        json!({
-            "resource": "/{proxy+}",
-            "path": path,
-            "httpMethod": "GET",
-            "headers": {"host": "api.example.com"},
-            "multiValueHeaders": {"host": ["api.example.com"]},
-            "queryStringParameters": null,
-            "multiValueQueryStringParameters": null,
-            "pathParameters": null,
-            "requestContext": {
-                "accountId": "123456789012", "apiId": "api", "stage": "prod", "requestId": "r",
-                "resourcePath": "/{proxy+}", "httpMethod": "GET", "path": format!("/prod{path}"),
-                "identity": {"sourceIp": "203.0.113.1"},
-                "authorizer": {"claims": {"sub": "alice"}},
-            },
-            "body": null,
-            "isBase64Encoded": false,
-        })
-    };
+    let rest = |path: &str| rest_api_get("/{proxy+}", path, "alice");
     let file = api.send_event(&rest(&format!("/files/{ALICE_FILE}"))).await;
     assert_eq!(file.status.as_u16(), 200, "{file:?}");
     assert_eq!(file.body["file"]["id"], ALICE_FILE, "{file:?}");

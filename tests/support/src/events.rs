@@ -1,11 +1,35 @@
 //! The events the functions receive, built one way for every test, fuzz target and benchmark:
-//! API Gateway HTTP API (payload 2.0) requests, and S3 notifications from the samples in
-//! `events/`.
+//! API Gateway HTTP API (payload 2.0) and REST API (payload 1.0) requests, and S3 notifications
+//! from the samples in `events/`.
 
 use std::collections::BTreeMap;
 
 use presign_gate::s3_events::S3Event;
 use serde_json::{Value, json};
+
+/// An API Gateway REST API (payload 1.0) `GET` of `path` on stage `prod`, as API Gateway sends it
+/// after its Cognito authorizer verified `sub`: REST APIs leave the stage out of `path` and put it
+/// in the request context's `path`.
+pub fn rest_api_get(resource: &str, path: &str, sub: &str) -> Value {
+    json!({
+        "resource": resource,
+        "path": path,
+        "httpMethod": "GET",
+        "headers": {"host": "api.example.com"},
+        "multiValueHeaders": {"host": ["api.example.com"]},
+        "queryStringParameters": null,
+        "multiValueQueryStringParameters": null,
+        "pathParameters": null,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "stage": "prod", "requestId": "r",
+            "resourcePath": resource, "httpMethod": "GET", "path": format!("/prod{path}"),
+            "identity": {"sourceIp": "203.0.113.1"},
+            "authorizer": {"claims": {"sub": sub}},
+        },
+        "body": null,
+        "isBase64Encoded": false,
+    })
+}
 
 /// An API Gateway HTTP API (payload 2.0) event, as API Gateway sends it to the function.
 #[derive(Clone, Debug)]

@@ -31,7 +31,7 @@ pub mod runtime_api;
 mod standins;
 
 pub use api::{Answer, TestApi, file_id, http_api_event};
-pub use events::{HttpApiEvent, s3_event};
+pub use events::{HttpApiEvent, rest_api_get, s3_event};
 #[cfg(feature = "standins")]
 pub use standins::*;
 
