@@ -235,7 +235,8 @@ $(CARGO_MUTANTS):
 	cargo install cargo-mutants --version $(CARGO_MUTANTS_VERSION) --locked \
 	  --root $(TOOLS_DIR)/cargo-mutants-$(CARGO_MUTANTS_VERSION)
 
-mutants: tools $(CARGO_MUTANTS)
+# local-aws: the stand-in part's multipart tests run against it.
+mutants: tools local-aws $(CARGO_MUTANTS)
 	mkdir -p $(foreach part,$(MUTANTS_PARTS),target/mutants-out/$(part))
 	failed=0; \
 	for part in $(MUTANTS_PARTS); do \
