@@ -226,6 +226,46 @@ async fn a_run_cut_by_its_deadline_saves_its_place_and_a_failure_does_not_stop_i
     assert_eq!(h.status(&pending), Some(FileStatus::Available));
 }
 
+/// A limit above one page (S3's 1,000 keys) that is not a multiple of it: the last page asks only
+/// for what is left, and the run examines exactly the limit.
+#[tokio::test]
+async fn a_run_over_several_pages_stops_exactly_at_its_limit() {
+    let h = harness();
+    for _ in 0..1_600 {
+        h.stray("mallory");
+    }
+
+    let report = h.run(young(), 1_500).await;
+    assert_eq!((report.examined, report.finished), (1_500, false));
+    assert_eq!(h.store.journal.matching("bucket.list_managed").len(), 2);
+
+    let report = h.run(young(), 1_500).await;
+    assert_eq!((report.examined, report.finished), (100, true));
+}
+
+// On tokio's paused clock, as above: the deadline falls while the listing hangs.
+#[tokio::test(start_paused = true)]
+async fn a_listing_cut_by_the_deadline_ends_the_run_well() {
+    let h = harness();
+    let first = h.stray("alice");
+    h.stray("bob");
+    h.run(young(), 1).await;
+
+    h.store.stalls.stall("bucket.list_managed");
+    let deadline = Deadline::at(tokio::time::Instant::now() + Duration::from_millis(300));
+    let report = h
+        .files
+        .reconcile(young(), limits(100), deadline)
+        .await
+        .expect("a run out of time is not a failed listing");
+    assert_eq!(report, ReconcileReport::default());
+    // Its place is kept: the next run goes on after the first object.
+    assert_eq!(
+        h.bucket.read_cursor().await.unwrap().as_deref(),
+        Some(first.as_str())
+    );
+}
+
 /// The real adapters: s3s-fs lists `users/` with ListObjectsV2 (prefix, start-after, max-keys,
 /// truncation) and keeps the cursor object; moto holds the records.
 #[tokio::test]

@@ -686,6 +686,9 @@ impl ObjectListing for FakeBucket {
     ) -> Result<ObjectPage, AppError> {
         self.call("bucket.list_managed", start_after.unwrap_or_default())
             .await?;
+        // A page of no objects makes no progress: a caller that asks for one may ask again
+        // forever. Refused loudly here, so that such a loop fails a test instead of hanging it.
+        assert!(max > 0, "a listing asked for a page of no objects");
         let objects = lock(&self.objects);
         // ListObjectsV2 lists current versions only: a key whose current version is a delete
         // marker is not listed.
