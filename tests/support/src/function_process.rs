@@ -11,8 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::runtime_api::{RuntimeApi, lambda_environment};
-use crate::standins::{ChildGuard, StandIns};
-use crate::{BUCKET, TABLE};
+use crate::standins::ChildGuard;
 
 /// Generous: under qemu a cold start and the first SDK calls take seconds, not minutes.
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -120,29 +119,6 @@ impl FunctionProcess {
         } = self;
         drop(child);
         (read(&stdout), read(&stderr))
-    }
-}
-
-impl StandIns {
-    /// The settings of a deployed function, pointed at these stand-ins (credentials, endpoints,
-    /// the bucket and table, path-style addressing, `text/plain` allowed).
-    pub fn deployed_settings(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", self.access_key().into()),
-            ("AWS_SECRET_ACCESS_KEY", self.secret_key().into()),
-            ("AWS_ENDPOINT_URL_S3", self.s3_endpoint.clone()),
-            ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb_endpoint.clone()),
-            // An unused port: an instance-metadata probe would fail here rather than go anywhere.
-            (
-                "AWS_EC2_METADATA_SERVICE_ENDPOINT",
-                "http://127.0.0.1:9".into(),
-            ),
-            ("FILES_BUCKET", BUCKET.into()),
-            ("FILES_TABLE", TABLE.into()),
-            ("S3_FORCE_PATH_STYLE", "true".into()),
-            ("ALLOWED_CONTENT_TYPES", "text/plain".into()),
-        ]
     }
 }
 

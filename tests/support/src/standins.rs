@@ -212,6 +212,27 @@ impl StandIns {
         SECRET_KEY
     }
 
+    /// The settings of a deployed function, pointed at these stand-ins (credentials, endpoints,
+    /// the bucket and table, path-style addressing, `text/plain` allowed).
+    pub fn deployed_settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", self.access_key().into()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret_key().into()),
+            ("AWS_ENDPOINT_URL_S3", self.s3_endpoint.clone()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb_endpoint.clone()),
+            // An unused port: an instance-metadata probe would fail here rather than go anywhere.
+            (
+                "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+                "http://127.0.0.1:9".into(),
+            ),
+            ("FILES_BUCKET", BUCKET.into()),
+            ("FILES_TABLE", TABLE.into()),
+            ("S3_FORCE_PATH_STYLE", "true".into()),
+            ("ALLOWED_CONTENT_TYPES", "text/plain".into()),
+        ]
+    }
+
     pub fn s3_client(&self) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::config::Builder::from(&self.sdk)
             .endpoint_url(&self.s3_endpoint)
