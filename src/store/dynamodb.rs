@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
@@ -83,14 +84,20 @@ type Item = HashMap<String, AttributeValue>;
 /// BatchGetItem may return some keys unprocessed when throttled; they are asked for again with
 /// backoff, a bounded number of times, before the read counts as unavailable.
 const BATCH_GET_ATTEMPTS: u32 = 4;
-const BATCH_GET_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+const BATCH_GET_BACKOFF: Duration = Duration::from_millis(50);
 
 /// A transaction cancelled because another one held one of its items (`TransactionConflict`) or
 /// by throttling is tried again this many times, with backoff, before the write counts as
 /// unavailable. A reservation that finds the ledger changed since it read it starts over (reads
 /// the ledger again) the same number of times.
 const TRANSACTION_ATTEMPTS: u32 = 4;
-const TRANSACTION_BACKOFF: std::time::Duration = std::time::Duration::from_millis(25);
+const TRANSACTION_BACKOFF: Duration = Duration::from_millis(25);
+
+/// The wait before each of `attempts` tries of a call: none before the first, then `base`,
+/// doubling after each retry (exponential backoff).
+fn retry_waits(base: Duration, attempts: u32) -> impl Iterator<Item = Option<Duration>> {
+    (0..attempts).map(move |attempt| attempt.checked_sub(1).map(|retry| base * 2u32.pow(retry)))
+}
 
 /// How a transaction ended, when DynamoDB answered.
 enum Outcome {
@@ -214,9 +221,9 @@ impl DynamoDbOwnershipStore {
     /// Runs a transaction; the SDK gives it an idempotency token (`ClientRequestToken`), so its
     /// own retry of a request whose answer was lost does not apply it twice.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Outcome, AppError> {
-        for attempt in 0..TRANSACTION_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(TRANSACTION_BACKOFF * 2u32.pow(attempt - 1)).await;
+        for wait in retry_waits(TRANSACTION_BACKOFF, TRANSACTION_ATTEMPTS) {
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
             }
             let result = self
                 .client
@@ -311,9 +318,9 @@ impl OwnershipStore for DynamoDbOwnershipStore {
             .expression_attribute_names("#owner", attr::OWNER)
             .build()
             .map_err(build_error)?;
-        for attempt in 0..TRANSACTION_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(TRANSACTION_BACKOFF * 2u32.pow(attempt - 1)).await;
+        for wait in retry_waits(TRANSACTION_BACKOFF, TRANSACTION_ATTEMPTS) {
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
             }
             let (ledger, version) = self.read_ledger(&record.owner).await?;
             let admitted = ledger.admit(record, now, limits)?;
@@ -389,10 +396,10 @@ impl OwnershipStore for DynamoDbOwnershipStore {
                 .map_err(|e| AppError::Internal(e.into()))?,
         );
         let mut records = Vec::with_capacity(ids.len());
-        for attempt in 0..BATCH_GET_ATTEMPTS {
+        for wait in retry_waits(BATCH_GET_BACKOFF, BATCH_GET_ATTEMPTS) {
             let Some(keys) = pending.take() else { break };
-            if attempt > 0 {
-                tokio::time::sleep(BATCH_GET_BACKOFF * 2u32.pow(attempt - 1)).await;
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
             }
             let output = self
                 .client
@@ -819,6 +826,15 @@ fn multipart_from_item(item: &Item, size: u64) -> Result<Option<Box<MultipartUpl
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_wait_twice_as_long_each_time_and_the_first_try_not_at_all() {
+        let waits: Vec<_> = retry_waits(Duration::from_millis(25), 4).collect();
+        assert_eq!(
+            waits,
+            [None, Some(25), Some(50), Some(100)].map(|ms| ms.map(Duration::from_millis))
+        );
+    }
 
     fn record() -> FileRecord {
         let owner = OwnerId::parse("alice").unwrap();
