@@ -1,7 +1,8 @@
 //! Injected backend faults at every call site: throttling, 5xx, access denied, timeouts and
 //! dropped connections from DynamoDB (GetItem of a record and of a usage ledger, Query,
 //! BatchGetItem, and the TransactWriteItems of a reservation, a confirmation and a delete) and S3
-//! (HeadObject, DeleteObject). Transient faults are 503 `unavailable` with
+//! (HeadObject, DeleteObject, and the multipart calls: CreateMultipartUpload, ListParts,
+//! CompleteMultipartUpload, AbortMultipartUpload). Transient faults are 503 `unavailable` with
 //! `Retry-After`, the others 500 `internal`; never a URL, and nothing after the failed call runs.
 //!
 //! The backends are a scripted fake that speaks the services' wire formats on a loopback port,
@@ -31,7 +32,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use lambda_http::http::StatusCode;
 use presign_gate::bucket::S3Bucket;
-use presign_gate::domain::{ExpiryPolicy, UploadPolicy};
+use presign_gate::domain::{ExpiryPolicy, PartPlan, UploadPolicy};
 use presign_gate::http::Api;
 use presign_gate::service::FileService;
 use presign_gate::store::{DynamoDbOwnershipStore, attr};
@@ -52,6 +53,10 @@ enum Fault {
     Reset,
     /// BatchGetItem answers 200 and leaves every key unprocessed, as DynamoDB may under load.
     NeverProcessed,
+    /// No fault, but S3's word that the multipart upload is gone (completed or aborted).
+    NoSuchUpload,
+    /// No fault, but S3's word that `If-None-Match: *` failed: an object is at the key.
+    PreconditionFailed,
 }
 
 impl Fault {
@@ -69,10 +74,27 @@ struct Script {
     fault: Fault,
     /// The record every successful read returns.
     status: &'static str,
+    /// That record is a multipart reservation (`MULTIPART_SIZE` bytes), whose object exists
+    /// only once a CompleteMultipartUpload has reached the backend.
+    multipart: bool,
 }
 
-fn item(status: &str) -> Value {
-    json!({
+/// The size of the multipart record: a part of 5 MiB and one of 1 MiB.
+const MULTIPART_SIZE: u64 = 6 << 20;
+const PART_SIZES: [u64; 2] = [5 << 20, 1 << 20];
+
+/// The S3 operations the fake tells apart.
+const S3_OPERATIONS: [&str; 6] = [
+    "HeadObject",
+    "DeleteObject",
+    "CreateMultipartUpload",
+    "ListParts",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+];
+
+fn item(status: &str, multipart: bool) -> Value {
+    let mut item = json!({
         "owner": {"S": "alice"},
         "fileId": {"S": ID},
         "objectKey": {"S": format!("users/alice/{ID}")},
@@ -81,7 +103,49 @@ fn item(status: &str) -> Value {
         "size": {"N": "3"},
         "status": {"S": status},
         "createdAt": {"S": "2026-11-29T12:00:00Z"},
-    })
+    });
+    if multipart {
+        let plan = PartPlan::for_size(MULTIPART_SIZE).unwrap();
+        assert_eq!(plan.part_count() as usize, PART_SIZES.len());
+        for (name, value) in [
+            (attr::SIZE, json!({"N": MULTIPART_SIZE.to_string()})),
+            (attr::MULTIPART_UPLOAD_ID, json!({"S": "fake-upload"})),
+            (attr::PART_SIZE, json!({"N": plan.part_size().to_string()})),
+            (
+                attr::PART_COUNT,
+                json!({"N": plan.part_count().to_string()}),
+            ),
+            (
+                attr::MULTIPART_EXPIRES_AT,
+                json!({"S": "2099-01-01T00:00:00Z"}),
+            ),
+        ] {
+            item[name] = value;
+        }
+    }
+    item
+}
+
+fn xml(body: &str) -> Vec<u8> {
+    response(200, &[("content-type", "application/xml")], body)
+}
+
+/// One part a page, as S3 may answer (fewer than `max-parts`, and where to go on), the last page
+/// not truncated but still naming its last part.
+fn list_parts_page(request_line: &str) -> Vec<u8> {
+    let after: usize = request_line
+        .split(['?', '&', ' '])
+        .find_map(|pair| pair.strip_prefix("part-number-marker="))
+        .map_or(0, |n| n.parse().unwrap());
+    let number = after + 1;
+    let size = PART_SIZES[after];
+    let truncated = number < PART_SIZES.len();
+    xml(&format!(
+        "<ListPartsResult><Bucket>files</Bucket><UploadId>fake-upload</UploadId>\
+         <Part><PartNumber>{number}</PartNumber><ETag>\"part-{number}\"</ETag><Size>{size}</Size></Part>\
+         <IsTruncated>{truncated}</IsTruncated><NextPartNumberMarker>{number}</NextPartNumberMarker>\
+         </ListPartsResult>"
+    ))
 }
 
 fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
@@ -97,10 +161,17 @@ fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
     text.into_bytes()
 }
 
-/// The canned answer to `operation` (whose request body is `body`), or the scripted fault; `None`
-/// means hang up.
-fn answer(script: &Script, operation: &str, body: &str) -> Option<Vec<u8>> {
-    let dynamodb = !matches!(operation, "HeadObject" | "DeleteObject");
+/// The canned answer to `operation` (whose request starts with `request_line` and whose body is
+/// `body`), or the scripted fault; `None` means hang up. `completed`: a CompleteMultipartUpload
+/// has reached the backend.
+fn answer(
+    script: &Script,
+    operation: &str,
+    request_line: &str,
+    body: &str,
+    completed: bool,
+) -> Option<Vec<u8>> {
+    let dynamodb = !S3_OPERATIONS.contains(&operation);
     if operation == script.target {
         let json_error = |status, kind: &str| {
             let body = json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"), "message": "injected"});
@@ -127,6 +198,8 @@ fn answer(script: &Script, operation: &str, body: &str) -> Option<Vec<u8>> {
             (Fault::Denied, true) => Some(json_error(400, "AccessDeniedException")),
             (Fault::Denied, false) => Some(xml_error(403, "AccessDenied")),
             (Fault::Timeout | Fault::Reset, _) => None,
+            (Fault::NoSuchUpload, _) => Some(xml_error(404, "NoSuchUpload")),
+            (Fault::PreconditionFailed, _) => Some(xml_error(412, "PreconditionFailed")),
             (Fault::NeverProcessed, _) => {
                 let keys = json!({"Keys": [{"owner": {"S": "alice"}, "fileId": {"S": ID}}], "ConsistentRead": true});
                 let body = json!({"Responses": {TABLE: []}, "UnprocessedKeys": {TABLE: keys}});
@@ -148,12 +221,25 @@ fn answer(script: &Script, operation: &str, body: &str) -> Option<Vec<u8>> {
     Some(match operation {
         // An owner's usage ledger: none yet.
         "GetItem" if body.contains(attr::USAGE_SORT_KEY) => ok_json(json!({})),
-        "GetItem" => ok_json(json!({"Item": item(script.status)})),
-        "Query" => ok_json(json!({"Items": [item(script.status)], "Count": 1, "ScannedCount": 1})),
-        "BatchGetItem" => {
-            ok_json(json!({"Responses": {TABLE: [item(script.status)]}, "UnprocessedKeys": {}}))
-        }
+        "GetItem" => ok_json(json!({"Item": item(script.status, script.multipart)})),
+        "Query" => ok_json(
+            json!({"Items": [item(script.status, script.multipart)], "Count": 1, "ScannedCount": 1}),
+        ),
+        "BatchGetItem" => ok_json(json!({
+            "Responses": {TABLE: [item(script.status, script.multipart)]},
+            "UnprocessedKeys": {},
+        })),
         "TransactWriteItems" | "DeleteItem" => ok_json(json!({})),
+        "HeadObject" if script.multipart && !completed => response(404, &[], ""),
+        "HeadObject" if script.multipart => response(
+            200,
+            &[
+                ("content-type", "text/plain"),
+                ("content-length", &MULTIPART_SIZE.to_string()),
+                ("etag", "\"fake-upload-2\""),
+            ],
+            "",
+        ),
         "HeadObject" => response(
             200,
             &[
@@ -163,7 +249,16 @@ fn answer(script: &Script, operation: &str, body: &str) -> Option<Vec<u8>> {
             ],
             "",
         ),
-        "DeleteObject" => response(204, &[("content-length", "0")], ""),
+        "DeleteObject" | "AbortMultipartUpload" => response(204, &[("content-length", "0")], ""),
+        "CreateMultipartUpload" => xml(
+            "<InitiateMultipartUploadResult><Bucket>files</Bucket><Key>k</Key>\
+             <UploadId>fake-upload</UploadId></InitiateMultipartUploadResult>",
+        ),
+        "ListParts" => list_parts_page(request_line),
+        "CompleteMultipartUpload" => xml(
+            "<CompleteMultipartUploadResult><Bucket>files</Bucket><Key>k</Key>\
+             <ETag>\"fake-upload-2\"</ETag></CompleteMultipartUploadResult>",
+        ),
         other => panic!("the fake backend got an unexpected {other}"),
     })
 }
@@ -214,12 +309,30 @@ async fn serve(mut stream: TcpStream, script: Arc<Script>, log: Log) {
                 .find(|name| name.eq_ignore_ascii_case(op))
                 .unwrap_or_else(|| panic!("unexpected DynamoDB operation {op}"))
             }
-            None if head.starts_with("head ") => "HeadObject",
-            None if head.starts_with("delete ") => "DeleteObject",
-            None => panic!("unexpected S3 request {}", head.lines().next().unwrap()),
+            None => {
+                // S3's operation, from the method and the query (lowercased like the head).
+                let request_line = head.lines().next().unwrap();
+                let (method, target) = request_line.split_once(' ').unwrap();
+                let query = target.split_once('?').map_or("", |(_, query)| query);
+                let has = |name: &str| query.split(['&', ' ']).any(|pair| pair.starts_with(name));
+                match method {
+                    "head" => "HeadObject",
+                    "post" if has("uploads") => "CreateMultipartUpload",
+                    "get" if has("uploadid=") => "ListParts",
+                    "post" if has("uploadid=") => "CompleteMultipartUpload",
+                    "delete" if has("uploadid=") => "AbortMultipartUpload",
+                    "delete" => "DeleteObject",
+                    _ => panic!("unexpected S3 request {request_line}"),
+                }
+            }
         };
-        log.lock().unwrap().push(operation.to_owned());
-        match answer(&script, operation, &body) {
+        let completed = {
+            let mut log = log.lock().unwrap();
+            log.push(operation.to_owned());
+            log.iter().any(|seen| seen == "CompleteMultipartUpload")
+        };
+        let request_line = head.lines().next().unwrap_or_default();
+        match answer(&script, operation, request_line, &body, completed) {
             Some(bytes) => {
                 if stream.write_all(&bytes).await.is_err() {
                     return;
@@ -314,7 +427,7 @@ async fn api_counted(endpoint: &str, loader: aws_config::ConfigLoader, attempts:
         FileService::new(
             DynamoDbOwnershipStore::new(dynamodb, TABLE),
             S3Bucket::new(s3, "files"),
-            UploadPolicy::new(["text/plain"], 1024).unwrap(),
+            UploadPolicy::new(["text/plain"], MULTIPART_SIZE).unwrap(),
             ExpiryPolicy::new(300, 900).unwrap(),
         ),
         None,
@@ -328,6 +441,8 @@ struct Scenario {
     body: Option<Value>,
     /// The record status every successful read returns.
     status: &'static str,
+    /// The record is a multipart reservation.
+    multipart: bool,
     /// The operation that fails.
     operation: &'static str,
     /// The calls before it.
@@ -413,19 +528,74 @@ fn scenario(site: &str) -> Scenario {
             "DeleteItem",
             vec!["GetItem", "HeadObject", "DeleteObject"],
         ),
-        other => panic!("{other}"),
+        other => return multipart_scenario(other),
     };
     Scenario {
         method,
         path,
         body,
         status,
+        multipart: false,
         operation,
         before,
     }
 }
 
-const CALL_SITES: [&str; 11] = [
+/// The call sites of a multipart reservation (`MULTIPART_SIZE` bytes, pending).
+fn multipart_scenario(site: &str) -> Scenario {
+    let complete = format!("/files/{ID}/complete");
+    let (method, path, body, operation, before) = match site {
+        "CreateMultipartUpload (reserve)" => (
+            "POST",
+            "/uploads".into(),
+            Some(
+                json!({"filename": "a.txt", "contentType": "text/plain", "size": MULTIPART_SIZE, "multipart": true}),
+            ),
+            "CreateMultipartUpload",
+            vec![],
+        ),
+        "ListParts (list parts)" => (
+            "GET",
+            format!("/files/{ID}/parts"),
+            None,
+            "ListParts",
+            vec!["GetItem"],
+        ),
+        "ListParts (complete)" => (
+            "POST",
+            complete,
+            None,
+            "ListParts",
+            vec!["GetItem", "HeadObject"],
+        ),
+        "CompleteMultipartUpload" => (
+            "POST",
+            complete,
+            None,
+            "CompleteMultipartUpload",
+            vec!["GetItem", "HeadObject", "ListParts", "ListParts"],
+        ),
+        "AbortMultipartUpload (delete)" => (
+            "DELETE",
+            format!("/files/{ID}"),
+            None,
+            "AbortMultipartUpload",
+            vec!["GetItem"],
+        ),
+        other => panic!("{other}"),
+    };
+    Scenario {
+        method,
+        path,
+        body,
+        status: "pending",
+        multipart: true,
+        operation,
+        before,
+    }
+}
+
+const CALL_SITES: [&str; 16] = [
     "GetItem",
     "GetItem (usage ledger)",
     "GetItem (reservation's usage ledger)",
@@ -437,6 +607,11 @@ const CALL_SITES: [&str; 11] = [
     "DeleteObject",
     "TransactWriteItems (delete)",
     "DeleteItem (delete a rejected record)",
+    "CreateMultipartUpload (reserve)",
+    "ListParts (list parts)",
+    "ListParts (complete)",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload (delete)",
 ];
 
 /// The answer at `site` under `fault`, and the attempts the SDK made, in order.
@@ -446,6 +621,7 @@ async fn run(site: &'static str, fault: Fault) -> (Answer, Vec<String>, Scenario
         target: scenario.operation,
         fault,
         status: scenario.status,
+        multipart: scenario.multipart,
     })
     .await;
     let (api, attempts) = api_against(&endpoint).await;
@@ -512,7 +688,14 @@ async fn every_call_site_fails_closed_under_every_fault() {
             );
             // Everything before the failed call ran once; the failed call was tried by the
             // SDK's retry policy (3 attempts when transient, once when not); nothing after it.
-            let attempts = if fault.transient() { 3 } else { 1 };
+            // CompleteMultipartUpload has bounds of its own (src/bucket/s3.rs,
+            // `completion_timeouts`): its one attempt may take 12 s, which is also the whole
+            // call's bound, so a hang is not tried again.
+            let attempts = match (site, fault) {
+                ("CompleteMultipartUpload", Fault::Timeout) => 1,
+                _ if fault.transient() => 3,
+                _ => 1,
+            };
             let mut expected_calls: Vec<String> =
                 scenario.before.iter().map(|s| s.to_string()).collect();
             expected_calls.extend(std::iter::repeat_n(scenario.operation.to_owned(), attempts));
@@ -530,6 +713,7 @@ async fn the_happy_path_of_the_fake_backend_issues_urls() {
             target: "none",
             fault: Fault::Throttle,
             status: "available",
+            multipart: false,
         })
         .await;
         let (api, _) = api_against(&endpoint).await;
@@ -549,6 +733,7 @@ async fn the_happy_path_of_the_fake_backend_issues_urls() {
         target: "none",
         fault: Fault::Throttle,
         status: "pending",
+        multipart: false,
     })
     .await;
     let (api, _) = api_against(&endpoint).await;
@@ -567,6 +752,144 @@ async fn the_happy_path_of_the_fake_backend_issues_urls() {
     );
 }
 
+/// The request of `site`'s scenario against a fake backend that fails nothing unless `fault`
+/// is given for the site's own operation: the answer and every request the backend saw.
+async fn answered_at(site: &'static str, fault: Option<Fault>) -> (Answer, Vec<String>) {
+    let scenario = scenario(site);
+    let (endpoint, log) = fake_backend(Script {
+        target: if fault.is_some() {
+            scenario.operation
+        } else {
+            "none"
+        },
+        fault: fault.unwrap_or(Fault::Throttle),
+        status: scenario.status,
+        multipart: scenario.multipart,
+    })
+    .await;
+    let (api, _) = api_against(&endpoint).await;
+    let answer = api
+        .call(
+            scenario.method,
+            &scenario.path,
+            Some("alice"),
+            scenario.body,
+        )
+        .await;
+    let seen = log.lock().unwrap().clone();
+    (answer, seen)
+}
+
+#[tokio::test]
+async fn the_happy_path_of_the_fake_backend_runs_every_multipart_call() {
+    let (answer, seen) = answered_at("CreateMultipartUpload (reserve)", None).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+    assert_eq!(answer.body["upload"]["method"], "MULTIPART", "{answer:?}");
+    assert_eq!(
+        seen,
+        ["CreateMultipartUpload", "GetItem", "TransactWriteItems"]
+    );
+
+    // ListParts answered one part a page: every page is read, and no page after the last.
+    let (answer, seen) = answered_at("ListParts (list parts)", None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    let parts: Vec<(u64, u64)> = answer.body["parts"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .map(|part| {
+            (
+                part["partNumber"].as_u64().unwrap(),
+                part["size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(parts, [(1, PART_SIZES[0]), (2, PART_SIZES[1])]);
+    assert_eq!(seen, ["GetItem", "ListParts", "ListParts"]);
+
+    let (answer, seen) = answered_at("CompleteMultipartUpload", None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    assert_eq!(answer.body["file"]["status"], "available", "{answer:?}");
+    assert_eq!(
+        seen,
+        [
+            "GetItem",
+            "HeadObject",
+            "ListParts",
+            "ListParts",
+            "CompleteMultipartUpload",
+            "HeadObject",
+            "TransactWriteItems"
+        ]
+    );
+
+    let (answer, seen) = answered_at("AbortMultipartUpload (delete)", None).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{answer:?}");
+    assert_eq!(
+        seen,
+        [
+            "GetItem",
+            "AbortMultipartUpload",
+            "HeadObject",
+            "TransactWriteItems",
+            "HeadObject"
+        ]
+    );
+}
+
+/// S3's answers that an upload is gone (`NoSuchUpload`: completed or aborted, by a DELETE or
+/// the bucket's lifecycle rule) or that an object is at the key (`PreconditionFailed`) are no
+/// faults: each call site answers what that means, never a 5xx.
+#[tokio::test]
+async fn s3_saying_an_upload_is_gone_is_an_answer_not_a_fault() {
+    // Nothing more to list: the caller is told to call complete.
+    let (answer, seen) = answered_at("ListParts (list parts)", Some(Fault::NoSuchUpload)).await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.error_code()),
+        (409, "not_pending"),
+        "{answer:?}"
+    );
+    assert_eq!(seen, ["GetItem", "ListParts"]);
+
+    // Gone before complete listed it, and no object: aborted, so the file must be reserved again.
+    let (answer, seen) = answered_at("ListParts (complete)", Some(Fault::NoSuchUpload)).await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.error_code()),
+        (409, "upload_missing"),
+        "{answer:?}"
+    );
+    assert_eq!(seen, ["GetItem", "HeadObject", "ListParts", "HeadObject"]);
+
+    // The completion found the upload completed, or the key taken, by a concurrent complete: the
+    // object is there (the fake's HEAD finds it once a completion reached it), and is looked at
+    // again and confirmed.
+    for fault in [Fault::NoSuchUpload, Fault::PreconditionFailed] {
+        let (answer, seen) = answered_at("CompleteMultipartUpload", Some(fault)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{fault:?}: {answer:?}");
+        assert_eq!(
+            answer.body["file"]["status"], "available",
+            "{fault:?}: {answer:?}"
+        );
+        assert_eq!(
+            seen[4..],
+            [
+                "CompleteMultipartUpload",
+                "HeadObject",
+                "HeadObject",
+                "TransactWriteItems"
+            ],
+            "{fault:?}"
+        );
+    }
+
+    // Aborted already (a DELETE cut short after its abort): the delete finishes.
+    let (answer, seen) =
+        answered_at("AbortMultipartUpload (delete)", Some(Fault::NoSuchUpload)).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{answer:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("HeadObject"));
+    assert!(seen.contains(&"TransactWriteItems".to_owned()), "{seen:?}");
+}
+
 #[tokio::test]
 async fn batch_get_that_never_processes_its_keys_is_unavailable() {
     // DynamoDB may answer 200 and leave every key unprocessed under load. Requests counted as
@@ -575,6 +898,7 @@ async fn batch_get_that_never_processes_its_keys_is_unavailable() {
         target: "BatchGetItem",
         fault: Fault::NeverProcessed,
         status: "available",
+        multipart: false,
     })
     .await;
     let (api, attempts) = api_against(&endpoint).await;
@@ -747,6 +1071,7 @@ async fn a_backend_that_stalls_mid_request_is_cut_by_the_invocation_deadline() {
                 target: scenario.operation,
                 fault: Fault::Timeout,
                 status: scenario.status,
+                multipart: false,
             })
             .await;
             let api = api_loaded_by(&endpoint, presign_gate::aws::config_loader()).await;

@@ -1,6 +1,5 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::operation::abort_multipart_upload::AbortMultipartUploadError;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
 use aws_sdk_s3::presigning::{PresignedRequest as SdkPresignedRequest, PresigningConfig};
@@ -275,15 +274,20 @@ impl ObjectStorage for S3Bucket {
                     sha256: part.checksum_sha256.clone(),
                 });
             }
-            let next = output
+            // S3 may answer fewer parts than asked for and say where to go on; the last page
+            // says it is not truncated. A listing that never ends (a marker that does not move)
+            // fails when the pages run out.
+            match output
                 .next_part_number_marker
-                .filter(|next| !next.is_empty());
-            if !output.is_truncated.unwrap_or(false) || next.is_none() || next == marker {
-                parts.sort_by_key(|part| part.part_number);
-                parts.dedup_by_key(|part| part.part_number);
-                return Ok(PartsLookup::Found(parts));
+                .filter(|next| !next.is_empty())
+            {
+                Some(next) if output.is_truncated == Some(true) => marker = Some(next),
+                _ => {
+                    parts.sort_by_key(|part| part.part_number);
+                    parts.dedup_by_key(|part| part.part_number);
+                    return Ok(PartsLookup::Found(parts));
+                }
             }
-            marker = next;
         }
         Err(AppError::Internal(
             "ListParts kept saying there were more pages".into(),
@@ -331,12 +335,11 @@ impl ObjectStorage for S3Bucket {
             .await;
         match result {
             Ok(_) => Ok(Completion::Completed),
+            // Completed or aborted already, or an object is at the key: `If-None-Match: *`
+            // failed (412, with its code in the body, as every CompleteMultipartUpload error).
             Err(err)
                 if err.code() == Some(NO_SUCH_UPLOAD)
-                    || err.code() == Some("PreconditionFailed")
-                    || err
-                        .raw_response()
-                        .is_some_and(|r| r.status().as_u16() == 412) =>
+                    || err.code() == Some("PreconditionFailed") =>
             {
                 Ok(Completion::NotCompleted)
             }
@@ -355,14 +358,7 @@ impl ObjectStorage for S3Bucket {
             .await
         {
             Ok(_) => Ok(()),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(AbortMultipartUploadError::NoSuchUpload(_))
-                ) || err.code() == Some(NO_SUCH_UPLOAD) =>
-            {
-                Ok(())
-            }
+            Err(err) if err.code() == Some(NO_SUCH_UPLOAD) => Ok(()),
             Err(err) => Err(backend_error(err)),
         }
     }
