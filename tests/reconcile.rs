@@ -6,7 +6,10 @@ use presign_gate_test_support as support;
 
 use std::time::Duration;
 
-use presign_gate::bucket::{ObjectListing, RECONCILE_CURSOR_KEY};
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode};
+use aws_smithy_types::body::SdkBody;
+use presign_gate::bucket::{ObjectListing, RECONCILE_CURSOR_KEY, S3Bucket};
 use presign_gate::deadline::Deadline;
 use presign_gate::domain::{FileId, FileRecord, FileStatus, ObjectKey, OwnerId};
 use presign_gate::error::AppError;
@@ -264,6 +267,24 @@ async fn a_listing_cut_by_the_deadline_ends_the_run_well() {
         h.bucket.read_cursor().await.unwrap().as_deref(),
         Some(first.as_str())
     );
+}
+
+/// S3 answers a missing cursor object with `NoSuchKey`: the run starts from the beginning. Any
+/// other failure to read it (here S3's 403 `AccessDenied`, the answer when a permission is
+/// missing) fails the run, rather than silently starting every run over from the first object.
+#[tokio::test]
+async fn a_cursor_that_cannot_be_read_fails_the_run_instead_of_starting_over() {
+    let denied = mock!(aws_sdk_s3::Client::get_object).then_http_response(|| {
+        HttpResponse::new(
+            StatusCode::try_from(403).unwrap(),
+            SdkBody::from(
+                "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+            ),
+        )
+    });
+    let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&denied]);
+    let read = S3Bucket::new(s3, support::BUCKET).read_cursor().await;
+    assert!(matches!(read, Err(AppError::Internal(_))), "{read:?}");
 }
 
 /// The real adapters: s3s-fs lists `users/` with ListObjectsV2 (prefix, start-after, max-keys,
