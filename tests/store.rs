@@ -13,9 +13,12 @@
 use presign_gate_test_support as support;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode};
+use aws_smithy_types::body::SdkBody;
 use presign_gate::domain::{FileId, FileRecord, FileStatus, ObjectKey, OwnerId, QuotaLimits};
 use presign_gate::error::AppError;
-use presign_gate::store::{OwnershipStore, Transition, attr};
+use presign_gate::store::{DynamoDbOwnershipStore, OwnershipStore, Transition, attr};
 use support::*;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -90,6 +93,81 @@ async fn a_second_reservation_of_the_same_key_is_refused_by_the_condition() {
         store.get(&first.owner, first.id).await.unwrap(),
         Some(first)
     );
+}
+
+/// A reservation commits only while the owner's ledger is at the version it read, so every write
+/// of the ledger must move that version on: otherwise a reservation that read the ledger before
+/// another one committed would still commit, over the other's entry.
+#[tokio::test]
+async fn every_write_of_an_owners_ledger_moves_its_version_on() {
+    let standins = StandIns::start().await;
+    let store = standins.store();
+    let now = OffsetDateTime::now_utc();
+    let version = || async {
+        let ledger = raw_item(&standins, "alice", attr::USAGE_SORT_KEY).await;
+        ledger[attr::VERSION]
+            .as_n()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let first = pending_record("alice", "first.txt");
+    store
+        .reserve(&first, &QuotaLimits::default(), now)
+        .await
+        .unwrap();
+    assert_eq!(version().await, 1);
+    let second = pending_record("alice", "second.txt");
+    store
+        .reserve(&second, &QuotaLimits::default(), now)
+        .await
+        .unwrap();
+    assert_eq!(version().await, 2);
+    assert_eq!(
+        store.mark_rejected(&second).await.unwrap(),
+        Transition::Applied
+    );
+    assert_eq!(version().await, 3);
+}
+
+/// When the ledger changed between a reservation's read and its transaction, DynamoDB cancels
+/// the transaction on the ledger's condition (its second item), and the reservation reads the
+/// ledger again and retries; only a failed condition on the record itself (the first item) means
+/// the key is taken. moto cannot be made to interleave two reservations at that point, so
+/// DynamoDB's answer is scripted here, in its wire format ("TransactWriteItems", Amazon DynamoDB
+/// API Reference: TransactionCanceledException, CancellationReasons in item order).
+#[tokio::test]
+async fn a_reservation_that_lost_the_ledger_to_another_reads_it_again_and_commits() {
+    let no_ledger_yet = mock!(aws_sdk_dynamodb::Client::get_item)
+        .then_output(|| aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder().build());
+    let ledger_moved_then_commit = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .sequence()
+        .http_response(|| {
+            HttpResponse::new(
+                StatusCode::try_from(400).unwrap(),
+                SdkBody::from(
+                    r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled","CancellationReasons":[{"Code":"None"},{"Code":"ConditionalCheckFailed","Message":"The conditional request failed"}]}"#,
+                ),
+            )
+        })
+        .output(|| {
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput::builder()
+                .build()
+        })
+        .build();
+    let client = mock_client!(
+        aws_sdk_dynamodb,
+        RuleMode::MatchAny,
+        [&no_ledger_yet, &ledger_moved_then_commit]
+    );
+    let store = DynamoDbOwnershipStore::new(client, TABLE);
+    let record = pending_record("alice", "a.txt");
+    store
+        .reserve(&record, &QuotaLimits::default(), OffsetDateTime::now_utc())
+        .await
+        .expect("the second attempt commits");
+    assert_eq!(ledger_moved_then_commit.num_calls(), 2);
+    assert_eq!(no_ledger_yet.num_calls(), 2, "the ledger is read again");
 }
 
 /// Only a pending record changes state: confirming or rejecting one that is available or
