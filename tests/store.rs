@@ -234,6 +234,17 @@ async fn a_transition_from_a_settled_state_is_stale_and_changes_nothing() {
     let ledger = store.ledger(&confirmed.owner).await.unwrap();
     assert_eq!(ledger.available_bytes, confirmed.size);
     assert!(ledger.pending.is_empty(), "{ledger:?}");
+
+    // A rejected record goes once (a plain DeleteItem, since it holds nothing in the ledger);
+    // a delete that finds it gone already is `Stale`, from DynamoDB's condition.
+    let rejected = store
+        .get(&rejected.owner, rejected.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.delete(&rejected).await.unwrap(), Transition::Applied);
+    assert_eq!(store.delete(&rejected).await.unwrap(), Transition::Stale);
+    assert_eq!(store.get(&rejected.owner, rejected.id).await.unwrap(), None);
 }
 
 /// README, "Lifecycle": an unconfirmed reservation's `purgeAt` (the table's TTL) is its upload
