@@ -61,7 +61,7 @@ help:
 	@echo "make fuzz      each fuzz target for FUZZ_SECONDS (60) on the stable toolchain"
 	@echo "make load      a bounded load test against the API, started on loopback for the run"
 	@echo "make browser-test  the browser client's unit tests, then the demo, client and Uppy in headless Chromium"
-	@echo "make mutants   mutation testing of the safety-critical code (about 5 hours; FILES=\"src/a.rs ...\" for a few files)"
+	@echo "make mutants   mutation testing of the safety-critical code (about 6 hours; FILES=\"src/a.rs ...\" for a few files)"
 	@echo "make bench-throughput  one large upload (THROUGHPUT_MIB, 1024) through the client: single PUT against multipart"
 
 $(S3S_FS_BIN):

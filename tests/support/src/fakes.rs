@@ -684,11 +684,17 @@ impl ObjectListing for FakeBucket {
         start_after: Option<&str>,
         max: u32,
     ) -> Result<ObjectPage, AppError> {
+        // A listing that can make no progress (a page of no objects, or the very listing the
+        // caller asked for last, with nothing done in between) may be asked for again forever.
+        // Refused loudly here, so that such a loop fails a test instead of hanging it.
+        assert!(max > 0, "a listing asked for a page of no objects");
+        let entry = format!("bucket.list_managed {}", start_after.unwrap_or_default());
+        assert!(
+            lock(&self.journal.0).last() != Some(&entry),
+            "the same listing asked for twice in a row: {entry}"
+        );
         self.call("bucket.list_managed", start_after.unwrap_or_default())
             .await?;
-        // A page of no objects makes no progress: a caller that asks for one may ask again
-        // forever. Refused loudly here, so that such a loop fails a test instead of hanging it.
-        assert!(max > 0, "a listing asked for a page of no objects");
         let objects = lock(&self.objects);
         // ListObjectsV2 lists current versions only: a key whose current version is a delete
         // marker is not listed.
