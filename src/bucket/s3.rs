@@ -335,8 +335,8 @@ impl ObjectStorage for S3Bucket {
             .await;
         match result {
             Ok(_) => Ok(Completion::Completed),
-            // Completed or aborted already, or an object is at the key: `If-None-Match: *`
-            // failed (412, with its code in the body, as every CompleteMultipartUpload error).
+            // Completed or aborted already; or an object is at the key, so `If-None-Match: *`
+            // failed (412, its code in the XML body as for every CompleteMultipartUpload error).
             Err(err)
                 if err.code() == Some(NO_SUCH_UPLOAD)
                     || err.code() == Some("PreconditionFailed") =>
