@@ -40,6 +40,7 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use s3s_fs::FileSystem;
 
 use crate::notifications::{EventName, Notifier, ObjectEvent};
+use crate::s3_access::S3AccessControl;
 
 /// S3's minimum size of every part but the last.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -59,6 +60,8 @@ pub struct LocalBucket {
     root: PathBuf,
     notifier: Notifier,
     versioned: bool,
+    /// Whether a missing key may be told apart from a forbidden one (see `hide_missing`).
+    access: S3AccessControl,
     backups: AtomicU64,
     /// (upload id, part number) -> what UploadPart answered, so that ListParts and
     /// CompleteMultipartUpload need not read every part again (a part stored before a restart
@@ -68,12 +71,19 @@ pub struct LocalBucket {
 
 impl LocalBucket {
     /// `root` must be the directory `files` was opened on, canonicalized.
-    pub fn new(files: FileSystem, root: PathBuf, notifier: Notifier, versioned: bool) -> Self {
+    pub fn new(
+        files: FileSystem,
+        root: PathBuf,
+        notifier: Notifier,
+        versioned: bool,
+        access: S3AccessControl,
+    ) -> Self {
         Self {
             files,
             root,
             notifier,
             versioned,
+            access,
             backups: AtomicU64::new(0),
             stored_parts: Mutex::default(),
         }
@@ -342,6 +352,35 @@ async fn settle<T>(snapshot: Option<Snapshot>, result: &S3Result<T>) {
     }
 }
 
+fn signer<T>(req: &S3Request<T>) -> Option<String> {
+    req.credentials.as_ref().map(|c| c.access_key.clone())
+}
+
+impl LocalBucket {
+    /// S3 answers a GET or HEAD of a missing key with 403 AccessDenied, not 404 NoSuchKey, to a
+    /// caller without `s3:ListBucket` on the bucket (Amazon S3 API Reference, GetObject and
+    /// HeadObject, "Permissions"), so that it cannot learn which keys exist.
+    fn hide_missing<T>(
+        &self,
+        result: S3Result<T>,
+        signer: Option<&str>,
+        bucket: &str,
+    ) -> S3Result<T> {
+        match result {
+            Err(error)
+                if *error.code() == S3ErrorCode::NoSuchKey
+                    && !self.access.may_list(signer, bucket) =>
+            {
+                Err(S3Error::with_message(
+                    S3ErrorCode::AccessDenied,
+                    "Access Denied",
+                ))
+            }
+            other => other,
+        }
+    }
+}
+
 /// Operations that s3s-fs implements and that change nothing the wrapper cares about. Spelled
 /// as `#[async_trait]` expands a method, since the attribute does not look into macros.
 macro_rules! forward {
@@ -367,14 +406,30 @@ impl S3 for LocalBucket {
         create_bucket: CreateBucketInput => CreateBucketOutput;
         delete_bucket: DeleteBucketInput => DeleteBucketOutput;
         get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput;
-        get_object: GetObjectInput => GetObjectOutput;
         head_bucket: HeadBucketInput => HeadBucketOutput;
-        head_object: HeadObjectInput => HeadObjectOutput;
         list_buckets: ListBucketsInput => ListBucketsOutput;
         list_objects: ListObjectsInput => ListObjectsOutput;
         list_objects_v2: ListObjectsV2Input => ListObjectsV2Output;
         create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput;
         upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput;
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let (signer, bucket) = (signer(&req), req.input.bucket.clone());
+        let result = self.files.get_object(req).await;
+        self.hide_missing(result, signer.as_deref(), &bucket)
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let (signer, bucket) = (signer(&req), req.input.bucket.clone());
+        let result = self.files.head_object(req).await;
+        self.hide_missing(result, signer.as_deref(), &bucket)
     }
 
     async fn put_object(

@@ -13,12 +13,18 @@ pub mod api_front;
 pub mod bucket;
 pub mod cors;
 pub mod demo;
+pub mod dynamodb;
 pub mod error;
+pub mod iam;
 pub mod notifications;
+pub mod s3_access;
+pub mod sigv4;
 pub mod template;
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, Uri};
@@ -36,7 +42,10 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 
 pub use crate::demo::DemoSite;
 pub use crate::error::Error;
+use crate::iam::{Authorizer, StackIam};
+pub use crate::iam::{StackNames, role_credentials};
 pub use crate::notifications::EventsTarget;
+use crate::s3_access::S3AccessControl;
 use crate::template::StackRules;
 
 /// The body every listener answers with.
@@ -50,10 +59,16 @@ pub struct Config {
     pub s3_port: u16,
     /// The S3 files (s3s-fs's root: one directory per bucket).
     pub data_dir: PathBuf,
+    /// The account administrator's key pair (what tests and `make local`'s setup use); each
+    /// role of the template has its own (see [`role_credentials`]).
     pub access_key: String,
     pub secret_key: String,
     pub region: String,
     pub template: PathBuf,
+    /// Template parameters that differ from their defaults (`--parameter-overrides`).
+    pub parameters: BTreeMap<String, String>,
+    /// DynamoDB, authorized here, served by moto behind.
+    pub dynamodb: Option<DynamoDbConfig>,
     /// Origins allowed besides the demo page's (LOCAL_ALLOWED_ORIGINS).
     pub extra_origins: Vec<HeaderValue>,
     pub events: Option<EventsTarget>,
@@ -71,6 +86,13 @@ pub struct ApiConfig {
 }
 
 #[derive(Debug, Clone)]
+pub struct DynamoDbConfig {
+    pub port: u16,
+    /// moto's DynamoDB.
+    pub upstream: Uri,
+}
+
+#[derive(Debug, Clone)]
 pub struct DemoConfig {
     pub port: u16,
     pub site: DemoSite,
@@ -79,8 +101,13 @@ pub struct DemoConfig {
 /// The running listeners; they stop when this is dropped.
 pub struct LocalAws {
     pub s3: SocketAddr,
+    pub dynamodb: Option<SocketAddr>,
     pub api: Option<SocketAddr>,
     pub demo: Option<SocketAddr>,
+    /// The bucket's and the table's names, as the template makes them.
+    pub names: StackNames,
+    /// Every authorization decision goes through it (and is recorded: see `Authorizer::grants`).
+    pub authorizer: Arc<Authorizer>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -97,6 +124,10 @@ impl LocalAws {
     /// its port is) and serves until dropped.
     pub async fn start(config: Config) -> Result<Self, Error> {
         let s3_listener = listen(config.host, config.s3_port).await?;
+        let dynamodb_listener = match &config.dynamodb {
+            Some(dynamodb) => Some(listen(config.host, dynamodb.port).await?),
+            None => None,
+        };
         let api_listener = match &config.api {
             Some(api) => Some(listen(config.host, api.port).await?),
             None => None,
@@ -114,14 +145,36 @@ impl LocalAws {
             allowed_origins.push(template::parse_origin(&origin)?);
         }
         allowed_origins.extend(config.extra_origins.iter().cloned());
-        let rules = StackRules::load(&config.template, &allowed_origins)?;
+        let template =
+            std::fs::read_to_string(&config.template).map_err(|source| Error::ReadTemplate {
+                path: config.template.clone(),
+                source,
+            })?;
+        let rules = StackRules::parse(&template, &allowed_origins)?;
+        let iam = StackIam::parse(&template, &config.region, &config.parameters)?;
+        let authorizer = Arc::new(Authorizer::new(&iam, &config.access_key));
+        let mut key_pairs = Authorizer::key_pairs(&iam);
+        key_pairs.push((config.access_key.clone(), config.secret_key.clone()));
 
         let mut tasks = Vec::new();
         let s3 = local_address(&s3_listener)?;
+        let access = S3AccessControl::new(authorizer.clone());
         tasks.push(tokio::spawn(serve(
             s3_listener,
-            s3_service(&config, &rules)?,
+            s3_service(&config, &rules, access, &key_pairs)?,
         )));
+
+        let mut dynamodb = None;
+        if let (Some(listener), Some(dynamodb_config)) = (dynamodb_listener, &config.dynamodb) {
+            dynamodb = Some(local_address(&listener)?);
+            let front = dynamodb::DynamoDbFront::new(
+                dynamodb_config.upstream.clone(),
+                config.region.clone(),
+                authorizer.clone(),
+                key_pairs.clone(),
+            );
+            tasks.push(tokio::spawn(serve(listener, front)));
+        }
 
         let mut api = None;
         if let (Some(listener), Some(api_config)) = (api_listener, &config.api) {
@@ -140,8 +193,11 @@ impl LocalAws {
 
         Ok(Self {
             s3,
+            dynamodb,
             api,
             demo: demo_address,
+            names: iam.names,
+            authorizer,
             tasks,
         })
     }
@@ -150,6 +206,8 @@ impl LocalAws {
 fn s3_service(
     config: &Config,
     rules: &StackRules,
+    access: S3AccessControl,
+    key_pairs: &[(String, String)],
 ) -> Result<
     impl Service<Request<Incoming>, Response = Response<HttpBody>, Error = s3s::HttpError, Future: Send>
     + Clone
@@ -172,12 +230,20 @@ fn s3_service(
         config.events.clone(),
         config.region.clone(),
     );
-    let bucket = bucket::LocalBucket::new(files, root, notifier, rules.bucket_versioned);
+    let bucket = bucket::LocalBucket::new(
+        files,
+        root,
+        notifier,
+        rules.bucket_versioned,
+        access.clone(),
+    );
     let mut builder = S3ServiceBuilder::new(bucket);
-    builder.set_auth(SimpleAuth::from_single(
-        config.access_key.clone(),
-        config.secret_key.clone(),
-    ));
+    let mut auth = SimpleAuth::new();
+    for (access_key, secret_key) in key_pairs {
+        auth.register(access_key.clone(), secret_key.clone().into());
+    }
+    builder.set_auth(auth);
+    builder.set_access(access);
     let s3 = ServiceExt::<Request<Incoming>>::map_response(
         builder.build(),
         |response: Response<s3s::Body>| response.map(|body| body.boxed_unsync()),

@@ -1,6 +1,7 @@
 //! local-aws: the S3 bucket, the API's front and the demo page's server of `make local`.
 //! Options come from the command line (and the environment where noted); see `--help`.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +9,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use http::{HeaderName, Uri};
-use local_aws::{ApiConfig, Config, DemoConfig, DemoSite, Error, EventsTarget, LocalAws};
+use local_aws::{
+    ApiConfig, Config, DemoConfig, DemoSite, DynamoDbConfig, Error, EventsTarget, LocalAws,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,15 +22,39 @@ struct Options {
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
     /// Port of the S3 endpoint.
+    #[arg(long, required_unless_present = "print_names")]
+    s3_port: Option<u16>,
+    /// Port of the DynamoDB endpoint (needs --dynamodb-upstream).
+    #[arg(long, requires = "dynamodb_upstream")]
+    dynamodb_port: Option<u16>,
+    /// moto's DynamoDB, which serves what the DynamoDB endpoint authorizes.
+    #[arg(long, requires = "dynamodb_port")]
+    dynamodb_upstream: Option<String>,
+    /// A template parameter other than its default, as `Name=Value` (repeatable), e.g.
+    /// `UrlTtlMaxSeconds=60`: the bucket policy and the roles are read with it.
+    #[arg(long = "parameter", value_name = "NAME=VALUE")]
+    parameters: Vec<String>,
+    /// Print FILES_BUCKET=... and FILES_TABLE=... (the names the template gives them here) and
+    /// exit.
     #[arg(long)]
-    s3_port: u16,
+    print_names: bool,
     /// Directory of the S3 files (one subdirectory per bucket).
-    #[arg(long)]
-    data_dir: PathBuf,
-    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
-    access_key: String,
-    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
-    secret_key: String,
+    #[arg(long, required_unless_present = "print_names")]
+    data_dir: Option<PathBuf>,
+    /// The account administrator's key pair; each role of the template has its own.
+    #[arg(
+        long,
+        env = "AWS_ACCESS_KEY_ID",
+        required_unless_present = "print_names"
+    )]
+    access_key: Option<String>,
+    #[arg(
+        long,
+        env = "AWS_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        required_unless_present = "print_names"
+    )]
+    secret_key: Option<String>,
     /// Region named in the S3 events.
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     region: String,
@@ -114,6 +141,14 @@ impl Options {
             }),
             _ => None,
         };
+        let dynamodb = match (self.dynamodb_port, self.dynamodb_upstream.as_deref()) {
+            (Some(port), Some(url)) => Some(DynamoDbConfig {
+                port,
+                upstream: http_url(url, "--dynamodb-upstream")?,
+            }),
+            _ => None,
+        };
+        let parameters = parameters(&self.parameters)?;
         let demo = self.demo_port.map(|port| DemoConfig {
             port,
             site: DemoSite {
@@ -122,20 +157,51 @@ impl Options {
                 vendor_dir: self.vendor_dir.clone(),
             },
         });
+        let missing = |what: &str| Error::Config(format!("{what} is required"));
         Ok(Config {
             host: self.host,
-            s3_port: self.s3_port,
-            data_dir: self.data_dir,
-            access_key: self.access_key,
-            secret_key: self.secret_key,
+            s3_port: self.s3_port.ok_or_else(|| missing("--s3-port"))?,
+            data_dir: self.data_dir.ok_or_else(|| missing("--data-dir"))?,
+            access_key: self.access_key.ok_or_else(|| missing("--access-key"))?,
+            secret_key: self.secret_key.ok_or_else(|| missing("--secret-key"))?,
             region: self.region,
             template: self.template,
+            parameters,
+            dynamodb,
             extra_origins,
             events,
             api,
             demo,
         })
     }
+}
+
+fn parameters(pairs: &[String]) -> Result<BTreeMap<String, String>, Error> {
+    pairs
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .ok_or_else(|| Error::Config(format!("--parameter {pair:?} is not NAME=VALUE")))
+        })
+        .collect()
+}
+
+/// `--print-names`: the bucket's and the table's names, for `make local`'s functions.
+fn print_names(options: &Options) -> Result<(), Error> {
+    let template =
+        std::fs::read_to_string(&options.template).map_err(|source| Error::ReadTemplate {
+            path: options.template.clone(),
+            source,
+        })?;
+    let iam = local_aws::iam::StackIam::parse(
+        &template,
+        &options.region,
+        &parameters(&options.parameters)?,
+    )?;
+    println!("FILES_BUCKET={}", iam.names.bucket);
+    println!("FILES_TABLE={}", iam.names.table);
+    Ok(())
 }
 
 #[tokio::main]
@@ -153,7 +219,17 @@ async fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_target(false)
         .init();
-    let started = match Options::parse().into_config() {
+    let options = Options::parse();
+    if options.print_names {
+        return match print_names(&options) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!("{error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let started = match options.into_config() {
         Ok(config) => LocalAws::start(config).await,
         Err(error) => Err(error),
     };
@@ -164,7 +240,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(s3 = %running.s3, api = ?running.api, demo = ?running.demo, "listening");
+    tracing::info!(s3 = %running.s3, dynamodb = ?running.dynamodb, api = ?running.api, demo = ?running.demo, "listening");
     let mut terminate =
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(signal) => signal,

@@ -5,7 +5,6 @@
 //! `NotificationConfiguration` and versioning status, and the HTTP API's `CorsConfiguration`.
 //! `!Ref AllowedOrigins` (the deploy-time parameter) resolves to the local origins.
 
-use std::path::Path;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
@@ -69,14 +68,6 @@ pub struct StackRules {
 }
 
 impl StackRules {
-    pub fn load(path: &Path, local_origins: &[HeaderValue]) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadTemplate {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(&text, local_origins)
-    }
-
     pub fn parse(text: &str, local_origins: &[HeaderValue]) -> Result<Self, Error> {
         let template: Value = serde_norway::from_str(text)?;
         let bucket = only_resource(&template, "AWS::S3::Bucket")?;

@@ -62,6 +62,8 @@ impl Stack {
             secret_key: SECRET_KEY.into(),
             region: "us-east-1".into(),
             template: template(),
+            parameters: Default::default(),
+            dynamodb: None,
             extra_origins: options
                 .extra_origins
                 .iter()
