@@ -1,14 +1,15 @@
-//! Where s3s-fs answers differently from S3 for the deployed roles, these tests put S3's answer
-//! back and check the function handles it.
+//! Where S3 answers the deployed roles otherwise than a bare S3 server would, and the function
+//! must handle S3's answer. The stand-ins authorize every request as IAM does (local/src/iam).
 //!
 //! - HeadObject on a missing key: the roles have no s3:ListBucket, so S3 answers 403, not 404
-//!   (Amazon S3 API Reference, HeadObject, "Permissions"). `StandIns::start_without_list_bucket`
-//!   puts a wire-level front before s3s-fs that answers so; see `no_list_bucket`.
-//! - Unsigned headers: S3 stores `Content-Encoding`, `Content-Disposition`, `Content-Language`,
-//!   `Expires` and `x-amz-meta-*` as the uploader sent them, whatever the URL signed (Amazon S3
-//!   API Reference, PutObject, request headers). s3s-fs does the same, so the uploads here add
-//!   them through the real presigned URL. (`Cache-Control` is signed; `tests/api.rs` shows S3
-//!   refusing any other value.)
+//!   (Amazon S3 API Reference, HeadObject, "Permissions").
+//! - Unsigned headers: S3 stores `Content-Encoding`, `Content-Disposition`, `Content-Language`
+//!   and `Expires` as the uploader sent them, whatever the URL signed (Amazon S3 API Reference,
+//!   PutObject, request headers), so the uploads here add them through the real presigned URL.
+//!   An `x-amz-*` header the URL did not sign (`x-amz-meta-*`, `x-amz-tagging`) is refused
+//!   outright: "There were headers present in the request which were not signed" (Amazon S3
+//!   User Guide, "Authenticating Requests: Using Query Parameters"). (`Cache-Control` is signed;
+//!   `tests/api.rs` shows S3 refusing any other value.)
 
 use presign_gate_test_support as support;
 
@@ -16,9 +17,10 @@ use lambda_http::http::StatusCode;
 use presign_gate::s3_events::handle_s3_event;
 use support::*;
 
+/// HeadObject as the API function's role makes it.
 async fn head_status(standins: &StandIns, key: &str) -> Option<u16> {
     match standins
-        .s3_client()
+        .s3_client_as(Role::Api)
         .head_object()
         .bucket(BUCKET)
         .key(key)
@@ -32,7 +34,7 @@ async fn head_status(standins: &StandIns, key: &str) -> Option<u16> {
 
 #[tokio::test]
 async fn complete_before_the_upload_is_upload_missing_not_a_server_error() {
-    let standins = StandIns::start_without_list_bucket().await;
+    let standins = StandIns::start().await;
     let api = standins.api();
     let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
     let id = file_id(&reservation);
@@ -41,6 +43,19 @@ async fn complete_before_the_upload_is_upload_missing_not_a_server_error() {
         head_status(&standins, &key).await,
         Some(403),
         "the stand-in answers a missing key as S3 does without s3:ListBucket"
+    );
+    let admin = standins
+        .s3_client()
+        .head_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        admin.raw_response().map(|r| r.status().as_u16()),
+        Some(404),
+        "with s3:ListBucket (the administrator) a missing key is 404"
     );
 
     let early = api.complete("alice", &id).await;
@@ -59,7 +74,7 @@ async fn complete_before_the_upload_is_upload_missing_not_a_server_error() {
 
 #[tokio::test]
 async fn an_object_created_event_whose_object_is_gone_succeeds_without_retry() {
-    let standins = StandIns::start_without_list_bucket().await;
+    let standins = StandIns::start().await;
     let api = standins.api();
     // A confirmed file deleted before its event is handled (its record is gone too).
     let deleted = api
@@ -92,14 +107,13 @@ async fn an_object_created_event_whose_object_is_gone_succeeds_without_retry() {
 
 #[tokio::test]
 async fn an_upload_that_adds_unsigned_headers_is_rejected_and_deleted() {
-    let standins = StandIns::start_without_list_bucket().await;
+    let standins = StandIns::start().await;
     let api = standins.api();
     for (header, value) in [
         ("content-encoding", "gzip"),
         ("content-disposition", "inline"),
         ("content-language", "de"),
         ("expires", "Thu, 01 Jan 2037 00:00:00 GMT"),
-        ("x-amz-meta-note", "hello"),
     ] {
         let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
         let id = file_id(&reservation);
@@ -121,8 +135,7 @@ async fn an_upload_that_adds_unsigned_headers_is_rejected_and_deleted() {
             "content-encoding" => stored.content_encoding().map(str::to_owned),
             "content-disposition" => stored.content_disposition().map(str::to_owned),
             "content-language" => stored.content_language().map(str::to_owned),
-            "expires" => stored.expires_string().map(str::to_owned),
-            _ => stored.metadata().and_then(|m| m.get("note").cloned()),
+            _ => stored.expires_string().map(str::to_owned),
         };
         assert!(kept.is_some(), "{header}: the stand-in kept it, as S3 does");
 
@@ -132,15 +145,10 @@ async fn an_upload_that_adds_unsigned_headers_is_rejected_and_deleted() {
             (StatusCode::UNPROCESSABLE_ENTITY, "upload_rejected"),
             "{header}: {complete:?}"
         );
-        let named = if header.starts_with("x-amz-meta-") {
-            "x-amz-meta-*"
-        } else {
-            header
-        };
         assert!(
             complete.body["error"]["message"]
                 .as_str()
-                .is_some_and(|m| m.contains(named)),
+                .is_some_and(|m| m.contains(header)),
             "{header}: {complete:?}"
         );
         assert_eq!(
@@ -148,5 +156,42 @@ async fn an_upload_that_adds_unsigned_headers_is_rejected_and_deleted() {
             Some(403),
             "{header}: the object is deleted"
         );
+    }
+}
+
+/// S3 refuses a presigned request that carries an `x-amz-*` header its signature does not cover
+/// (`x-amz-content-sha256` excepted): "There were headers present in the request which were not
+/// signed" (Amazon S3 User Guide, "Authenticating Requests: Using Query Parameters"). Without it,
+/// an uploader could add metadata, or tag its own object (`x-amz-tagging`, which S3 would
+/// authorize as the URL signer's `s3:PutObjectTagging`), through a URL that signed neither.
+#[tokio::test]
+async fn an_upload_url_refuses_every_amz_header_it_did_not_sign() {
+    let standins = StandIns::start().await;
+    let api = standins.api();
+    for (header, value) in [
+        ("x-amz-meta-note", "hello"),
+        (
+            "x-amz-tagging",
+            "GuardDutyMalwareScanStatus=NO_THREATS_FOUND",
+        ),
+        ("x-amz-storage-class", "STANDARD_IA"),
+    ] {
+        let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
+        let id = file_id(&reservation);
+        let put = upload_with(&reservation, b"abc", &[(header, value)]).await;
+        assert_eq!(put.status(), 403, "{header}");
+        let body = put.text().await.unwrap();
+        assert!(body.contains("AccessDenied"), "{header}: {body}");
+        assert!(
+            body.contains("headers present in the request which were not signed"),
+            "{header}: {body}"
+        );
+        assert_eq!(
+            head_status(&standins, &format!("users/alice/{id}")).await,
+            Some(403),
+            "{header}: nothing is stored"
+        );
+        // The same URL with exactly its headers still works.
+        assert_eq!(upload(&reservation, b"abc").await.status(), 200, "{header}");
     }
 }

@@ -107,13 +107,18 @@ fn command_for(binary: &Path) -> Command {
     command
 }
 
-/// Starts the `function`'s deployed bootstrap as Lambda would, with the settings of the template,
-/// pointed at the stand-ins.
+/// Starts the `function`'s deployed bootstrap as Lambda would, with the settings of the template
+/// and the credentials of its role, pointed at the stand-ins.
 fn start(function: &str, name: &str, standins: &StandIns) -> FunctionProcess {
+    let role = match function {
+        "ApiFunction" => Role::Api,
+        "EventsFunction" => Role::Events,
+        other => panic!("no role for {other}"),
+    };
     FunctionProcess::start(
         command_for(&bootstrap(function)),
         name,
-        standins.deployed_settings(),
+        standins.deployed_settings(role),
     )
 }
 

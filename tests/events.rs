@@ -142,6 +142,7 @@ async fn seed_sample_file(standins: &StandIns) {
     standins
         .s3_client()
         .put_object()
+        .if_none_match("*") // the bucket policy refuses any write under users/ without it
         .bucket(BUCKET)
         .key(key.as_str())
         .content_type("text/plain")

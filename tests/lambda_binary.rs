@@ -41,7 +41,7 @@ fn start(settings: &[(&str, &str)]) -> FunctionProcess {
 /// The binary as deployed against the stand-ins, a session token in its credentials (`extra`
 /// added to its settings).
 fn start_on(standins: &StandIns, extra: &[(&str, &str)]) -> FunctionProcess {
-    let deployed = standins.deployed_settings();
+    let deployed = standins.deployed_settings(Role::Api);
     let mut settings: Vec<(&str, &str)> = deployed.iter().map(|(k, v)| (*k, v.as_str())).collect();
     settings.push(("AWS_SESSION_TOKEN", SESSION_TOKEN));
     settings.extend_from_slice(extra);
@@ -109,12 +109,12 @@ async fn at_trace_the_binary_logs_no_token_claim_url_or_credential() {
         "X-Amz-Security-Token",
         "x-amz-security-token",
         "AWS4-HMAC-SHA256",
-        standins.access_key(),
-        standins.secret_key(),
         SESSION_TOKEN,
     ]
     .map(str::to_owned)
     .to_vec();
+    let (access_key, secret_key) = Role::Api.key_pair();
+    forbidden.extend([access_key, secret_key]);
     forbidden.extend(TOKEN.split('.').map(str::to_owned));
     for url in &issued {
         let (address, query) = url.split_once('?').expect("a presigned URL has a query");

@@ -377,7 +377,7 @@ async fn a_declared_part_checksum_is_signed_into_the_url() {
 /// adds that check in front of it.
 #[tokio::test]
 async fn a_part_with_other_bytes_than_its_declared_checksum_is_refused() {
-    let standins = StandIns::start_on_local_aws().await;
+    let standins = StandIns::start().await;
     let api = api(&standins);
     let bytes = file_bytes(6 * MIB);
     let (id, _, _) = reserved_with(&api, &bytes, true).await;

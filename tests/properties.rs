@@ -581,7 +581,10 @@ fn random_operations_never_leak_and_listings_match_the_model() {
         case.set(case.get() + 1);
         let case = case.get();
         let mut harness = Harness {
-            api: TestApi(Api::new(standins.files().with_quotas(LIMITS), None)),
+            api: TestApi(Api::new(
+                standins.files_as(Role::Api).with_quotas(LIMITS),
+                None,
+            )),
             users: USERS.iter().map(|u| format!("{u}#{case}")).collect(),
             files: Vec::new(),
             refusals: refusals.clone(),

@@ -1,19 +1,18 @@
 //! The reconciliation run (issue 11, point 8): over the in-memory fakes for each rule, the bound
-//! and the continuation; then over the stand-ins (s3s-fs lists with ListObjectsV2 as S3 does,
-//! moto keeps the records) for the real adapters and the cursor object.
+//! and the continuation; then over the stand-ins (local-aws lists with ListObjectsV2 as S3 does,
+//! moto keeps the records and the cursor), as the reconciliation function's role, for the real
+//! adapters.
 
 use presign_gate_test_support as support;
 
 use std::time::Duration;
 
-use aws_smithy_mocks::{RuleMode, mock, mock_client};
-use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode};
-use aws_smithy_types::body::SdkBody;
-use presign_gate::bucket::{ObjectListing, RECONCILE_CURSOR_KEY, S3Bucket};
+use aws_sdk_dynamodb::types::AttributeValue;
 use presign_gate::deadline::Deadline;
 use presign_gate::domain::{FileId, FileRecord, FileStatus, ObjectKey, OwnerId};
 use presign_gate::error::AppError;
 use presign_gate::service::{FileService, ReconcileLimits, ReconcileReport};
+use presign_gate::store::{CURSOR_OWNER, CURSOR_SORT_KEY, ReconcileCursor, attr};
 use support::fakes::{FakeBucket, FakeStore, seed, service_over_pair, small_object};
 use time::OffsetDateTime;
 
@@ -150,7 +149,7 @@ async fn a_run_is_bounded_and_the_next_continues_where_it_stopped() {
     for run in 0..3 {
         let report = h.run(old(), 2).await;
         examined.push((report.examined, report.strays_deleted, report.finished));
-        let cursor = h.bucket.read_cursor().await.unwrap();
+        let cursor = h.store.read_cursor().await.unwrap();
         let expected = [Some(strays[1].as_str()), Some(strays[3].as_str()), None][run];
         assert_eq!(cursor.as_deref(), expected, "cursor after run {run}");
     }
@@ -193,7 +192,7 @@ async fn a_run_cut_by_its_deadline_saves_its_place_and_a_failure_does_not_stop_i
         }
     );
     assert_eq!(
-        h.bucket.read_cursor().await.unwrap().as_deref(),
+        h.store.read_cursor().await.unwrap().as_deref(),
         Some(pending.key.as_str())
     );
     h.store.stalls.heal("bucket.delete");
@@ -220,7 +219,7 @@ async fn a_run_cut_by_its_deadline_saves_its_place_and_a_failure_does_not_stop_i
         matches!(failed, Err(AppError::Unavailable(_))),
         "{failed:?}"
     );
-    assert_eq!(h.store.journal.matching("bucket.write_cursor").len(), 3);
+    assert_eq!(h.store.journal.matching("store.write_cursor").len(), 3);
     h.store.outages.heal("bucket.list_managed");
 
     let report = h.run(old(), 100).await;
@@ -264,36 +263,30 @@ async fn a_listing_cut_by_the_deadline_ends_the_run_well() {
     assert_eq!(report, ReconcileReport::default());
     // Its place is kept: the next run goes on after the first object.
     assert_eq!(
-        h.bucket.read_cursor().await.unwrap().as_deref(),
+        h.store.read_cursor().await.unwrap().as_deref(),
         Some(first.as_str())
     );
 }
 
-/// S3 answers a missing cursor object with `NoSuchKey`: the run starts from the beginning. Any
-/// other failure to read it (here S3's 403 `AccessDenied`, the answer when a permission is
-/// missing) fails the run, rather than silently starting every run over from the first object.
+/// A cursor that cannot be read (the table unavailable, a permission missing) fails the run,
+/// rather than silently starting every run over from the first object.
 #[tokio::test]
 async fn a_cursor_that_cannot_be_read_fails_the_run_instead_of_starting_over() {
-    let denied = mock!(aws_sdk_s3::Client::get_object).then_http_response(|| {
-        HttpResponse::new(
-            StatusCode::try_from(403).unwrap(),
-            SdkBody::from(
-                "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
-            ),
-        )
-    });
-    let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&denied]);
-    let read = S3Bucket::new(s3, support::BUCKET).read_cursor().await;
-    assert!(matches!(read, Err(AppError::Internal(_))), "{read:?}");
+    let h = harness();
+    h.store.outages.fail("store.read_cursor");
+    let run = h.files.reconcile(old(), limits(10), Deadline::NONE).await;
+    assert!(matches!(run, Err(AppError::Unavailable(_))), "{run:?}");
+    assert!(h.store.journal.matching("bucket.list_managed").is_empty());
 }
 
-/// The real adapters: s3s-fs lists `users/` with ListObjectsV2 (prefix, start-after, max-keys,
-/// truncation) and keeps the cursor object; moto holds the records.
+/// The real adapters, as the reconciliation function's role: local-aws lists `users/` with
+/// ListObjectsV2 (prefix, start-after, max-keys, truncation); moto holds the records and the
+/// cursor item.
 #[tokio::test]
-async fn the_run_repairs_the_stand_ins_and_keeps_its_cursor_in_the_bucket() {
+async fn the_run_repairs_the_stand_ins_as_its_role_and_keeps_its_cursor_in_the_table() {
     let standins = support::StandIns::start().await;
     let api = standins.api();
-    let files = standins.files();
+    let files = standins.files_as(support::Role::Reconcile);
     let s3 = standins.s3_client();
 
     // Uploaded, but its ObjectCreated event was lost: still pending.
@@ -304,6 +297,7 @@ async fn the_run_repairs_the_stand_ins_and_keeps_its_cursor_in_the_bucket() {
     let stray = format!("users/mallory/{}", FileId::new_random());
     for key in [stray.as_str(), "elsewhere/keep"] {
         s3.put_object()
+            .if_none_match("*") // the bucket policy refuses any write under users/ without it
             .bucket(support::BUCKET)
             .key(key)
             .body(b"x".to_vec().into())
@@ -311,16 +305,22 @@ async fn the_run_repairs_the_stand_ins_and_keeps_its_cursor_in_the_bucket() {
             .await
             .unwrap();
     }
-    let cursor = || async {
-        let object = s3
-            .get_object()
-            .bucket(support::BUCKET)
-            .key(RECONCILE_CURSOR_KEY)
+    let dynamodb = standins.dynamodb_client();
+    let cursor_item = || async {
+        dynamodb
+            .get_item()
+            .table_name(support::TABLE)
+            .key(attr::OWNER, AttributeValue::S(CURSOR_OWNER.into()))
+            .key(attr::FILE_ID, AttributeValue::S(CURSOR_SORT_KEY.into()))
+            .consistent_read(true)
             .send()
             .await
-            .expect("the cursor object");
-        let bytes = object.body.collect().await.unwrap().into_bytes();
-        String::from_utf8(bytes.to_vec()).unwrap()
+            .expect("GetItem of the cursor")
+            .item
+    };
+    let cursor = || async {
+        let item = cursor_item().await.expect("the cursor item");
+        item["after"].as_s().expect("a string").clone()
     };
     let exists = |key: String| {
         let s3 = s3.clone();
@@ -335,6 +335,12 @@ async fn the_run_repairs_the_stand_ins_and_keeps_its_cursor_in_the_bucket() {
     };
     let now = OffsetDateTime::now_utc();
     let run = |now, max_objects| files.reconcile(now, limits(max_objects), Deadline::NONE);
+
+    // The first run ever has no cursor to read. (Kept in the bucket, as it once was, reading it
+    // answered 403 AccessDenied to this role, whose s3:ListBucket is limited to users/: the run
+    // failed before it could write one, every time. Amazon S3 API Reference, GetObject,
+    // "Permissions".)
+    assert!(cursor_item().await.is_none());
 
     // One object a run: alice's upload first (key order), confirmed.
     let report = run(now, 1).await.unwrap();

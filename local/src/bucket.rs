@@ -131,6 +131,23 @@ impl LocalBucket {
         }
     }
 
+    /// s3s-fs lets only the access key that created a multipart upload use it (its
+    /// `verify_upload_id`); S3 lets any principal that IAM allows, which the access check has
+    /// decided by now: an upload the API role created may be completed or aborted by another of
+    /// the account's principals. So the request goes on with the initiator's access key.
+    async fn as_initiator<T>(&self, req: &mut S3Request<T>, upload_id: &str) -> S3Result<()> {
+        self.require_upload(upload_id).await?;
+        let info = tokio::fs::read(self.root.join(format!(".upload-{upload_id}.json")))
+            .await
+            .map_err(internal)?;
+        let initiator: Option<String> = serde_json::from_slice(&info).map_err(internal)?;
+        req.credentials = initiator.map(|access_key| s3s::auth::Credentials {
+            access_key,
+            secret_key: String::new().into(),
+        });
+        Ok(())
+    }
+
     fn stored_parts(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), StoredPart>> {
         self.stored_parts
             .lock()
@@ -451,10 +468,11 @@ impl S3 for LocalBucket {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        self.require_upload(&req.input.upload_id).await?;
+        let mut req = req;
+        let upload_id = req.input.upload_id.clone();
+        self.as_initiator(&mut req, &upload_id).await?;
         let path = self.part_path(&req.input.upload_id, req.input.part_number);
         let snapshot = self.snapshot(path).await?;
-        let mut req = req;
         let declared = DeclaredChecksums::of(&req.input);
         let hasher = Arc::new(Mutex::new(declared.hasher()));
         if let Some(body) = req.input.body.take() {
@@ -463,7 +481,6 @@ impl S3 for LocalBucket {
                 hasher: hasher.clone(),
             }));
         }
-        let upload_id = req.input.upload_id.clone();
         let part_number = req.input.part_number;
         let sha256 = declared.checksums.checksum_sha256.clone();
         let mut result = self.files.upload_part(req).await;
@@ -489,9 +506,10 @@ impl S3 for LocalBucket {
 
     async fn abort_multipart_upload(
         &self,
-        req: S3Request<AbortMultipartUploadInput>,
+        mut req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         let upload_id = req.input.upload_id.clone();
+        self.as_initiator(&mut req, &upload_id).await?;
         let response = self.files.abort_multipart_upload(req).await?;
         self.stored_parts().retain(|(id, _), _| *id != upload_id);
         Ok(response)
@@ -553,11 +571,12 @@ impl S3 for LocalBucket {
 
     async fn complete_multipart_upload(
         &self,
-        req: S3Request<CompleteMultipartUploadInput>,
+        mut req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         self.check_completion(&req.input).await?;
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let upload_id = req.input.upload_id.clone();
+        self.as_initiator(&mut req, &upload_id).await?;
         let mut response = self.files.complete_multipart_upload(req).await?;
         self.stored_parts().retain(|(id, _), _| *id != upload_id);
         // s3s-fs has assembled the object; its answer (with the ETag) is a future that s3s

@@ -55,8 +55,9 @@ pub type HttpBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync
 #[derive(Debug, Clone)]
 pub struct Config {
     pub host: IpAddr,
-    /// 0 for any free port (tests).
-    pub s3_port: u16,
+    /// 0 for any free port (tests); None for no S3 (a process that fronts DynamoDB alone, so
+    /// that a test can stop one without the other).
+    pub s3_port: Option<u16>,
     /// The S3 files (s3s-fs's root: one directory per bucket).
     pub data_dir: PathBuf,
     /// The account administrator's key pair (what tests and `make local`'s setup use); each
@@ -69,6 +70,8 @@ pub struct Config {
     pub parameters: BTreeMap<String, String>,
     /// DynamoDB, authorized here, served by moto behind.
     pub dynamodb: Option<DynamoDbConfig>,
+    /// Where to append each grant (the statements that allowed a request), for tests.
+    pub grants_log: Option<PathBuf>,
     /// Origins allowed besides the demo page's (LOCAL_ALLOWED_ORIGINS).
     pub extra_origins: Vec<HeaderValue>,
     pub events: Option<EventsTarget>,
@@ -100,7 +103,7 @@ pub struct DemoConfig {
 
 /// The running listeners; they stop when this is dropped.
 pub struct LocalAws {
-    pub s3: SocketAddr,
+    pub s3: Option<SocketAddr>,
     pub dynamodb: Option<SocketAddr>,
     pub api: Option<SocketAddr>,
     pub demo: Option<SocketAddr>,
@@ -123,7 +126,10 @@ impl LocalAws {
     /// Binds every listener, then reads the template (the demo's origin is known only once
     /// its port is) and serves until dropped.
     pub async fn start(config: Config) -> Result<Self, Error> {
-        let s3_listener = listen(config.host, config.s3_port).await?;
+        let s3_listener = match config.s3_port {
+            Some(port) => Some(listen(config.host, port).await?),
+            None => None,
+        };
         let dynamodb_listener = match &config.dynamodb {
             Some(dynamodb) => Some(listen(config.host, dynamodb.port).await?),
             None => None,
@@ -152,17 +158,29 @@ impl LocalAws {
             })?;
         let rules = StackRules::parse(&template, &allowed_origins)?;
         let iam = StackIam::parse(&template, &config.region, &config.parameters)?;
-        let authorizer = Arc::new(Authorizer::new(&iam, &config.access_key));
+        let mut authorizer = Authorizer::new(&iam, &config.access_key);
+        if let Some(path) = &config.grants_log {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| Error::Config(format!("--grants-log {}: {e}", path.display())))?;
+            authorizer = authorizer.with_grants_log(file);
+        }
+        let authorizer = Arc::new(authorizer);
         let mut key_pairs = Authorizer::key_pairs(&iam);
         key_pairs.push((config.access_key.clone(), config.secret_key.clone()));
 
         let mut tasks = Vec::new();
-        let s3 = local_address(&s3_listener)?;
-        let access = S3AccessControl::new(authorizer.clone());
-        tasks.push(tokio::spawn(serve(
-            s3_listener,
-            s3_service(&config, &rules, access, &key_pairs)?,
-        )));
+        let mut s3 = None;
+        if let Some(listener) = s3_listener {
+            s3 = Some(local_address(&listener)?);
+            let access = S3AccessControl::new(authorizer.clone());
+            tasks.push(tokio::spawn(serve(
+                listener,
+                s3_service(&config, &rules, access, &key_pairs)?,
+            )));
+        }
 
         let mut dynamodb = None;
         if let (Some(listener), Some(dynamodb_config)) = (dynamodb_listener, &config.dynamodb) {

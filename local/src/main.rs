@@ -21,8 +21,8 @@ struct Options {
     /// Address every listener binds.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
-    /// Port of the S3 endpoint.
-    #[arg(long, required_unless_present = "print_names")]
+    /// Port of the S3 endpoint (needs --data-dir); without it, no S3.
+    #[arg(long, requires = "data_dir")]
     s3_port: Option<u16>,
     /// Port of the DynamoDB endpoint (needs --dynamodb-upstream).
     #[arg(long, requires = "dynamodb_upstream")]
@@ -34,12 +34,16 @@ struct Options {
     /// `UrlTtlMaxSeconds=60`: the bucket policy and the roles are read with it.
     #[arg(long = "parameter", value_name = "NAME=VALUE")]
     parameters: Vec<String>,
+    /// Append, for every request allowed, the template's statements that allowed it (a JSON
+    /// array of sids a line): how tests show that every statement is needed.
+    #[arg(long)]
+    grants_log: Option<PathBuf>,
     /// Print FILES_BUCKET=... and FILES_TABLE=... (the names the template gives them here) and
     /// exit.
     #[arg(long)]
     print_names: bool,
     /// Directory of the S3 files (one subdirectory per bucket).
-    #[arg(long, required_unless_present = "print_names")]
+    #[arg(long)]
     data_dir: Option<PathBuf>,
     /// The account administrator's key pair; each role of the template has its own.
     #[arg(
@@ -160,14 +164,15 @@ impl Options {
         let missing = |what: &str| Error::Config(format!("{what} is required"));
         Ok(Config {
             host: self.host,
-            s3_port: self.s3_port.ok_or_else(|| missing("--s3-port"))?,
-            data_dir: self.data_dir.ok_or_else(|| missing("--data-dir"))?,
+            s3_port: self.s3_port,
+            data_dir: self.data_dir.unwrap_or_default(),
             access_key: self.access_key.ok_or_else(|| missing("--access-key"))?,
             secret_key: self.secret_key.ok_or_else(|| missing("--secret-key"))?,
             region: self.region,
             template: self.template,
             parameters,
             dynamodb,
+            grants_log: self.grants_log,
             extra_origins,
             events,
             api,
@@ -240,7 +245,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(s3 = %running.s3, dynamodb = ?running.dynamodb, api = ?running.api, demo = ?running.demo, "listening");
+    tracing::info!(s3 = ?running.s3, dynamodb = ?running.dynamodb, api = ?running.api, demo = ?running.demo, "listening");
     let mut terminate =
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(signal) => signal,

@@ -218,9 +218,8 @@ pub struct ObjectPage {
     pub more: bool,
 }
 
-/// What only the reconciliation run needs: to page through `users/`, and to remember between runs
-/// where it stopped. The cursor lives in the bucket at `RECONCILE_CURSOR_KEY`, outside `users/`,
-/// where no URL this service signs and no S3 event reaches.
+/// What only the reconciliation run needs of the bucket: to page through `users/` (where it
+/// stopped is kept in the table: see `store::ReconcileCursor`).
 pub trait ObjectListing: Send + Sync {
     /// Up to `max` objects under `users/`, in key order, after `start_after`.
     fn list_managed(
@@ -228,16 +227,4 @@ pub trait ObjectListing: Send + Sync {
         start_after: Option<&str>,
         max: u32,
     ) -> impl Future<Output = Result<ObjectPage, AppError>> + Send;
-
-    /// The key the previous run stopped after; `None` to start from the beginning.
-    fn read_cursor(&self) -> impl Future<Output = Result<Option<String>, AppError>> + Send;
-
-    /// Stores where the next run starts; `None` to start again from the beginning.
-    fn write_cursor(
-        &self,
-        after: Option<&str>,
-    ) -> impl Future<Output = Result<(), AppError>> + Send;
 }
-
-/// The one object outside `users/` that this service writes.
-pub const RECONCILE_CURSOR_KEY: &str = "reconcile/cursor";

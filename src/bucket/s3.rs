@@ -1,6 +1,5 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
 use aws_sdk_s3::presigning::{PresignedRequest as SdkPresignedRequest, PresigningConfig};
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
@@ -9,7 +8,7 @@ use time::OffsetDateTime;
 use super::{
     Completion, DownloadTarget, FILE_CACHE_CONTROL, ListedObject, MultipartTarget, ObjectInfo,
     ObjectListing, ObjectLookup, ObjectPage, ObjectStorage, PartTarget, PartsLookup,
-    PresignedRequest, RECONCILE_CURSOR_KEY, UploadTarget, UrlSigner, Validity,
+    PresignedRequest, UploadTarget, UrlSigner, Validity,
 };
 use crate::backend_error::backend_error;
 use crate::domain::{ObjectKey, UploadedPart};
@@ -438,47 +437,6 @@ impl ObjectListing for S3Bucket {
             objects,
             more: output.is_truncated.unwrap_or(false),
         })
-    }
-
-    async fn read_cursor(&self) -> Result<Option<String>, AppError> {
-        let output = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(RECONCILE_CURSOR_KEY)
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(err) if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
-                return Ok(None);
-            }
-            Err(err) => return Err(backend_error(err)),
-        };
-        let bytes = output
-            .body
-            .collect()
-            .await
-            .map_err(|e| AppError::Unavailable(e.into()))?
-            .into_bytes();
-        // Anything but a key under users/ (an empty cursor, or one mangled by hand) starts over.
-        Ok(std::str::from_utf8(&bytes)
-            .ok()
-            .filter(|key| key.starts_with(ObjectKey::PREFIX))
-            .map(str::to_owned))
-    }
-
-    async fn write_cursor(&self, after: Option<&str>) -> Result<(), AppError> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(RECONCILE_CURSOR_KEY)
-            .content_type("text/plain")
-            .body(after.unwrap_or_default().as_bytes().to_vec().into())
-            .send()
-            .await
-            .map_err(backend_error)?;
-        Ok(())
     }
 }
 

@@ -29,7 +29,7 @@ use crate::bucket::{ListedObject, ObjectListing, ObjectStorage, UrlSigner};
 use crate::deadline::Deadline;
 use crate::domain::{FileStatus, ObjectKey};
 use crate::error::AppError;
-use crate::store::OwnershipStore;
+use crate::store::{OwnershipStore, ReconcileCursor};
 
 /// Objects asked for in one listing request: S3's own maximum.
 const PAGE_SIZE: u32 = 1000;
@@ -67,7 +67,7 @@ enum Repair {
 
 impl<S, B> FileService<S, B>
 where
-    S: OwnershipStore,
+    S: OwnershipStore + ReconcileCursor,
     B: UrlSigner + ObjectStorage + ObjectListing,
 {
     /// One bounded run, continuing where the previous one stopped. `now` decides which objects are
@@ -79,7 +79,7 @@ where
         deadline: Deadline,
     ) -> Result<ReconcileReport, AppError> {
         let mut report = ReconcileReport::default();
-        let mut cursor = deadline.bound(self.bucket.read_cursor()).await?;
+        let mut cursor = deadline.bound(self.store.read_cursor()).await?;
         let mut listing_failed = None;
         'run: while report.examined < limits.max_objects {
             let room = (limits.max_objects - report.examined).min(PAGE_SIZE);
@@ -122,7 +122,7 @@ where
         }
         // Written whatever happened above, outside the deadline: the run's margin leaves room
         // for this one call (itself bounded by the SDK's timeouts).
-        self.bucket.write_cursor(cursor.as_deref()).await?;
+        self.store.write_cursor(cursor.as_deref()).await?;
         // A listing that failed fails the run, after keeping the progress made before it.
         listing_failed.map_or(Ok(report), Err)
     }

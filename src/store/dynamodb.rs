@@ -108,8 +108,8 @@ enum Outcome {
 
 #[derive(Clone, Debug)]
 pub struct DynamoDbOwnershipStore {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
 }
 
 impl DynamoDbOwnershipStore {

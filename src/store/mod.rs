@@ -1,12 +1,14 @@
 //! Where ownership records live. The trait is the port the application talks to; `dynamodb` is
 //! the adapter used in production and against the DynamoDB stand-in.
 
+mod cursor;
 mod dynamodb;
 
 use std::future::Future;
 
 use time::OffsetDateTime;
 
+pub use cursor::{CURSOR_OWNER, CURSOR_SORT_KEY};
 pub use dynamodb::{DynamoDbOwnershipStore, attr};
 
 use crate::domain::{FileId, FileRecord, Ledger, OwnerId, QuotaLimits};
@@ -18,6 +20,22 @@ pub enum Transition {
     Applied,
     /// The record was not in the expected state (or is gone): someone else got there first.
     Stale,
+}
+
+/// Where the reconciliation run continues: the last key under `users/` it finished, kept between
+/// runs. In the table rather than the bucket: a GetObject of a key that does not exist answers
+/// 403, not 404, to a role without an unconditional `s3:ListBucket` (Amazon S3 API Reference,
+/// GetObject, "Permissions"), so a first run could never tell "no cursor yet" from "forbidden";
+/// a GetItem of a missing item is simply empty.
+pub trait ReconcileCursor: Send + Sync {
+    /// The key the previous run stopped after; `None` to start from the beginning.
+    fn read_cursor(&self) -> impl Future<Output = Result<Option<String>, AppError>> + Send;
+
+    /// Stores where the next run starts; `None` to start again from the beginning.
+    fn write_cursor(
+        &self,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
 }
 
 pub trait OwnershipStore: Send + Sync {

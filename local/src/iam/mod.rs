@@ -17,6 +17,7 @@ pub mod policy;
 pub mod stack;
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::Mutex;
 
 pub use self::policy::{Effect, Principals, RequestContext, Statement};
@@ -63,6 +64,8 @@ pub struct Authorizer {
     by_access_key: HashMap<String, Principal>,
     bucket_policy: Vec<Statement>,
     grants: Mutex<Vec<Vec<String>>>,
+    /// `--grants-log`: each grant also as a JSON line, for a test in another process.
+    grants_log: Option<Mutex<std::fs::File>>,
 }
 
 impl Authorizer {
@@ -99,6 +102,15 @@ impl Authorizer {
             by_access_key,
             bucket_policy: stack.bucket_policy.clone(),
             grants: Mutex::default(),
+            grants_log: None,
+        }
+    }
+
+    /// Appends every grant to `file` as a JSON array of sids, one line each.
+    pub fn with_grants_log(self, file: std::fs::File) -> Self {
+        Self {
+            grants_log: Some(Mutex::new(file)),
+            ..self
         }
     }
 
@@ -149,6 +161,12 @@ impl Authorizer {
         }
         if allowed_by.is_empty() {
             return Decision::ImplicitDeny;
+        }
+        if let Some(Ok(mut log)) = self.grants_log.as_ref().map(Mutex::lock) {
+            let line = serde_json::Value::from(allowed_by.clone()).to_string();
+            if let Err(error) = writeln!(log, "{line}") {
+                tracing::warn!(%error, "cannot write the grants log");
+            }
         }
         if let Ok(mut grants) = self.grants.lock() {
             grants.push(allowed_by.clone());

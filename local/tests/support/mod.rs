@@ -56,7 +56,7 @@ impl Stack {
         let data = tempfile::tempdir().expect("temporary directory");
         let config = Config {
             host: Ipv4Addr::LOCALHOST.into(),
-            s3_port: 0,
+            s3_port: Some(0),
             data_dir: data.path().join("s3"),
             access_key: ACCESS_KEY.into(),
             secret_key: SECRET_KEY.into(),
@@ -64,6 +64,7 @@ impl Stack {
             template: template(),
             parameters: Default::default(),
             dynamodb: None,
+            grants_log: None,
             extra_origins: options
                 .extra_origins
                 .iter()
@@ -102,7 +103,7 @@ impl Stack {
     }
 
     pub fn s3_endpoint(&self) -> String {
-        format!("http://{}", self.aws.s3)
+        format!("http://{}", self.aws.s3.expect("S3 is started"))
     }
 
     pub fn demo_origin(&self) -> String {

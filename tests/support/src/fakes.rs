@@ -23,7 +23,7 @@ use presign_gate::domain::{
 };
 use presign_gate::error::AppError;
 use presign_gate::service::FileService;
-use presign_gate::store::{OwnershipStore, Transition};
+use presign_gate::store::{OwnershipStore, ReconcileCursor, Transition};
 use time::OffsetDateTime;
 
 /// Every call the fakes answered, in order, such as `store.get` or `bucket.delete users/a/…`.
@@ -150,6 +150,8 @@ impl Table {
 #[derive(Clone, Debug, Default)]
 pub struct FakeStore {
     table: Arc<Mutex<Table>>,
+    /// Where the reconciliation run continues (`ReconcileCursor`).
+    cursor: Arc<Mutex<Option<String>>>,
     pub journal: Journal,
     pub outages: Outages,
     pub stalls: Stalls,
@@ -219,6 +221,19 @@ impl FakeStore {
             }
             _ => Transition::Stale,
         }
+    }
+}
+
+impl ReconcileCursor for FakeStore {
+    async fn read_cursor(&self) -> Result<Option<String>, AppError> {
+        self.call("store.read_cursor").await?;
+        Ok(lock(&self.cursor).clone())
+    }
+
+    async fn write_cursor(&self, after: Option<&str>) -> Result<(), AppError> {
+        self.call("store.write_cursor").await?;
+        *lock(&self.cursor) = after.map(str::to_owned);
+        Ok(())
     }
 }
 
@@ -399,8 +414,6 @@ pub struct FakeBucket {
     next_version: Arc<Mutex<u64>>,
     /// Every key deleted, shared with whoever made the bucket.
     pub deleted: Arc<Mutex<Vec<String>>>,
-    /// Where the reconciliation run continues (`ObjectListing`'s cursor).
-    cursor: Arc<Mutex<Option<String>>>,
     /// Multipart uploads in progress, by upload id (S3 User Guide, "Uploading and copying
     /// objects using multipart upload": an upload holds its parts until it is completed, which
     /// assembles the object and ends the upload, or aborted, which frees them).
@@ -677,7 +690,7 @@ impl ObjectStorage for FakeBucket {
 }
 
 /// Objects listed in key order, all modified at the epoch (the tests of the reconciliation pass
-/// the "now" that makes them old or young), and the cursor kept beside them.
+/// the "now" that makes them old or young).
 impl ObjectListing for FakeBucket {
     async fn list_managed(
         &self,
@@ -717,18 +730,6 @@ impl ObjectListing for FakeBucket {
             objects: page,
             more: keys.next().is_some(),
         })
-    }
-
-    async fn read_cursor(&self) -> Result<Option<String>, AppError> {
-        self.call("bucket.read_cursor", "").await?;
-        Ok(lock(&self.cursor).clone())
-    }
-
-    async fn write_cursor(&self, after: Option<&str>) -> Result<(), AppError> {
-        self.call("bucket.write_cursor", after.unwrap_or_default())
-            .await?;
-        *lock(&self.cursor) = after.map(str::to_owned);
-        Ok(())
     }
 }
 

@@ -10,10 +10,9 @@
 //! - `fuzzing`: the fuzz harnesses over the fakes.
 //! - `runtime_api`: the Lambda Runtime API on loopback, to run a function's real binary as Lambda
 //!   does (the bench harness and tests/runtime_logs.rs).
-//! - `standins` (feature `standins`, re-exported at the root): s3s-fs and moto on free ports,
-//!   the real handler over them, and an HTTP client for the presigned URLs.
-//! - `no_list_bucket` (feature `standins`): a wire-level front for s3s-fs that answers HeadObject
-//!   on a missing key with 403, as S3 answers the deployed roles (no `s3:ListBucket`).
+//! - `standins` (feature `standins`, re-exported at the root): local-aws and moto on free ports,
+//!   every request authorized as IAM would from template.yaml, the real handler over them, and
+//!   an HTTP client for the presigned URLs.
 //! - `mocked` (feature `mocked`): the real handler over SDK clients answered by mock rules.
 
 pub mod api;
@@ -24,8 +23,6 @@ pub mod function_process;
 pub mod fuzzing;
 #[cfg(feature = "mocked")]
 pub mod mocked;
-#[cfg(feature = "standins")]
-pub mod no_list_bucket;
 pub mod runtime_api;
 #[cfg(feature = "standins")]
 mod standins;
@@ -35,6 +32,8 @@ pub use events::{HttpApiEvent, rest_api_get, s3_event};
 #[cfg(feature = "standins")]
 pub use standins::*;
 
-/// The bucket and table names every harness uses.
-pub const BUCKET: &str = "files";
-pub const TABLE: &str = "file-records";
+/// The bucket and table names every harness uses: the names template.yaml gives them on the
+/// local stack (local/src/iam/stack.rs, whose test checks these), so that the roles' statements
+/// name them.
+pub const BUCKET: &str = "presign-gate-123456789012-us-east-1-00000000loc0";
+pub const TABLE: &str = "presign-gate-local-FilesTable";

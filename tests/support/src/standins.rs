@@ -1,5 +1,11 @@
-//! The stand-ins: s3s-fs and moto's DynamoDB on free loopback ports for each test, the real
-//! handler built against them, and a plain HTTP client for the presigned URLs.
+//! The stand-ins: local-aws (`make local`'s S3, and its authorizing front for DynamoDB) on free
+//! loopback ports, moto's DynamoDB behind it, the real handler built against them,
+//! and a plain HTTP client for the presigned URLs.
+//!
+//! Every request is authorized from template.yaml as AWS would authorize it (local/src/iam): each
+//! function's clients sign with the credentials of that function's role ([`Role`]), so a call or
+//! a presigned URL outside the role's rights is refused here as it would be in AWS. The tests'
+//! own setup and inspection use the account administrator's.
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -9,6 +15,7 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use aws_sdk_s3::config::Credentials;
 use lambda_http::http::StatusCode;
+use local_aws::role_credentials;
 use presign_gate::aws;
 use presign_gate::bucket::S3Bucket;
 use presign_gate::domain::{ExpiryPolicy, UploadPolicy};
@@ -20,8 +27,47 @@ use serde_json::Value;
 use crate::api::{TestApi, file_id};
 use crate::{BUCKET, TABLE};
 
+/// The account administrator's key pair: the tests' own setup and inspection.
 const ACCESS_KEY: &str = "presign-gate-test-key";
 const SECRET_KEY: &str = "presign-gate-test-secret";
+
+/// Whose credentials a client signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The account's administrator: every action, but still subject to the bucket policy.
+    Administrator,
+    /// The API function's role (`ApiFunctionRole`).
+    Api,
+    /// The events function's role (`EventsFunctionRole`).
+    Events,
+    /// The reconciliation function's role (`ReconcileFunctionRole`).
+    Reconcile,
+}
+
+impl Role {
+    /// The role's logical id in template.yaml.
+    pub fn logical_id(self) -> Option<&'static str> {
+        match self {
+            Self::Administrator => None,
+            Self::Api => Some("ApiFunctionRole"),
+            Self::Events => Some("EventsFunctionRole"),
+            Self::Reconcile => Some("ReconcileFunctionRole"),
+        }
+    }
+
+    /// The local key pair that stands for the role's credentials.
+    pub fn key_pair(self) -> (String, String) {
+        match self.logical_id() {
+            Some(role) => role_credentials(role),
+            None => (ACCESS_KEY.to_owned(), SECRET_KEY.to_owned()),
+        }
+    }
+
+    fn credentials(self) -> Credentials {
+        let (access_key, secret_key) = self.key_pair();
+        Credentials::new(access_key, secret_key, None, None, "tests")
+    }
+}
 
 /// A child process that is killed when the test ends, however it ends.
 pub struct ChildGuard(pub Child);
@@ -80,10 +126,12 @@ fn wait_until_listening(child: &mut ChildGuard, port: u16, name: &str) {
 }
 
 pub struct StandIns {
+    /// local-aws's S3.
     pub s3: ChildGuard,
-    /// When started with `start_without_list_bucket`: the front `s3_endpoint` points at.
-    pub no_list_bucket: Option<crate::no_list_bucket::NoListBucketFront>,
+    /// moto's DynamoDB, behind `dynamodb_front`.
     pub dynamodb: ChildGuard,
+    /// local-aws's front for DynamoDB, which authorizes each request.
+    _dynamodb_front: ChildGuard,
     pub s3_endpoint: String,
     pub dynamodb_endpoint: String,
     sdk: SdkConfig,
@@ -91,78 +139,67 @@ pub struct StandIns {
 }
 
 impl StandIns {
-    /// s3s-fs (which verifies SigV4, expiry, signed headers and checksums like S3 does) and
-    /// moto's DynamoDB, each on a free port, with the bucket and table created.
+    /// local-aws's S3 (s3s-fs underneath: SigV4, expiry, signed headers, checksums and
+    /// conditional writes as S3 verifies them, plus what S3 does that s3s-fs 0.14.1 does not,
+    /// see `local/src/bucket.rs`) and moto's DynamoDB behind local-aws's front, every request
+    /// authorized as IAM would, with the bucket and table created. No S3 events are sent.
     pub async fn start() -> Self {
-        Self::start_with(|port, root| {
-            let mut command = Command::new(tool("S3S_FS_BIN"));
-            command
-                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-                .arg(root);
-            (command, "s3s-fs")
-        })
-        .await
-    }
-
-    /// The stand-ins with `make local`'s S3 (local-aws, from `LOCAL_AWS_BIN`) in place of bare
-    /// s3s-fs: the same s3s-fs underneath, plus what S3 does that s3s-fs 0.14.1 does not, such
-    /// as verifying the checksum an UploadPart declares (see `local/src/bucket.rs`). No events
-    /// are sent.
-    pub async fn start_on_local_aws() -> Self {
-        Self::start_with(|port, root| {
-            let template =
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
-            let mut command = Command::new(tool("LOCAL_AWS_BIN"));
-            command
-                .args(["--host", "127.0.0.1", "--s3-port", &port.to_string()])
-                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-                .arg("--data-dir")
-                .arg(root)
-                .arg("--template")
-                .arg(template);
-            (command, "local-aws")
-        })
-        .await
-    }
-
-    async fn start_with(
-        s3_command: impl FnOnce(u16, &std::path::Path) -> (Command, &'static str),
-    ) -> Self {
         let root = tempfile::tempdir().expect("temporary directory");
-        let s3_port = free_port();
-        let (mut command, s3_name) = s3_command(s3_port, root.path());
-        let mut s3 = ChildGuard(
-            command
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("start {s3_name}: {e}")),
-        );
-        let dynamodb_port = free_port();
+        let moto_port = free_port();
         let mut dynamodb = ChildGuard(
             Command::new(tool("MOTO_SERVER_BIN"))
-                .args(["-H", "127.0.0.1", "-p", &dynamodb_port.to_string()])
+                .args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("start moto_server"),
         );
-        wait_until_listening(&mut s3, s3_port, s3_name);
-        wait_until_listening(&mut dynamodb, dynamodb_port, "moto_server");
-        // The production loader (same timeouts and retries), with the stand-ins' credentials.
+        let (s3_port, dynamodb_port) = (free_port(), free_port());
+        let grants = root.path().join("grants.jsonl");
+        // Two local-aws processes, S3 and DynamoDB's front, so that a test can stop either alone;
+        // both authorize from the same template and append to the same grants log.
+        let local_aws = |listen: &[&str]| {
+            let template = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+            let mut command = Command::new(tool("LOCAL_AWS_BIN"));
+            command
+                .args(["--host", "127.0.0.1"])
+                .args(listen)
+                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+                .arg("--grants-log")
+                .arg(&grants)
+                .arg("--template")
+                .arg(template)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            ChildGuard(command.spawn().expect("start local-aws"))
+        };
+        let data_dir = root.path().join("s3");
+        let mut s3 = local_aws(&[
+            "--s3-port",
+            &s3_port.to_string(),
+            "--data-dir",
+            data_dir.to_str().expect("a UTF-8 temporary path"),
+        ]);
+        let mut dynamodb_front = local_aws(&[
+            "--dynamodb-port",
+            &dynamodb_port.to_string(),
+            "--dynamodb-upstream",
+            &format!("http://127.0.0.1:{moto_port}"),
+        ]);
+        wait_until_listening(&mut s3, s3_port, "local-aws (S3)");
+        wait_until_listening(&mut dynamodb_front, dynamodb_port, "local-aws (DynamoDB)");
+        wait_until_listening(&mut dynamodb, moto_port, "moto_server");
+        // The production loader (same timeouts and retries); each client then signs as a role.
         let sdk = aws::config_loader()
             .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(
-                ACCESS_KEY, SECRET_KEY, None, None, "tests",
-            ))
+            .credentials_provider(Role::Administrator.credentials())
             .load()
             .await;
         let standins = Self {
             sdk,
             s3,
-            no_list_bucket: None,
             dynamodb,
+            _dynamodb_front: dynamodb_front,
             s3_endpoint: format!("http://127.0.0.1:{s3_port}"),
             dynamodb_endpoint: format!("http://127.0.0.1:{dynamodb_port}"),
             _root: root,
@@ -174,7 +211,8 @@ impl StandIns {
             .send()
             .await
             .expect("create bucket");
-        if let Err(error) = standins.store().create_table().await {
+        let admin_store = DynamoDbOwnershipStore::new(standins.dynamodb_client(), TABLE);
+        if let Err(error) = admin_store.create_table().await {
             // On a loaded machine the SDK can time out the first CreateTable while moto, loading
             // its DynamoDB backend on first use, still creates the table; the SDK's retry then
             // finds it there. The table existing is all that matters.
@@ -189,36 +227,25 @@ impl StandIns {
         standins
     }
 
-    /// The stand-ins, with every S3 request (the SDK's and the presigned URLs') going through a
-    /// front that answers HeadObject on a missing key with 403, as S3 answers the deployed roles,
-    /// which have no s3:ListBucket (see `no_list_bucket`).
-    pub async fn start_without_list_bucket() -> Self {
-        let mut standins = Self::start().await;
-        let upstream = standins
-            .s3_endpoint
-            .trim_start_matches("http://")
-            .to_owned();
-        let front = crate::no_list_bucket::NoListBucketFront::start(upstream).await;
-        standins.s3_endpoint = front.endpoint.clone();
-        standins.no_list_bucket = Some(front);
-        standins
+    /// For each request allowed so far, the template's statements that allowed it (by sid:
+    /// `ApiFunctionRole/files/UserObjects`, ...).
+    pub fn grants(&self) -> Vec<Vec<String>> {
+        let log = std::fs::read_to_string(self._root.path().join("grants.jsonl"))
+            .expect("local-aws's grants log");
+        log.lines()
+            .map(|line| serde_json::from_str(line).expect("a grant"))
+            .collect()
     }
 
-    pub fn access_key(&self) -> &'static str {
-        ACCESS_KEY
-    }
-
-    pub fn secret_key(&self) -> &'static str {
-        SECRET_KEY
-    }
-
-    /// The settings of a deployed function, pointed at these stand-ins (credentials, endpoints,
-    /// the bucket and table, path-style addressing, `text/plain` allowed).
-    pub fn deployed_settings(&self) -> Vec<(&'static str, String)> {
+    /// The settings of a deployed function running as `role`, pointed at these stand-ins
+    /// (credentials, endpoints, the bucket and table, path-style addressing, `text/plain`
+    /// allowed).
+    pub fn deployed_settings(&self, role: Role) -> Vec<(&'static str, String)> {
+        let (access_key, secret_key) = role.key_pair();
         vec![
             ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", self.access_key().into()),
-            ("AWS_SECRET_ACCESS_KEY", self.secret_key().into()),
+            ("AWS_ACCESS_KEY_ID", access_key),
+            ("AWS_SECRET_ACCESS_KEY", secret_key),
             ("AWS_ENDPOINT_URL_S3", self.s3_endpoint.clone()),
             ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb_endpoint.clone()),
             // An unused port: an instance-metadata probe would fail here rather than go anywhere.
@@ -233,30 +260,52 @@ impl StandIns {
         ]
     }
 
+    /// An S3 client of the administrator's: the test's own setup and inspection.
     pub fn s3_client(&self) -> aws_sdk_s3::Client {
+        self.s3_client_as(Role::Administrator)
+    }
+
+    pub fn s3_client_as(&self, role: Role) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::config::Builder::from(&self.sdk)
             .endpoint_url(&self.s3_endpoint)
             .force_path_style(true)
+            .credentials_provider(role.credentials())
             .build();
         aws_sdk_s3::Client::from_conf(config)
     }
 
+    /// A DynamoDB client of the administrator's: the test's own setup and inspection.
     pub fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
+        self.dynamodb_client_as(Role::Administrator)
+    }
+
+    pub fn dynamodb_client_as(&self, role: Role) -> aws_sdk_dynamodb::Client {
         let config = aws_sdk_dynamodb::config::Builder::from(&self.sdk)
             .endpoint_url(&self.dynamodb_endpoint)
+            .credentials_provider(role.credentials())
             .build();
         aws_sdk_dynamodb::Client::from_conf(config)
     }
 
+    /// The store as the API function uses it.
     pub fn store(&self) -> DynamoDbOwnershipStore {
-        DynamoDbOwnershipStore::new(self.dynamodb_client(), TABLE)
+        self.store_as(Role::Api)
     }
 
+    pub fn store_as(&self, role: Role) -> DynamoDbOwnershipStore {
+        DynamoDbOwnershipStore::new(self.dynamodb_client_as(role), TABLE)
+    }
+
+    /// The bucket as the API function uses it.
     pub fn bucket(&self) -> S3Bucket {
-        S3Bucket::new(self.s3_client(), BUCKET)
+        self.bucket_as(Role::Api)
     }
 
-    /// The real handler over the stand-ins, with the default policies.
+    pub fn bucket_as(&self, role: Role) -> S3Bucket {
+        S3Bucket::new(self.s3_client_as(role), BUCKET)
+    }
+
+    /// The real handler over the stand-ins, as the API function, with the default policies.
     pub fn api(&self) -> TestApi {
         self.api_with(
             UploadPolicy::new(["image/png", "text/plain", "application/pdf"], 1024 * 1024).unwrap(),
@@ -266,9 +315,14 @@ impl StandIns {
 
     /// The application over the stand-ins, as the events function runs it.
     pub fn files(&self) -> FileService<DynamoDbOwnershipStore, S3Bucket> {
+        self.files_as(Role::Events)
+    }
+
+    /// The application over the stand-ins, with the rights of `role`.
+    pub fn files_as(&self, role: Role) -> FileService<DynamoDbOwnershipStore, S3Bucket> {
         FileService::new(
-            self.store(),
-            self.bucket(),
+            self.store_as(role),
+            self.bucket_as(role),
             UploadPolicy::new(["image/png", "text/plain", "application/pdf"], 1024 * 1024).unwrap(),
             ExpiryPolicy::new(300, 900).unwrap(),
         )
