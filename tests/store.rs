@@ -170,6 +170,97 @@ async fn a_reservation_that_lost_the_ledger_to_another_reads_it_again_and_commit
     assert_eq!(no_ledger_yet.num_calls(), 2, "the ledger is read again");
 }
 
+/// DynamoDB's answer to a transaction whose token names one still being committed (Amazon
+/// DynamoDB API Reference, TransactWriteItems, Errors: `TransactionInProgressException`, "The
+/// transaction with the given request token is already in progress"), in its wire format.
+fn transaction_in_progress() -> HttpResponse {
+    HttpResponse::new(
+        StatusCode::try_from(400).unwrap(),
+        SdkBody::from(
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionInProgressException","Message":"Transaction is in progress"}"#,
+        ),
+    )
+}
+
+/// A DynamoDB client over `rules` that makes one attempt a call: each request below is one of the
+/// store's own attempts (the SDK's retries, with the production policy, are in tests/faults.rs).
+macro_rules! single_attempt_client {
+    ($($rule:expr),+) => {
+        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [$($rule),+], |conf| conf
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()))
+    };
+}
+
+/// Issue 20, 2.4: a transaction still committing is no failure. The store sends it again after
+/// its backoff with the same `ClientRequestToken` (so a first attempt that does commit is not
+/// applied twice, and the repeat answers its success: API Reference, TransactWriteItems,
+/// ClientRequestToken), and the change is applied.
+#[tokio::test]
+async fn a_transaction_in_progress_is_sent_again_with_the_same_token() {
+    let tokens = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = tokens.clone();
+    let in_progress_then_commit = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .match_requests(move |input| {
+            seen.lock()
+                .unwrap()
+                .push(input.client_request_token().map(str::to_owned));
+            true
+        })
+        .sequence()
+        .http_response(transaction_in_progress)
+        .times(2)
+        .output(|| {
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput::builder()
+                .build()
+        })
+        .build();
+    let store =
+        DynamoDbOwnershipStore::new(single_attempt_client!(&in_progress_then_commit), TABLE);
+    let record = pending_record("alice", "a.txt");
+    let uploaded_at = OffsetDateTime::now_utc();
+    assert_eq!(
+        store
+            .mark_available(&record, "\"e\"", uploaded_at)
+            .await
+            .expect("committed once the first attempt has"),
+        Transition::Applied
+    );
+    assert_eq!(in_progress_then_commit.num_calls(), 3);
+    let tokens = tokens.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 3, "{tokens:?}");
+    assert!(
+        tokens[0].as_deref().is_some_and(|t| !t.is_empty()),
+        "{tokens:?}"
+    );
+    assert!(
+        tokens.iter().all(|t| *t == tokens[0]),
+        "one token: {tokens:?}"
+    );
+}
+
+/// ... and one that stays in progress through every attempt is unavailable (503, retry later),
+/// never internal (500): nothing is known to have failed.
+#[tokio::test]
+async fn a_transaction_that_stays_in_progress_is_unavailable() {
+    let always_in_progress = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .sequence()
+        .http_response(transaction_in_progress)
+        .repeatedly()
+        .build();
+    let store = DynamoDbOwnershipStore::new(single_attempt_client!(&always_in_progress), TABLE);
+    let record = pending_record("alice", "a.txt");
+    let result = store.mark_rejected(&record).await;
+    assert!(
+        matches!(result, Err(AppError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        always_in_progress.num_calls(),
+        4,
+        "tried again with backoff, then gave up"
+    );
+}
+
 /// Only a pending record changes state: confirming or rejecting one that is available or
 /// rejected already is `Stale` and writes nothing.
 #[tokio::test]

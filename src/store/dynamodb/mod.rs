@@ -222,7 +222,7 @@ impl OwnershipStore for DynamoDbOwnershipStore {
             ];
             match self.transact(items).await? {
                 Outcome::Committed => return Ok(()),
-                // The record is there already. The SDK gives the transaction an idempotency
+                // The record is there already. `transact` gives the transaction an idempotency
                 // token, so DynamoDB answers a retry of a committed attempt with success; a
                 // store that ignores tokens (moto) fails the retry's condition instead. A record
                 // equal to this one, random id and all, can only be this reservation's.

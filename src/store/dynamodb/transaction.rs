@@ -36,12 +36,23 @@ pub(super) enum Outcome {
 }
 
 impl DynamoDbOwnershipStore {
-    /// Runs a transaction; the SDK gives it an idempotency token (`ClientRequestToken`), so its
-    /// own retry of a request whose answer was lost does not apply it twice.
+    /// Runs a transaction under an idempotency token (`ClientRequestToken`) of its own, so that a
+    /// retry of an attempt whose answer was lost does not apply it twice.
+    ///
+    /// `TransactionInProgressException` means an earlier attempt with the same token is still
+    /// being committed (the SDK's own retry, same token, reached DynamoDB first). It is no
+    /// failure of the transaction: the attempt is sent again after the backoff with the *same*
+    /// token, which DynamoDB answers with success once the first attempt has committed, and which
+    /// helps it finish one that stalled ("Amazon DynamoDB API Reference", TransactWriteItems,
+    /// Errors: TransactionInProgressException, and ClientRequestToken: "multiple identical calls
+    /// have the same effect as one single call", valid for 10 minutes). Still in progress after
+    /// every attempt: unavailable (503), never internal. A cancelled transaction is retried under
+    /// a fresh token: it wrote nothing, and it is tried again as a new one.
     pub(super) async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
     ) -> Result<Outcome, AppError> {
+        let mut token = new_token();
         for wait in retry_waits(TRANSACTION_BACKOFF, TRANSACTION_ATTEMPTS) {
             if let Some(wait) = wait {
                 tokio::time::sleep(wait).await;
@@ -50,41 +61,51 @@ impl DynamoDbOwnershipStore {
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
+                .client_request_token(&token)
                 .send()
                 .await;
             let err = match result {
                 Ok(_) => return Ok(Outcome::Committed),
                 Err(err) => err,
             };
-            if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-                err.as_service_error()
-            {
-                let reasons = cancelled.cancellation_reasons();
-                let failed: Vec<usize> = reasons
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, reason)| reason.code() == Some("ConditionalCheckFailed"))
-                    .map(|(at, _)| at)
-                    .collect();
-                if !failed.is_empty() {
-                    return Ok(Outcome::ConditionFailed(failed));
+            match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => continue,
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    let reasons = cancelled.cancellation_reasons();
+                    let failed: Vec<usize> = reasons
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, reason)| reason.code() == Some("ConditionalCheckFailed"))
+                        .map(|(at, _)| at)
+                        .collect();
+                    if !failed.is_empty() {
+                        return Ok(Outcome::ConditionFailed(failed));
+                    }
+                    let passing = reasons.iter().any(|reason| {
+                        matches!(
+                            reason.code(),
+                            Some("TransactionConflict" | "ThrottlingError")
+                        )
+                    });
+                    if passing {
+                        token = new_token();
+                        continue;
+                    }
                 }
-                let passing = reasons.iter().any(|reason| {
-                    matches!(
-                        reason.code(),
-                        Some("TransactionConflict" | "ThrottlingError")
-                    )
-                });
-                if passing {
-                    continue;
-                }
+                _ => {}
             }
             return Err(backend_error(err));
         }
         Err(AppError::Unavailable(
-            "a transaction kept conflicting with others on the same items".into(),
+            "a transaction kept conflicting with others on the same items, or stayed in progress"
+                .into(),
         ))
     }
+}
+
+/// A fresh `ClientRequestToken` (1 to 36 characters): a UUID v4 in its 36-character form.
+fn new_token() -> String {
+    uuid::Uuid::new_v4().hyphenated().to_string()
 }
 
 #[cfg(test)]
