@@ -343,6 +343,13 @@ impl ObjectStorage for S3Bucket {
             {
                 Ok(Completion::NotCompleted)
             }
+            // 409 `ConditionalRequestConflict`: a conflicting write to the key happened while
+            // this completion ran (Amazon S3 API Reference, CompleteMultipartUpload,
+            // `If-None-Match`: on a 409, start the multipart upload again). Not finished yet:
+            // `backend_error` makes it 503 `unavailable` with `Retry-After`. The caller's retry of
+            // `complete` then completes the upload if S3 still has it, confirms the object if
+            // the other write (a concurrent completion) stored it, or answers 409
+            // `upload_missing` (reserve again) if neither. Never 500.
             Err(err) => Err(backend_error(err)),
         }
     }
