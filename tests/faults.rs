@@ -559,7 +559,8 @@ fn multipart_scenario(site: &str) -> Scenario {
                 json!({"filename": "a.txt", "contentType": "text/plain", "size": MULTIPART_SIZE, "multipart": true}),
             ),
             "CreateMultipartUpload",
-            vec![],
+            // The ledger is read first: a caller over the quota costs no upload.
+            vec!["GetItem"],
         ),
         "ListParts (list parts)" => (
             "GET",
@@ -760,7 +761,12 @@ async fn the_happy_path_of_the_fake_backend_runs_every_multipart_call() {
     assert_eq!(answer.body["upload"]["method"], "MULTIPART", "{answer:?}");
     assert_eq!(
         seen,
-        ["CreateMultipartUpload", "GetItem", "TransactWriteItems"]
+        [
+            "GetItem",
+            "CreateMultipartUpload",
+            "GetItem",
+            "TransactWriteItems"
+        ]
     );
 
     // ListParts answered one part a page: every page is read, and no page after the last.

@@ -34,17 +34,26 @@ where
     S: OwnershipStore,
     B: UrlSigner + ObjectStorage,
 {
-    /// S3 creates the upload first, because the record holds its id; then the record is written
-    /// within the caller's quotas. If that fails (a quota, an outage), the upload is aborted at
-    /// once: no record names it, so nothing else ever would (and should that abort fail too, or
-    /// the request be cut before it, the bucket's lifecycle rule aborts it within days). No part
-    /// URL exists until the record does.
+    /// The caller's quotas are checked first, on one consistent read of the ledger: a caller
+    /// over them is refused (429) before anything is created, so a refused reservation costs no
+    /// CreateMultipartUpload and no AbortMultipartUpload. Then S3 creates the upload, because the
+    /// record holds its id; then the record is written, and the transaction that writes it is
+    /// what decides the quotas (another reservation may have landed since the check). If that
+    /// fails (a quota lost to a race, an outage), the upload is aborted at once: no record names
+    /// it, so nothing else ever would (and should that abort fail too, or the request be cut
+    /// before it, the bucket's lifecycle rule aborts it within days). No part URL exists until
+    /// the record does.
     pub(super) async fn reserve_multipart(
         &self,
         owner: &OwnerId,
         upload: NewUpload,
         created_at: OffsetDateTime,
     ) -> Result<(FileRecord, UploadInstructions), AppError> {
+        // Boxed: one more SDK future inlined here takes the reservation's future past the
+        // compiler's layout depth limit in the crates that await the whole API.
+        Box::pin(self.store.ledger(owner))
+            .await?
+            .check(upload.size, created_at, &self.quotas)?;
         let id = FileId::new_random();
         let key = ObjectKey::for_file(owner, id);
         let upload_id = self
