@@ -821,6 +821,21 @@ fn functions_are_built_from_this_crate_for_al2023() {
     ] {
         assert_eq!(env[variable], json!({ "Ref": parameter }), "{variable}");
     }
+    // Issue 20, 2.2: no URL lifetime longer than role credentials can honour. A presigned URL
+    // dies with the role session that signed it (S3 User Guide, "Download and upload objects
+    // with presigned URLs", expiration time), and a role session lasts an hour unless its role
+    // allows more (IAM User Guide, "Update the maximum session duration for a role").
+    for parameter in ["UrlTtlSeconds", "UrlTtlMaxSeconds"] {
+        assert_eq!(
+            t["Parameters"][parameter]["MaxValue"],
+            json!(3600),
+            "{parameter}: URLs outliving the credentials that signed them"
+        );
+        assert!(
+            t["Parameters"][parameter]["Default"].as_u64() <= Some(3600),
+            "{parameter}"
+        );
+    }
     // The reconciliation judges strays by the same longest URL lifetime, and runs on schedule.
     let env = &t["Resources"]["ReconcileFunction"]["Properties"]["Environment"]["Variables"];
     for (variable, parameter) in [
