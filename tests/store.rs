@@ -41,6 +41,7 @@ fn pending_record(owner: &str, filename: &str) -> FileRecord {
         etag: None,
         uploaded_at: None,
         multipart: None,
+        idempotency_key: None,
     }
 }
 
@@ -259,6 +260,59 @@ async fn a_transaction_that_stays_in_progress_is_unavailable() {
         4,
         "tried again with backoff, then gave up"
     );
+}
+
+/// Issue 20, 2.7, against moto: a reservation repeated with its `Idempotency-Key` is the same
+/// file, written once (the record's `attribute_not_exists` condition is what a racing repeat
+/// meets), with the key stored beside it and one entry in the ledger; the repeat's fresh URL
+/// stores the bytes in s3s-fs.
+#[tokio::test]
+async fn a_reservation_repeated_with_its_idempotency_key_is_stored_once() {
+    let standins = StandIns::start().await;
+    let api = standins.api();
+    let reserve = || async {
+        let mut event = http_api_event(
+            "POST",
+            "/uploads",
+            Some("alice"),
+            Some(
+                serde_json::json!({"filename": "a.txt", "contentType": "text/plain", "size": 3})
+                    .to_string(),
+            ),
+        );
+        event["headers"]["idempotency-key"] = serde_json::json!("upload-7f3a");
+        let answer = api.send_event(&event).await;
+        assert_eq!(answer.status.as_u16(), 201, "{answer:?}");
+        answer.body
+    };
+    let first = reserve().await;
+    let second = reserve().await;
+    let id = first["file"]["id"].as_str().unwrap();
+    assert_eq!(second["file"]["id"], id);
+    let owner = OwnerId::parse("alice").unwrap();
+    let (records, _) = standins.store().list(&owner, 10, None).await.unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let item = raw_item(&standins, "alice", id).await;
+    assert_eq!(item[attr::IDEMPOTENCY_KEY].as_s().unwrap(), "upload-7f3a");
+    let ledger = standins.store().ledger(&owner).await.unwrap();
+    assert_eq!(ledger.pending.len(), 1, "{ledger:?}");
+    // The record under the key's id refuses a second write, whatever the service read first.
+    let record = standins
+        .store()
+        .get(&owner, FileId::parse(id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let again = FileRecord {
+        created_at: record.created_at + time::Duration::seconds(1),
+        ..record
+    };
+    let refused = standins
+        .store()
+        .reserve(&again, &QuotaLimits::default(), OffsetDateTime::now_utc())
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(upload(&second, b"abc").await.status(), 200);
 }
 
 /// Only a pending record changes state: confirming or rejecting one that is available or

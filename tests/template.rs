@@ -870,6 +870,25 @@ fn functions_are_built_from_this_crate_for_al2023() {
     );
 }
 
+/// The HTTP API lets browsers send exactly the request headers the API reads: the token, the
+/// JSON body's type, and `POST /uploads`'s `Idempotency-Key` (a preflight that does not allow a
+/// header makes the browser refuse the request; API Gateway Developer Guide, "Configuring CORS
+/// for an HTTP API").
+#[test]
+fn the_api_allows_the_request_headers_the_code_reads() {
+    let t = template();
+    let cors = &t["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"];
+    assert_eq!(
+        cors["AllowHeaders"],
+        json!([
+            "authorization",
+            "content-type",
+            presign_gate::http::IDEMPOTENCY_KEY
+        ])
+    );
+    assert_eq!(cors["ExposeHeaders"], json!(["retry-after"]));
+}
+
 /// Multipart: the bucket aborts incomplete uploads, never before a reservation lapses, and the
 /// parameters' bounds are the code's.
 #[test]

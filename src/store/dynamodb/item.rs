@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    FileId, FileRecord, FileStatus, MultipartUpload, ObjectKey, OwnerId, PartPlan,
+    FileId, FileRecord, FileStatus, IdempotencyKey, MultipartUpload, ObjectKey, OwnerId, PartPlan,
     format_timestamp, parse_timestamp,
 };
 use crate::error::AppError;
@@ -40,6 +40,8 @@ pub mod attr {
     pub const MULTIPART_EXPIRES_AT: &str = "multipartExpiresAt";
     /// `SHA256` when every part carries its SHA-256; absent when none does.
     pub const PART_CHECKSUM: &str = "partChecksumAlgorithm";
+    /// The `Idempotency-Key` a reservation was made with; its file id derives from it.
+    pub const IDEMPOTENCY_KEY: &str = "idempotencyKey";
 
     /// The ledger item's sort key. `#` sorts before every digit and letter, so in an owner's
     /// partition the ledger comes before every file id, and a listing starts after it.
@@ -71,6 +73,7 @@ pub mod attr {
         PART_COUNT,
         MULTIPART_EXPIRES_AT,
         PART_CHECKSUM,
+        IDEMPOTENCY_KEY,
     ];
 }
 
@@ -113,9 +116,13 @@ pub(super) fn to_item(record: &FileRecord) -> Result<Item, AppError> {
         etag,
         uploaded_at,
         multipart,
+        idempotency_key,
     } = record;
     let mut item = key(owner, *id);
     let mut optional = Vec::new();
+    if let Some(idempotency_key) = idempotency_key {
+        optional.push((attr::IDEMPOTENCY_KEY, s(idempotency_key.as_str())));
+    }
     if let Some(sha256) = sha256 {
         optional.push((attr::SHA256, s(sha256)));
     }
@@ -200,6 +207,16 @@ pub(super) fn from_item(item: &Item) -> Result<FileRecord, AppError> {
         Some(t) => Some(parse_timestamp(t).ok_or_else(|| corrupt(attr::UPLOADED_AT))?),
     };
     let multipart = multipart_from_item(item, size)?;
+    // A key is stored only with the id it derives: any other pairing is corrupt.
+    let idempotency_key = match text(attr::IDEMPOTENCY_KEY) {
+        None => None,
+        Some(t) => Some(
+            IdempotencyKey::parse(t)
+                .ok()
+                .filter(|k| FileId::for_idempotency_key(&owner, k) == id)
+                .ok_or_else(|| corrupt(attr::IDEMPOTENCY_KEY))?,
+        ),
+    };
     Ok(FileRecord {
         owner,
         id,
@@ -214,6 +231,7 @@ pub(super) fn from_item(item: &Item) -> Result<FileRecord, AppError> {
         etag: text(attr::ETAG).cloned(),
         uploaded_at,
         multipart,
+        idempotency_key,
     })
 }
 
@@ -272,7 +290,8 @@ mod tests {
 
     fn record() -> FileRecord {
         let owner = OwnerId::parse("alice").unwrap();
-        let id = FileId::new_random();
+        let idempotency_key = IdempotencyKey::parse("upload-7").unwrap();
+        let id = FileId::for_idempotency_key(&owner, &idempotency_key);
         let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
         FileRecord {
             key: ObjectKey::for_file(&owner, id),
@@ -292,6 +311,7 @@ mod tests {
                 plan: PartPlan::for_size(42).unwrap().with_part_sha256(true),
                 expires_at: now + time::Duration::hours(24),
             })),
+            idempotency_key: Some(idempotency_key),
         }
     }
 
@@ -316,10 +336,12 @@ mod tests {
             etag: None,
             uploaded_at: None,
             multipart: None,
+            idempotency_key: None,
             ..record()
         };
         let item = to_item(&record).unwrap();
         for name in [
+            attr::IDEMPOTENCY_KEY,
             attr::SHA256,
             attr::PURGE_AT,
             attr::ETAG,
@@ -343,6 +365,21 @@ mod tests {
             s(format!("users/mallory/{}", record.id)),
         );
         assert!(matches!(from_item(&item), Err(AppError::Internal(_))));
+    }
+
+    /// A stored Idempotency-Key names the id it derives, and no other: a record whose key and
+    /// id disagree (or whose key is no valid key) is corrupt.
+    #[test]
+    fn an_idempotency_key_must_derive_its_records_id() {
+        let full = to_item(&record()).unwrap();
+        for bad in ["upload-8", "", "a b"] {
+            let mut item = full.clone();
+            item.insert(attr::IDEMPOTENCY_KEY.into(), s(bad));
+            assert!(
+                matches!(from_item(&item), Err(AppError::Internal(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -186,8 +186,10 @@ impl OwnershipStore for DynamoDbOwnershipStore {
         let put_record = Put::builder()
             .table_name(&self.table)
             .set_item(Some(to_item(record)?))
-            // A fresh UUID v4 never collides in practice; the condition makes sure that even a
-            // collision could never replace someone's record.
+            // Never over a record: a fresh UUID v4 never collides in practice, and the condition
+            // makes sure even a collision could never replace someone's record. An id derived
+            // from an Idempotency-Key does meet its record on a repeat: the condition refuses the
+            // second write, and the service answers with the first.
             .condition_expression("attribute_not_exists(#owner)")
             .expression_attribute_names("#owner", attr::OWNER)
             .build()
