@@ -25,6 +25,12 @@ const TRANSIENT_CODES: &[&str] = &[
     "InternalError",
     "ServiceUnavailable",
     "TransactionConflictException",
+    // S3's 409 to a conditional write (a PUT or CompleteMultipartUpload with `If-None-Match`)
+    // when a conflicting operation on the key happens meanwhile (Amazon S3 API Reference,
+    // PutObject and CompleteMultipartUpload, `If-None-Match`: a PUT is to be retried; a
+    // completion's upload may be gone, to be started again). Not finished yet: retry later, and
+    // the retry learns which way it went. Never a fault of ours to report as 500.
+    "ConditionalRequestConflict",
 ];
 
 /// `Unavailable` (503, retry later) for throttling, timeouts, unreachable endpoints and 5xx;
@@ -117,5 +123,11 @@ mod tests {
             Some("AccessDeniedException")
         )));
         assert!(!is_unavailable(answered(400, Some("ValidationException"))));
+        // A 409 is no fault of ours to report, but it is worth retrying with this code only.
+        assert!(is_unavailable(answered(
+            409,
+            Some("ConditionalRequestConflict")
+        )));
+        assert!(!is_unavailable(answered(409, Some("OperationAborted"))));
     }
 }

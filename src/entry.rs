@@ -26,7 +26,8 @@ pub async fn file_service(config: &Config) -> FileService<DynamoDbOwnershipStore
         S3Bucket::new(
             aws::s3_client(&sdk, config.force_path_style),
             &config.bucket,
-        ),
+        )
+        .signing_with(sdk.credentials_provider()),
         config.uploads.clone(),
         config.expiry,
     )

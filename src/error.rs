@@ -38,6 +38,10 @@ pub enum AppError {
     /// The uploaded object did not match the reservation and was deleted.
     #[error("upload rejected: {0}")]
     UploadRejected(String),
+    /// An `Idempotency-Key` the caller already reserved a file with, sent with another request
+    /// (another name, type, size, checksum or upload mode); the message says so.
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
     /// A reservation would break one of the caller's quotas; the message names the limit.
     #[error("{0}")]
     QuotaExceeded(String),

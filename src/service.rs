@@ -11,12 +11,14 @@ use crate::bucket::{
     UrlSigner, Validity,
 };
 use crate::domain::{
-    Disposition, ExpiryPolicy, FileId, FileRecord, FileStatus, ObjectKey, OwnerId, PartPlan,
-    QuotaLimits, UploadPolicy, UploadRequest, Usage, check_disposition, content_disposition,
+    Disposition, ExpiryPolicy, FileId, FileRecord, FileStatus, IdempotencyKey, NewUpload,
+    ObjectKey, OwnerId, PartPlan, QuotaLimits, UploadPolicy, UploadRequest, Usage,
+    check_disposition, content_disposition,
 };
 use crate::error::AppError;
 use crate::store::{OwnershipStore, Transition};
 
+mod idempotency;
 mod multipart;
 mod reconcile;
 pub use multipart::DEFAULT_MULTIPART_EXPIRY;
@@ -140,34 +142,76 @@ where
         owner: &OwnerId,
         request: UploadRequest,
     ) -> Result<(FileRecord, UploadInstructions), AppError> {
+        self.reserve_upload_once(owner, request, None).await
+    }
+
+    /// `POST /uploads`, with the request's `Idempotency-Key` if it sent one: a reservation made
+    /// with a key is made once, and a repeat of it answers the same file (see
+    /// `service::idempotency`).
+    pub async fn reserve_upload_once(
+        &self,
+        owner: &OwnerId,
+        request: UploadRequest,
+        key: Option<IdempotencyKey>,
+    ) -> Result<(FileRecord, UploadInstructions), AppError> {
         let expires_in = request.expires_in;
         let upload = self.uploads.check(request)?;
         let lifetime = self.expiry.resolve(expires_in)?;
+        // Boxed, each: the reservation's future, inlined whole into the API's, goes past the
+        // compiler's layout depth limit in the crates that await the whole API. One allocation
+        // per reservation.
+        let Some(key) = key else {
+            return Box::pin(self.reserve_new(owner, FileId::new_random(), upload, lifetime, None))
+                .await;
+        };
+        Box::pin(self.reserve_idempotent(owner, key, upload, lifetime)).await
+    }
+
+    /// A new reservation under `id`: its record, then its upload URL or multipart plan.
+    async fn reserve_new(
+        &self,
+        owner: &OwnerId,
+        id: FileId,
+        upload: NewUpload,
+        lifetime: Duration,
+        key: Option<IdempotencyKey>,
+    ) -> Result<(FileRecord, UploadInstructions), AppError> {
         let created_at = now();
         if upload.parts.is_some() {
-            return self.reserve_multipart(owner, upload, created_at).await;
+            return self
+                .reserve_multipart(owner, id, upload, created_at, key)
+                .await;
         }
-        let record = FileRecord::pending(
+        let mut record = FileRecord::pending(
             owner.clone(),
-            FileId::new_random(),
+            id,
             upload,
             created_at,
             created_at + lifetime + PENDING_GRACE,
         );
+        record.idempotency_key = key;
         self.store
             .reserve(&record, &self.quotas, created_at)
             .await?;
+        let url = self
+            .sign_upload(&record, validity(created_at, lifetime))
+            .await?;
+        Ok((record, UploadInstructions::Put(url)))
+    }
+
+    /// The upload URL of a pending single-PUT record.
+    async fn sign_upload(
+        &self,
+        record: &FileRecord,
+        validity: Validity,
+    ) -> Result<PresignedRequest, AppError> {
         let target = UploadTarget {
             key: &record.key,
             content_type: &record.content_type,
             content_length: record.size,
             sha256: record.sha256.as_deref(),
         };
-        let url = self
-            .bucket
-            .presign_upload(target, validity(created_at, lifetime))
-            .await?;
-        Ok((record, UploadInstructions::Put(url)))
+        self.bucket.presign_upload(target, validity).await
     }
 
     /// A download URL for the caller's own, confirmed file. Everything the request alone can

@@ -164,6 +164,7 @@ async fn seed_sample_file(standins: &StandIns) {
         etag: None,
         uploaded_at: None,
         multipart: None,
+        idempotency_key: None,
     };
     standins
         .store()

@@ -57,6 +57,10 @@ enum Fault {
     NoSuchUpload,
     /// No fault, but S3's word that `If-None-Match: *` failed: an object is at the key.
     PreconditionFailed,
+    /// No fault, but S3's word that a conflicting write to the key happened meanwhile: 409
+    /// `ConditionalRequestConflict` (Amazon S3 API Reference, CompleteMultipartUpload and
+    /// PutObject, `If-None-Match`).
+    ConditionalRequestConflict,
 }
 
 impl Fault {
@@ -200,6 +204,9 @@ fn answer(
             (Fault::Timeout | Fault::Reset, _) => None,
             (Fault::NoSuchUpload, _) => Some(xml_error(404, "NoSuchUpload")),
             (Fault::PreconditionFailed, _) => Some(xml_error(412, "PreconditionFailed")),
+            (Fault::ConditionalRequestConflict, _) => {
+                Some(xml_error(409, "ConditionalRequestConflict"))
+            }
             (Fault::NeverProcessed, _) => {
                 let keys = json!({"Keys": [{"owner": {"S": "alice"}, "fileId": {"S": ID}}], "ConsistentRead": true});
                 let body = json!({"Responses": {TABLE: []}, "UnprocessedKeys": {TABLE: keys}});
@@ -552,7 +559,8 @@ fn multipart_scenario(site: &str) -> Scenario {
                 json!({"filename": "a.txt", "contentType": "text/plain", "size": MULTIPART_SIZE, "multipart": true}),
             ),
             "CreateMultipartUpload",
-            vec![],
+            // The ledger is read first: a caller over the quota costs no upload.
+            vec!["GetItem"],
         ),
         "ListParts (list parts)" => (
             "GET",
@@ -753,7 +761,12 @@ async fn the_happy_path_of_the_fake_backend_runs_every_multipart_call() {
     assert_eq!(answer.body["upload"]["method"], "MULTIPART", "{answer:?}");
     assert_eq!(
         seen,
-        ["CreateMultipartUpload", "GetItem", "TransactWriteItems"]
+        [
+            "GetItem",
+            "CreateMultipartUpload",
+            "GetItem",
+            "TransactWriteItems"
+        ]
     );
 
     // ListParts answered one part a page: every page is read, and no page after the last.
@@ -854,6 +867,38 @@ async fn s3_saying_an_upload_is_gone_is_an_answer_not_a_fault() {
     assert_eq!(answer.status, StatusCode::NO_CONTENT, "{answer:?}");
     assert_eq!(seen.last().map(String::as_str), Some("HeadObject"));
     assert!(seen.contains(&"TransactWriteItems".to_owned()), "{seen:?}");
+}
+
+/// Issue 20, 2.3: S3 answers a CompleteMultipartUpload with `If-None-Match` by 409
+/// `ConditionalRequestConflict` when a conflicting operation on the key happens meanwhile (Amazon
+/// S3 API Reference, CompleteMultipartUpload, `If-None-Match`). The completion is not finished:
+/// 503 `unavailable` with `Retry-After` (which the client retries; the retry completes, confirms
+/// what the other write stored, or says the upload is gone), never 500, and nothing is written.
+#[tokio::test]
+async fn a_completion_conflicting_with_a_write_in_flight_is_retried_later() {
+    let (answer, seen) = answered_at(
+        "CompleteMultipartUpload",
+        Some(Fault::ConditionalRequestConflict),
+    )
+    .await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.error_code()),
+        (503, "unavailable"),
+        "{answer:?}"
+    );
+    assert_eq!(answer.headers["retry-after"], "1", "{answer:?}");
+    assert!(!answer.body.to_string().contains("X-Amz-"), "{answer:?}");
+    assert_eq!(
+        seen,
+        [
+            "GetItem",
+            "HeadObject",
+            "ListParts",
+            "ListParts",
+            "CompleteMultipartUpload"
+        ],
+        "the record is neither confirmed nor rejected"
+    );
 }
 
 #[tokio::test]

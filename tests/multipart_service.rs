@@ -114,6 +114,7 @@ async fn a_reservation_creates_the_upload_then_the_record_and_counts_its_declare
     assert_eq!(
         h.store.journal.entries(),
         [
+            "store.ledger".to_owned(),
             format!("bucket.create_multipart {}", record.key.as_str()),
             "store.reserve".to_owned(),
         ]
@@ -126,15 +127,19 @@ async fn a_reservation_creates_the_upload_then_the_record_and_counts_its_declare
     assert_eq!((usage.pending_uploads, usage.bytes), (1, 250 * MIB));
 }
 
+/// Issue 20, 2.8: the quota is checked before S3 is asked for anything, so a caller over it
+/// costs no CreateMultipartUpload (and no AbortMultipartUpload to undo it): only the ledger read.
 #[tokio::test]
-async fn a_reservation_refused_by_a_quota_aborts_the_upload_it_created() {
+async fn an_over_quota_multipart_reservation_makes_no_s3_call() {
     let h = harness_with(
         QuotaLimits {
-            max_pending_uploads: 5,
+            max_pending_uploads: 1,
             max_bytes: 10 * MIB,
         },
         Duration::from_secs(3600),
     );
+    let before_bytes = h.bucket.journal.entries().len();
+    // Over the bytes limit at once.
     let refused = h
         .files
         .reserve_upload(&alice(), upload_of(11 * MIB, true))
@@ -143,8 +148,53 @@ async fn a_reservation_refused_by_a_quota_aborts_the_upload_it_created() {
         matches!(refused, Err(AppError::QuotaExceeded(_))),
         "{refused:?}"
     );
+    assert_eq!(h.store.journal.entries()[before_bytes..], ["store.ledger"]);
+    // Over the pending-uploads limit, after one reservation that fits.
+    reserve(&h, 6 * MIB).await;
+    let before_count = h.bucket.journal.entries().len();
+    let refused = h
+        .files
+        .reserve_upload(&alice(), upload_of(6 * MIB, true))
+        .await;
+    assert!(
+        matches!(refused, Err(AppError::QuotaExceeded(_))),
+        "{refused:?}"
+    );
+    assert_eq!(h.store.journal.entries()[before_count..], ["store.ledger"]);
+    assert!(
+        h.bucket
+            .journal
+            .matching("bucket.abort_multipart")
+            .is_empty()
+    );
+    assert_eq!(
+        h.bucket.journal.matching("bucket.create_multipart").len(),
+        1
+    );
+    assert_eq!(h.bucket.uploads().len(), 1);
+}
+
+/// The check ahead is no promise: the reservation's own write still decides. When it fails
+/// (here an outage; a quota lost to a concurrent reservation takes the same path), the upload
+/// created for it is aborted at once.
+#[tokio::test]
+async fn a_reservation_whose_write_fails_aborts_the_upload_it_created() {
+    let h = harness();
+    h.store.outages.fail("store.reserve");
+    let refused = h
+        .files
+        .reserve_upload(&alice(), upload_of(11 * MIB, true))
+        .await;
+    assert!(
+        matches!(refused, Err(AppError::Unavailable(_))),
+        "{refused:?}"
+    );
     assert!(h.store.is_empty());
     assert!(h.bucket.uploads().is_empty());
+    assert_eq!(
+        h.bucket.journal.matching("bucket.create_multipart").len(),
+        1
+    );
     assert_eq!(h.bucket.journal.matching("bucket.abort_multipart").len(), 1);
 }
 

@@ -41,6 +41,7 @@ fn pending_record(owner: &str, filename: &str) -> FileRecord {
         etag: None,
         uploaded_at: None,
         multipart: None,
+        idempotency_key: None,
     }
 }
 
@@ -168,6 +169,150 @@ async fn a_reservation_that_lost_the_ledger_to_another_reads_it_again_and_commit
         .expect("the second attempt commits");
     assert_eq!(ledger_moved_then_commit.num_calls(), 2);
     assert_eq!(no_ledger_yet.num_calls(), 2, "the ledger is read again");
+}
+
+/// DynamoDB's answer to a transaction whose token names one still being committed (Amazon
+/// DynamoDB API Reference, TransactWriteItems, Errors: `TransactionInProgressException`, "The
+/// transaction with the given request token is already in progress"), in its wire format.
+fn transaction_in_progress() -> HttpResponse {
+    HttpResponse::new(
+        StatusCode::try_from(400).unwrap(),
+        SdkBody::from(
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionInProgressException","Message":"Transaction is in progress"}"#,
+        ),
+    )
+}
+
+/// A DynamoDB client over `rules` that makes one attempt a call: each request below is one of the
+/// store's own attempts (the SDK's retries, with the production policy, are in tests/faults.rs).
+macro_rules! single_attempt_client {
+    ($($rule:expr),+) => {
+        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [$($rule),+], |conf| conf
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()))
+    };
+}
+
+/// Issue 20, 2.4: a transaction still committing is no failure. The store sends it again after
+/// its backoff with the same `ClientRequestToken` (so a first attempt that does commit is not
+/// applied twice, and the repeat answers its success: API Reference, TransactWriteItems,
+/// ClientRequestToken), and the change is applied.
+#[tokio::test]
+async fn a_transaction_in_progress_is_sent_again_with_the_same_token() {
+    let tokens = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = tokens.clone();
+    let in_progress_then_commit = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .match_requests(move |input| {
+            seen.lock()
+                .unwrap()
+                .push(input.client_request_token().map(str::to_owned));
+            true
+        })
+        .sequence()
+        .http_response(transaction_in_progress)
+        .times(2)
+        .output(|| {
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput::builder()
+                .build()
+        })
+        .build();
+    let store =
+        DynamoDbOwnershipStore::new(single_attempt_client!(&in_progress_then_commit), TABLE);
+    let record = pending_record("alice", "a.txt");
+    let uploaded_at = OffsetDateTime::now_utc();
+    assert_eq!(
+        store
+            .mark_available(&record, "\"e\"", uploaded_at)
+            .await
+            .expect("committed once the first attempt has"),
+        Transition::Applied
+    );
+    assert_eq!(in_progress_then_commit.num_calls(), 3);
+    let tokens = tokens.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 3, "{tokens:?}");
+    assert!(
+        tokens[0].as_deref().is_some_and(|t| !t.is_empty()),
+        "{tokens:?}"
+    );
+    assert!(
+        tokens.iter().all(|t| *t == tokens[0]),
+        "one token: {tokens:?}"
+    );
+}
+
+/// ... and one that stays in progress through every attempt is unavailable (503, retry later),
+/// never internal (500): nothing is known to have failed.
+#[tokio::test]
+async fn a_transaction_that_stays_in_progress_is_unavailable() {
+    let always_in_progress = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .sequence()
+        .http_response(transaction_in_progress)
+        .repeatedly()
+        .build();
+    let store = DynamoDbOwnershipStore::new(single_attempt_client!(&always_in_progress), TABLE);
+    let record = pending_record("alice", "a.txt");
+    let result = store.mark_rejected(&record).await;
+    assert!(
+        matches!(result, Err(AppError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        always_in_progress.num_calls(),
+        4,
+        "tried again with backoff, then gave up"
+    );
+}
+
+/// Issue 20, 2.7, against moto: a reservation repeated with its `Idempotency-Key` is the same
+/// file, written once (the record's `attribute_not_exists` condition is what a racing repeat
+/// meets), with the key stored beside it and one entry in the ledger; the repeat's fresh URL
+/// stores the bytes in s3s-fs.
+#[tokio::test]
+async fn a_reservation_repeated_with_its_idempotency_key_is_stored_once() {
+    let standins = StandIns::start().await;
+    let api = standins.api();
+    let reserve = || async {
+        let mut event = http_api_event(
+            "POST",
+            "/uploads",
+            Some("alice"),
+            Some(
+                serde_json::json!({"filename": "a.txt", "contentType": "text/plain", "size": 3})
+                    .to_string(),
+            ),
+        );
+        event["headers"]["idempotency-key"] = serde_json::json!("upload-7f3a");
+        let answer = api.send_event(&event).await;
+        assert_eq!(answer.status.as_u16(), 201, "{answer:?}");
+        answer.body
+    };
+    let first = reserve().await;
+    let second = reserve().await;
+    let id = first["file"]["id"].as_str().unwrap();
+    assert_eq!(second["file"]["id"], id);
+    let owner = OwnerId::parse("alice").unwrap();
+    let (records, _) = standins.store().list(&owner, 10, None).await.unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let item = raw_item(&standins, "alice", id).await;
+    assert_eq!(item[attr::IDEMPOTENCY_KEY].as_s().unwrap(), "upload-7f3a");
+    let ledger = standins.store().ledger(&owner).await.unwrap();
+    assert_eq!(ledger.pending.len(), 1, "{ledger:?}");
+    // The record under the key's id refuses a second write, whatever the service read first.
+    let record = standins
+        .store()
+        .get(&owner, FileId::parse(id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let again = FileRecord {
+        created_at: record.created_at + time::Duration::seconds(1),
+        ..record
+    };
+    let refused = standins
+        .store()
+        .reserve(&again, &QuotaLimits::default(), OffsetDateTime::now_utc())
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(upload(&second, b"abc").await.status(), 200);
 }
 
 /// Only a pending record changes state: confirming or rejecting one that is available or

@@ -821,6 +821,21 @@ fn functions_are_built_from_this_crate_for_al2023() {
     ] {
         assert_eq!(env[variable], json!({ "Ref": parameter }), "{variable}");
     }
+    // Issue 20, 2.2: no URL lifetime longer than role credentials can honour. A presigned URL
+    // dies with the role session that signed it (S3 User Guide, "Download and upload objects
+    // with presigned URLs", expiration time), and a role session lasts an hour unless its role
+    // allows more (IAM User Guide, "Update the maximum session duration for a role").
+    for parameter in ["UrlTtlSeconds", "UrlTtlMaxSeconds"] {
+        assert_eq!(
+            t["Parameters"][parameter]["MaxValue"],
+            json!(3600),
+            "{parameter}: URLs outliving the credentials that signed them"
+        );
+        assert!(
+            t["Parameters"][parameter]["Default"].as_u64() <= Some(3600),
+            "{parameter}"
+        );
+    }
     // The reconciliation judges strays by the same longest URL lifetime, and runs on schedule.
     let env = &t["Resources"]["ReconcileFunction"]["Properties"]["Environment"]["Variables"];
     for (variable, parameter) in [
@@ -853,6 +868,25 @@ fn functions_are_built_from_this_crate_for_al2023() {
         t["Parameters"]["QuotaMaxBytes"]["Default"],
         json!(quotas.max_bytes)
     );
+}
+
+/// The HTTP API lets browsers send exactly the request headers the API reads: the token, the
+/// JSON body's type, and `POST /uploads`'s `Idempotency-Key` (a preflight that does not allow a
+/// header makes the browser refuse the request; API Gateway Developer Guide, "Configuring CORS
+/// for an HTTP API").
+#[test]
+fn the_api_allows_the_request_headers_the_code_reads() {
+    let t = template();
+    let cors = &t["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"];
+    assert_eq!(
+        cors["AllowHeaders"],
+        json!([
+            "authorization",
+            "content-type",
+            presign_gate::http::IDEMPOTENCY_KEY
+        ])
+    );
+    assert_eq!(cors["ExposeHeaders"], json!(["retry-after"]));
 }
 
 /// Multipart: the bucket aborts incomplete uploads, never before a reservation lapses, and the

@@ -1,6 +1,7 @@
 //! The bucket, seen from the application: presigning URLs for the browser, and the few object
 //! operations the server does itself. `s3` is the adapter for S3 and the S3 stand-in.
 
+mod lifetime;
 mod s3;
 
 use std::fmt;

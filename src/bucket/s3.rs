@@ -1,4 +1,7 @@
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{
+    Credentials, IdentityCache, ProvideCredentials, SharedCredentialsProvider,
+};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
 use aws_sdk_s3::presigning::{PresignedRequest as SdkPresignedRequest, PresigningConfig};
@@ -8,7 +11,7 @@ use time::OffsetDateTime;
 use super::{
     Completion, DownloadTarget, FILE_CACHE_CONTROL, ListedObject, MultipartTarget, ObjectInfo,
     ObjectListing, ObjectLookup, ObjectPage, ObjectStorage, PartTarget, PartsLookup,
-    PresignedRequest, UploadTarget, UrlSigner, Validity,
+    PresignedRequest, UploadTarget, UrlSigner, Validity, lifetime,
 };
 use crate::backend_error::backend_error;
 use crate::domain::{ObjectKey, UploadedPart};
@@ -30,6 +33,9 @@ use crate::error::AppError;
 pub struct S3Bucket {
     client: Client,
     bucket: String,
+    /// The provider of the client's credentials, which sign the URLs: read for their expiry
+    /// (`signing`). The SDK client does not hand its own back.
+    credentials: Option<SharedCredentialsProvider>,
 }
 
 impl S3Bucket {
@@ -37,7 +43,55 @@ impl S3Bucket {
         Self {
             client,
             bucket: bucket.into(),
+            credentials: None,
         }
+    }
+
+    /// Signs every URL with credentials read from `provider` (the one the client was built
+    /// with), for no longer than they last. Without it, URLs are signed by the client's own
+    /// credentials for the lifetime asked.
+    #[must_use]
+    pub fn signing_with(mut self, provider: Option<SharedCredentialsProvider>) -> Self {
+        self.credentials = provider;
+        self
+    }
+}
+
+impl S3Bucket {
+    /// The credentials a URL is signed with, read once for it, and `validity` cut to what they
+    /// can honour (`lifetime::bounded`). The URL is then signed with exactly these credentials
+    /// (`signed_with`), so that the expiry read here is the one of the credentials in the URL,
+    /// not of others the SDK's cache might hold. Lambda's credentials come from its environment
+    /// variables: reading them makes no network call; the bound covers any other provider.
+    async fn signing(
+        &self,
+        validity: Validity,
+    ) -> Result<(Option<Credentials>, Validity), AppError> {
+        let Some(provider) = &self.credentials else {
+            return Ok((None, validity));
+        };
+        let credentials = tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials())
+            .await
+            .map_err(|_| AppError::Unavailable("the signing credentials took too long".into()))?
+            .map_err(|e| AppError::Unavailable(e.into()))?;
+        let validity = lifetime::bounded(validity, credentials.expiry())?;
+        Ok((Some(credentials), validity))
+    }
+}
+
+/// Bound on resolving the signing credentials (no network call with Lambda's environment
+/// variables; a provider that makes one is cut here).
+const CREDENTIALS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// An operation override that signs with `credentials`, when there are any. Uncached: they are
+/// resolved already, and a cache would keep a partition for each URL's provider.
+fn signed_with(credentials: Option<Credentials>) -> aws_sdk_s3::config::Builder {
+    let config = aws_sdk_s3::config::Builder::default();
+    match credentials {
+        Some(credentials) => config
+            .credentials_provider(credentials)
+            .identity_cache(IdentityCache::no_cache()),
+        None => config,
     }
 }
 
@@ -92,6 +146,7 @@ impl UrlSigner for S3Bucket {
     ) -> Result<PresignedRequest, AppError> {
         let content_length = i64::try_from(target.content_length)
             .map_err(|_| AppError::Internal("upload size exceeds i64".into()))?;
+        let (credentials, validity) = self.signing(validity).await?;
         // Each of these becomes a signed header: S3 refuses the PUT unless the browser sends
         // exactly these values, so the reservation's type and size (and checksum, when declared)
         // are enforced by S3 itself, and `If-None-Match: *` makes the URL unable to overwrite.
@@ -107,6 +162,8 @@ impl UrlSigner for S3Bucket {
             .cache_control(FILE_CACHE_CONTROL)
             .if_none_match("*")
             .set_checksum_sha256(target.sha256.map(str::to_owned))
+            .customize()
+            .config_override(signed_with(credentials))
             .presigned(presigning_config(validity)?)
             .await
             .map_err(|e| AppError::Internal(e.into()))?;
@@ -118,6 +175,7 @@ impl UrlSigner for S3Bucket {
         target: DownloadTarget<'_>,
         validity: Validity,
     ) -> Result<PresignedRequest, AppError> {
+        let (credentials, validity) = self.signing(validity).await?;
         let request = self
             .client
             .get_object()
@@ -126,6 +184,8 @@ impl UrlSigner for S3Bucket {
             .response_content_type(target.content_type)
             .response_content_disposition(target.content_disposition)
             .response_cache_control(FILE_CACHE_CONTROL)
+            .customize()
+            .config_override(signed_with(credentials))
             .presigned(presigning_config(validity)?)
             .await
             .map_err(|e| AppError::Internal(e.into()))?;
@@ -139,6 +199,7 @@ impl UrlSigner for S3Bucket {
     ) -> Result<PresignedRequest, AppError> {
         let part_number = i32::try_from(target.part_number)
             .map_err(|_| AppError::Internal("part number exceeds i32".into()))?;
+        let (credentials, validity) = self.signing(validity).await?;
         // Signed, as for a single PUT: S3 refuses a body of any other length, and, when the
         // client declared one, any other SHA-256.
         let request = self
@@ -150,6 +211,8 @@ impl UrlSigner for S3Bucket {
             .part_number(part_number)
             .content_length(i64_of(target.content_length, "part size")?)
             .set_checksum_sha256(target.sha256.map(str::to_owned))
+            .customize()
+            .config_override(signed_with(credentials))
             .presigned(presigning_config(validity)?)
             .await
             .map_err(|e| AppError::Internal(e.into()))?;
@@ -342,6 +405,13 @@ impl ObjectStorage for S3Bucket {
             {
                 Ok(Completion::NotCompleted)
             }
+            // 409 `ConditionalRequestConflict`: a conflicting write to the key happened while
+            // this completion ran (Amazon S3 API Reference, CompleteMultipartUpload,
+            // `If-None-Match`: on a 409, start the multipart upload again). Not finished yet:
+            // `backend_error` makes it 503 `unavailable` with `Retry-After`. The caller's retry of
+            // `complete` then completes the upload if S3 still has it, confirms the object if
+            // the other write (a concurrent completion) stored it, or answers 409
+            // `upload_missing` (reserve again) if neither. Never 500.
             Err(err) => Err(backend_error(err)),
         }
     }

@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use super::{MultipartUpload, NewUpload, OwnerId};
+use super::{IdempotencyKey, MultipartUpload, NewUpload, OwnerId};
 use crate::error::AppError;
 
 /// Timestamps are stored and returned as RFC 3339 in UTC, whole seconds.
@@ -18,13 +18,19 @@ pub fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
 }
 
 /// A file's id: a random UUID v4 chosen by the server, so ids are unguessable and never collide
-/// with another owner's.
+/// with another owner's; or, for a reservation made with an `Idempotency-Key`, a UUID v8 derived
+/// from the owner and the key (`FileId::for_idempotency_key`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileId(Uuid);
 
 impl FileId {
     pub fn new_random() -> Self {
         Self(Uuid::new_v4())
+    }
+
+    /// For ids derived rather than drawn (`FileId::for_idempotency_key`).
+    pub(super) fn from_uuid(id: Uuid) -> Self {
+        Self(id)
     }
 
     /// Accepts only the canonical lowercase hyphenated form that the server hands out. Braced,
@@ -130,6 +136,8 @@ pub struct FileRecord {
     /// S3's multipart upload behind a multipart reservation; `None` for a single PUT. Boxed:
     /// most records have none.
     pub multipart: Option<Box<MultipartUpload>>,
+    /// The `Idempotency-Key` the reservation was made with, if any (its id derives from it).
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 impl FileRecord {
@@ -205,6 +213,7 @@ impl FileRecord {
             etag: None,
             uploaded_at: None,
             multipart,
+            idempotency_key: None,
         }
     }
 }

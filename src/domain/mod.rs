@@ -4,6 +4,7 @@
 
 mod disposition;
 mod file;
+mod idempotency;
 mod multipart;
 mod owner;
 mod policy;
@@ -11,6 +12,7 @@ mod quota;
 
 pub use disposition::{Disposition, content_disposition};
 pub use file::{FileId, FileRecord, FileStatus, ObjectKey, format_timestamp, parse_timestamp};
+pub use idempotency::{IdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN};
 pub use multipart::{
     MAX_OBJECT_SIZE, MAX_PARTS_PER_REQUEST, MAX_SINGLE_PUT_SIZE, MultipartUpload, PartPlan,
     PartRequest, PartsRequest, PartsVerdict, UploadedPart,

@@ -92,21 +92,7 @@ impl Ledger {
         let purge_at = record
             .purge_at
             .ok_or_else(|| AppError::Internal("a reservation without a purge time".into()))?;
-        let usage = self.usage(now);
-        if usage.pending_uploads >= u64::from(limits.max_pending_uploads) {
-            return Err(AppError::QuotaExceeded(format!(
-                "the pendingUploads limit is reached: at most {} uploads may wait for their \
-                 upload at once; finish or delete one first",
-                limits.max_pending_uploads
-            )));
-        }
-        if usage.bytes.saturating_add(record.size) > limits.max_bytes {
-            return Err(AppError::QuotaExceeded(format!(
-                "the bytes limit would be exceeded: {} bytes in use plus {} reserved now is over \
-                 the limit of {} bytes for pending and available files",
-                usage.bytes, record.size, limits.max_bytes
-            )));
-        }
+        self.check(record.size, now, limits)?;
         let mut pending: BTreeMap<FileId, PendingEntry> =
             self.live(now).map(|(id, entry)| (*id, *entry)).collect();
         pending.insert(
@@ -120,6 +106,33 @@ impl Ledger {
             available_bytes: self.available_bytes,
             pending,
         })
+    }
+
+    /// Whether one more reservation of `size` bytes fits at `now`: `QuotaExceeded` naming the
+    /// limit it would break. A check ahead of work that costs something (a multipart upload to
+    /// create); what decides is `admit`, in the reservation's transaction.
+    pub fn check(
+        &self,
+        size: u64,
+        now: OffsetDateTime,
+        limits: &QuotaLimits,
+    ) -> Result<(), AppError> {
+        let usage = self.usage(now);
+        if usage.pending_uploads >= u64::from(limits.max_pending_uploads) {
+            return Err(AppError::QuotaExceeded(format!(
+                "the pendingUploads limit is reached: at most {} uploads may wait for their \
+                 upload at once; finish or delete one first",
+                limits.max_pending_uploads
+            )));
+        }
+        if usage.bytes.saturating_add(size) > limits.max_bytes {
+            return Err(AppError::QuotaExceeded(format!(
+                "the bytes limit would be exceeded: {} bytes in use plus {} reserved now is over \
+                 the limit of {} bytes for pending and available files",
+                usage.bytes, size, limits.max_bytes
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -23,7 +23,7 @@ use routes::Action;
 
 use crate::bucket::{ObjectStorage, UrlSigner};
 use crate::deadline::{Deadline, REQUEST_MARGIN};
-use crate::domain::{Disposition, FileId, OwnerId, PartsRequest, UploadRequest};
+use crate::domain::{Disposition, FileId, IdempotencyKey, OwnerId, PartsRequest, UploadRequest};
 use crate::error::AppError;
 use crate::service::{FileService, UploadInstructions};
 use crate::store::OwnershipStore;
@@ -221,7 +221,8 @@ where
         request: &Request,
     ) -> Result<Response<Body>, AppError> {
         let upload: UploadRequest = json_body(request)?;
-        let (record, upload) = self.files.reserve_upload(caller, upload).await?;
+        let key = idempotency_key(request)?;
+        let (record, upload) = self.files.reserve_upload_once(caller, upload, key).await?;
         Span::current().record("file_id", field::display(record.id));
         match &upload {
             UploadInstructions::Put(url) => {
@@ -351,6 +352,24 @@ fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, App
     serde_json::from_slice(body)
         .map_err(|e| AppError::invalid(format!("invalid request body: {e}")))
 }
+
+/// The request's `Idempotency-Key` header, checked, if it sent one; given twice it is refused.
+/// Never logged: it is the client's.
+fn idempotency_key(request: &Request) -> Result<Option<IdempotencyKey>, AppError> {
+    let values: Vec<_> = request.headers().get_all(IDEMPOTENCY_KEY).iter().collect();
+    match values.as_slice() {
+        [] => Ok(None),
+        // A value that is not visible ASCII reads as empty, which the check refuses.
+        [value] => IdempotencyKey::parse(value.to_str().unwrap_or_default()).map(Some),
+        _ => Err(AppError::invalid(
+            "Idempotency-Key must be given at most once",
+        )),
+    }
+}
+
+/// The request header that makes a reservation idempotent (IETF draft "The Idempotency-Key HTTP
+/// Header Field"). HTTP header names are case-insensitive; lowercase is how `http` holds them.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 fn parse_disposition(text: &str) -> Result<Disposition, AppError> {
     Disposition::parse(text)

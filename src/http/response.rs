@@ -35,11 +35,13 @@ impl<'a> FileView<'a> {
     pub fn of(record: &'a FileRecord) -> Result<Self, AppError> {
         let FileRecord {
             // Kept back: the owner is the caller, and the key, the purge time and the multipart
-            // upload (S3's upload id above all) are the server's.
+            // upload (S3's upload id above all) are the server's. The Idempotency-Key is the
+            // client's own, which it has already.
             owner: _,
             key: _,
             purge_at: _,
             multipart: _,
+            idempotency_key: _,
             id,
             filename,
             content_type,
@@ -232,6 +234,9 @@ pub fn status_and_code(error: &AppError) -> (StatusCode, &'static str) {
         }
         AppError::NotPending(_) => (StatusCode::CONFLICT, "not_pending"),
         AppError::UploadRejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "upload_rejected"),
+        AppError::IdempotencyKeyReused(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+        }
         AppError::QuotaExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
         AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -310,6 +315,11 @@ mod tests {
                 "upload_rejected",
             ),
             (
+                AppError::IdempotencyKeyReused("another request".into()),
+                422,
+                "idempotency_key_reused",
+            ),
+            (
                 AppError::QuotaExceeded("limit".into()),
                 429,
                 "quota_exceeded",
@@ -374,6 +384,7 @@ mod tests {
                 plan: crate::domain::PartPlan::for_size(42).unwrap(),
                 expires_at: at,
             })),
+            idempotency_key: None,
         };
         let view = serde_json::to_value(FileView::of(&record).unwrap()).unwrap();
         assert_eq!(

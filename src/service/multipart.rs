@@ -16,8 +16,8 @@ use crate::bucket::{
     PresignedRequest, UrlSigner,
 };
 use crate::domain::{
-    FileId, FileRecord, FileStatus, MAX_PARTS_PER_REQUEST, MultipartUpload, NewUpload, ObjectKey,
-    OwnerId, PartPlan, PartsRequest, PartsVerdict, UploadedPart,
+    FileId, FileRecord, FileStatus, IdempotencyKey, MAX_PARTS_PER_REQUEST, MultipartUpload,
+    NewUpload, ObjectKey, OwnerId, PartPlan, PartsRequest, PartsVerdict, UploadedPart,
 };
 use crate::error::AppError;
 use crate::store::{OwnershipStore, Transition};
@@ -34,29 +34,39 @@ where
     S: OwnershipStore,
     B: UrlSigner + ObjectStorage,
 {
-    /// S3 creates the upload first, because the record holds its id; then the record is written
-    /// within the caller's quotas. If that fails (a quota, an outage), the upload is aborted at
-    /// once: no record names it, so nothing else ever would (and should that abort fail too, or
-    /// the request be cut before it, the bucket's lifecycle rule aborts it within days). No part
-    /// URL exists until the record does.
+    /// The caller's quotas are checked first, on one consistent read of the ledger: a caller
+    /// over them is refused (429) before anything is created, so a refused reservation costs no
+    /// CreateMultipartUpload and no AbortMultipartUpload. Then S3 creates the upload, because the
+    /// record holds its id; then the record is written, and the transaction that writes it is
+    /// what decides the quotas (another reservation may have landed since the check). If that
+    /// fails (a quota lost to a race, an outage), the upload is aborted at once: no record names
+    /// it, so nothing else ever would (and should that abort fail too, or the request be cut
+    /// before it, the bucket's lifecycle rule aborts it within days). No part URL exists until
+    /// the record does.
     pub(super) async fn reserve_multipart(
         &self,
         owner: &OwnerId,
+        id: FileId,
         upload: NewUpload,
         created_at: OffsetDateTime,
+        key: Option<IdempotencyKey>,
     ) -> Result<(FileRecord, UploadInstructions), AppError> {
-        let id = FileId::new_random();
-        let key = ObjectKey::for_file(owner, id);
+        // Boxed: one more SDK future inlined here takes the reservation's future past the
+        // compiler's layout depth limit in the crates that await the whole API.
+        Box::pin(self.store.ledger(owner))
+            .await?
+            .check(upload.size, created_at, &self.quotas)?;
+        let object_key = ObjectKey::for_file(owner, id);
         let upload_id = self
             .bucket
             .create_multipart(MultipartTarget {
-                key: &key,
+                key: &object_key,
                 content_type: &upload.content_type,
                 part_sha256: upload.parts.is_some_and(|plan| plan.part_sha256()),
             })
             .await?;
         let expires_at = created_at + self.multipart_expiry;
-        let record = FileRecord::pending_multipart(
+        let mut record = FileRecord::pending_multipart(
             owner.clone(),
             id,
             upload,
@@ -65,8 +75,9 @@ where
             upload_id.clone(),
             expires_at,
         )?;
+        record.idempotency_key = key;
         if let Err(error) = self.store.reserve(&record, &self.quotas, created_at).await {
-            if let Err(abort) = self.bucket.abort_multipart(&key, &upload_id).await {
+            if let Err(abort) = self.bucket.abort_multipart(&object_key, &upload_id).await {
                 tracing::warn!(error = %abort, "abort of an unrecorded multipart upload failed; the lifecycle rule will");
             }
             return Err(error);

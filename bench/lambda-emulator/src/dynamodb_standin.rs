@@ -134,6 +134,7 @@ pub fn seed(endpoint: &str) -> Result<FileId> {
             etag: None,
             uploaded_at: None,
             multipart: None,
+            idempotency_key: None,
         };
         store
             .reserve(&record, &QuotaLimits::default(), now)

@@ -805,6 +805,7 @@ pub fn seed(
         etag: None,
         uploaded_at: None,
         multipart: None,
+        idempotency_key: None,
     };
     store.insert(record.clone());
     record

@@ -1,0 +1,427 @@
+//! The DynamoDB adapter of `OwnershipStore`: the operations. How records and the ledger are
+//! stored is in `item` and `ledger`, how a transaction is run and retried in `transaction`.
+
+mod item;
+mod ledger;
+mod transaction;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
+use time::OffsetDateTime;
+
+pub use item::attr;
+use item::{build_error, from_item, key, s, to_item};
+use ledger::{ledger_from_item, ledger_key, ledger_to_item, pending_attribute};
+use transaction::{
+    BATCH_GET_ATTEMPTS, BATCH_GET_BACKOFF, Outcome, TRANSACTION_ATTEMPTS, TRANSACTION_BACKOFF,
+    retry_waits,
+};
+
+use super::{OwnershipStore, Transition};
+use crate::backend_error::backend_error;
+use crate::domain::{
+    FileId, FileRecord, FileStatus, Ledger, OwnerId, QuotaLimits, format_timestamp,
+};
+use crate::error::AppError;
+
+#[derive(Clone, Debug)]
+pub struct DynamoDbOwnershipStore {
+    pub(super) client: Client,
+    pub(super) table: String,
+}
+
+impl DynamoDbOwnershipStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Creates the table with the layout this adapter expects. For local runs and tests only: a
+    /// deployed table comes from `template.yaml`, whose key schema a test checks against `attr`.
+    pub async fn create_table(&self) -> Result<(), AppError> {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let build = |e: aws_sdk_dynamodb::error::BuildError| AppError::Internal(e.into());
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(build)
+        };
+        let key = |name: &str, key_type| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(key_type)
+                .build()
+                .map_err(build)
+        };
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute(attr::OWNER)?)
+            .attribute_definitions(attribute(attr::FILE_ID)?)
+            .key_schema(key(attr::OWNER, KeyType::Hash)?)
+            .key_schema(key(attr::FILE_ID, KeyType::Range)?)
+            .send()
+            .await
+            .map_err(backend_error)?;
+        Ok(())
+    }
+
+    /// Applies `update` to the record only while it exists and is pending, so that duplicate or
+    /// out-of-order confirmations change nothing twice, together with `ledger` in one
+    /// transaction. Attribute names go through `#` aliases because `status` and `size` are
+    /// DynamoDB reserved words.
+    async fn transition_from_pending(
+        &self,
+        record: &FileRecord,
+        update: &str,
+        names: &[&str],
+        values: Vec<(&str, AttributeValue)>,
+        ledger: LedgerChange,
+    ) -> Result<Transition, AppError> {
+        let mut change = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(&record.owner, record.id)))
+            .update_expression(update)
+            .condition_expression("attribute_exists(#owner) AND #status = :pending")
+            .expression_attribute_names("#owner", attr::OWNER)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_values(":pending", s(FileStatus::Pending.as_str()));
+        for name in names {
+            change = change.expression_attribute_names(format!("#{name}"), *name);
+        }
+        for (placeholder, value) in values {
+            change = change.expression_attribute_values(placeholder, value);
+        }
+        let change = TransactWriteItem::builder()
+            .update(change.build().map_err(build_error)?)
+            .build();
+        let items = vec![change, self.ledger_update(record, ledger)?];
+        Ok(match self.transact(items).await? {
+            Outcome::Committed => Transition::Applied,
+            Outcome::ConditionFailed(_) => Transition::Stale,
+        })
+    }
+
+    /// The ledger's share of a record's change: its reservation leaves the ledger, and its bytes
+    /// move as `change` says. Unconditional: the record's own condition, in the same transaction,
+    /// is what makes it happen once.
+    fn ledger_update(
+        &self,
+        record: &FileRecord,
+        change: LedgerChange,
+    ) -> Result<TransactWriteItem, AppError> {
+        let bytes = match change {
+            LedgerChange::Confirmed => i128::from(record.size),
+            LedgerChange::ReservationReleased => 0,
+            LedgerChange::FileRemoved => -i128::from(record.size),
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(ledger_key(&record.owner)))
+            .update_expression("REMOVE #entry ADD #version :one, #bytes :bytes")
+            .expression_attribute_names("#entry", pending_attribute(record.id))
+            .expression_attribute_names("#version", attr::VERSION)
+            .expression_attribute_names("#bytes", attr::AVAILABLE_BYTES)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":bytes", AttributeValue::N(bytes.to_string()))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The owner's ledger and its version, `None` when it has no ledger item yet.
+    async fn read_ledger(&self, owner: &OwnerId) -> Result<(Ledger, Option<u64>), AppError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(ledger_key(owner)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend_error)?;
+        match output.item {
+            None => Ok((Ledger::default(), None)),
+            Some(item) => {
+                let (ledger, version) = ledger_from_item(&item)?;
+                Ok((ledger, Some(version)))
+            }
+        }
+    }
+}
+
+/// How a record's change moves the bytes of the ledger (its reservation always leaves it).
+#[derive(Clone, Copy)]
+enum LedgerChange {
+    /// pending -> available: the bytes count as available from now on.
+    Confirmed,
+    /// A pending reservation rejected or deleted: its bytes were only ever pending.
+    ReservationReleased,
+    /// An available file deleted.
+    FileRemoved,
+}
+
+impl OwnershipStore for DynamoDbOwnershipStore {
+    /// Reads the ledger, decides in code (a condition expression cannot tell expired entries
+    /// from live ones), then writes the record and the whole new ledger in one transaction that
+    /// holds only if the ledger is still the version read: optimistic concurrency. Of two
+    /// reservations racing for the last place, one commits and the other reads the ledger again
+    /// and is refused.
+    async fn reserve(
+        &self,
+        record: &FileRecord,
+        limits: &QuotaLimits,
+        now: OffsetDateTime,
+    ) -> Result<(), AppError> {
+        let put_record = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)?))
+            // Never over a record: a fresh UUID v4 never collides in practice, and the condition
+            // makes sure even a collision could never replace someone's record. An id derived
+            // from an Idempotency-Key does meet its record on a repeat: the condition refuses the
+            // second write, and the service answers with the first.
+            .condition_expression("attribute_not_exists(#owner)")
+            .expression_attribute_names("#owner", attr::OWNER)
+            .build()
+            .map_err(build_error)?;
+        for wait in retry_waits(TRANSACTION_BACKOFF, TRANSACTION_ATTEMPTS) {
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+            }
+            let (ledger, version) = self.read_ledger(&record.owner).await?;
+            let admitted = ledger.admit(record, now, limits)?;
+            let next_version = version.map_or(1, |v| v + 1);
+            let put_ledger = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(ledger_to_item(&record.owner, &admitted, next_version)));
+            let put_ledger = match version {
+                None => put_ledger
+                    .condition_expression("attribute_not_exists(#owner)")
+                    .expression_attribute_names("#owner", attr::OWNER),
+                Some(version) => put_ledger
+                    .condition_expression("#version = :version")
+                    .expression_attribute_names("#version", attr::VERSION)
+                    .expression_attribute_values(
+                        ":version",
+                        AttributeValue::N(version.to_string()),
+                    ),
+            }
+            .build()
+            .map_err(build_error)?;
+            let items = vec![
+                TransactWriteItem::builder().put(put_record.clone()).build(),
+                TransactWriteItem::builder().put(put_ledger).build(),
+            ];
+            match self.transact(items).await? {
+                Outcome::Committed => return Ok(()),
+                // The record is there already. `transact` gives the transaction an idempotency
+                // token, so DynamoDB answers a retry of a committed attempt with success; a
+                // store that ignores tokens (moto) fails the retry's condition instead. A record
+                // equal to this one, random id and all, can only be this reservation's.
+                Outcome::ConditionFailed(failed) if failed.contains(&0) => {
+                    return match self.get(&record.owner, record.id).await? {
+                        Some(stored) if stored == *record => Ok(()),
+                        _ => Err(AppError::Internal("reservation collision".into())),
+                    };
+                }
+                // The ledger changed since it was read: read it again.
+                Outcome::ConditionFailed(_) => {}
+            }
+        }
+        Err(AppError::Unavailable(
+            "the owner's usage kept changing during the reservation".into(),
+        ))
+    }
+
+    async fn ledger(&self, owner: &OwnerId) -> Result<Ledger, AppError> {
+        Ok(self.read_ledger(owner).await?.0)
+    }
+
+    async fn get(&self, owner: &OwnerId, id: FileId) -> Result<Option<FileRecord>, AppError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(owner, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend_error)?;
+        output.item.map(|item| from_item(&item)).transpose()
+    }
+
+    async fn get_many(&self, owner: &OwnerId, ids: &[FileId]) -> Result<Vec<FileRecord>, AppError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(ids.iter().map(|id| key(owner, *id)).collect()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| AppError::Internal(e.into()))?,
+        );
+        let mut records = Vec::with_capacity(ids.len());
+        for wait in retry_waits(BATCH_GET_BACKOFF, BATCH_GET_ATTEMPTS) {
+            let Some(keys) = pending.take() else { break };
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+            }
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .await
+                .map_err(backend_error)?;
+            if let Some(items) = output.responses.as_ref().and_then(|r| r.get(&self.table)) {
+                for item in items {
+                    records.push(from_item(item)?);
+                }
+            }
+            pending = output
+                .unprocessed_keys
+                .and_then(|mut unprocessed| unprocessed.remove(&self.table))
+                .filter(|keys| !keys.keys().is_empty());
+        }
+        if pending.is_some() {
+            return Err(AppError::Unavailable(
+                "BatchGetItem left keys unprocessed after every retry".into(),
+            ));
+        }
+        // Defence in depth: only records of the owner asked for, whatever came back.
+        records.retain(|record| &record.owner == owner);
+        Ok(records)
+    }
+
+    async fn mark_available(
+        &self,
+        record: &FileRecord,
+        etag: &str,
+        uploaded_at: OffsetDateTime,
+    ) -> Result<Transition, AppError> {
+        self.transition_from_pending(
+            record,
+            "SET #status = :available, #etag = :etag, #uploadedAt = :uploadedAt REMOVE #purgeAt",
+            &[attr::ETAG, attr::UPLOADED_AT, attr::PURGE_AT],
+            vec![
+                (":available", s(FileStatus::Available.as_str())),
+                (":etag", s(etag)),
+                (":uploadedAt", s(format_timestamp(uploaded_at)?)),
+            ],
+            LedgerChange::Confirmed,
+        )
+        .await
+    }
+
+    async fn mark_rejected(&self, record: &FileRecord) -> Result<Transition, AppError> {
+        self.transition_from_pending(
+            record,
+            "SET #status = :rejected",
+            &[],
+            vec![(":rejected", s(FileStatus::Rejected.as_str()))],
+            LedgerChange::ReservationReleased,
+        )
+        .await
+    }
+
+    async fn list(
+        &self,
+        owner: &OwnerId,
+        limit: u32,
+        after: Option<FileId>,
+    ) -> Result<(Vec<FileRecord>, Option<FileId>), AppError> {
+        let limit = i32::try_from(limit).map_err(|e| AppError::Internal(e.into()))?;
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            // File ids sort after the ledger's key: the range leaves the ledger out.
+            .key_condition_expression("#owner = :owner AND #fileId > :ledger")
+            .expression_attribute_names("#owner", attr::OWNER)
+            .expression_attribute_names("#fileId", attr::FILE_ID)
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .expression_attribute_values(":ledger", s(attr::USAGE_SORT_KEY))
+            // The start key is built from the caller and an id, never taken from the client
+            // whole, so no token can lead into another partition.
+            .set_exclusive_start_key(after.map(|id| key(owner, id)))
+            .limit(limit)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend_error)?;
+        let records = output
+            .items()
+            .iter()
+            .map(from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match output.last_evaluated_key() {
+            None => None,
+            Some(last) => Some(
+                last.get(attr::FILE_ID)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|id| FileId::parse(id))
+                    .ok_or_else(|| AppError::Internal("unexpected LastEvaluatedKey".into()))?,
+            ),
+        };
+        Ok((records, next))
+    }
+
+    async fn delete(&self, record: &FileRecord) -> Result<Transition, AppError> {
+        let ledger = match record.status {
+            FileStatus::Pending => LedgerChange::ReservationReleased,
+            FileStatus::Available => LedgerChange::FileRemoved,
+            FileStatus::Rejected => {
+                // A rejected record holds nothing in the ledger any more.
+                let result = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(&record.owner, record.id)))
+                    .condition_expression("#status = :status")
+                    .expression_attribute_names("#status", attr::STATUS)
+                    .expression_attribute_values(":status", s(record.status.as_str()))
+                    .send()
+                    .await;
+                return match result {
+                    Ok(_) => Ok(Transition::Applied),
+                    Err(err)
+                        if matches!(
+                            err.as_service_error(),
+                            Some(DeleteItemError::ConditionalCheckFailedException(_))
+                        ) =>
+                    {
+                        Ok(Transition::Stale)
+                    }
+                    Err(err) => Err(backend_error(err)),
+                };
+            }
+        };
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(&record.owner, record.id)))
+            .condition_expression("#status = :status")
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_values(":status", s(record.status.as_str()))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            self.ledger_update(record, ledger)?,
+        ];
+        Ok(match self.transact(items).await? {
+            Outcome::Committed => Transition::Applied,
+            Outcome::ConditionFailed(_) => Transition::Stale,
+        })
+    }
+}
