@@ -1,0 +1,99 @@
+// Presign Gate's browser client: its error type, and the words for the API's and S3's refusals.
+// Never includes a URL: presigned URLs are credentials.
+
+/** An API or storage refusal: `code` is the API's error code, or one of the client's own. */
+export class PresignGateError extends Error {
+  /**
+   * @param {string} message
+   * @param {{ status: number, code: string, storageCode?: string, cause?: unknown }} details
+   */
+  constructor(message, { status, code, storageCode, cause }) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = "PresignGateError";
+    /** HTTP status; 0 when no response arrived (network failure, CORS refusal). */
+    this.status = status;
+    this.code = code;
+    /** S3's error code when storage refused the bytes (`BadDigest`, `AccessDenied`, ...). */
+    this.storageCode = storageCode;
+  }
+}
+
+/** @param {Response} response */
+export async function readJson(response) {
+  try {
+    return await response.json();
+  } catch (error) {
+    throw new PresignGateError("The API answered with something other than JSON.", {
+      status: response.status,
+      code: "invalid_response",
+      cause: error,
+    });
+  }
+}
+
+/**
+ * The API's `{"error": {"code", "message"}}`, or words for a reply from something in front of it.
+ * @param {Response} response
+ */
+export async function apiError(response) {
+  const text = await response.text().catch(() => "");
+  let parsed = null;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // Not the API's JSON: API Gateway's own refusals are `{"message": ...}`, proxies send HTML.
+  }
+  const error = parsed?.error;
+  if (error && typeof error.code === "string") {
+    return new PresignGateError(String(error.message ?? error.code), {
+      status: response.status,
+      code: error.code,
+    });
+  }
+  const gatewayMessage = typeof parsed?.message === "string" ? parsed.message : null;
+  const code =
+    response.status === 401 ? "unauthenticated"
+    : response.status === 403 ? "forbidden"
+    : response.status === 429 ? "throttled"
+    : response.status >= 500 ? "unavailable"
+    : "http_error";
+  return new PresignGateError(gatewayMessage ?? `The API answered ${response.status}.`, {
+    status: response.status,
+    code,
+  });
+}
+
+/** Words for S3's refusals of a presigned PUT; S3 answers with an XML `<Error>`. */
+const STORAGE_REFUSALS = {
+  AccessDenied: "Storage refused the upload URL: it has expired or was altered.",
+  SignatureDoesNotMatch: "Storage refused the upload: the request does not match what was signed.",
+  BadDigest: "The bytes sent do not match the file's declared SHA-256.",
+  PreconditionFailed: "A file is already stored for this upload; it cannot be overwritten.",
+  IncompleteBody: "The upload ended before all the bytes were sent.",
+  SlowDown: "Storage is busy; try again shortly.",
+  NoSuchUpload: "The multipart upload no longer exists (it was cancelled or has lapsed).",
+};
+
+/**
+ * S3's error code from the XML `<Error>` body of its answer (readable by the page when the
+ * bucket's CORS rules allow the request), or undefined.
+ * @param {{ body?: string }} answer
+ */
+export function storageCodeOf(answer) {
+  return /<Code>([^<]*)<\/Code>/.exec(answer.body ?? "")?.[1];
+}
+
+/** @param {{ status: number, body?: string }} answer */
+export function storageError(answer) {
+  if (answer.status === 0) {
+    return new PresignGateError(
+      "The file could not be sent to storage (network failure, or the bucket's CORS rules refused this page).",
+      { status: 0, code: "network_error" },
+    );
+  }
+  const storageCode = storageCodeOf(answer);
+  const message =
+    STORAGE_REFUSALS[storageCode] ??
+    `Storage refused the upload (${storageCode ?? `HTTP ${answer.status}`}).`;
+  return new PresignGateError(message, { status: answer.status, code: "upload_failed", storageCode });
+}
