@@ -71,6 +71,7 @@ const STORAGE_REFUSALS = {
   PreconditionFailed: "A file is already stored for this upload; it cannot be overwritten.",
   IncompleteBody: "The upload ended before all the bytes were sent.",
   SlowDown: "Storage is busy; try again shortly.",
+  ConditionalRequestConflict: "Another upload of this file was still in progress; try again shortly.",
   NoSuchUpload: "The multipart upload no longer exists (it was cancelled or has lapsed).",
 };
 

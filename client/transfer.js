@@ -1,7 +1,7 @@
 // Presign Gate's browser client: sending bytes to S3 with a presigned URL, and the retry rules
 // (backoff, Retry-After) every request of the client follows.
 
-import { storageError } from "./errors.js";
+import { storageCodeOf, storageError } from "./errors.js";
 
 /**
  * Request headers a page may not set (the Fetch standard's forbidden request-header names): the
@@ -142,7 +142,11 @@ export async function putWithRetries(transport, blob, upload, { onProgress, sign
     // The URL refuses to overwrite (If-None-Match: *). A 412 on a retry means an earlier attempt
     // did store the object and only its answer was lost; the confirmation checks the bytes.
     if (answer.status === 412 && attempt > 0) return;
-    const retryable = answer.status === 0 || RETRYABLE_STORAGE.has(answer.status);
+    // 409 ConditionalRequestConflict: another write of this key (an earlier attempt of ours whose
+    // answer was lost, still in flight) is under way, and S3 says to retry (S3 API Reference,
+    // PutObject, "If-None-Match"). The retry stores the object, or gets 412: stored.
+    const conflict = answer.status === 409 && storageCodeOf(answer) === "ConditionalRequestConflict";
+    const retryable = answer.status === 0 || conflict || RETRYABLE_STORAGE.has(answer.status);
     const delay = transport.delay(attempt, answer.retryAfter);
     if (retryable && attempt < transport.retry.retries && !(Date.now() + delay >= expiresAt)) {
       await transport.sleep(delay, signal);

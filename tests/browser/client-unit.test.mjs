@@ -252,6 +252,38 @@ test("a 412 on a retried PUT means an earlier attempt stored the object; on the 
   });
 });
 
+// S3 API Reference, PutObject, "If-None-Match": "If a conflicting operation occurs during the
+// upload S3 returns a 409 ConditionalRequestConflict response. On a 409 failure you should retry
+// the upload." The retry then stores the object, or answers 412 when the other write stored it.
+test("a PUT refused 409 ConditionalRequestConflict is sent again; its 412 then reads as stored", async () => {
+  const blob = new Blob(["x"], { type: "text/plain" });
+  const api = fakeApi([
+    () => json(201, reservation(blob)),
+    () => json(200, { file: { id: FILE_ID, status: "available" } }),
+  ]);
+  const conflict = "<Error><Code>ConditionalRequestConflict</Code><Message>A conflicting conditional operation is currently in progress against this resource. Please try again.</Message></Error>";
+  const storage = fakeXhr([
+    (xhr) => xhr.answer(409, { body: conflict }),
+    (xhr) => xhr.answer(412, { body: "<Error><Code>PreconditionFailed</Code></Error>" }),
+  ]);
+  const { client, sleeps } = gate(api.fetch, storage.XMLHttpRequest);
+  const file = await client.upload(blob, { filename: "x", sha256: false });
+  assert.equal(file.status, "available");
+  assert.equal(storage.requests.length, 2);
+  assert.equal(sleeps.length, 1, "after a backoff");
+  assert.equal(api.handlers.length, 0, "confirmed");
+
+  // Any other 409 is not a conflict S3 says to retry.
+  const other = fakeApi([() => json(201, reservation(blob))]);
+  const refused = fakeXhr([(xhr) => xhr.answer(409, { body: "<Error><Code>OperationAborted</Code></Error>" })]);
+  await assert.rejects(gate(other.fetch, refused.XMLHttpRequest).client.upload(blob, { filename: "x", sha256: false }), {
+    status: 409,
+    code: "upload_failed",
+    storageCode: "OperationAborted",
+  });
+  assert.equal(refused.requests.length, 1);
+});
+
 test("S3's refusal is not retried, and its error never carries the URL", async () => {
   const blob = new Blob(["x"], { type: "text/plain" });
   const api = fakeApi([() => json(201, reservation(blob))]);
