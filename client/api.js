@@ -1,13 +1,7 @@
 // Presign Gate's browser client: one call to the API, with the caller's headers, retried where
 // retrying can help.
 
-import { PresignGateError, apiError, readJson } from "./errors.js";
-
-/**
- * API statuses worth another attempt: 503 is the API's `unavailable`, 429 API Gateway's
- * throttling. The API's own 500 is a fault that retrying will not fix, so it is not retried.
- */
-const RETRYABLE_API = new Set([429, 503]);
+import { PresignGateError, apiError, apiErrorBody, apiErrorOf, readJson } from "./errors.js";
 
 export class Api {
   #apiUrl;
@@ -28,13 +22,14 @@ export class Api {
   }
 
   /**
-   * One API call, retried on 503, 429 and network failures; the parsed body, or null for a 204.
+   * One API call, retried on 503, API Gateway's 429 and network failures; the parsed body, or
+   * null for a 204. `headers` are sent with the caller's, on every attempt.
    * @param {string} method
    * @param {string} path
-   * @param {{ body?: unknown, query?: Record<string, unknown>, signal?: AbortSignal }} [request]
+   * @param {{ body?: unknown, query?: Record<string, unknown>, headers?: Record<string, string>, signal?: AbortSignal }} [request]
    * @returns {Promise<any>}
    */
-  async call(method, path, { body, query, signal } = {}) {
+  async call(method, path, { body, query, headers: extra, signal } = {}) {
     const url = new URL(this.#apiUrl + path);
     for (const [name, value] of Object.entries(query ?? {})) {
       if (value !== undefined && value !== null) url.searchParams.set(name, String(value));
@@ -42,7 +37,7 @@ export class Api {
     const transport = this.#transport;
     for (let attempt = 0; ; attempt++) {
       signal?.throwIfAborted();
-      const headers = { ...(await this.#callerHeaders()) };
+      const headers = { ...(await this.#callerHeaders()), ...extra };
       if (body !== undefined) headers["content-type"] = "application/json";
       let response;
       try {
@@ -67,7 +62,19 @@ export class Api {
       }
       if (response.ok) return response.status === 204 ? null : readJson(response);
       const retryAfter = response.headers.get("retry-after");
-      if (RETRYABLE_API.has(response.status) && attempt < transport.retry.retries) {
+      if (response.status === 429) {
+        // Two 429s: API Gateway's throttling (`{"message":"Too Many Requests"}`), which passes,
+        // and the API's own `quota_exceeded` (`{"error":{"code":...}}`), which will not change
+        // by asking again. Only the first is retried.
+        const text = await response.text().catch(() => "");
+        if (apiErrorBody(text) === null && attempt < transport.retry.retries) {
+          await transport.sleep(transport.delay(attempt, retryAfter), signal);
+          continue;
+        }
+        throw apiErrorOf(response.status, text);
+      }
+      // 503: the API's `unavailable`. The API's own 500 is a fault that retrying will not fix.
+      if (response.status === 503 && attempt < transport.retry.retries) {
         await response.body?.cancel().catch(() => {});
         await transport.sleep(transport.delay(attempt, retryAfter), signal);
         continue;
@@ -79,4 +86,18 @@ export class Api {
   async #callerHeaders() {
     return typeof this.#headers === "function" ? await this.#headers() : this.#headers;
   }
+}
+
+/**
+ * A random key for the `Idempotency-Key` header: `crypto.randomUUID()` where the page has it (a
+ * secure context), else a version 4 UUID from `crypto.getRandomValues`, which every page has.
+ */
+export function randomKey() {
+  const { crypto } = globalThis;
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }

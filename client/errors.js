@@ -36,31 +36,46 @@ export async function readJson(response) {
  * @param {Response} response
  */
 export async function apiError(response) {
-  const text = await response.text().catch(() => "");
+  return apiErrorOf(response.status, await response.text().catch(() => ""));
+}
+
+/**
+ * The API's own error code in a body, or null: a body without one is from something in front of
+ * the API (API Gateway's refusals are `{"message": ...}`, proxies send HTML).
+ * @param {string} text
+ * @returns {{ code: string, message?: unknown } | null}
+ */
+export function apiErrorBody(text) {
+  let parsed = null;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const error = parsed?.error;
+  return error && typeof error.code === "string" ? error : null;
+}
+
+/** @param {number} status @param {string} text */
+export function apiErrorOf(status, text) {
   let parsed = null;
   try {
     parsed = JSON.parse(text);
   } catch {
     // Not the API's JSON: API Gateway's own refusals are `{"message": ...}`, proxies send HTML.
   }
-  const error = parsed?.error;
-  if (error && typeof error.code === "string") {
-    return new PresignGateError(String(error.message ?? error.code), {
-      status: response.status,
-      code: error.code,
-    });
+  const error = apiErrorBody(text);
+  if (error) {
+    return new PresignGateError(String(error.message ?? error.code), { status, code: error.code });
   }
   const gatewayMessage = typeof parsed?.message === "string" ? parsed.message : null;
   const code =
-    response.status === 401 ? "unauthenticated"
-    : response.status === 403 ? "forbidden"
-    : response.status === 429 ? "throttled"
-    : response.status >= 500 ? "unavailable"
+    status === 401 ? "unauthenticated"
+    : status === 403 ? "forbidden"
+    : status === 429 ? "throttled"
+    : status >= 500 ? "unavailable"
     : "http_error";
-  return new PresignGateError(gatewayMessage ?? `The API answered ${response.status}.`, {
-    status: response.status,
-    code,
-  });
+  return new PresignGateError(gatewayMessage ?? `The API answered ${status}.`, { status, code });
 }
 
 /** Words for S3's refusals of a presigned PUT; S3 answers with an XML `<Error>`. */

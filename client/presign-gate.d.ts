@@ -69,6 +69,12 @@ export interface ReserveOptions {
   expiresIn?: number;
   /** Ask for a multipart upload whatever the size; default: above `multipartThreshold`. */
   multipart?: boolean;
+  /**
+   * Sent as the `Idempotency-Key` header of `POST /uploads`, the same on each retry of this
+   * reservation, so a repeat answers with the same file rather than a second reservation.
+   * Default: a random UUID per call.
+   */
+  idempotencyKey?: string;
   /** Aborts hashing, the reservation, the transfer or the confirmation, whichever is under way. */
   signal?: AbortSignal;
 }

@@ -6,7 +6,7 @@
 // multipart.js (parts), errors.js. It never logs anything: presigned URLs are credentials, and
 // error messages never include one.
 
-import { Api } from "./api.js";
+import { Api, randomKey } from "./api.js";
 import { PresignGateError } from "./errors.js";
 import { DEFAULT_PART_CONCURRENCY, positiveInteger, sendParts } from "./multipart.js";
 import { sha256Base64 } from "./sha256.js";
@@ -147,8 +147,12 @@ export class PresignGate {
     // S3 fixes at the upload's creation whether its parts carry checksums, and refuses a part
     // that differs: a multipart upload is hashed part by part only if reserved so.
     const partSha256 = multipart && options.sha256 !== false ? true : undefined;
+    // One key per reservation, the same on each of its retries: a retry after a lost answer (a
+    // network failure, a 503) gets the same file back instead of a second reservation.
+    const idempotencyKey = options.idempotencyKey ?? randomKey();
     return this.#api.call("POST", "/uploads", {
       body: { filename, contentType, size: blob.size, sha256, expiresIn, multipart: multipart || undefined, partSha256 },
+      headers: { "idempotency-key": idempotencyKey },
       signal,
     });
   }

@@ -7,6 +7,7 @@ import { createHash, randomBytes } from "node:crypto";
 
 import { PresignGate, PresignGateError, parseRetryAfter, browserMaySet } from "../../client/presign-gate.js";
 import { Sha256, sha256Base64, toBase64 } from "../../client/sha256.js";
+import { randomKey } from "../../client/api.js";
 
 const API = "https://api.example.test/prod";
 const FILE_ID = "8b2d4c1e-0f3a-4b5c-9d6e-7f8091a2b3c4";
@@ -212,6 +213,107 @@ test("an API 503 is retried after its Retry-After; a network failure with backof
   await client.upload(blob, { filename: "x" });
   // 2 s as asked; then half (random 0.5) of base * 2^1.
   assert.deepEqual(sleeps, [2000, 300]);
+});
+
+// Amazon API Gateway Developer Guide, "Throttle requests to your HTTP APIs" (the template's API is
+// an HTTP API: a throttled request is answered 429 {"message":"Too Many Requests"}) and "Gateway
+// response types" (THROTTLED, 429): a throttled request may succeed when sent again. The API's own 429 `quota_exceeded` (README, "Errors") will not change by asking
+// again, and the reservation it refused wrote nothing.
+test("POST /uploads is retried on API Gateway's throttling 429, never on the API's 429 quota_exceeded", async () => {
+  const blob = new Blob(["x"], { type: "text/plain" });
+  const throttled = () => json(429, { message: "Too Many Requests" });
+  const quota = () =>
+    json(429, { error: { code: "quota_exceeded", message: "1 pending uploads, the limit is 1" } });
+  const api = fakeApi([throttled, throttled, quota]);
+  const { client, sleeps } = gate(api.fetch, fakeXhr([]).XMLHttpRequest);
+  await assert.rejects(client.upload(blob, { filename: "x", sha256: false }), {
+    name: "PresignGateError",
+    status: 429,
+    code: "quota_exceeded",
+    message: "1 pending uploads, the limit is 1",
+  });
+  assert.equal(api.calls.length, 3, "two throttled attempts retried, the quota refusal not");
+  assert.equal(sleeps.length, 2);
+
+  // The same on any route: a quota answer is final at once.
+  const once = fakeApi([quota]);
+  await assert.rejects(gate(once.fetch, fakeXhr([]).XMLHttpRequest).client.reserve(blob, { filename: "x", sha256: false }), {
+    code: "quota_exceeded",
+  });
+  assert.equal(once.calls.length, 1);
+
+  // Throttled to the end: the gateway's words, as `throttled`.
+  const always = fakeApi(Array.from({ length: 3 }, () => throttled));
+  const { client: patient } = gate(always.fetch, fakeXhr([]).XMLHttpRequest, { retry: { retries: 2 } });
+  await assert.rejects(patient.list(), { status: 429, code: "throttled", message: "Too Many Requests" });
+  assert.equal(always.calls.length, 3);
+});
+
+/**
+ * A fake POST /uploads that keeps its promise as the API does (issue 20, 2.7): a repeated
+ * `Idempotency-Key` answers with the file it reserved first, never a second reservation.
+ */
+function idempotentUploads(blob) {
+  const byKey = new Map();
+  let next = 0;
+  return (key) => {
+    assert.match(key ?? "", /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, "a random UUID");
+    if (!byKey.has(key)) byKey.set(key, `${FILE_ID.slice(0, -1)}${next++}`);
+    const answer = reservation(blob);
+    answer.file.id = byKey.get(key);
+    return { answer, reservations: () => byKey.size };
+  };
+}
+
+test("the idempotency key is a version 4 UUID, from getRandomValues where randomUUID is missing (outside a secure context)", () => {
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  assert.match(randomKey(), uuid);
+  Object.defineProperty(globalThis.crypto, "randomUUID", { value: undefined, configurable: true });
+  try {
+    const keys = new Set(Array.from({ length: 100 }, () => randomKey()));
+    assert.equal(keys.size, 100);
+    for (const key of keys) assert.match(key, uuid);
+  } finally {
+    delete globalThis.crypto.randomUUID;
+  }
+  assert.equal(typeof globalThis.crypto.randomUUID, "function");
+});
+
+// The answers a caller cannot read (a network failure, a 503 after the reservation committed)
+// are exactly those after which a reservation may exist: the retry must say it is the same one.
+test("each reservation sends one Idempotency-Key, the same on each of its retries", async () => {
+  const blob = new Blob(["x"], { type: "text/plain" });
+  const uploads = idempotentUploads(blob);
+  const keys = [];
+  let last;
+  const reserveAnswer = (_m, _u, init) => {
+    keys.push(init.headers["idempotency-key"]);
+    last = uploads(init.headers["idempotency-key"]);
+    return last.answer;
+  };
+  const api = fakeApi([
+    (m, u, init) => (reserveAnswer(m, u, init), new TypeError("Failed to fetch")),
+    (m, u, init) => (reserveAnswer(m, u, init), json(503, { error: { code: "unavailable", message: "busy" } })),
+    (m, u, init) => json(201, reserveAnswer(m, u, init)),
+    () => json(200, { file: { id: FILE_ID, status: "available" } }),
+    (m, u, init) => json(201, reserveAnswer(m, u, init)),
+  ]);
+  const storage = fakeXhr([(xhr) => xhr.answer(200)]);
+  const { client } = gate(api.fetch, storage.XMLHttpRequest);
+  await client.upload(blob, { filename: "x", sha256: false });
+  assert.equal(keys.length, 3);
+  assert.equal(new Set(keys).size, 1, "the same key on every attempt");
+  assert.equal(last.reservations(), 1, "one reservation for three attempts");
+
+  // The next reservation is another one, with a key of its own; a caller's key is sent as it is.
+  await client.reserve(blob, { filename: "x", sha256: false });
+  assert.notEqual(keys[3], keys[0]);
+  assert.equal(last.reservations(), 2);
+  const own = fakeApi([(_m, _u, init) => (assert.equal(init.headers["idempotency-key"], "my-key-1"), json(201, reservation(blob)))]);
+  await gate(own.fetch, fakeXhr([]).XMLHttpRequest).client.reserve(blob, { filename: "x", sha256: false, idempotencyKey: "my-key-1" });
+  // Only POST /uploads carries one.
+  const other = fakeApi([(_m, _u, init) => (assert.equal(init.headers["idempotency-key"], undefined), json(200, { file: {} }))]);
+  await gate(other.fetch, fakeXhr([]).XMLHttpRequest).client.get(FILE_ID);
 });
 
 test("a PUT refused with 503 or lost to the network is sent again, with progress starting over", async () => {
