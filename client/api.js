@@ -83,6 +83,23 @@ export class Api {
     }
   }
 
+  /**
+   * A GET of a presigned URL, with none of the caller's headers: S3 must never see the token.
+   * @param {string} url @param {{ signal?: AbortSignal }} options
+   * @returns {Promise<Response>}
+   */
+  async fetchStorage(url, { signal }) {
+    try {
+      return await this.#fetch(url, { method: "GET", signal, cache: "no-store", credentials: "omit" });
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      throw new PresignGateError(
+        "The file could not be fetched from storage (network failure, or the bucket's CORS rules refused this page).",
+        { status: 0, code: "network_error", cause: error },
+      );
+    }
+  }
+
   async #callerHeaders() {
     return typeof this.#headers === "function" ? await this.#headers() : this.#headers;
   }

@@ -81,6 +81,7 @@ export function apiErrorOf(status, text) {
 /** Words for S3's refusals of a presigned PUT; S3 answers with an XML `<Error>`. */
 const STORAGE_REFUSALS = {
   AccessDenied: "Storage refused the upload URL: it has expired or was altered.",
+  ExpiredToken: "Storage refused the URL: the credentials it was signed with have expired.",
   SignatureDoesNotMatch: "Storage refused the upload: the request does not match what was signed.",
   BadDigest: "The bytes sent do not match the file's declared SHA-256.",
   PreconditionFailed: "A file is already stored for this upload; it cannot be overwritten.",
@@ -112,4 +113,20 @@ export function storageError(answer) {
     STORAGE_REFUSALS[storageCode] ??
     `Storage refused the upload (${storageCode ?? `HTTP ${answer.status}`}).`;
   return new PresignGateError(message, { status: answer.status, code: "upload_failed", storageCode });
+}
+
+/**
+ * Whether S3 refused a presigned URL only because it is no longer valid, so that a fresh URL for
+ * the same request will do: `AccessDenied` "Request has expired" (past `X-Amz-Expires`), or
+ * `ExpiredToken`, the session token it was signed with has expired before `X-Amz-Expires` (AWS
+ * Knowledge Center, "Why does my presigned URL expire before the expiration time?"). Any other
+ * refusal (a 403 for another reason, an answer whose body the page cannot read) is not.
+ * @param {{ status: number, body?: string }} answer
+ */
+export function urlExpired(answer) {
+  if (answer.status !== 403 && answer.status !== 400) return false;
+  const code = storageCodeOf(answer);
+  if (code === "ExpiredToken") return true;
+  const message = /<Message>([^<]*)<\/Message>/.exec(answer.body ?? "")?.[1] ?? "";
+  return answer.status === 403 && code === "AccessDenied" && /^Request has expired/i.test(message);
 }

@@ -1,7 +1,7 @@
 // Presign Gate's browser client: a multipart upload's parts, signed in batches, sent in parallel,
 // each retried on its own.
 
-import { PresignGateError, storageError } from "./errors.js";
+import { PresignGateError, storageCodeOf, storageError, urlExpired } from "./errors.js";
 import { sha256Base64 } from "./sha256.js";
 import { RETRYABLE_STORAGE, settable } from "./transfer.js";
 
@@ -105,9 +105,11 @@ async function putPart(transport, n, body, digest, { urls, progress, deadline, s
       return;
     }
     progress.sending(n, 0);
-    // A URL that expired on the way (a slow part, a sleeping laptop) is signed again.
-    if (answer.status === 403 && urlExpired(part, answer) && attempt < transport.retry.retries) {
-      urls.forget(n);
+    // A URL that expired on the way (a slow part, a sleeping laptop), or whose signing session
+    // did, is signed again; an expired session took every URL signed with it.
+    if (urlExpired(answer) && attempt < transport.retry.retries) {
+      if (storageCodeOf(answer) === "ExpiredToken") urls.forgetAll();
+      else urls.forget(n);
       continue;
     }
     const retryable = answer.status === 0 || RETRYABLE_STORAGE.has(answer.status);
@@ -162,6 +164,11 @@ class PartUrls {
   /** @param {number} n */
   forget(n) {
     this.#known.delete(n);
+  }
+
+  /** Every URL known is dropped: each part asks for a new one when it next needs one. */
+  forgetAll() {
+    this.#known.clear();
   }
 
   #flush(signal) {
@@ -228,13 +235,6 @@ class PartProgress {
     this.#reported = loaded;
     this.#onProgress?.({ loaded, total: this.#total });
   }
-}
-
-/** S3 refused a URL because it has expired ("Request has expired"), or its time is up anyway. */
-function urlExpired(part, answer) {
-  const code = /<Code>([^<]*)<\/Code>/.exec(answer.body ?? "")?.[1];
-  const message = /<Message>([^<]*)<\/Message>/.exec(answer.body ?? "")?.[1] ?? "";
-  return code === "AccessDenied" && (/expired/i.test(message) || Date.parse(part.expiresAt) <= Date.now());
 }
 
 /** @param {unknown} value @param {string} name @returns {number} */

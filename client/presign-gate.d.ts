@@ -79,11 +79,19 @@ export interface ReserveOptions {
   signal?: AbortSignal;
 }
 
+/** How to send a single-PUT upload: the presigned URL and the headers it was signed with. */
+export interface PutUpload {
+  method: "PUT";
+  url: string;
+  headers: HeaderMap;
+  expiresAt: string;
+}
+
 /** What `POST /uploads` answers: the pending record and how to send the bytes. */
 export interface Reservation {
   file: FileRecord;
   upload:
-    | { method: "PUT"; url: string; headers: HeaderMap; expiresAt: string }
+    | PutUpload
     | { method: "MULTIPART"; partSize: number; partCount: number; partSha256: boolean; expiresAt: string };
 }
 
@@ -159,6 +167,7 @@ export declare class PresignGateError extends Error {
    * The API's error code (`invalid_request`, `content_type_not_allowed`, `not_found`, `not_ready`,
    * `upload_missing`, `upload_rejected`, `too_large`, `unauthenticated`, `unavailable`, ...), or the
    * client's own: `network_error`, `upload_failed` (S3 refused the bytes; see `storageCode`),
+   * `download_failed` (S3 refused a download URL `download` fetched),
    * `unsupported_upload`, `resume_mismatch` (the blob is not the reserved file),
    * `invalid_response`, `forbidden`, `throttled`, `http_error`.
    */
@@ -199,7 +208,19 @@ export declare class PresignGate {
   reserve(blob: Blob, options?: ReserveOptions): Promise<Reservation>;
   /** Confirms an upload (the server checks the stored object); idempotent. */
   complete(id: string, options?: { signal?: AbortSignal }): Promise<FileRecord>;
+  /**
+   * A fresh URL for the single PUT of a pending reservation (`POST /files/{id}/upload-url`), for
+   * when S3 refused the first as expired or signed with an expired session token (`ExpiredToken`);
+   * `upload` asks for one by itself.
+   */
+  uploadUrl(id: string, options?: { expiresIn?: number; signal?: AbortSignal }): Promise<PutUpload>;
   downloadUrl(id: string, options?: DownloadOptions): Promise<DownloadUrl>;
+  /**
+   * Fetches an available file through a fresh download URL (no caller header goes to S3); a URL S3
+   * refuses as expired (`AccessDenied` "Request has expired", or `ExpiredToken`) is replaced.
+   * Resolves with S3's response; rejects with `download_failed` on any other refusal.
+   */
+  download(id: string, options?: DownloadOptions): Promise<Response>;
   downloadUrls(
     ids: string[],
     options?: DownloadOptions,

@@ -7,7 +7,7 @@
 // error messages never include one.
 
 import { Api, randomKey } from "./api.js";
-import { PresignGateError } from "./errors.js";
+import { PresignGateError, storageCodeOf, urlExpired } from "./errors.js";
 import { DEFAULT_PART_CONCURRENCY, positiveInteger, sendParts } from "./multipart.js";
 import { sha256Base64 } from "./sha256.js";
 import { Transport, putWithRetries } from "./transfer.js";
@@ -55,7 +55,7 @@ export class PresignGate {
     if (upload.method === "MULTIPART") {
       await this.#sendParts(file.id, blob, upload, { ...options, have: [] });
     } else {
-      await this.#transfer(blob, upload, { onProgress, signal });
+      await this.#transfer(file, blob, upload, { onProgress, signal, expiresIn: options.expiresIn });
     }
     // S3 now holds the bytes (for a multipart upload: every part, still to be assembled, which
     // `complete` does). A single object's event notification confirms the file by itself;
@@ -182,6 +182,45 @@ export class PresignGate {
   }
 
   /**
+   * A fresh URL for the single PUT of a pending reservation (`POST /files/{id}/upload-url`): the
+   * same headers as the reservation's, signed anew, for when S3 refused the first as expired or
+   * signed with a session token that has expired. `upload` asks for one by itself.
+   * @param {string} id
+   * @param {{ expiresIn?: number, signal?: AbortSignal }} [options]
+   * @returns {Promise<import("./presign-gate.js").PutUpload>}
+   */
+  async uploadUrl(id, { expiresIn, signal } = {}) {
+    const { upload } = await this.#api.call("POST", `/files/${encodeURIComponent(id)}/upload-url`, {
+      body: { expiresIn },
+      signal,
+    });
+    return upload;
+  }
+
+  /**
+   * Fetches one of the caller's available files through a fresh download URL; a URL S3 refuses as
+   * expired (or signed with a session token that has expired) is replaced, once per attempt the
+   * retry policy allows. Resolves with S3's `Response` (its body is the file's bytes).
+   * @param {string} id
+   * @param {import("./presign-gate.js").DownloadOptions} [options]
+   */
+  async download(id, { disposition, expiresIn, signal } = {}) {
+    for (let attempt = 0; ; attempt++) {
+      const { url } = await this.downloadUrl(id, { disposition, expiresIn, signal });
+      const response = await this.#api.fetchStorage(url, { signal });
+      if (response.ok) return response;
+      const answer = { status: response.status, body: await response.text().catch(() => "") };
+      if (urlExpired(answer) && attempt < this.#transport.retry.retries) continue;
+      const storageCode = storageCodeOf(answer);
+      throw new PresignGateError(`Storage refused the download (${storageCode ?? `HTTP ${answer.status}`}).`, {
+        status: answer.status,
+        code: "download_failed",
+        storageCode,
+      });
+    }
+  }
+
+  /**
    * Download URLs for up to 100 files in one request; per-id refusals come back in `errors`.
    * @param {string[]} ids
    * @param {import("./presign-gate.js").DownloadOptions} [options]
@@ -225,14 +264,21 @@ export class PresignGate {
   }
 
   /** Sends the bytes of a single-request reservation. */
-  async #transfer(blob, upload, { onProgress, signal }) {
+  async #transfer(file, blob, upload, { onProgress, signal, expiresIn }) {
     if (upload.method !== "PUT") {
       throw new PresignGateError(`This client cannot send a ${upload.method} upload yet.`, {
         status: 0,
         code: "unsupported_upload",
       });
     }
-    await putWithRetries(this.#transport, blob, upload, { onProgress, signal });
+    const renew = async () => {
+      const fresh = await this.uploadUrl(file.id, { expiresIn, signal });
+      if (fresh.method !== "PUT" || !fresh.url) {
+        throw new PresignGateError("The API signed no upload URL.", { status: 200, code: "invalid_response" });
+      }
+      return fresh;
+    };
+    await putWithRetries(this.#transport, blob, upload, { onProgress, signal, renew });
   }
 
   /** @param {string} id @param {Blob} blob @param {any} plan @param {any} options */

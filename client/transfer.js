@@ -1,7 +1,7 @@
 // Presign Gate's browser client: sending bytes to S3 with a presigned URL, and the retry rules
 // (backoff, Retry-After) every request of the client follows.
 
-import { storageCodeOf, storageError } from "./errors.js";
+import { storageCodeOf, storageError, urlExpired } from "./errors.js";
 
 /**
  * Request headers a page may not set (the Fetch standard's forbidden request-header names): the
@@ -121,20 +121,27 @@ export class Transport {
 }
 
 /**
+ * @typedef {{ url: string, headers?: Record<string, string>, expiresAt: string }} PutUpload
+ */
+
+/**
  * Sends the bytes of a single-request (`PUT`) reservation, retried on network failures and S3's
- * retryable statuses while the URL lives.
+ * retryable statuses while the URL lives. A URL S3 refuses as expired (or signed with a session
+ * token that has expired) is replaced by `renew`'s.
  * @param {Transport} transport
  * @param {Blob} blob
- * @param {{ url: string, headers?: Record<string, string>, expiresAt: string }} upload
- * @param {{ onProgress?: (p: { loaded: number, total: number }) => void, signal?: AbortSignal }} options
+ * @param {PutUpload} upload
+ * @param {{ onProgress?: (p: { loaded: number, total: number }) => void, signal?: AbortSignal,
+ *   renew?: () => Promise<PutUpload> }} options
  */
-export async function putWithRetries(transport, blob, upload, { onProgress, signal }) {
-  const headers = settable(upload.headers);
-  const expiresAt = Date.parse(upload.expiresAt);
+export async function putWithRetries(transport, blob, upload, { onProgress, signal, renew }) {
+  let headers = settable(upload.headers);
+  let expiresAt = Date.parse(upload.expiresAt);
+  let { url } = upload;
   for (let attempt = 0; ; attempt++) {
     signal?.throwIfAborted();
     onProgress?.({ loaded: 0, total: blob.size });
-    const answer = await transport.xhr("PUT", upload.url, { headers, body: blob, onProgress, signal });
+    const answer = await transport.xhr("PUT", url, { headers, body: blob, onProgress, signal });
     if (answer.status >= 200 && answer.status < 300) {
       onProgress?.({ loaded: blob.size, total: blob.size });
       return;
@@ -142,6 +149,22 @@ export async function putWithRetries(transport, blob, upload, { onProgress, sign
     // The URL refuses to overwrite (If-None-Match: *). A 412 on a retry means an earlier attempt
     // did store the object and only its answer was lost; the confirmation checks the bytes.
     if (answer.status === 412 && attempt > 0) return;
+    if (renew && urlExpired(answer) && attempt < transport.retry.retries) {
+      let fresh;
+      try {
+        fresh = await renew();
+      } catch (error) {
+        // The reservation may have lapsed, or the API not be reachable: S3's refusal says most.
+        if (signal?.aborted) throw signal.reason;
+        const refused = storageError(answer);
+        refused.cause = error;
+        throw refused;
+      }
+      ({ url } = fresh);
+      headers = settable(fresh.headers);
+      expiresAt = Date.parse(fresh.expiresAt);
+      continue;
+    }
     // 409 ConditionalRequestConflict: another write of this key (an earlier attempt of ours whose
     // answer was lost, still in flight) is under way, and S3 says to retry (S3 API Reference,
     // PutObject, "If-None-Match"). The retry stores the object, or gets 412: stored.

@@ -390,7 +390,7 @@ test("S3's refusal is not retried, and its error never carries the URL", async (
   const blob = new Blob(["x"], { type: "text/plain" });
   const api = fakeApi([() => json(201, reservation(blob))]);
   const storage = fakeXhr([
-    (xhr) => xhr.answer(403, { body: "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>" }),
+    (xhr) => xhr.answer(403, { body: "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>" }),
   ]);
   const error = await gate(api.fetch, storage.XMLHttpRequest).client
     .upload(blob, { filename: "x", sha256: false })
@@ -400,6 +400,109 @@ test("S3's refusal is not retried, and its error never carries the URL", async (
   assert.equal(error.storageCode, "AccessDenied");
   assert.equal(storage.requests.length, 1);
   assert.doesNotMatch(error.message + error.stack, /X-Amz-Signature|https?:/);
+});
+
+// AWS Knowledge Center, "Why does my presigned URL for Amazon S3 expire before the expiration time
+// that I specified?": a URL signed with temporary credentials stops working when their session
+// token expires, and S3 answers `ExpiredToken`; past X-Amz-Expires it answers AccessDenied
+// "Request has expired" (S3 API Reference, "Error responses"). Either way a fresh URL will do.
+const EXPIRED_TOKEN = "<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>";
+const REQUEST_EXPIRED = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>";
+
+test("a single PUT refused as expired (ExpiredToken, or Request has expired) gets a fresh URL from POST /files/{id}/upload-url", async () => {
+  for (const [status, body] of [[403, EXPIRED_TOKEN], [400, EXPIRED_TOKEN], [403, REQUEST_EXPIRED]]) {
+    const blob = new Blob(["x"], { type: "text/plain" });
+    const fresh = {
+      method: "PUT",
+      url: "https://bucket.example.test/users/alice/" + FILE_ID + "?X-Amz-Signature=fresh",
+      headers: { "content-type": "text/plain", "if-none-match": "*", "x-amz-checksum-sha256": "AAAA" },
+      expiresAt: new Date(Date.now() + 300_000).toISOString(),
+    };
+    const api = fakeApi([
+      () => json(201, reservation(blob)),
+      (method, url, init) => {
+        assert.equal(method, "POST");
+        assert.equal(url.pathname, `/prod/files/${FILE_ID}/upload-url`);
+        assert.deepEqual(JSON.parse(init.body), { expiresIn: 60 });
+        return json(200, { upload: fresh });
+      },
+      () => json(200, { file: { id: FILE_ID, status: "available" } }),
+    ]);
+    const storage = fakeXhr([(xhr) => xhr.answer(status, { body }), (xhr) => xhr.answer(200)]);
+    const { client, sleeps } = gate(api.fetch, storage.XMLHttpRequest);
+    const file = await client.upload(blob, { filename: "x", sha256: false, expiresIn: 60 });
+    assert.equal(file.status, "available");
+    const [first, second] = storage.requests;
+    assert.match(first.url, /Signature=secret/);
+    assert.match(second.url, /Signature=fresh/);
+    assert.equal(second.headers["x-amz-checksum-sha256"], "AAAA", "the fresh URL's own headers");
+    assert.deepEqual(sleeps, [], "at once");
+    assert.equal(api.handlers.length, 0);
+  }
+});
+
+test("only an expired URL is signed again: any other 403 fails the PUT, and a route that cannot sign gives S3's refusal", async () => {
+  const blob = new Blob(["x"], { type: "text/plain" });
+  // An expired reservation time is no reason by itself: S3 said something else.
+  const late = reservation(blob);
+  late.upload.expiresAt = new Date(Date.now() - 1000).toISOString();
+  for (const body of [
+    "<Error><Code>AccessDenied</Code><Message>There were headers present in the request which were not signed</Message></Error>",
+    "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+    "",
+  ]) {
+    const api = fakeApi([() => json(201, late)]);
+    const storage = fakeXhr([(xhr) => xhr.answer(403, { body })]);
+    await assert.rejects(gate(api.fetch, storage.XMLHttpRequest).client.upload(blob, { filename: "x", sha256: false }), {
+      status: 403,
+      code: "upload_failed",
+    });
+    assert.equal(storage.requests.length, 1);
+  }
+  // The reservation lapsed meanwhile (or the API has no such route): the PUT fails with S3's words.
+  const api = fakeApi([
+    () => json(201, reservation(blob)),
+    () => json(404, { error: { code: "not_found", message: "no such file" } }),
+  ]);
+  const storage = fakeXhr([(xhr) => xhr.answer(403, { body: EXPIRED_TOKEN })]);
+  const error = await gate(api.fetch, storage.XMLHttpRequest).client.upload(blob, { filename: "x", sha256: false }).catch((e) => e);
+  assert.equal(error.code, "upload_failed");
+  assert.equal(error.storageCode, "ExpiredToken");
+  assert.equal(error.cause.code, "not_found");
+  assert.doesNotMatch(error.message, /https?:|Signature/);
+});
+
+test("download fetches through a fresh URL, and asks for another when S3 refuses one as expired", async () => {
+  let signed = 0;
+  const storageCalls = [];
+  const fetch = async (url, init) => {
+    const parsed = new URL(url);
+    if (parsed.hostname === "bucket.example.test") {
+      storageCalls.push(init.headers);
+      return parsed.searchParams.get("X-Amz-Signature") === "s1"
+        ? new Response(EXPIRED_TOKEN, { status: 403 })
+        : new Response("the bytes", { status: 200 });
+    }
+    assert.equal(parsed.pathname, `/prod/files/${FILE_ID}/download-url`);
+    signed++;
+    return json(200, { method: "GET", url: `https://bucket.example.test/k?X-Amz-Signature=s${signed}`, expiresAt: "2030-01-01T00:00:00Z" });
+  };
+  const { client } = gate(fetch, fakeXhr([]).XMLHttpRequest);
+  const response = await client.download(FILE_ID);
+  assert.equal(await response.text(), "the bytes");
+  assert.equal(signed, 2);
+  assert.deepEqual(storageCalls, [undefined, undefined], "no caller header (the token) goes to S3");
+
+  // Any other refusal is final.
+  const denied = async (url) =>
+    new URL(url).hostname === "bucket.example.test"
+      ? new Response("<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>", { status: 403 })
+      : json(200, { url: "https://bucket.example.test/k?X-Amz-Signature=s", expiresAt: "2000-01-01T00:00:00Z" });
+  await assert.rejects(gate(denied, fakeXhr([]).XMLHttpRequest).client.download(FILE_ID), {
+    status: 403,
+    code: "download_failed",
+    storageCode: "AccessDenied",
+  });
 });
 
 test("API errors keep their status, code and message; a gateway's own reply gets a code", async () => {
@@ -717,6 +820,42 @@ test("an expired part URL is signed again, and a prefetched one about to expire 
   assert.deepEqual(used, [[1, "s1"], [1, "s2"], [2, "s3"]]);
   assert.deepEqual(sleeps, [], "an expired URL is replaced at once");
   assert.equal(api.log.completes, 1);
+});
+
+test("a part refused ExpiredToken is signed again, and so is every URL of the dead session; another 403 is not", async () => {
+  const blob = new Blob([randomBytes(30)]);
+  // Without digests parts 1-3 are signed in one request (s1); S3 refuses part 1's token.
+  const api = multipartApi(blob, { partSize: 10 });
+  const storage = fakeXhr((xhr) => {
+    const signature = new URL(xhr.url).searchParams.get("X-Amz-Signature");
+    if (signature === "s1") return xhr.answer(403, { body: EXPIRED_TOKEN });
+    xhr.answer(200);
+  });
+  const { client, sleeps } = gate(api.fetch, storage.XMLHttpRequest, { partConcurrency: 1 });
+  await client.upload(blob, { filename: "x", multipart: true, sha256: false });
+  assert.deepEqual(
+    storage.requests.map((xhr) => [partOf(xhr), new URL(xhr.url).searchParams.get("X-Amz-Signature")]),
+    [[1, "s1"], [1, "s2"], [2, "s2"], [3, "s2"]],
+    "parts 2 and 3 never use the dead session's URLs",
+  );
+  assert.deepEqual(sleeps, []);
+  assert.equal(api.log.completes, 1);
+
+  // A URL past its time that S3 refuses for another reason is not signed again.
+  const late = multipartApi(blob, { partSize: 10, urlExpiresAt: () => new Date(Date.now() + 31_000).toISOString() });
+  const denied = fakeXhr((xhr) => xhr.answer(403, { body: "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>" }));
+  const realNow = Date.now;
+  Date.now = () => realNow() + 60_000;
+  try {
+    await assert.rejects(gate(late.fetch, denied.XMLHttpRequest).client.upload(blob, { filename: "x", multipart: true, sha256: false, concurrency: 1 }), {
+      code: "upload_failed",
+      storageCode: "AccessDenied",
+    });
+  } finally {
+    Date.now = realNow;
+  }
+  assert.equal(denied.requests.length, 1);
+  assert.equal(late.log.signed.length, 1);
 });
 
 test("an abort stops every part in flight, then deletes the file so the server aborts the S3 upload", async () => {
