@@ -43,7 +43,8 @@ export interface PresignGateOptions {
   /**
    * Files above this many bytes are reserved as multipart uploads (`"multipart": true`) and
    * hashed part by part rather than whole (S3 verifies no whole-file SHA-256 of a multipart
-   * upload). Keep it at the server's `MULTIPART_THRESHOLD_BYTES` (default 100 MiB) or below.
+   * upload). Default: the server's `MULTIPART_THRESHOLD_BYTES`, as `GET /usage` reports it (asked
+   * once), so the client decides as the server will. Set it only below the server's.
    */
   multipartThreshold?: number;
   /** Parts of one multipart upload in flight at once (default 4). */
@@ -67,7 +68,7 @@ export interface ReserveOptions {
   sha256?: boolean | string;
   /** Lifetime of the upload URL in seconds (the API's default otherwise). */
   expiresIn?: number;
-  /** Ask for a multipart upload whatever the size; default: above `multipartThreshold`. */
+  /** Ask for a multipart upload whatever the size; default: above `resolveMultipartThreshold()`. */
   multipart?: boolean;
   /**
    * Sent as the `Idempotency-Key` header of `POST /uploads`, the same on each retry of this
@@ -185,7 +186,14 @@ export declare const PART_URL_BATCH: number;
 
 export declare class PresignGate {
   constructor(options: PresignGateOptions);
+  /** The constructor's `multipartThreshold`, else the API's once known (100 MiB until then). */
   readonly multipartThreshold: number;
+  /**
+   * The size above which uploads are multipart: the constructor's `multipartThreshold`, else the
+   * API's (`GET /usage`, `uploads.multipartThresholdBytes`), asked once; 100 MiB for an API too
+   * old to say.
+   */
+  resolveMultipartThreshold(options?: { signal?: AbortSignal }): Promise<number>;
   /**
    * Resolves with the file record once it is available; aborts reject with the signal's reason.
    * A `MULTIPART` reservation is sent in parts, in parallel, each retried on its own.

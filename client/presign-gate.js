@@ -22,13 +22,16 @@ export const DEFAULT_MULTIPART_THRESHOLD = 100 * 1024 * 1024;
 export class PresignGate {
   #api;
   #transport;
+  /** The caller's `multipartThreshold`, else what the API reported; undefined until known. */
   #multipartThreshold;
+  /** The pending `GET /usage` that learns the API's threshold, shared by concurrent uploads. */
+  #learning = null;
   #partConcurrency;
 
   /** @param {Partial<import("./presign-gate.js").PresignGateOptions>} options `apiUrl` is required */
   constructor({
     apiUrl, headers, fetch, XMLHttpRequest, retry, random, sleep,
-    multipartThreshold = DEFAULT_MULTIPART_THRESHOLD, partConcurrency = DEFAULT_PART_CONCURRENCY,
+    multipartThreshold, partConcurrency = DEFAULT_PART_CONCURRENCY,
   } = {}) {
     if (!apiUrl) throw new TypeError("PresignGate: apiUrl is required");
     this.#transport = new Transport({ XMLHttpRequest, retry, random, sleep });
@@ -37,9 +40,38 @@ export class PresignGate {
     this.#partConcurrency = positiveInteger(partConcurrency, "partConcurrency");
   }
 
-  /** Files above this size are reserved as multipart uploads and hashed part by part. */
+  /**
+   * Files above this size are reserved as multipart uploads and hashed part by part: the
+   * constructor's `multipartThreshold`, else the API's, once `resolveMultipartThreshold` (or an
+   * upload) has asked it; until then the API's default.
+   */
   get multipartThreshold() {
-    return this.#multipartThreshold;
+    return this.#multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD;
+  }
+
+  /**
+   * The size above which the API plans a multipart upload: the constructor's `multipartThreshold`
+   * when given, else what `GET /usage` reports (`uploads.multipartThresholdBytes`), asked once.
+   * An API too old to say is taken to have its default, 100 MiB.
+   * @param {{ signal?: AbortSignal }} [options]
+   * @returns {Promise<number>}
+   */
+  async resolveMultipartThreshold({ signal } = {}) {
+    if (this.#multipartThreshold !== undefined) return this.#multipartThreshold;
+    // Not under one caller's signal: concurrent uploads share this request.
+    this.#learning ??= this.#api.call("GET", "/usage").then(
+      (usage) => {
+        const reported = usage?.uploads?.multipartThresholdBytes;
+        this.#multipartThreshold = Number.isSafeInteger(reported) && reported >= 0 ? reported : DEFAULT_MULTIPART_THRESHOLD;
+        return this.#multipartThreshold;
+      },
+      (error) => {
+        // Asked again next time: one caller's abort or a passing failure is not the answer.
+        this.#learning = null;
+        throw error;
+      },
+    );
+    return abortable(this.#learning, signal);
   }
 
   /**
@@ -138,7 +170,9 @@ export class PresignGate {
     const contentType = options.contentType ?? blob.type;
     // S3 verifies no whole-file SHA-256 of a multipart upload: a large file is hashed part by
     // part instead, as its parts are sent.
-    const multipart = options.multipart ?? blob.size > this.#multipartThreshold;
+    // Decided as the server will decide: above its threshold (a whole-file SHA-256 is refused on
+    // a multipart upload, so a disagreement would fail the upload).
+    const multipart = options.multipart ?? blob.size > (await this.resolveMultipartThreshold({ signal }));
     signal?.throwIfAborted();
     const sha256 =
       typeof options.sha256 === "string" ? options.sha256
@@ -290,4 +324,18 @@ export class PresignGate {
     };
     return sendParts(context, blob, plan, { ...options, concurrency });
   }
+}
+
+/**
+ * `promise`, or the signal's reason as soon as it aborts.
+ * @template T @param {Promise<T>} promise @param {AbortSignal} [signal] @returns {Promise<T>}
+ */
+function abortable(promise, signal) {
+  if (!signal) return promise;
+  signal.throwIfAborted();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }

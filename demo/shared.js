@@ -6,8 +6,8 @@ const STORAGE_KEY = "presign-gate-demo";
 /**
  * Fills the connection form (query `?api=&user=` first, then what was used last on this
  * browser) the first time, and returns a client for what it says. The token is never stored.
- * `?multipartThreshold=<bytes>` matches the client to a server whose MULTIPART_THRESHOLD_BYTES
- * is not the default (100 MiB).
+ * The client learns the server's MULTIPART_THRESHOLD_BYTES from the API; `?multipartThreshold=
+ * <bytes>` overrides it (the tests use it to make small files multipart).
  * @param {HTMLFormElement} form
  * @param {typeof import("../client/presign-gate.js").PresignGate} PresignGate
  */

@@ -120,6 +120,9 @@ function gate(fetch, XMLHttpRequest, extra = {}) {
     XMLHttpRequest,
     random: () => 0.5,
     sleep: async (ms) => void sleeps.push(ms),
+    // The API's threshold, known: these tests script every API call. `multipartThreshold:
+    // undefined` makes the client ask the API for it.
+    multipartThreshold: 100 * 1024 * 1024,
     ...extra,
   });
   return { client, sleeps };
@@ -957,3 +960,85 @@ test("a whole-file digest is computed only under the multipart threshold", async
   await client.reserve(small, { filename: "x" });
   assert.equal(client.multipartThreshold, 10);
 });
+
+/**
+ * A fake API that plans uploads by the server's rule (src/domain/policy.rs): multipart when asked
+ * or above its MULTIPART_THRESHOLD_BYTES, and a whole-file sha256 on a multipart upload refused
+ * with 400 invalid_request, as S3 verifies no whole-file SHA-256 of a multipart upload (README,
+ * "Multipart uploads"; S3 User Guide, "Checking object integrity": a multipart upload's checksum is
+ * a checksum of the parts' checksums). `GET /usage` reports the threshold as the API does.
+ */
+function serverPlanning(threshold, { reports = true } = {}) {
+  const log = { usage: 0, reservations: [] };
+  const fetch = async (url, init) => {
+    const path = new URL(url).pathname.replace(/^\/prod/, "");
+    const body = init.body ? JSON.parse(init.body) : undefined;
+    if (init.method === "GET" && path === "/usage") {
+      log.usage++;
+      return json(200, {
+        pendingUploads: 0, bytes: 0, limits: { pendingUploads: 10, bytes: 1 << 30 },
+        ...(reports ? { uploads: { multipartThresholdBytes: threshold } } : {}),
+      });
+    }
+    if (init.method === "POST" && path === "/uploads") {
+      log.reservations.push(body);
+      const multipart = body.multipart === true || body.size > threshold;
+      if (multipart && body.sha256 !== undefined) {
+        return json(400, { error: { code: "invalid_request", message: "a whole-file sha256 cannot be verified on a multipart upload" } });
+      }
+      const partSize = 5 * 1024 * 1024;
+      return json(201, {
+        file: { id: FILE_ID, size: body.size, status: "pending" },
+        upload: multipart
+          ? { method: "MULTIPART", partSize, partCount: Math.ceil(body.size / partSize), partSha256: body.partSha256 === true, expiresAt: new Date(Date.now() + 86_400_000).toISOString() }
+          : { method: "PUT", url: `https://bucket.example.test/k?X-Amz-Signature=s`, headers: {}, expiresAt: new Date(Date.now() + 300_000).toISOString() },
+      });
+    }
+    if (init.method === "POST" && path === `/files/${FILE_ID}/parts`) {
+      return json(200, {
+        parts: body.parts.map(({ partNumber }) => ({
+          partNumber, method: "PUT", headers: {},
+          url: `https://bucket.example.test/k?partNumber=${partNumber}&X-Amz-Signature=s`,
+          expiresAt: new Date(Date.now() + 300_000).toISOString(),
+        })),
+      });
+    }
+    if (init.method === "POST" && path === `/files/${FILE_ID}/complete`) {
+      return json(200, { file: { id: FILE_ID, status: "available" } });
+    }
+    throw new Error(`unexpected API call ${init.method} ${path}`);
+  };
+  return { fetch, log };
+}
+
+// Issue 20, 2.9: the server at MULTIPART_THRESHOLD_BYTES = 6 MiB and a client left with its
+// default options; every file between the two thresholds used to fail with 400 invalid_request.
+test("the client plans an upload by the threshold the API reports: a 13 MiB file against a 6 MiB server uploads", async () => {
+  const MIB = 1024 * 1024;
+  const server = serverPlanning(6 * MIB);
+  const storage = fakeXhr((xhr) => xhr.answer(200));
+  const { client } = gate(server.fetch, storage.XMLHttpRequest, { multipartThreshold: undefined });
+  assert.equal(client.multipartThreshold, 100 * MIB, "the API's default until it has said");
+  const big = await client.upload(new Blob([new Uint8Array(13 * MIB)], { type: "video/mp4" }), { filename: "big.mp4" });
+  assert.equal(big.status, "available");
+  const [reservation] = server.log.reservations;
+  assert.equal(reservation.multipart, true);
+  assert.equal(reservation.sha256, undefined);
+  assert.equal(storage.requests.length, 3, "three parts of 5 MiB at most");
+  assert.equal(client.multipartThreshold, 6 * MIB);
+
+  // Under the threshold: one PUT with the whole file's digest. The API was asked once.
+  const small = await client.upload(new Blob([new Uint8Array(6 * MIB)], { type: "video/mp4" }), { filename: "small.mp4" });
+  assert.equal(small.status, "available");
+  assert.equal(server.log.reservations[1].multipart, undefined);
+  assert.equal(typeof server.log.reservations[1].sha256, "string");
+  assert.equal(server.log.usage, 1);
+
+  // An API that does not report one has its default; a caller's own threshold is used as given.
+  const old = serverPlanning(100 * MIB, { reports: false });
+  assert.equal(await gate(old.fetch, fakeXhr([]).XMLHttpRequest, { multipartThreshold: undefined }).client.resolveMultipartThreshold(), 100 * MIB);
+  const own = serverPlanning(6 * MIB);
+  assert.equal(await gate(own.fetch, fakeXhr([]).XMLHttpRequest, { multipartThreshold: 1 }).client.resolveMultipartThreshold(), 1);
+  assert.equal(own.log.usage, 0);
+});
+
