@@ -1042,3 +1042,36 @@ test("the client plans an upload by the threshold the API reports: a 13 MiB file
   assert.equal(own.log.usage, 0);
 });
 
+
+// Issue 20, 2.11 (the Chromium test runs the page itself): the demo sends the token typed into it
+// to its form's API URL, so a link's ?api= is taken for a loopback API only, and no API URL is saved.
+test("the demo's connection form takes ?api= for loopback only and saves no API URL", async () => {
+  const { connectionFromPage, loopbackApiUrl } = await import("../../demo/shared.js");
+  for (const ok of ["http://127.0.0.1:9000", "http://localhost:9000/", "http://[::1]:9000"]) assert.equal(loopbackApiUrl(ok), ok);
+  for (const no of ["https://collector.example.test/", "http://127.0.0.1.collector.test/", "http://user:pw@127.0.0.1/", "javascript:alert(1)", "", null]) {
+    assert.equal(loopbackApiUrl(no), null, String(no));
+  }
+  const store = new Map([["presign-gate-demo", JSON.stringify({ apiUrl: "https://saved-by-a-link.test", devUser: "bob" })]]);
+  const saved = { location: globalThis.location, localStorage: globalThis.localStorage };
+  globalThis.location = { search: "?api=https%3A%2F%2Fcollector.example.test%2F" };
+  globalThis.localStorage = { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v) };
+  try {
+    const field = (value = "") => ({ value });
+    const form = { dataset: {}, elements: { apiUrl: field(), devUser: field(), token: field() } };
+    class Recorder {
+      constructor(options) {
+        this.options = options;
+      }
+    }
+    const client = connectionFromPage(form, Recorder);
+    assert.equal(client.options.apiUrl, "http://127.0.0.1:9000", "neither the link's nor the saved API URL");
+    assert.equal(form.elements.devUser.value, "bob");
+    assert.deepEqual(JSON.parse(store.get("presign-gate-demo")), { devUser: "bob" });
+    globalThis.location = { search: "?api=http%3A%2F%2F127.0.0.1%3A9999" };
+    const local = connectionFromPage({ dataset: {}, elements: { apiUrl: field(), devUser: field(), token: field("t") } }, Recorder);
+    assert.equal(local.options.apiUrl, "http://127.0.0.1:9999");
+    assert.doesNotMatch(store.get("presign-gate-demo"), /9999|apiUrl/);
+  } finally {
+    Object.assign(globalThis, saved);
+  }
+});
