@@ -8,9 +8,7 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 
 use crate::bucket::PresignedRequest;
-use crate::domain::{
-    FileRecord, QuotaLimits, UploadPolicy, UploadedPart, Usage, format_timestamp,
-};
+use crate::domain::{FileRecord, QuotaLimits, UploadPolicy, UploadedPart, Usage, format_timestamp};
 use crate::error::AppError;
 use crate::service::UploadInstructions;
 
