@@ -43,7 +43,8 @@ export interface PresignGateOptions {
   /**
    * Files above this many bytes are reserved as multipart uploads (`"multipart": true`) and
    * hashed part by part rather than whole (S3 verifies no whole-file SHA-256 of a multipart
-   * upload). Keep it at the server's `MULTIPART_THRESHOLD_BYTES` (default 100 MiB) or below.
+   * upload). Default: the server's `MULTIPART_THRESHOLD_BYTES`, as `GET /usage` reports it (asked
+   * once), so the client decides as the server will. Set it only below the server's.
    */
   multipartThreshold?: number;
   /** Parts of one multipart upload in flight at once (default 4). */
@@ -67,17 +68,31 @@ export interface ReserveOptions {
   sha256?: boolean | string;
   /** Lifetime of the upload URL in seconds (the API's default otherwise). */
   expiresIn?: number;
-  /** Ask for a multipart upload whatever the size; default: above `multipartThreshold`. */
+  /** Ask for a multipart upload whatever the size; default: above `resolveMultipartThreshold()`. */
   multipart?: boolean;
+  /**
+   * Sent as the `Idempotency-Key` header of `POST /uploads`, the same on each retry of this
+   * reservation, so a repeat answers with the same file rather than a second reservation.
+   * Default: a random UUID per call.
+   */
+  idempotencyKey?: string;
   /** Aborts hashing, the reservation, the transfer or the confirmation, whichever is under way. */
   signal?: AbortSignal;
+}
+
+/** How to send a single-PUT upload: the presigned URL and the headers it was signed with. */
+export interface PutUpload {
+  method: "PUT";
+  url: string;
+  headers: HeaderMap;
+  expiresAt: string;
 }
 
 /** What `POST /uploads` answers: the pending record and how to send the bytes. */
 export interface Reservation {
   file: FileRecord;
   upload:
-    | { method: "PUT"; url: string; headers: HeaderMap; expiresAt: string }
+    | PutUpload
     | { method: "MULTIPART"; partSize: number; partCount: number; partSha256: boolean; expiresAt: string };
 }
 
@@ -153,6 +168,7 @@ export declare class PresignGateError extends Error {
    * The API's error code (`invalid_request`, `content_type_not_allowed`, `not_found`, `not_ready`,
    * `upload_missing`, `upload_rejected`, `too_large`, `unauthenticated`, `unavailable`, ...), or the
    * client's own: `network_error`, `upload_failed` (S3 refused the bytes; see `storageCode`),
+   * `download_failed` (S3 refused a download URL `download` fetched),
    * `unsupported_upload`, `resume_mismatch` (the blob is not the reserved file),
    * `invalid_response`, `forbidden`, `throttled`, `http_error`.
    */
@@ -170,7 +186,14 @@ export declare const PART_URL_BATCH: number;
 
 export declare class PresignGate {
   constructor(options: PresignGateOptions);
+  /** The constructor's `multipartThreshold`, else the API's once known (100 MiB until then). */
   readonly multipartThreshold: number;
+  /**
+   * The size above which uploads are multipart: the constructor's `multipartThreshold`, else the
+   * API's (`GET /usage`, `uploads.multipartThresholdBytes`), asked once; 100 MiB for an API too
+   * old to say.
+   */
+  resolveMultipartThreshold(options?: { signal?: AbortSignal }): Promise<number>;
   /**
    * Resolves with the file record once it is available; aborts reject with the signal's reason.
    * A `MULTIPART` reservation is sent in parts, in parallel, each retried on its own.
@@ -193,7 +216,19 @@ export declare class PresignGate {
   reserve(blob: Blob, options?: ReserveOptions): Promise<Reservation>;
   /** Confirms an upload (the server checks the stored object); idempotent. */
   complete(id: string, options?: { signal?: AbortSignal }): Promise<FileRecord>;
+  /**
+   * A fresh URL for the single PUT of a pending reservation (`POST /files/{id}/upload-url`), for
+   * when S3 refused the first as expired or signed with an expired session token (`ExpiredToken`);
+   * `upload` asks for one by itself.
+   */
+  uploadUrl(id: string, options?: { expiresIn?: number; signal?: AbortSignal }): Promise<PutUpload>;
   downloadUrl(id: string, options?: DownloadOptions): Promise<DownloadUrl>;
+  /**
+   * Fetches an available file through a fresh download URL (no caller header goes to S3); a URL S3
+   * refuses as expired (`AccessDenied` "Request has expired", or `ExpiredToken`) is replaced.
+   * Resolves with S3's response; rejects with `download_failed` on any other refusal.
+   */
+  download(id: string, options?: DownloadOptions): Promise<Response>;
   downloadUrls(
     ids: string[],
     options?: DownloadOptions,

@@ -7,7 +7,7 @@
 // - A single PUT by reserving through the API (`POST /uploads`), so the server makes the object
 //   key, the URL and the headers it signed; Uppy's own key is only a ticket that leads back to
 //   its file. A post-processing step then confirms the file (`POST /files/{id}/complete`).
-// - Multipart, for files above the client's `multipartThreshold`: the reservation is made before
+// - Multipart, for files above the API's multipart threshold (`resolveMultipartThreshold`): the reservation is made before
 //   Uppy's uploader starts (a pre-processor), because Uppy asks for the part size when it creates
 //   the uploader. Uppy then uses exactly the server's plan: `shouldUseMultipart` says what the
 //   reservation says and `getChunkSize` is its `partSize`. Each UploadPart is a URL from
@@ -67,7 +67,9 @@ export function usePresignGate(uppy, AwsS3, gate, { sha256 = true, expiresIn, li
     await Promise.all(
       fileIds.map(async (fileId) => {
         const file = uppy.getFile(fileId);
-        if (!file || reservations.has(fileId) || !(file.size > gate.multipartThreshold)) return;
+        if (!file || reservations.has(fileId)) return;
+        // The API's threshold (asked once), so that Uppy plans the upload as the server will.
+        if (!(file.size > (await gate.resolveMultipartThreshold()))) return;
         uppy.emit("preprocess-progress", file, { mode: "indeterminate", message: "Reserving" });
         await reserve(file, true);
         uppy.emit("preprocess-complete", file);

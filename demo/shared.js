@@ -4,10 +4,31 @@ const DEFAULT_API_URL = "http://127.0.0.1:9000";
 const STORAGE_KEY = "presign-gate-demo";
 
 /**
- * Fills the connection form (query `?api=&user=` first, then what was used last on this
- * browser) the first time, and returns a client for what it says. The token is never stored.
- * `?multipartThreshold=<bytes>` matches the client to a server whose MULTIPART_THRESHOLD_BYTES
- * is not the default (100 MiB).
+ * The API URL a link may choose (`?api=`): one on this machine's loopback only. The page sends the
+ * token typed into it to that URL, so a link naming any other host could collect it; such a
+ * parameter is ignored. @param {string | null} value
+ */
+export function loopbackApiUrl(value) {
+  if (!value) return null;
+  let url;
+  try {
+    url = new URL(value);
+  } catch {
+    return null;
+  }
+  const loopback = ["127.0.0.1", "localhost", "[::1]"].includes(url.hostname);
+  return loopback && (url.protocol === "http:" || url.protocol === "https:") && !url.username && !url.password
+    ? value
+    : null;
+}
+
+/**
+ * Fills the connection form the first time (`?api=` when it names a loopback API, `?user=`, then
+ * the name used last on this browser) and returns a client for what it says. Only the name is
+ * stored: neither the token nor the API URL, so no link can choose where a later visit sends a
+ * token.
+ * The client learns the server's MULTIPART_THRESHOLD_BYTES from the API; `?multipartThreshold=
+ * <bytes>` overrides it (the tests use it to make small files multipart).
  * @param {HTMLFormElement} form
  * @param {typeof import("../client/presign-gate.js").PresignGate} PresignGate
  */
@@ -15,15 +36,21 @@ export function connectionFromPage(form, PresignGate) {
   const fields = form.elements;
   if (!form.dataset.filled) {
     const query = new URLSearchParams(location.search);
-    const saved = JSON.parse(localStorage.getItem(STORAGE_KEY) ?? "{}");
-    fields.apiUrl.value = query.get("api") ?? saved.apiUrl ?? DEFAULT_API_URL;
+    let saved = {};
+    try {
+      saved = JSON.parse(localStorage.getItem(STORAGE_KEY) ?? "{}") ?? {};
+    } catch {
+      // Something else's value: start afresh.
+    }
+    fields.apiUrl.value = loopbackApiUrl(query.get("api")) ?? DEFAULT_API_URL;
     fields.devUser.value = query.get("user") ?? saved.devUser ?? "alice";
     form.dataset.filled = "true";
   }
   const apiUrl = fields.apiUrl.value.trim();
   const devUser = fields.devUser.value.trim();
   const token = fields.token.value.trim();
-  localStorage.setItem(STORAGE_KEY, JSON.stringify({ apiUrl, devUser }));
+  // An earlier version saved the API URL too: that is dropped with this write.
+  localStorage.setItem(STORAGE_KEY, JSON.stringify({ devUser }));
   const threshold = Number(new URLSearchParams(location.search).get("multipartThreshold"));
   return new PresignGate({
     apiUrl,

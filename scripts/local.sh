@@ -51,6 +51,17 @@ for name in URL_TTL_SECONDS URL_TTL_MAX_SECONDS MAX_UPLOAD_BYTES ALLOWED_CONTENT
   if [ -n "${!name:-}" ]; then echo "$name=${!name}"; fi
 done
 
+# RUST_LOG is the functions' level, and theirs only. The local tooling reads RUST_LOG too and keeps
+# its own level: cargo lambda watch at trace writes each raw request, authorization header
+# included, and traces every path its watcher sees under target/ (GBs); local-aws's crates log
+# requests too. So the variable is taken out of the environment here, and handed to the functions
+# through an env file (cargo lambda watch --env-file: --env-var would split a value such as
+# "info,presign_gate=debug" at its comma), which overrides what the functions would inherit.
+function_log=${RUST_LOG:-info}
+unset RUST_LOG
+function_env="$DATA_DIR/functions.env"
+printf 'RUST_LOG=%s\n' "$function_log" >"$function_env"
+
 lambda="http://127.0.0.1:$LAMBDA_PORT"
 # With two functions, cargo lambda watch serves each HTTP function under /lambda-url/<name>
 # (and strips that prefix from the path the function sees), and invokes any function through
@@ -76,7 +87,7 @@ cargo run --quiet --locked --features dev-identity --example local_setup
 # watch would otherwise answer every origin; the CORS rules are the template's, applied by
 # local-aws in front.
 cargo lambda watch --package presign-gate --features dev-identity --disable-cors \
-  --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" &
+  --env-file "$function_env" --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" &
 pids+=($!)
 
 base="http://127.0.0.1:$API_PORT"

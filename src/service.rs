@@ -127,6 +127,11 @@ where
         }
     }
 
+    /// What may be uploaded, and from which size an upload is multipart (`GET /usage` says).
+    pub fn upload_policy(&self) -> &UploadPolicy {
+        &self.uploads
+    }
+
     /// `GET /usage`: the caller's usage now, and its limits.
     pub async fn usage(&self, owner: &OwnerId) -> Result<(Usage, QuotaLimits), AppError> {
         let ledger = self.store.ledger(owner).await?;

@@ -460,6 +460,7 @@ impl Harness {
                 "pendingUploads": LIMITS.max_pending_uploads,
                 "bytes": LIMITS.max_bytes,
             },
+            "uploads": { "multipartThresholdBytes": presign_gate::domain::DEFAULT_MULTIPART_THRESHOLD_BYTES },
         });
         check!(
             answer.status == 200 && answer.body == expected,

@@ -40,6 +40,7 @@ fn expected_usage(pending_uploads: u64, bytes: u64) -> Value {
         "pendingUploads": pending_uploads,
         "bytes": bytes,
         "limits": { "pendingUploads": 2, "bytes": 10 },
+        "uploads": { "multipartThresholdBytes": presign_gate::domain::DEFAULT_MULTIPART_THRESHOLD_BYTES },
     })
 }
 

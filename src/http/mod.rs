@@ -173,7 +173,8 @@ where
             Action::PresignDownloads => self.presign_downloads(&caller, request).await,
             Action::GetUsage => {
                 let (usage, limits) = self.files.usage(&caller).await?;
-                json(StatusCode::OK, &UsageView::of(usage, limits))
+                let view = UsageView::of(usage, limits, self.files.upload_policy());
+                json(StatusCode::OK, &view)
             }
             Action::PresignParts => self.presign_parts(&caller, id()?, request).await,
             Action::ListParts => {

@@ -8,7 +8,7 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 
 use crate::bucket::PresignedRequest;
-use crate::domain::{FileRecord, QuotaLimits, UploadedPart, Usage, format_timestamp};
+use crate::domain::{FileRecord, QuotaLimits, UploadPolicy, UploadedPart, Usage, format_timestamp};
 use crate::error::AppError;
 use crate::service::UploadInstructions;
 
@@ -160,13 +160,22 @@ impl<'a> UploadedPartView<'a> {
     }
 }
 
-/// `GET /usage`: the caller's usage and the limits it counts against, in the same terms.
+/// `GET /usage`: the caller's usage and the limits it counts against, in the same terms, and
+/// how the API will plan an upload (`uploads`), so that a client decides as the server does.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageView {
     pending_uploads: u64,
     bytes: u64,
     limits: LimitsView,
+    uploads: UploadsView,
+}
+
+/// Uploads above `multipartThresholdBytes` are multipart (`MULTIPART_THRESHOLD_BYTES`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UploadsView {
+    multipart_threshold_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -177,13 +186,16 @@ struct LimitsView {
 }
 
 impl UsageView {
-    pub fn of(usage: Usage, limits: QuotaLimits) -> Self {
+    pub fn of(usage: Usage, limits: QuotaLimits, uploads: &UploadPolicy) -> Self {
         Self {
             pending_uploads: usage.pending_uploads,
             bytes: usage.bytes,
             limits: LimitsView {
                 pending_uploads: limits.max_pending_uploads,
                 bytes: limits.max_bytes,
+            },
+            uploads: UploadsView {
+                multipart_threshold_bytes: uploads.multipart_threshold_bytes(),
             },
         }
     }
@@ -285,6 +297,35 @@ mod tests {
             Body::Text(text) => text,
             other => panic!("not a text body: {other:?}"),
         }
+    }
+
+    /// `GET /usage` says from which size the API plans a multipart upload, so that a client
+    /// hashes and reserves as the server will decide (issue 20, 2.9): the configured threshold,
+    /// not the default.
+    #[test]
+    fn usage_reports_the_multipart_threshold_configured() {
+        let uploads = UploadPolicy::new(["text/plain"], 1 << 30)
+            .unwrap()
+            .with_multipart_threshold(6 * 1024 * 1024)
+            .unwrap();
+        let usage = Usage {
+            pending_uploads: 1,
+            bytes: 5,
+        };
+        let limits = QuotaLimits {
+            max_pending_uploads: 2,
+            max_bytes: 10,
+        };
+        let body = serde_json::to_value(UsageView::of(usage, limits, &uploads)).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "pendingUploads": 1,
+                "bytes": 5,
+                "limits": { "pendingUploads": 2, "bytes": 10 },
+                "uploads": { "multipartThresholdBytes": 6_291_456 },
+            })
+        );
     }
 
     /// The README's table of errors: every error's status and code, its message as the body's,

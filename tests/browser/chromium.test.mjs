@@ -45,7 +45,9 @@ async function demoPage(user, path = "/") {
   const url = new URL(path, stack.demoUrl);
   url.searchParams.set("api", stack.apiUrl);
   url.searchParams.set("user", user);
-  url.searchParams.set("multipartThreshold", String(MULTIPART_THRESHOLD));
+  // No ?multipartThreshold=: the client learns the stack's MULTIPART_THRESHOLD_BYTES (8 MiB, the
+  // client's own default being 100 MiB) from GET /usage, so the multipart tests below fail if it
+  // does not (issue 20, 2.9).
   await page.goto(url.href);
   await page.waitForFunction(() => window.presignGateDemo?.gate || window.presignGateUppy?.gate);
   page.pageErrors = errors;
@@ -468,3 +470,36 @@ test("Uppy's Dashboard uploads a file above the threshold in the server's parts"
   assert.deepEqual(page.pageErrors, []);
   await page.close();
 });
+
+// Issue 20, 2.11: the demo sends the token typed into it to the API URL of its form. A link's
+// ?api= naming another host, or one saved from an earlier link, would send it there.
+test("the demo takes ?api= only for a loopback API and stores no API URL, so no link chooses where a token goes", async () => {
+  const page = await browser.context.newPage();
+  const hosts = [];
+  page.on("request", (request) => hosts.push(new URL(request.url()).hostname));
+  try {
+    const link = new URL("/", stack.demoUrl);
+    link.searchParams.set("api", "https://collector.example.test/");
+    link.searchParams.set("user", "link-follower");
+    await page.goto(link.href);
+    await page.waitForFunction(() => window.presignGateDemo?.gate);
+    assert.equal(await page.inputValue("[data-testid=api-url]"), "http://127.0.0.1:9000", "the foreign ?api= is ignored");
+    await page.fill("[data-testid=token]", "pasted-token");
+    await page.click("#connection button[type=submit]");
+    await page.waitForTimeout(200);
+    assert.ok(!hosts.includes("collector.example.test"), `requests went to ${hosts}`);
+    const stored = await page.evaluate(() => localStorage.getItem("presign-gate-demo"));
+    assert.doesNotMatch(stored ?? "", /collector|apiUrl|pasted-token/);
+
+    // A loopback API from a link is used, and not stored either: the next visit starts from the default.
+    const local = new URL("/", stack.demoUrl);
+    local.searchParams.set("api", stack.apiUrl);
+    await page.goto(local.href);
+    await page.waitForFunction(() => window.presignGateDemo?.gate);
+    assert.equal(await page.inputValue("[data-testid=api-url]"), stack.apiUrl);
+    assert.doesNotMatch((await page.evaluate(() => localStorage.getItem("presign-gate-demo"))) ?? "", /apiUrl|127\.0\.0\.1/);
+  } finally {
+    await page.close();
+  }
+});
+

@@ -7,6 +7,7 @@ import { createHash, randomBytes } from "node:crypto";
 
 import { PresignGate, PresignGateError, parseRetryAfter, browserMaySet } from "../../client/presign-gate.js";
 import { Sha256, sha256Base64, toBase64 } from "../../client/sha256.js";
+import { randomKey } from "../../client/api.js";
 
 const API = "https://api.example.test/prod";
 const FILE_ID = "8b2d4c1e-0f3a-4b5c-9d6e-7f8091a2b3c4";
@@ -119,6 +120,9 @@ function gate(fetch, XMLHttpRequest, extra = {}) {
     XMLHttpRequest,
     random: () => 0.5,
     sleep: async (ms) => void sleeps.push(ms),
+    // The API's threshold, known: these tests script every API call. `multipartThreshold:
+    // undefined` makes the client ask the API for it.
+    multipartThreshold: 100 * 1024 * 1024,
     ...extra,
   });
   return { client, sleeps };
@@ -214,6 +218,107 @@ test("an API 503 is retried after its Retry-After; a network failure with backof
   assert.deepEqual(sleeps, [2000, 300]);
 });
 
+// Amazon API Gateway Developer Guide, "Throttle requests to your HTTP APIs" (the template's API is
+// an HTTP API: a throttled request is answered 429 {"message":"Too Many Requests"}) and "Gateway
+// response types" (THROTTLED, 429): a throttled request may succeed when sent again. The API's own 429 `quota_exceeded` (README, "Errors") will not change by asking
+// again, and the reservation it refused wrote nothing.
+test("POST /uploads is retried on API Gateway's throttling 429, never on the API's 429 quota_exceeded", async () => {
+  const blob = new Blob(["x"], { type: "text/plain" });
+  const throttled = () => json(429, { message: "Too Many Requests" });
+  const quota = () =>
+    json(429, { error: { code: "quota_exceeded", message: "1 pending uploads, the limit is 1" } });
+  const api = fakeApi([throttled, throttled, quota]);
+  const { client, sleeps } = gate(api.fetch, fakeXhr([]).XMLHttpRequest);
+  await assert.rejects(client.upload(blob, { filename: "x", sha256: false }), {
+    name: "PresignGateError",
+    status: 429,
+    code: "quota_exceeded",
+    message: "1 pending uploads, the limit is 1",
+  });
+  assert.equal(api.calls.length, 3, "two throttled attempts retried, the quota refusal not");
+  assert.equal(sleeps.length, 2);
+
+  // The same on any route: a quota answer is final at once.
+  const once = fakeApi([quota]);
+  await assert.rejects(gate(once.fetch, fakeXhr([]).XMLHttpRequest).client.reserve(blob, { filename: "x", sha256: false }), {
+    code: "quota_exceeded",
+  });
+  assert.equal(once.calls.length, 1);
+
+  // Throttled to the end: the gateway's words, as `throttled`.
+  const always = fakeApi(Array.from({ length: 3 }, () => throttled));
+  const { client: patient } = gate(always.fetch, fakeXhr([]).XMLHttpRequest, { retry: { retries: 2 } });
+  await assert.rejects(patient.list(), { status: 429, code: "throttled", message: "Too Many Requests" });
+  assert.equal(always.calls.length, 3);
+});
+
+/**
+ * A fake POST /uploads that keeps its promise as the API does (issue 20, 2.7): a repeated
+ * `Idempotency-Key` answers with the file it reserved first, never a second reservation.
+ */
+function idempotentUploads(blob) {
+  const byKey = new Map();
+  let next = 0;
+  return (key) => {
+    assert.match(key ?? "", /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, "a random UUID");
+    if (!byKey.has(key)) byKey.set(key, `${FILE_ID.slice(0, -1)}${next++}`);
+    const answer = reservation(blob);
+    answer.file.id = byKey.get(key);
+    return { answer, reservations: () => byKey.size };
+  };
+}
+
+test("the idempotency key is a version 4 UUID, from getRandomValues where randomUUID is missing (outside a secure context)", () => {
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  assert.match(randomKey(), uuid);
+  Object.defineProperty(globalThis.crypto, "randomUUID", { value: undefined, configurable: true });
+  try {
+    const keys = new Set(Array.from({ length: 100 }, () => randomKey()));
+    assert.equal(keys.size, 100);
+    for (const key of keys) assert.match(key, uuid);
+  } finally {
+    delete globalThis.crypto.randomUUID;
+  }
+  assert.equal(typeof globalThis.crypto.randomUUID, "function");
+});
+
+// The answers a caller cannot read (a network failure, a 503 after the reservation committed)
+// are exactly those after which a reservation may exist: the retry must say it is the same one.
+test("each reservation sends one Idempotency-Key, the same on each of its retries", async () => {
+  const blob = new Blob(["x"], { type: "text/plain" });
+  const uploads = idempotentUploads(blob);
+  const keys = [];
+  let last;
+  const reserveAnswer = (_m, _u, init) => {
+    keys.push(init.headers["idempotency-key"]);
+    last = uploads(init.headers["idempotency-key"]);
+    return last.answer;
+  };
+  const api = fakeApi([
+    (m, u, init) => (reserveAnswer(m, u, init), new TypeError("Failed to fetch")),
+    (m, u, init) => (reserveAnswer(m, u, init), json(503, { error: { code: "unavailable", message: "busy" } })),
+    (m, u, init) => json(201, reserveAnswer(m, u, init)),
+    () => json(200, { file: { id: FILE_ID, status: "available" } }),
+    (m, u, init) => json(201, reserveAnswer(m, u, init)),
+  ]);
+  const storage = fakeXhr([(xhr) => xhr.answer(200)]);
+  const { client } = gate(api.fetch, storage.XMLHttpRequest);
+  await client.upload(blob, { filename: "x", sha256: false });
+  assert.equal(keys.length, 3);
+  assert.equal(new Set(keys).size, 1, "the same key on every attempt");
+  assert.equal(last.reservations(), 1, "one reservation for three attempts");
+
+  // The next reservation is another one, with a key of its own; a caller's key is sent as it is.
+  await client.reserve(blob, { filename: "x", sha256: false });
+  assert.notEqual(keys[3], keys[0]);
+  assert.equal(last.reservations(), 2);
+  const own = fakeApi([(_m, _u, init) => (assert.equal(init.headers["idempotency-key"], "my-key-1"), json(201, reservation(blob)))]);
+  await gate(own.fetch, fakeXhr([]).XMLHttpRequest).client.reserve(blob, { filename: "x", sha256: false, idempotencyKey: "my-key-1" });
+  // Only POST /uploads carries one.
+  const other = fakeApi([(_m, _u, init) => (assert.equal(init.headers["idempotency-key"], undefined), json(200, { file: {} }))]);
+  await gate(other.fetch, fakeXhr([]).XMLHttpRequest).client.get(FILE_ID);
+});
+
 test("a PUT refused with 503 or lost to the network is sent again, with progress starting over", async () => {
   const blob = new Blob(["0123456789"], { type: "text/plain" });
   const api = fakeApi([
@@ -252,11 +357,43 @@ test("a 412 on a retried PUT means an earlier attempt stored the object; on the 
   });
 });
 
+// S3 API Reference, PutObject, "If-None-Match": "If a conflicting operation occurs during the
+// upload S3 returns a 409 ConditionalRequestConflict response. On a 409 failure you should retry
+// the upload." The retry then stores the object, or answers 412 when the other write stored it.
+test("a PUT refused 409 ConditionalRequestConflict is sent again; its 412 then reads as stored", async () => {
+  const blob = new Blob(["x"], { type: "text/plain" });
+  const api = fakeApi([
+    () => json(201, reservation(blob)),
+    () => json(200, { file: { id: FILE_ID, status: "available" } }),
+  ]);
+  const conflict = "<Error><Code>ConditionalRequestConflict</Code><Message>A conflicting conditional operation is currently in progress against this resource. Please try again.</Message></Error>";
+  const storage = fakeXhr([
+    (xhr) => xhr.answer(409, { body: conflict }),
+    (xhr) => xhr.answer(412, { body: "<Error><Code>PreconditionFailed</Code></Error>" }),
+  ]);
+  const { client, sleeps } = gate(api.fetch, storage.XMLHttpRequest);
+  const file = await client.upload(blob, { filename: "x", sha256: false });
+  assert.equal(file.status, "available");
+  assert.equal(storage.requests.length, 2);
+  assert.equal(sleeps.length, 1, "after a backoff");
+  assert.equal(api.handlers.length, 0, "confirmed");
+
+  // Any other 409 is not a conflict S3 says to retry.
+  const other = fakeApi([() => json(201, reservation(blob))]);
+  const refused = fakeXhr([(xhr) => xhr.answer(409, { body: "<Error><Code>OperationAborted</Code></Error>" })]);
+  await assert.rejects(gate(other.fetch, refused.XMLHttpRequest).client.upload(blob, { filename: "x", sha256: false }), {
+    status: 409,
+    code: "upload_failed",
+    storageCode: "OperationAborted",
+  });
+  assert.equal(refused.requests.length, 1);
+});
+
 test("S3's refusal is not retried, and its error never carries the URL", async () => {
   const blob = new Blob(["x"], { type: "text/plain" });
   const api = fakeApi([() => json(201, reservation(blob))]);
   const storage = fakeXhr([
-    (xhr) => xhr.answer(403, { body: "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>" }),
+    (xhr) => xhr.answer(403, { body: "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>" }),
   ]);
   const error = await gate(api.fetch, storage.XMLHttpRequest).client
     .upload(blob, { filename: "x", sha256: false })
@@ -266,6 +403,109 @@ test("S3's refusal is not retried, and its error never carries the URL", async (
   assert.equal(error.storageCode, "AccessDenied");
   assert.equal(storage.requests.length, 1);
   assert.doesNotMatch(error.message + error.stack, /X-Amz-Signature|https?:/);
+});
+
+// AWS Knowledge Center, "Why does my presigned URL for Amazon S3 expire before the expiration time
+// that I specified?": a URL signed with temporary credentials stops working when their session
+// token expires, and S3 answers `ExpiredToken`; past X-Amz-Expires it answers AccessDenied
+// "Request has expired" (S3 API Reference, "Error responses"). Either way a fresh URL will do.
+const EXPIRED_TOKEN = "<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>";
+const REQUEST_EXPIRED = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>";
+
+test("a single PUT refused as expired (ExpiredToken, or Request has expired) gets a fresh URL from POST /files/{id}/upload-url", async () => {
+  for (const [status, body] of [[403, EXPIRED_TOKEN], [400, EXPIRED_TOKEN], [403, REQUEST_EXPIRED]]) {
+    const blob = new Blob(["x"], { type: "text/plain" });
+    const fresh = {
+      method: "PUT",
+      url: "https://bucket.example.test/users/alice/" + FILE_ID + "?X-Amz-Signature=fresh",
+      headers: { "content-type": "text/plain", "if-none-match": "*", "x-amz-checksum-sha256": "AAAA" },
+      expiresAt: new Date(Date.now() + 300_000).toISOString(),
+    };
+    const api = fakeApi([
+      () => json(201, reservation(blob)),
+      (method, url, init) => {
+        assert.equal(method, "POST");
+        assert.equal(url.pathname, `/prod/files/${FILE_ID}/upload-url`);
+        assert.deepEqual(JSON.parse(init.body), { expiresIn: 60 });
+        return json(200, { upload: fresh });
+      },
+      () => json(200, { file: { id: FILE_ID, status: "available" } }),
+    ]);
+    const storage = fakeXhr([(xhr) => xhr.answer(status, { body }), (xhr) => xhr.answer(200)]);
+    const { client, sleeps } = gate(api.fetch, storage.XMLHttpRequest);
+    const file = await client.upload(blob, { filename: "x", sha256: false, expiresIn: 60 });
+    assert.equal(file.status, "available");
+    const [first, second] = storage.requests;
+    assert.match(first.url, /Signature=secret/);
+    assert.match(second.url, /Signature=fresh/);
+    assert.equal(second.headers["x-amz-checksum-sha256"], "AAAA", "the fresh URL's own headers");
+    assert.deepEqual(sleeps, [], "at once");
+    assert.equal(api.handlers.length, 0);
+  }
+});
+
+test("only an expired URL is signed again: any other 403 fails the PUT, and a route that cannot sign gives S3's refusal", async () => {
+  const blob = new Blob(["x"], { type: "text/plain" });
+  // An expired reservation time is no reason by itself: S3 said something else.
+  const late = reservation(blob);
+  late.upload.expiresAt = new Date(Date.now() - 1000).toISOString();
+  for (const body of [
+    "<Error><Code>AccessDenied</Code><Message>There were headers present in the request which were not signed</Message></Error>",
+    "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+    "",
+  ]) {
+    const api = fakeApi([() => json(201, late)]);
+    const storage = fakeXhr([(xhr) => xhr.answer(403, { body })]);
+    await assert.rejects(gate(api.fetch, storage.XMLHttpRequest).client.upload(blob, { filename: "x", sha256: false }), {
+      status: 403,
+      code: "upload_failed",
+    });
+    assert.equal(storage.requests.length, 1);
+  }
+  // The reservation lapsed meanwhile (or the API has no such route): the PUT fails with S3's words.
+  const api = fakeApi([
+    () => json(201, reservation(blob)),
+    () => json(404, { error: { code: "not_found", message: "no such file" } }),
+  ]);
+  const storage = fakeXhr([(xhr) => xhr.answer(403, { body: EXPIRED_TOKEN })]);
+  const error = await gate(api.fetch, storage.XMLHttpRequest).client.upload(blob, { filename: "x", sha256: false }).catch((e) => e);
+  assert.equal(error.code, "upload_failed");
+  assert.equal(error.storageCode, "ExpiredToken");
+  assert.equal(error.cause.code, "not_found");
+  assert.doesNotMatch(error.message, /https?:|Signature/);
+});
+
+test("download fetches through a fresh URL, and asks for another when S3 refuses one as expired", async () => {
+  let signed = 0;
+  const storageCalls = [];
+  const fetch = async (url, init) => {
+    const parsed = new URL(url);
+    if (parsed.hostname === "bucket.example.test") {
+      storageCalls.push(init.headers);
+      return parsed.searchParams.get("X-Amz-Signature") === "s1"
+        ? new Response(EXPIRED_TOKEN, { status: 403 })
+        : new Response("the bytes", { status: 200 });
+    }
+    assert.equal(parsed.pathname, `/prod/files/${FILE_ID}/download-url`);
+    signed++;
+    return json(200, { method: "GET", url: `https://bucket.example.test/k?X-Amz-Signature=s${signed}`, expiresAt: "2030-01-01T00:00:00Z" });
+  };
+  const { client } = gate(fetch, fakeXhr([]).XMLHttpRequest);
+  const response = await client.download(FILE_ID);
+  assert.equal(await response.text(), "the bytes");
+  assert.equal(signed, 2);
+  assert.deepEqual(storageCalls, [undefined, undefined], "no caller header (the token) goes to S3");
+
+  // Any other refusal is final.
+  const denied = async (url) =>
+    new URL(url).hostname === "bucket.example.test"
+      ? new Response("<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>", { status: 403 })
+      : json(200, { url: "https://bucket.example.test/k?X-Amz-Signature=s", expiresAt: "2000-01-01T00:00:00Z" });
+  await assert.rejects(gate(denied, fakeXhr([]).XMLHttpRequest).client.download(FILE_ID), {
+    status: 403,
+    code: "download_failed",
+    storageCode: "AccessDenied",
+  });
 });
 
 test("API errors keep their status, code and message; a gateway's own reply gets a code", async () => {
@@ -585,6 +825,42 @@ test("an expired part URL is signed again, and a prefetched one about to expire 
   assert.equal(api.log.completes, 1);
 });
 
+test("a part refused ExpiredToken is signed again, and so is every URL of the dead session; another 403 is not", async () => {
+  const blob = new Blob([randomBytes(30)]);
+  // Without digests parts 1-3 are signed in one request (s1); S3 refuses part 1's token.
+  const api = multipartApi(blob, { partSize: 10 });
+  const storage = fakeXhr((xhr) => {
+    const signature = new URL(xhr.url).searchParams.get("X-Amz-Signature");
+    if (signature === "s1") return xhr.answer(403, { body: EXPIRED_TOKEN });
+    xhr.answer(200);
+  });
+  const { client, sleeps } = gate(api.fetch, storage.XMLHttpRequest, { partConcurrency: 1 });
+  await client.upload(blob, { filename: "x", multipart: true, sha256: false });
+  assert.deepEqual(
+    storage.requests.map((xhr) => [partOf(xhr), new URL(xhr.url).searchParams.get("X-Amz-Signature")]),
+    [[1, "s1"], [1, "s2"], [2, "s2"], [3, "s2"]],
+    "parts 2 and 3 never use the dead session's URLs",
+  );
+  assert.deepEqual(sleeps, []);
+  assert.equal(api.log.completes, 1);
+
+  // A URL past its time that S3 refuses for another reason is not signed again.
+  const late = multipartApi(blob, { partSize: 10, urlExpiresAt: () => new Date(Date.now() + 31_000).toISOString() });
+  const denied = fakeXhr((xhr) => xhr.answer(403, { body: "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>" }));
+  const realNow = Date.now;
+  Date.now = () => realNow() + 60_000;
+  try {
+    await assert.rejects(gate(late.fetch, denied.XMLHttpRequest).client.upload(blob, { filename: "x", multipart: true, sha256: false, concurrency: 1 }), {
+      code: "upload_failed",
+      storageCode: "AccessDenied",
+    });
+  } finally {
+    Date.now = realNow;
+  }
+  assert.equal(denied.requests.length, 1);
+  assert.equal(late.log.signed.length, 1);
+});
+
 test("an abort stops every part in flight, then deletes the file so the server aborts the S3 upload", async () => {
   const blob = new Blob([randomBytes(40)]);
   const api = multipartApi(blob, { partSize: 10 });
@@ -683,4 +959,119 @@ test("a whole-file digest is computed only under the multipart threshold", async
   const { client } = gate(api.fetch, fakeXhr([]).XMLHttpRequest, { multipartThreshold: 10 });
   await client.reserve(small, { filename: "x" });
   assert.equal(client.multipartThreshold, 10);
+});
+
+/**
+ * A fake API that plans uploads by the server's rule (src/domain/policy.rs): multipart when asked
+ * or above its MULTIPART_THRESHOLD_BYTES, and a whole-file sha256 on a multipart upload refused
+ * with 400 invalid_request, as S3 verifies no whole-file SHA-256 of a multipart upload (README,
+ * "Multipart uploads"; S3 User Guide, "Checking object integrity": a multipart upload's checksum is
+ * a checksum of the parts' checksums). `GET /usage` reports the threshold as the API does.
+ */
+function serverPlanning(threshold, { reports = true } = {}) {
+  const log = { usage: 0, reservations: [] };
+  const fetch = async (url, init) => {
+    const path = new URL(url).pathname.replace(/^\/prod/, "");
+    const body = init.body ? JSON.parse(init.body) : undefined;
+    if (init.method === "GET" && path === "/usage") {
+      log.usage++;
+      return json(200, {
+        pendingUploads: 0, bytes: 0, limits: { pendingUploads: 10, bytes: 1 << 30 },
+        ...(reports ? { uploads: { multipartThresholdBytes: threshold } } : {}),
+      });
+    }
+    if (init.method === "POST" && path === "/uploads") {
+      log.reservations.push(body);
+      const multipart = body.multipart === true || body.size > threshold;
+      if (multipart && body.sha256 !== undefined) {
+        return json(400, { error: { code: "invalid_request", message: "a whole-file sha256 cannot be verified on a multipart upload" } });
+      }
+      const partSize = 5 * 1024 * 1024;
+      return json(201, {
+        file: { id: FILE_ID, size: body.size, status: "pending" },
+        upload: multipart
+          ? { method: "MULTIPART", partSize, partCount: Math.ceil(body.size / partSize), partSha256: body.partSha256 === true, expiresAt: new Date(Date.now() + 86_400_000).toISOString() }
+          : { method: "PUT", url: `https://bucket.example.test/k?X-Amz-Signature=s`, headers: {}, expiresAt: new Date(Date.now() + 300_000).toISOString() },
+      });
+    }
+    if (init.method === "POST" && path === `/files/${FILE_ID}/parts`) {
+      return json(200, {
+        parts: body.parts.map(({ partNumber }) => ({
+          partNumber, method: "PUT", headers: {},
+          url: `https://bucket.example.test/k?partNumber=${partNumber}&X-Amz-Signature=s`,
+          expiresAt: new Date(Date.now() + 300_000).toISOString(),
+        })),
+      });
+    }
+    if (init.method === "POST" && path === `/files/${FILE_ID}/complete`) {
+      return json(200, { file: { id: FILE_ID, status: "available" } });
+    }
+    throw new Error(`unexpected API call ${init.method} ${path}`);
+  };
+  return { fetch, log };
+}
+
+// Issue 20, 2.9: the server at MULTIPART_THRESHOLD_BYTES = 6 MiB and a client left with its
+// default options; every file between the two thresholds used to fail with 400 invalid_request.
+test("the client plans an upload by the threshold the API reports: a 13 MiB file against a 6 MiB server uploads", async () => {
+  const MIB = 1024 * 1024;
+  const server = serverPlanning(6 * MIB);
+  const storage = fakeXhr((xhr) => xhr.answer(200));
+  const { client } = gate(server.fetch, storage.XMLHttpRequest, { multipartThreshold: undefined });
+  assert.equal(client.multipartThreshold, 100 * MIB, "the API's default until it has said");
+  const big = await client.upload(new Blob([new Uint8Array(13 * MIB)], { type: "video/mp4" }), { filename: "big.mp4" });
+  assert.equal(big.status, "available");
+  const [reservation] = server.log.reservations;
+  assert.equal(reservation.multipart, true);
+  assert.equal(reservation.sha256, undefined);
+  assert.equal(storage.requests.length, 3, "three parts of 5 MiB at most");
+  assert.equal(client.multipartThreshold, 6 * MIB);
+
+  // Under the threshold: one PUT with the whole file's digest. The API was asked once.
+  const small = await client.upload(new Blob([new Uint8Array(6 * MIB)], { type: "video/mp4" }), { filename: "small.mp4" });
+  assert.equal(small.status, "available");
+  assert.equal(server.log.reservations[1].multipart, undefined);
+  assert.equal(typeof server.log.reservations[1].sha256, "string");
+  assert.equal(server.log.usage, 1);
+
+  // An API that does not report one has its default; a caller's own threshold is used as given.
+  const old = serverPlanning(100 * MIB, { reports: false });
+  assert.equal(await gate(old.fetch, fakeXhr([]).XMLHttpRequest, { multipartThreshold: undefined }).client.resolveMultipartThreshold(), 100 * MIB);
+  const own = serverPlanning(6 * MIB);
+  assert.equal(await gate(own.fetch, fakeXhr([]).XMLHttpRequest, { multipartThreshold: 1 }).client.resolveMultipartThreshold(), 1);
+  assert.equal(own.log.usage, 0);
+});
+
+
+// Issue 20, 2.11 (the Chromium test runs the page itself): the demo sends the token typed into it
+// to its form's API URL, so a link's ?api= is taken for a loopback API only, and no API URL is saved.
+test("the demo's connection form takes ?api= for loopback only and saves no API URL", async () => {
+  const { connectionFromPage, loopbackApiUrl } = await import("../../demo/shared.js");
+  for (const ok of ["http://127.0.0.1:9000", "http://localhost:9000/", "http://[::1]:9000"]) assert.equal(loopbackApiUrl(ok), ok);
+  for (const no of ["https://collector.example.test/", "http://127.0.0.1.collector.test/", "http://user:pw@127.0.0.1/", "javascript:alert(1)", "", null]) {
+    assert.equal(loopbackApiUrl(no), null, String(no));
+  }
+  const store = new Map([["presign-gate-demo", JSON.stringify({ apiUrl: "https://saved-by-a-link.test", devUser: "bob" })]]);
+  const saved = { location: globalThis.location, localStorage: globalThis.localStorage };
+  globalThis.location = { search: "?api=https%3A%2F%2Fcollector.example.test%2F" };
+  globalThis.localStorage = { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v) };
+  try {
+    const field = (value = "") => ({ value });
+    const form = { dataset: {}, elements: { apiUrl: field(), devUser: field(), token: field() } };
+    class Recorder {
+      constructor(options) {
+        this.options = options;
+      }
+    }
+    const client = connectionFromPage(form, Recorder);
+    assert.equal(client.options.apiUrl, "http://127.0.0.1:9000", "neither the link's nor the saved API URL");
+    assert.equal(form.elements.devUser.value, "bob");
+    assert.deepEqual(JSON.parse(store.get("presign-gate-demo")), { devUser: "bob" });
+    globalThis.location = { search: "?api=http%3A%2F%2F127.0.0.1%3A9999" };
+    const local = connectionFromPage({ dataset: {}, elements: { apiUrl: field(), devUser: field(), token: field("t") } }, Recorder);
+    assert.equal(local.options.apiUrl, "http://127.0.0.1:9999");
+    assert.doesNotMatch(store.get("presign-gate-demo"), /9999|apiUrl/);
+  } finally {
+    Object.assign(globalThis, saved);
+  }
 });

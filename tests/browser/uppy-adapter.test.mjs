@@ -22,7 +22,10 @@ function fakeGate() {
   const files = new Map();
   let next = 0;
   const gate = {
-    multipartThreshold: 8 * MIB,
+    // The API's threshold as the client learns it (GET /usage): the adapter plans by it.
+    async resolveMultipartThreshold() {
+      return 8 * MIB;
+    },
     calls,
     async reserve(blob, options) {
       calls.push(["reserve", options.filename, options.multipart]);
