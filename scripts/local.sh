@@ -9,7 +9,8 @@ set -euo pipefail
 : "${LOCAL_AWS_BIN:?set by make local}" "${MOTO_SERVER_BIN:?set by make local}"
 API_PORT=${API_PORT:-9000}            # the API as browsers and curl call it (CORS front)
 S3_PORT=${S3_PORT:-9100}
-DYNAMODB_PORT=${DYNAMODB_PORT:-9101}
+DYNAMODB_PORT=${DYNAMODB_PORT:-9101}  # local-aws's DynamoDB: authorizes, then passes on to moto
+MOTO_PORT=${MOTO_PORT:-9104}          # moto's DynamoDB, behind local-aws
 DEMO_PORT=${DEMO_PORT:-9102}          # the demo page, on an origin of its own
 LAMBDA_PORT=${LAMBDA_PORT:-9103}      # cargo lambda watch: the functions, behind local-aws
 DATA_DIR=${DATA_DIR:-.local}
@@ -26,8 +27,8 @@ trap stop EXIT
 trap 'exit 130' INT TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for port in "$API_PORT" "$S3_PORT" "$DYNAMODB_PORT" "$DEMO_PORT" "$LAMBDA_PORT"; do
-  port_free "$port" || { echo "port $port is in use: stop what holds it, or set API_PORT / S3_PORT / DYNAMODB_PORT / DEMO_PORT / LAMBDA_PORT" >&2; exit 1; }
+for port in "$API_PORT" "$S3_PORT" "$DYNAMODB_PORT" "$DEMO_PORT" "$LAMBDA_PORT" "$MOTO_PORT"; do
+  port_free "$port" || { echo "port $port is in use: stop what holds it, or set API_PORT / S3_PORT / DYNAMODB_PORT / DEMO_PORT / LAMBDA_PORT / MOTO_PORT" >&2; exit 1; }
 done
 
 wait_for_port() { # name port
@@ -37,19 +38,6 @@ wait_for_port() { # name port
   done
   echo "$1 did not start on port $2" >&2; exit 1
 }
-
-# Credentials only the stand-ins know: local-aws verifies every signature with them.
-export AWS_ACCESS_KEY_ID=local-access-key AWS_SECRET_ACCESS_KEY=local-secret-key AWS_REGION=us-east-1
-export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$S3_PORT" AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DYNAMODB_PORT"
-export FILES_BUCKET=files FILES_TABLE=file-records S3_FORCE_PATH_STYLE=true
-# The local stand-in for the JWT authorizer: whoever sends this header is that user. Never deployed.
-export DEV_USER_HEADER=x-dev-user
-# Every other setting of the function (README, Configuration) passes through from the environment
-# `make local` runs in, e.g. `QUOTA_MAX_PENDING_UPLOADS=3 QUOTA_MAX_BYTES=1048576 make local`.
-for name in URL_TTL_SECONDS URL_TTL_MAX_SECONDS MAX_UPLOAD_BYTES ALLOWED_CONTENT_TYPES \
-  MULTIPART_THRESHOLD_BYTES MULTIPART_EXPIRY_SECONDS QUOTA_MAX_PENDING_UPLOADS QUOTA_MAX_BYTES RUST_LOG; do
-  if [ -n "${!name:-}" ]; then echo "$name=${!name}"; fi
-done
 
 # RUST_LOG is the functions' level, and theirs only. The local tooling reads RUST_LOG too and keeps
 # its own level: cargo lambda watch at trace writes each raw request, authorization header
@@ -62,21 +50,49 @@ unset RUST_LOG
 function_env="$DATA_DIR/functions.env"
 printf 'RUST_LOG=%s\n' "$function_log" >"$function_env"
 
+# The account administrator's credentials, known only to the stand-ins: local-aws and the setup
+# use them. Each function signs with its own role's instead (Cargo.toml,
+# [package.metadata.lambda.bin.<name>.env], which cargo lambda watch applies over these), so
+# local-aws authorizes its calls and the URLs it signs as AWS authorizes that role.
+export AWS_ACCESS_KEY_ID=local-access-key AWS_SECRET_ACCESS_KEY=local-secret-key AWS_REGION=us-east-1
+export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$S3_PORT" AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DYNAMODB_PORT"
+export S3_FORCE_PATH_STYLE=true
+# The bucket's and the table's names as the template makes them (the roles' statements name them).
+while IFS='=' read -r name value; do
+  case "$name" in FILES_BUCKET | FILES_TABLE) export "$name=$value" ;; esac
+done < <("$LOCAL_AWS_BIN" --print-names)
+: "${FILES_BUCKET:?local-aws --print-names named no bucket}" "${FILES_TABLE:?local-aws --print-names named no table}"
+# The template's parameters that the local IAM reads and the functions' settings change: the
+# bucket policy refuses presigned requests older than the longest URL lifetime.
+parameters=()
+if [ -n "${URL_TTL_MAX_SECONDS:-}" ]; then parameters+=(--parameter "UrlTtlMaxSeconds=$URL_TTL_MAX_SECONDS"); fi
+# The local stand-in for the JWT authorizer: whoever sends this header is that user. Never deployed.
+export DEV_USER_HEADER=x-dev-user
+# Every other setting of the function (README, Configuration) passes through from the environment
+# `make local` runs in, e.g. `QUOTA_MAX_PENDING_UPLOADS=3 QUOTA_MAX_BYTES=1048576 make local`.
+for name in URL_TTL_SECONDS URL_TTL_MAX_SECONDS MAX_UPLOAD_BYTES ALLOWED_CONTENT_TYPES \
+  MULTIPART_THRESHOLD_BYTES MULTIPART_EXPIRY_SECONDS QUOTA_MAX_PENDING_UPLOADS QUOTA_MAX_BYTES; do
+  if [ -n "${!name:-}" ]; then echo "$name=${!name}"; fi
+done
+echo "RUST_LOG=$function_log (the functions' level)"
+
 lambda="http://127.0.0.1:$LAMBDA_PORT"
 # With two functions, cargo lambda watch serves each HTTP function under /lambda-url/<name>
 # (and strips that prefix from the path the function sees), and invokes any function through
 # the Lambda Invoke API.
 "$LOCAL_AWS_BIN" --s3-port "$S3_PORT" --data-dir "$DATA_DIR/s3" \
+  --dynamodb-port "$DYNAMODB_PORT" --dynamodb-upstream "http://127.0.0.1:$MOTO_PORT" "${parameters[@]}" \
   --api-port "$API_PORT" --lambda-url "$lambda/lambda-url/api" \
   --events-url "$lambda/2015-03-31/functions/events/invocations" \
   --demo-port "$DEMO_PORT" ${VENDOR_DIR:+--vendor-dir "$VENDOR_DIR"} \
   >"$DATA_DIR/local-aws.log" 2>&1 &
 pids+=($!)
 # moto keeps DynamoDB in memory: records start empty on every run, objects persist in $DATA_DIR.
-"$MOTO_SERVER_BIN" -H 127.0.0.1 -p "$DYNAMODB_PORT" >"$DATA_DIR/moto.log" 2>&1 &
+"$MOTO_SERVER_BIN" -H 127.0.0.1 -p "$MOTO_PORT" >"$DATA_DIR/moto.log" 2>&1 &
 pids+=($!)
 wait_for_port local-aws "$S3_PORT"
-wait_for_port moto_server "$DYNAMODB_PORT"
+wait_for_port local-aws "$DYNAMODB_PORT"
+wait_for_port moto_server "$MOTO_PORT"
 # The setup reads the functions' configuration, DEV_USER_HEADER included: the same local build.
 cargo run --quiet --locked --features dev-identity --example local_setup
 

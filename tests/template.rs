@@ -42,13 +42,12 @@ const EVENTS_DYNAMODB_ACTIONS: &[&str] = &[
 ];
 const LOGS_ACTIONS: &[&str] = &["logs:CreateLogStream", "logs:PutLogEvents"];
 /// The reconciliation lists users/ (and nothing else: a condition), reads and deletes objects
-/// there, keeps its cursor, and reads and confirms records one at a time: no Scan, no Query.
+/// there, and reads and confirms records, and its cursor item, one at a time: no Scan, no Query.
 const RECONCILE_S3_ACTIONS: &[&str] = &[
     "s3:ListBucket",
     "s3:GetObject",
     "s3:DeleteObject",
     "s3:DeleteObjectVersion",
-    "s3:PutObject",
 ];
 const RECONCILE_DYNAMODB_ACTIONS: &[&str] = &["dynamodb:GetItem", "dynamodb:UpdateItem"];
 
@@ -352,15 +351,14 @@ fn iam_problems(t: &Value) -> Vec<String> {
 }
 
 /// The reconciling role's S3 resources for `action`: `s3:ListBucket` on the bucket alone, in a
-/// statement of its own limited to the `users/` prefix; `s3:PutObject` on the cursor alone;
-/// `s3:GetObject` on objects under users/ and the cursor; anything else on objects under users/.
+/// statement of its own limited to the `users/` prefix; anything else on objects under users/
+/// (its cursor is an item of the table, never an object).
 fn reconcile_s3_resources(
     action: &str,
     statement: &Value,
     objects: &[Value],
     problems: &mut Vec<String>,
 ) -> Vec<Value> {
-    let cursor = json!({ "Fn::Sub": "arn:${AWS::Partition}:s3:::${FilesBucket}/reconcile/cursor" });
     match action {
         "s3:ListBucket" => {
             let sid = &statement["Sid"];
@@ -374,8 +372,6 @@ fn reconcile_s3_resources(
             }
             vec![get_att("FilesBucket")]
         }
-        "s3:PutObject" => vec![cursor],
-        "s3:GetObject" => [objects, &[cursor]].concat(),
         _ => objects.to_vec(),
     }
 }
@@ -403,6 +399,12 @@ fn scheduler_role_problems(t: &Value, problems: &mut Vec<String>) {
         if target["RoleArn"] != get_att("ReconcileSchedulerRole") {
             problems.push(format!("{name} runs as {}", target["RoleArn"]));
         }
+        // The scheduler role's trust policy names the default group as aws:SourceArn.
+        if schedule["Properties"]["GroupName"] != "default" {
+            problems.push(format!(
+                "{name} is not in the schedule group the role trusts"
+            ));
+        }
     }
     for (role_name, role) in resources_of_type(t, "AWS::IAM::Role") {
         if function_roles.contains(&json!(role_name)) {
@@ -420,7 +422,10 @@ fn scheduler_role_problems(t: &Value, problems: &mut Vec<String>) {
             "Effect": "Allow",
             "Principal": { "Service": "scheduler.amazonaws.com" },
             "Action": "sts:AssumeRole",
-            "Condition": { "StringEquals": { "aws:SourceAccount": { "Ref": "AWS::AccountId" } } },
+            "Condition": { "StringEquals": {
+                "aws:SourceAccount": { "Ref": "AWS::AccountId" },
+                "aws:SourceArn": { "Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule-group/default" },
+            } },
         }]);
         if json!(trust) != expected_trust {
             problems.push(format!("{role_name}: trust policy {trust:?}"));
@@ -1062,12 +1067,6 @@ fn checks_catch_a_widened_template() {
             "s3:ListBucket without exactly the condition",
         ),
         (
-            "cursor widened to the bucket",
-            "${FilesBucket}/reconcile/cursor\"",
-            "${FilesBucket}/*\"",
-            "s3:PutObject on",
-        ),
-        (
             "a Scan for the reconciliation",
             "                  - dynamodb:GetItem\n                  - dynamodb:UpdateItem\n                Resource: !GetAtt FilesTable.Arn\n\n  ReconcileSchedule",
             "                  - dynamodb:GetItem\n                  - dynamodb:UpdateItem\n                  - dynamodb:Scan\n                Resource: !GetAtt FilesTable.Arn\n\n  ReconcileSchedule",
@@ -1081,7 +1080,19 @@ fn checks_catch_a_widened_template() {
         ),
         (
             "schedule role trusted by anyone in the service",
-            "            Condition:\n              StringEquals:\n                aws:SourceAccount: !Ref AWS::AccountId\n",
+            "            Condition:\n              StringEquals:\n                aws:SourceAccount: !Ref AWS::AccountId\n                aws:SourceArn: !Sub \"arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule-group/default\"\n",
+            "",
+            "ReconcileSchedulerRole: trust policy",
+        ),
+        (
+            "schedule outside the trusted group",
+            "      GroupName: default\n",
+            "      GroupName: other\n",
+            "not in the schedule group the role trusts",
+        ),
+        (
+            "schedule role trusted by any schedule of the account",
+            "                aws:SourceArn: !Sub \"arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule-group/default\"\n",
             "",
             "ReconcileSchedulerRole: trust policy",
         ),

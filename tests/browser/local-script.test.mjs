@@ -24,17 +24,21 @@ async function freePort() {
   return port;
 }
 
-/** A node script that records its arguments and RUST_LOG, then listens on `portFlag`'s port, or exits. */
-const recorder = (name, portFlag) => `#!/usr/bin/env node
+/**
+ * A node script that records its arguments and RUST_LOG, then listens on each of `portFlags`'
+ * ports, or exits. `--print-names` answers as local-aws does.
+ */
+const recorder = (name, portFlags) => `#!/usr/bin/env node
 const fs = require("node:fs");
 const args = process.argv.slice(2);
 const record = { args, rustLog: process.env.RUST_LOG ?? null };
 const envFile = args[args.indexOf("--env-file") + 1];
 if (args.includes("--env-file")) record.envFile = fs.readFileSync(envFile, "utf8");
 fs.appendFileSync(process.env.RECORD_DIR + "/${name}.jsonl", JSON.stringify(record) + "\\n");
-const port = ${portFlag ? `args[args.indexOf("${portFlag}") + 1]` : "null"};
-if (port) require("node:net").createServer().listen(Number(port), "127.0.0.1");
-else if (!(args[0] === "lambda" && args[1] === "watch")) process.exit(0);
+if (args.includes("--print-names")) { console.log("FILES_BUCKET=bucket\\nFILES_TABLE=table"); process.exit(0); }
+const ports = ${JSON.stringify(portFlags)}.filter((flag) => args.includes(flag)).map((flag) => args[args.indexOf(flag) + 1]);
+for (const port of ports) require("node:net").createServer().listen(Number(port), "127.0.0.1");
+if (ports.length === 0 && !(args[0] === "lambda" && args[1] === "watch")) process.exit(0);
 else setInterval(() => {}, 1000);
 `;
 
@@ -43,12 +47,12 @@ test("make local hands RUST_LOG to the functions only: cargo lambda watch and lo
   t.after(() => rm(dir, { recursive: true, force: true }));
   const bin = join(dir, "bin");
   await mkdir(bin);
-  for (const [name, flag] of [["local-aws", "--s3-port"], ["moto_server", "-p"], ["cargo", null]]) {
-    await writeFile(join(bin, name), recorder(name, flag));
+  for (const [name, flags] of [["local-aws", ["--s3-port", "--dynamodb-port"]], ["moto_server", ["-p"]], ["cargo", []]]) {
+    await writeFile(join(bin, name), recorder(name, flags));
     await chmod(join(bin, name), 0o755);
   }
   const ports = {};
-  for (const name of ["API_PORT", "S3_PORT", "DYNAMODB_PORT", "DEMO_PORT", "LAMBDA_PORT"]) ports[name] = String(await freePort());
+  for (const name of ["API_PORT", "S3_PORT", "DYNAMODB_PORT", "DEMO_PORT", "LAMBDA_PORT", "MOTO_PORT"]) ports[name] = String(await freePort());
   const level = "trace,presign_gate=debug";
   const script = spawn(join(REPO, "scripts/local.sh"), {
     cwd: REPO,
@@ -81,8 +85,7 @@ test("make local hands RUST_LOG to the functions only: cargo lambda watch and lo
     await exited;
   }
   const lines = async (name) => (await readFile(join(dir, `${name}.jsonl`), "utf8")).trim().split("\n").map((l) => JSON.parse(l));
-  const [localAws] = await lines("local-aws");
-  assert.equal(localAws.rustLog, null, "local-aws keeps its own level");
+  for (const localAws of await lines("local-aws")) assert.equal(localAws.rustLog, null, "local-aws keeps its own level");
   const cargo = await lines("cargo");
   const watch = cargo.find((call) => call.args[0] === "lambda" && call.args[1] === "watch");
   assert.equal(watch.rustLog, null, "cargo lambda watch keeps its own level");
