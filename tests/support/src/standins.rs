@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use aws_sdk_s3::config::Credentials;
 use lambda_http::http::StatusCode;
+pub use local_aws;
 use local_aws::role_credentials;
 use presign_gate::aws;
 use presign_gate::bucket::S3Bucket;
