@@ -9,11 +9,6 @@ SHELL := /bin/bash
 TOOLS_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/presign-gate
 PYTHON ?= python3
 
-# S3 stand-in: verifies SigV4 signatures, expiry, signed headers and checksums like S3 does.
-# 0.14.1 is the last release that builds with rustc 1.95.
-S3S_FS_VERSION := 0.14.1
-S3S_FS_BIN := $(TOOLS_DIR)/s3s-fs-$(S3S_FS_VERSION)/bin/s3s-fs
-
 # Python tools, each in a virtualenv named after the hash of its fully pinned requirements.
 venv = $(TOOLS_DIR)/venv-$(1)-$(shell sha256sum tools/requirements-$(1).txt | cut -c1-12)
 LOCAL_VENV := $(call venv,local)
@@ -30,11 +25,13 @@ export SAM_CLI_BETA_RUST_CARGO_LAMBDA := 1
 # to x86_64 only on a machine that lacks the aarch64 Rust target and cannot add it.
 LAMBDA_ARCH ?=
 
-# make local's stand-in for the deployed AWS parts (local/): the bucket with its CORS rules and
-# S3 event notifications, the API's CORS front, the demo page's server. Built from this workspace.
+# The local stand-in for the deployed AWS parts (local/): the bucket with its CORS rules and S3
+# event notifications, DynamoDB's front over moto, both authorizing every request from
+# template.yaml as IAM would, the API's CORS front, the demo page's server. Built from this
+# workspace; `make local` and every integration test run on it.
 LOCAL_AWS_BIN := $(CURDIR)/target/debug/local-aws
 
-export S3S_FS_BIN MOTO_SERVER_BIN LOCAL_AWS_BIN
+export MOTO_SERVER_BIN LOCAL_AWS_BIN
 # cargo-lambda (and the zig it brings) come first on PATH.
 export PATH := $(LOCAL_VENV)/bin:$(PATH)
 
@@ -64,10 +61,6 @@ help:
 	@echo "make mutants   mutation testing of the safety-critical code (about 6 hours; FILES=\"src/a.rs ...\" for a few files)"
 	@echo "make bench-throughput  one large upload (THROUGHPUT_MIB, 1024) through the client: single PUT against multipart"
 
-$(S3S_FS_BIN):
-	cargo install s3s-fs --version $(S3S_FS_VERSION) --features binary --locked \
-	  --root $(TOOLS_DIR)/s3s-fs-$(S3S_FS_VERSION)
-
 $(TOOLS_DIR)/venv-%/.installed:
 	rm -rf $(@D)
 	$(PYTHON) -m venv $(@D)
@@ -75,7 +68,7 @@ $(TOOLS_DIR)/venv-%/.installed:
 	  -r tools/requirements-$(firstword $(subst -, ,$*)).txt
 	touch $@
 
-tools: $(S3S_FS_BIN) $(LOCAL_VENV)/.installed
+tools: $(LOCAL_VENV)/.installed
 
 # Cargo decides whether anything changed; the browser tests of `make test` start it too.
 local-aws:
@@ -153,7 +146,7 @@ test: tools local-aws lint template-checks sam-build qemu-arm64
 
 # The model-based property test of tests/properties.rs, with far more sequences than `make test`.
 PROPTEST_CASES ?= 200
-proptest: tools
+proptest: tools local-aws
 	PROPTEST_CASES=$(PROPTEST_CASES) cargo test --locked --test properties -- --nocapture
 
 # Each fuzz target for FUZZ_SECONDS, with libFuzzer through libfuzzer-sys (pinned by
@@ -179,7 +172,7 @@ fuzz:
 
 # A bounded load test (2,000 mixed requests at concurrency 32) against the API as `make local`
 # runs it, started on ports of its own for the run and stopped afterwards. Loopback only.
-load: tools
+load: tools local-aws
 	scripts/load.sh
 
 # Benchmarks: never part of `make test`. Figures, not pass/fail: see BENCHMARKS.md for a run.
@@ -235,7 +228,7 @@ $(CARGO_MUTANTS):
 	cargo install cargo-mutants --version $(CARGO_MUTANTS_VERSION) --locked \
 	  --root $(TOOLS_DIR)/cargo-mutants-$(CARGO_MUTANTS_VERSION)
 
-# local-aws: the stand-in part's multipart tests run against it.
+# local-aws: every stand-in test runs on it.
 mutants: tools local-aws $(CARGO_MUTANTS)
 	mkdir -p $(foreach part,$(MUTANTS_PARTS),target/mutants-out/$(part))
 	failed=0; \

@@ -5,6 +5,7 @@
 set -euo pipefail
 
 export API_PORT=${LOAD_API_PORT:-9200} S3_PORT=${LOAD_S3_PORT:-9201} DYNAMODB_PORT=${LOAD_DYNAMODB_PORT:-9202}
+export MOTO_PORT=${LOAD_MOTO_PORT:-9203}
 export DATA_DIR=${LOAD_DATA_DIR:-target/load}
 rm -rf "$DATA_DIR"
 mkdir -p "$DATA_DIR"

@@ -43,6 +43,7 @@ export async function startLocalStack(extraEnv = {}) {
     DYNAMODB_PORT: String(await freePort()),
     DEMO_PORT: String(await freePort()),
     LAMBDA_PORT: String(await freePort()),
+    MOTO_PORT: String(await freePort()),
     DATA_DIR: dataDir,
     ...extraEnv,
   };
