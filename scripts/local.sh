@@ -82,6 +82,7 @@ lambda="http://127.0.0.1:$LAMBDA_PORT"
 # the Lambda Invoke API.
 "$LOCAL_AWS_BIN" --s3-port "$S3_PORT" --data-dir "$DATA_DIR/s3" \
   --dynamodb-port "$DYNAMODB_PORT" --dynamodb-upstream "http://127.0.0.1:$MOTO_PORT" "${parameters[@]}" \
+  --grants-log "$DATA_DIR/grants.jsonl" \
   --api-port "$API_PORT" --lambda-url "$lambda/lambda-url/api" \
   --events-url "$lambda/2015-03-31/functions/events/invocations" \
   --demo-port "$DEMO_PORT" ${VENDOR_DIR:+--vendor-dir "$VENDOR_DIR"} \

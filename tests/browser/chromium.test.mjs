@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { readdir } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 
 import {
@@ -165,6 +165,14 @@ test("the client uploads from the demo origin; the S3 event confirms it before t
   }, result.file.id);
   assert.equal(afterDelete, "not_found");
   assert.deepEqual(await storedPathsOf(result.file.id), []);
+
+  // Every request was authorized as its signer's role (local-aws's grants log: the template's
+  // statements that allowed each request): the browser's PUT and GET as the API role that signed
+  // the URLs, the S3 event's confirmation as the events function's role.
+  const granted = new Set((await readFile(join(stack.dataDir, "grants.jsonl"), "utf8")).trim().split("\n").flatMap((line) => JSON.parse(line)));
+  for (const sid of ["ApiFunctionRole/files/UserObjects", "ApiFunctionRole/files/OwnershipRecords", "EventsFunctionRole/files/UserObjects", "EventsFunctionRole/files/OwnershipRecords"]) {
+    assert.ok(granted.has(sid), `${sid} allowed no request: ${[...granted]}`);
+  }
   assert.deepEqual(page.pageErrors, []);
   await page.close();
 });
