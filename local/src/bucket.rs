@@ -41,6 +41,7 @@ use s3s_fs::FileSystem;
 
 use crate::notifications::{EventName, Notifier, ObjectEvent};
 use crate::s3_access::S3AccessControl;
+use crate::versions::current_version;
 
 /// S3's minimum size of every part but the last.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -374,6 +375,31 @@ fn signer<T>(req: &S3Request<T>) -> Option<String> {
 }
 
 impl LocalBucket {
+    /// The current version of `bucket/key` in a versioned bucket (None in one that is not, or
+    /// when there is no object); `NoSuchVersion` when `named` is another version of an object
+    /// that exists (Amazon S3 API Reference, GetObject, `versionId`).
+    async fn version(
+        &self,
+        bucket: &str,
+        key: &str,
+        named: Option<&str>,
+    ) -> S3Result<Option<String>> {
+        if !self.versioned {
+            return Ok(None);
+        }
+        let Some(path) = self.object_path(bucket, key) else {
+            return Ok(None);
+        };
+        let current = current_version(&path).await;
+        match (named, &current) {
+            (Some(named), Some(current)) if named != current => Err(S3Error::with_message(
+                S3ErrorCode::NoSuchVersion,
+                "The specified version does not exist.",
+            )),
+            _ => Ok(current),
+        }
+    }
+
     /// S3 answers a GET or HEAD of a missing key with 403 AccessDenied, not 404 NoSuchKey, to a
     /// caller without `s3:ListBucket` on the bucket (Amazon S3 API Reference, GetObject and
     /// HeadObject, "Permissions"), so that it cannot learn which keys exist.
@@ -436,7 +462,13 @@ impl S3 for LocalBucket {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let (signer, bucket) = (signer(&req), req.input.bucket.clone());
-        let result = self.files.get_object(req).await;
+        let version = self
+            .version(&bucket, &req.input.key, req.input.version_id.as_deref())
+            .await?;
+        let mut result = self.files.get_object(req).await;
+        if let Ok(response) = &mut result {
+            response.output.version_id = version;
+        }
         self.hide_missing(result, signer.as_deref(), &bucket)
     }
 
@@ -445,7 +477,13 @@ impl S3 for LocalBucket {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let (signer, bucket) = (signer(&req), req.input.bucket.clone());
-        let result = self.files.head_object(req).await;
+        let version = self
+            .version(&bucket, &req.input.key, req.input.version_id.as_deref())
+            .await?;
+        let mut result = self.files.head_object(req).await;
+        if let Ok(response) = &mut result {
+            response.output.version_id = version;
+        }
         self.hide_missing(result, signer.as_deref(), &bucket)
     }
 
@@ -455,9 +493,10 @@ impl S3 for LocalBucket {
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let snapshot = self.snapshot(self.object_path(&bucket, &key)).await?;
-        let result = self.files.put_object(req).await;
+        let mut result = self.files.put_object(req).await;
         settle(snapshot, &result).await;
-        if let Ok(response) = &result {
+        if let Ok(response) = &mut result {
+            response.output.version_id = self.version(&bucket, &key, None).await?;
             let e_tag = response.output.e_tag.as_ref();
             self.created(EventName::Put, bucket, key, e_tag).await;
         }
@@ -521,9 +560,10 @@ impl S3 for LocalBucket {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let snapshot = self.snapshot(self.object_path(&bucket, &key)).await?;
-        let result = self.files.copy_object(req).await;
+        let mut result = self.files.copy_object(req).await;
         settle(snapshot, &result).await;
-        if let Ok(response) = &result {
+        if let Ok(response) = &mut result {
+            response.output.version_id = self.version(&bucket, &key, None).await?;
             let e_tag = response
                 .output
                 .copy_object_result
@@ -590,6 +630,7 @@ impl S3 for LocalBucket {
             }
             None => response.output.e_tag.clone(),
         };
+        response.output.version_id = self.version(&bucket, &key, None).await?;
         self.created(
             EventName::CompleteMultipartUpload,
             bucket,
@@ -606,7 +647,18 @@ impl S3 for LocalBucket {
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let version_id = req.input.version_id.clone();
-        let response = self.files.delete_object(req).await?;
+        if let Some(named) = &version_id {
+            // Deleting a version that is not there (any more) changes nothing, as on S3.
+            let current = self.version(&bucket, &key, None).await?;
+            if current.as_ref() != Some(named) {
+                return Ok(S3Response::new(DeleteObjectOutput {
+                    version_id,
+                    ..DeleteObjectOutput::default()
+                }));
+            }
+        }
+        let mut response = self.files.delete_object(req).await?;
+        response.output.version_id.clone_from(&version_id);
         self.removed(bucket, key, version_id.as_deref());
         Ok(response)
     }

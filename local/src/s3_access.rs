@@ -8,8 +8,9 @@
 //! version id); CreateMultipartUpload, UploadPart and CompleteMultipartUpload are `s3:PutObject`;
 //! ListParts is `s3:ListMultipartUploadParts`; ListObjects(V2) is `s3:ListBucket` with
 //! `s3:prefix`; a PutObject with `x-amz-tagging` also needs `s3:PutObjectTagging` (PutObject,
-//! "Permissions"); CopyObject also needs `s3:GetObject` on its source; DeleteObjects needs
-//! `s3:DeleteObject` for every key.
+//! "Permissions"); CopyObject also needs `s3:GetObject` on its source; DeleteObject(s) needs
+//! `s3:DeleteObject` for every key, and `s3:DeleteObjectVersion` besides when it names a version
+//! (DeleteObject, "Permissions": "you must always have the s3:DeleteObject permission").
 //!
 //! Condition keys: `s3:authType` (`REST-QUERY-STRING` for a presigned URL, `REST-HEADER`
 //! otherwise), `s3:signatureAge` (milliseconds since `X-Amz-Date`), `s3:prefix`,
@@ -169,7 +170,9 @@ fn actions(
             vec![creation("s3:PutObject", false)]
         }
         "ListParts" => vec![on("s3:ListMultipartUploadParts")],
-        "DeleteObject" if versioned => vec![on("s3:DeleteObjectVersion")],
+        // A version's delete needs both (Amazon S3 API Reference, DeleteObject, "Permissions":
+        // "you must always have the s3:DeleteObject permission").
+        "DeleteObject" if versioned => vec![on("s3:DeleteObject"), on("s3:DeleteObjectVersion")],
         "DeleteObject" => vec![on("s3:DeleteObject")],
         // Authorized key by key (see `delete_objects`).
         "DeleteObjects" => Vec::new(),
@@ -285,13 +288,15 @@ impl S3Access for S3AccessControl {
         // whole request is refused, which no caller of this stack relies on either way.
         let principal = self.principal(req.credentials.as_ref().map(|c| c.access_key.as_str()))?;
         for object in &req.input.delete.objects {
-            let action = if object.version_id.is_some() {
-                "s3:DeleteObjectVersion"
-            } else {
-                "s3:DeleteObject"
-            };
-            let request = RequestContext::new(action, object_arn(&req.input.bucket, &object.key));
-            self.require(principal, &Self::common(request))?;
+            let resource = object_arn(&req.input.bucket, &object.key);
+            let mut actions = vec!["s3:DeleteObject"];
+            if object.version_id.is_some() {
+                actions.push("s3:DeleteObjectVersion");
+            }
+            for action in actions {
+                let request = RequestContext::new(action, resource.clone());
+                self.require(principal, &Self::common(request))?;
+            }
         }
         Ok(())
     }
@@ -346,7 +351,10 @@ mod tests {
         );
         assert_eq!(
             names("DeleteObject", "versionId=v", &none),
-            [("s3:DeleteObjectVersion".into(), None)]
+            [
+                ("s3:DeleteObject".into(), None),
+                ("s3:DeleteObjectVersion".into(), None)
+            ]
         );
         let mut tagged = http::HeaderMap::new();
         tagged.insert("x-amz-tagging", "a=b".parse().unwrap());

@@ -179,3 +179,69 @@ async fn without_an_events_url_nothing_is_sent_and_writes_still_succeed() {
         Some(&b"abc"[..])
     );
 }
+
+/// The deployed bucket is versioned: every write reports a version id, HeadObject reports the
+/// current one, and a DeleteObject that names it removes the object for good, which S3 reports as
+/// ObjectRemoved:Delete; a version that is not there deletes nothing ("Deleting object versions
+/// from a versioning-enabled bucket", Amazon S3 User Guide).
+#[tokio::test]
+async fn objects_have_versions_and_a_delete_that_names_one_removes_it_for_good() {
+    let mut function = Recorder::function(0).await;
+    let stack = stack_with(&function).await;
+    let key = "users/alice/versioned";
+    let put = stack
+        .s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(ByteStream::from_static(b"v1"))
+        .send()
+        .await
+        .expect("PutObject");
+    let version = put.version_id().expect("a version id").to_owned();
+    function.next().await;
+    let head = stack
+        .s3()
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect("HeadObject");
+    assert_eq!(head.version_id(), Some(version.as_str()));
+    let other = stack
+        .s3()
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .version_id("not-this-one")
+        .send()
+        .await
+        .expect_err("another version");
+    assert_eq!(other.raw_response().map(|r| r.status().as_u16()), Some(404));
+
+    let untouched = stack
+        .s3()
+        .delete_object()
+        .bucket(BUCKET)
+        .key(key)
+        .version_id("not-this-one")
+        .send()
+        .await
+        .expect("deleting a version that is not there");
+    assert_eq!(untouched.version_id(), Some("not-this-one"));
+    assert_eq!(stack.stored(key).await.as_deref(), Some(&b"v1"[..]));
+
+    stack
+        .s3()
+        .delete_object()
+        .bucket(BUCKET)
+        .key(key)
+        .version_id(&version)
+        .send()
+        .await
+        .expect("DeleteObject of the version");
+    assert_eq!(stack.stored(key).await, None);
+    let record = function.next_record().await;
+    assert_s3_record(&record, "ObjectRemoved:Delete", key);
+}

@@ -241,15 +241,24 @@ mod tests {
     #[test]
     fn each_role_has_exactly_its_own_rights() {
         let (authorizer, stack) = authorizer();
-        let cursor = format!("{}/reconcile/cursor", stack.bucket_arn);
-        let get_cursor = RequestContext::new("s3:GetObject", &cursor);
+        let outside = format!("{}/reconcile/cursor", stack.bucket_arn);
+        let get_outside = RequestContext::new("s3:GetObject", &outside);
+        for name in [
+            "ApiFunctionRole",
+            "EventsFunctionRole",
+            "ReconcileFunctionRole",
+        ] {
+            assert_eq!(
+                authorizer.authorize_s3(role(&authorizer, name), &get_outside),
+                Decision::ImplicitDeny,
+                "{name}: nothing outside users/"
+            );
+        }
+        let get_user_object =
+            RequestContext::new("s3:GetObject", format!("{}/users/a/b", stack.bucket_arn));
         assert_eq!(
-            authorizer.authorize_s3(role(&authorizer, "ApiFunctionRole"), &get_cursor),
-            Decision::ImplicitDeny
-        );
-        assert_eq!(
-            authorizer.authorize_s3(role(&authorizer, "ReconcileFunctionRole"), &get_cursor),
-            Decision::Allowed(vec!["ReconcileFunctionRole/files/Cursor".into()])
+            authorizer.authorize_s3(role(&authorizer, "ReconcileFunctionRole"), &get_user_object),
+            Decision::Allowed(vec!["ReconcileFunctionRole/files/UserObjects".into()])
         );
         let list =
             RequestContext::new("s3:ListBucket", &stack.bucket_arn).with("s3:prefix", "users/");
