@@ -21,6 +21,7 @@ use crate::store::{OwnershipStore, Transition};
 mod idempotency;
 mod multipart;
 mod reconcile;
+mod upload_url;
 pub use multipart::DEFAULT_MULTIPART_EXPIRY;
 pub use reconcile::{ReconcileLimits, ReconcileReport};
 
