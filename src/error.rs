@@ -35,6 +35,12 @@ pub enum AppError {
     /// A part request for a file that is not a pending multipart upload.
     #[error("{0}")]
     NotPending(String),
+    /// A single-PUT request (a fresh upload URL) for a multipart reservation.
+    #[error("{0}")]
+    NotSinglePut(String),
+    /// `complete` of a multipart reservation past its `expiresAt`: its upload has been aborted.
+    #[error("{0}")]
+    ReservationLapsed(String),
     /// The uploaded object did not match the reservation and was deleted.
     #[error("upload rejected: {0}")]
     UploadRejected(String),

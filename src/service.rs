@@ -21,6 +21,7 @@ use crate::store::{OwnershipStore, Transition};
 mod idempotency;
 mod multipart;
 mod reconcile;
+mod upload_url;
 pub use multipart::DEFAULT_MULTIPART_EXPIRY;
 pub use reconcile::{ReconcileLimits, ReconcileReport};
 
@@ -362,19 +363,33 @@ where
             return Ok(Confirmation::Rejected { reason });
         }
         let uploaded_at = now();
-        match self
+        let confirmed = self
             .store
-            .mark_available(&record, &object.etag, uploaded_at)
-            .await?
-        {
-            Transition::Applied => Ok(Confirmation::Available(FileRecord {
+            .mark_available(&record, &object.etag, uploaded_at, &self.quotas)
+            .await;
+        match confirmed {
+            // The reservation's place in the quota lapsed, and the bytes no longer fit
+            // (`Ledger::readmit`): rejected like a mismatch, record first, object second, so an
+            // upload completed or confirmed late (issue 20, 2.5) never takes the owner over the
+            // quota. Also the events function's and the reconciliation's verdict.
+            Err(AppError::QuotaExceeded(reason)) => {
+                if self.store.mark_rejected(&record).await? == Transition::Stale {
+                    return self.current_state(&record).await;
+                }
+                self.bucket
+                    .delete_version(&record.key, object.version_id.as_deref())
+                    .await?;
+                Ok(Confirmation::Rejected { reason })
+            }
+            Err(error) => Err(error),
+            Ok(Transition::Applied) => Ok(Confirmation::Available(FileRecord {
                 status: FileStatus::Available,
                 etag: Some(object.etag),
                 uploaded_at: Some(uploaded_at),
                 purge_at: None,
                 ..record
             })),
-            Transition::Stale => self.current_state(&record).await,
+            Ok(Transition::Stale) => self.current_state(&record).await,
         }
     }
 

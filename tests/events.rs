@@ -35,6 +35,8 @@ const API_SAMPLES: &[(&str, u16)] = &[
     // gets 200 from both).
     ("http-api/presign-parts.json", 409),
     ("http-api/list-parts.json", 409),
+    // A fresh upload URL: the seeded file is a pending single PUT.
+    ("http-api/upload-url.json", 200),
     ("http-api/complete-upload.json", 200),
     ("http-api/download-url.json", 200),
     // Another caller asking for the same file: the same answer as for no such file.

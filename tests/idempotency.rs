@@ -246,8 +246,11 @@ impl OwnershipStore for FirstReadMisses {
         record: &FileRecord,
         etag: &str,
         uploaded_at: OffsetDateTime,
+        limits: &QuotaLimits,
     ) -> Result<Transition, AppError> {
-        self.store.mark_available(record, etag, uploaded_at).await
+        self.store
+            .mark_available(record, etag, uploaded_at, limits)
+            .await
     }
     async fn mark_rejected(&self, record: &FileRecord) -> Result<Transition, AppError> {
         self.store.mark_rejected(record).await

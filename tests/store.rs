@@ -221,7 +221,7 @@ async fn a_transaction_in_progress_is_sent_again_with_the_same_token() {
     let uploaded_at = OffsetDateTime::now_utc();
     assert_eq!(
         store
-            .mark_available(&record, "\"e\"", uploaded_at)
+            .mark_available(&record, "\"e\"", uploaded_at, &QuotaLimits::default())
             .await
             .expect("committed once the first attempt has"),
         Transition::Applied
@@ -331,7 +331,12 @@ async fn a_transition_from_a_settled_state_is_stale_and_changes_nothing() {
         .unwrap();
     assert_eq!(
         store
-            .mark_available(&confirmed, "\"first\"", uploaded_at)
+            .mark_available(
+                &confirmed,
+                "\"first\"",
+                uploaded_at,
+                &QuotaLimits::default()
+            )
             .await
             .unwrap(),
         Transition::Applied
@@ -339,7 +344,12 @@ async fn a_transition_from_a_settled_state_is_stale_and_changes_nothing() {
     let available = store.get(&confirmed.owner, confirmed.id).await.unwrap();
     assert_eq!(
         store
-            .mark_available(&confirmed, "\"second\"", uploaded_at)
+            .mark_available(
+                &confirmed,
+                "\"second\"",
+                uploaded_at,
+                &QuotaLimits::default()
+            )
             .await
             .unwrap(),
         Transition::Stale
@@ -363,7 +373,7 @@ async fn a_transition_from_a_settled_state_is_stale_and_changes_nothing() {
     );
     assert_eq!(
         store
-            .mark_available(&rejected, "\"late\"", uploaded_at)
+            .mark_available(&rejected, "\"late\"", uploaded_at, &QuotaLimits::default())
             .await
             .unwrap(),
         Transition::Stale

@@ -913,6 +913,11 @@ fn multipart_limits_agree_with_the_lifecycle_rule_and_the_code() {
         1,
         "one AbortIncompleteMultipartUpload rule: {rules:?}"
     );
+    // The multipart ledger entries count until this rule may abort their uploads (issue 20, 2.5).
+    assert_eq!(
+        abort_days[0],
+        u64::from(presign_gate::domain::LIFECYCLE_ABORT_DAYS)
+    );
     let expiry = &t["Parameters"]["MultipartExpirySeconds"];
     let longest = expiry["MaxValue"]
         .as_u64()

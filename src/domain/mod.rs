@@ -5,6 +5,7 @@
 mod disposition;
 mod file;
 mod idempotency;
+mod lifecycle;
 mod multipart;
 mod owner;
 mod policy;
@@ -13,6 +14,7 @@ mod quota;
 pub use disposition::{Disposition, content_disposition};
 pub use file::{FileId, FileRecord, FileStatus, ObjectKey, format_timestamp, parse_timestamp};
 pub use idempotency::{IdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN};
+pub use lifecycle::{LIFECYCLE_ABORT_DAYS, lifecycle_abort_by};
 pub use multipart::{
     MAX_OBJECT_SIZE, MAX_PARTS_PER_REQUEST, MAX_SINGLE_PUT_SIZE, MultipartUpload, PartPlan,
     PartRequest, PartsRequest, PartsVerdict, UploadedPart,

@@ -108,6 +108,47 @@ impl Ledger {
         })
     }
 
+    /// The ledger with the reservation `id` of `size` bytes confirmed although its entry no
+    /// longer counts at `now` (past its purge time, or dropped by a later reservation): its bytes
+    /// are admitted again as available, if they fit the bytes limit next to everything that
+    /// counts now; `QuotaExceeded` if not. Expired entries are dropped, `id`'s too.
+    ///
+    /// Why re-admit rather than always refuse: a single PUT made in time can be confirmed late
+    /// through no fault of its uploader (S3 events retried, the on-failure queue redriven, the
+    /// daily reconciliation), and a file that fits is worth keeping. Why not admit it regardless:
+    /// a lapsed entry's place may have gone to new reservations meanwhile, and admitting both is
+    /// the quota bypass of issue 20, point 2.5. The pending-uploads limit is not checked: the file
+    /// leaves the pending ones.
+    pub fn readmit(
+        &self,
+        id: FileId,
+        size: u64,
+        now: OffsetDateTime,
+        limits: &QuotaLimits,
+    ) -> Result<Ledger, AppError> {
+        let pending: BTreeMap<FileId, PendingEntry> = self
+            .live(now)
+            .filter(|(entry_id, _)| **entry_id != id)
+            .map(|(id, entry)| (*id, *entry))
+            .collect();
+        let rest = Ledger {
+            available_bytes: self.available_bytes,
+            pending,
+        };
+        let bytes = rest.usage(now).bytes;
+        if bytes.saturating_add(size) > limits.max_bytes {
+            return Err(AppError::QuotaExceeded(format!(
+                "the reservation lapsed before its upload was confirmed, and its {size} bytes no \
+                 longer fit: {bytes} bytes are in use, the limit is {} bytes",
+                limits.max_bytes
+            )));
+        }
+        Ok(Ledger {
+            available_bytes: rest.available_bytes.saturating_add(size),
+            ..rest
+        })
+    }
+
     /// Whether one more reservation of `size` bytes fits at `now`: `QuotaExceeded` naming the
     /// limit it would break. A check ahead of work that costs something (a multipart upload to
     /// create); what decides is `admit`, in the reservation's transaction.
@@ -201,6 +242,34 @@ mod tests {
                 .admit(&reservation(1, 50), at(10), &LIMITS)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_lapsed_reservation_is_confirmed_only_if_its_bytes_still_fit() {
+        let lapsed = reservation(30, 20);
+        let ledger = Ledger::default()
+            .admit(&lapsed, at(10), &LIMITS)
+            .unwrap()
+            .admit(&reservation(40, 80), at(10), &LIMITS)
+            .unwrap();
+        // At 20 the first entry counts no more; 40 pending + 30 fits 100.
+        let readmitted = ledger.readmit(lapsed.id, 30, at(20), &LIMITS).unwrap();
+        assert_eq!(readmitted.available_bytes, 30);
+        assert_eq!(readmitted.pending.len(), 1);
+        assert!(!readmitted.pending.contains_key(&lapsed.id));
+        assert_eq!(readmitted.usage(at(20)).bytes, 70);
+        // Its place taken by a new reservation meanwhile: 40 + 40 + 30 is over 100.
+        let taken = ledger.admit(&reservation(40, 80), at(20), &LIMITS).unwrap();
+        assert!(
+            !taken.pending.contains_key(&lapsed.id),
+            "dropped as expired"
+        );
+        match taken.readmit(lapsed.id, 30, at(20), &LIMITS) {
+            Err(AppError::QuotaExceeded(message)) => assert!(message.contains("lapsed")),
+            other => panic!("{other:?}"),
+        }
+        // Exactly at the limit fits; the pending-uploads limit plays no part.
+        assert!(taken.readmit(lapsed.id, 20, at(20), &LIMITS).is_ok());
     }
 
     #[test]

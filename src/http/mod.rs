@@ -82,6 +82,15 @@ struct DownloadUrlsBody {
     disposition: Option<String>,
 }
 
+/// The optional body of `POST /files/{id}/upload-url`. Unknown fields are refused: a misspelt
+/// `expiresIn` would otherwise sign the default lifetime without a word.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UploadUrlBody {
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
 impl<S, B> Api<S, B>
 where
     S: OwnershipStore,
@@ -177,6 +186,7 @@ where
                 json(StatusCode::OK, &view)
             }
             Action::PresignParts => self.presign_parts(&caller, id()?, request).await,
+            Action::PresignUpload => self.presign_upload(&caller, id()?, request).await,
             Action::ListParts => {
                 let (plan, parts) = self.files.uploaded_parts(&caller, id()?).await?;
                 let parts: Vec<UploadedPartView> = parts.iter().map(UploadedPartView::of).collect();
@@ -214,6 +224,31 @@ where
             .map(|(number, url)| PartUrlView::of(*number, url))
             .collect::<Result<Vec<_>, _>>()?;
         json(StatusCode::OK, &json!({ "parts": parts }))
+    }
+
+    /// `POST /files/{id}/upload-url`: the body is optional (`{"expiresIn"?: seconds}`); the
+    /// answer is `upload` as a single-PUT reservation's.
+    async fn presign_upload(
+        &self,
+        caller: &OwnerId,
+        id: FileId,
+        request: &Request,
+    ) -> Result<Response<Body>, AppError> {
+        let body: UploadUrlBody = if request.body().as_ref().is_empty() {
+            UploadUrlBody::default()
+        } else {
+            json_body(request)?
+        };
+        let (_, url) = self
+            .files
+            .presign_upload_again(caller, id, body.expires_in)
+            .await?;
+        tracing::info!(expires_at = %url.expires_at, "upload URL issued");
+        let upload = UploadInstructions::Put(url);
+        json(
+            StatusCode::OK,
+            &json!({ "upload": UploadView::of(&upload)? }),
+        )
     }
 
     async fn create_upload(

@@ -245,6 +245,8 @@ pub fn status_and_code(error: &AppError) -> (StatusCode, &'static str) {
             (StatusCode::CONFLICT, "upload_missing")
         }
         AppError::NotPending(_) => (StatusCode::CONFLICT, "not_pending"),
+        AppError::NotSinglePut(_) => (StatusCode::CONFLICT, "not_single_put"),
+        AppError::ReservationLapsed(_) => (StatusCode::CONFLICT, "reservation_lapsed"),
         AppError::UploadRejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "upload_rejected"),
         AppError::IdempotencyKeyReused(_) => {
             (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
@@ -350,6 +352,17 @@ mod tests {
             ),
             (AppError::NotReady, 409, "not_ready"),
             (AppError::UploadMissing, 409, "upload_missing"),
+            (AppError::NotPending("done".into()), 409, "not_pending"),
+            (
+                AppError::NotSinglePut("parts".into()),
+                409,
+                "not_single_put",
+            ),
+            (
+                AppError::ReservationLapsed("late".into()),
+                409,
+                "reservation_lapsed",
+            ),
             (
                 AppError::UploadRejected("size".into()),
                 422,

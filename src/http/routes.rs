@@ -15,6 +15,7 @@ pub enum Action {
     GetUsage,
     PresignParts,
     ListParts,
+    PresignUpload,
 }
 
 impl Action {
@@ -31,6 +32,7 @@ impl Action {
             Self::GetUsage => "get_usage",
             Self::PresignParts => "presign_parts",
             Self::ListParts => "list_parts",
+            Self::PresignUpload => "presign_upload",
         }
     }
 }
@@ -93,6 +95,11 @@ pub const ROUTES: &[Route] = &[
         method: "GET",
         path: "/files/{id}/parts",
         action: Action::ListParts,
+    },
+    Route {
+        method: "POST",
+        path: "/files/{id}/upload-url",
+        action: Action::PresignUpload,
     },
 ];
 
@@ -181,6 +188,10 @@ mod tests {
         assert_eq!(
             resolve("GET", "/files/abc/parts").unwrap(),
             (Action::ListParts, Some("abc"))
+        );
+        assert_eq!(
+            resolve("POST", "/files/abc/upload-url").unwrap(),
+            (Action::PresignUpload, Some("abc"))
         );
     }
 

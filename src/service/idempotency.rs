@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use super::{FileService, UploadInstructions, now, validity};
+use super::{FileService, UploadInstructions, now};
 use crate::bucket::{ObjectStorage, UrlSigner};
 use crate::domain::{FileId, FileRecord, FileStatus, IdempotencyKey, NewUpload, OwnerId};
 use crate::error::AppError;
@@ -85,24 +85,15 @@ where
                 existing.status.as_str()
             )));
         }
-        let signed_at = now();
         if let Some(multipart) = &existing.multipart {
-            if signed_at >= multipart.expires_at {
+            if now() >= multipart.expires_at {
                 return Err(lapsed());
             }
             let (plan, expires_at) = (multipart.plan, multipart.expires_at);
             return Ok((existing, UploadInstructions::Multipart { plan, expires_at }));
         }
         // A fresh URL must end before the record may be purged, as the first one did.
-        if existing
-            .purge_at
-            .is_none_or(|purge_at| signed_at + lifetime >= purge_at)
-        {
-            return Err(lapsed());
-        }
-        let url = self
-            .sign_upload(&existing, validity(signed_at, lifetime))
-            .await?;
+        let url = self.fresh_upload_url(&existing, lifetime, lapsed).await?;
         Ok((existing, UploadInstructions::Put(url)))
     }
 }

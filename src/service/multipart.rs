@@ -18,6 +18,7 @@ use crate::bucket::{
 use crate::domain::{
     FileId, FileRecord, FileStatus, IdempotencyKey, MAX_PARTS_PER_REQUEST, MultipartUpload,
     NewUpload, ObjectKey, OwnerId, PartPlan, PartsRequest, PartsVerdict, UploadedPart,
+    lifecycle_abort_by,
 };
 use crate::error::AppError;
 use crate::store::{OwnershipStore, Transition};
@@ -71,7 +72,7 @@ where
             id,
             upload,
             created_at,
-            expires_at + PENDING_GRACE,
+            multipart_purge_at(expires_at, now()),
             upload_id.clone(),
             expires_at,
         )?;
@@ -191,6 +192,20 @@ where
         if self.object_exists(&record.key).await? {
             return Ok(());
         }
+        // Past its life the reservation completes nothing: its place in the quota is bounded by
+        // that life (see `multipart_purge_at`), and new reservations may count on it being over.
+        // The object above, if any, was completed in time: no one but this function can complete
+        // an upload, and it does so only here, after this check.
+        if now() >= multipart.expires_at {
+            self.bucket
+                .abort_multipart(&record.key, &multipart.upload_id)
+                .await?;
+            return Err(AppError::ReservationLapsed(
+                "the multipart reservation lapsed (its expiresAt has passed) before it was \
+                 completed; its upload has been aborted: reserve the file again"
+                    .into(),
+            ));
+        }
         let parts = match self
             .bucket
             .list_parts(&record.key, &multipart.upload_id)
@@ -247,6 +262,20 @@ where
     }
 }
 
+/// When a multipart reservation's record may be purged, and its ledger entry stops counting:
+/// a day after it lapses (`PENDING_GRACE`, as a single PUT's after its URL), and never before the
+/// bucket's lifecycle rule may abort its upload (`lifecycle_abort_by`), however short
+/// `MULTIPART_EXPIRY_SECONDS` is: until then S3 could still complete the upload, and its bytes
+/// must still count. `answered_at` is when CreateMultipartUpload had answered, so S3 initiated
+/// the upload no later than a second after it (`now` drops the fraction).
+pub(super) fn multipart_purge_at(
+    expires_at: OffsetDateTime,
+    answered_at: OffsetDateTime,
+) -> OffsetDateTime {
+    let initiated_by = answered_at + Duration::from_secs(1);
+    (expires_at + PENDING_GRACE).max(lifecycle_abort_by(initiated_by))
+}
+
 /// The multipart upload of a record that still takes parts; `NotPending` otherwise.
 fn open_upload(record: &FileRecord) -> Result<&MultipartUpload, AppError> {
     let multipart = record.multipart.as_ref().ok_or_else(|| {
@@ -259,4 +288,38 @@ fn open_upload(record: &FileRecord) -> Result<&MultipartUpload, AppError> {
         )));
     }
     Ok(multipart)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn a_multipart_entry_counts_until_the_lifecycle_rule_may_abort_its_upload() {
+        // A short reservation (1 h) made just after midnight: the rule may act almost 48 h after
+        // initiation, long after the reservation's day of grace.
+        let created = datetime!(2026-03-02 00:00:30 UTC);
+        let expires_at = created + Duration::from_secs(3600);
+        let answered = created + Duration::from_secs(1);
+        assert_eq!(
+            multipart_purge_at(expires_at, answered),
+            datetime!(2026-03-04 00:00 UTC)
+        );
+        // Created at 23:59:59, answered just after midnight: the initiation may be in the next
+        // day, and so the bound is.
+        let created = datetime!(2026-03-01 23:59:59 UTC);
+        assert_eq!(
+            multipart_purge_at(created + Duration::from_secs(3600), created),
+            datetime!(2026-03-04 00:00 UTC)
+        );
+        // The default day: a day of grace after the lapse is later than the rule (noon + 48 h).
+        let created = datetime!(2026-03-02 12:00 UTC);
+        let expires_at = created + DEFAULT_MULTIPART_EXPIRY;
+        assert_eq!(
+            multipart_purge_at(expires_at, created),
+            datetime!(2026-03-04 12:00 UTC)
+        );
+    }
 }

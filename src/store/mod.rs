@@ -72,11 +72,17 @@ pub trait OwnershipStore: Send + Sync {
     /// same atomic write, the reservation leaves the ledger and its bytes count as available.
     /// Every change below that touches the ledger is conditional on the record's state, so a
     /// retried or lost-race change never counts twice.
+    ///
+    /// This one is also conditional on the reservation's ledger entry still counting at
+    /// `uploaded_at` (there, and before its purge time): bytes whose place in the quota has
+    /// lapsed are admitted again only if they fit `limits` now (`Ledger::readmit`), on the
+    /// ledger's version as read, and are `QuotaExceeded` (nothing written) if not.
     fn mark_available(
         &self,
         record: &FileRecord,
         etag: &str,
         uploaded_at: OffsetDateTime,
+        limits: &QuotaLimits,
     ) -> impl Future<Output = Result<Transition, AppError>> + Send;
 
     /// pending -> rejected; the reservation leaves the ledger in the same atomic write.

@@ -141,7 +141,7 @@ pub fn seed(endpoint: &str) -> Result<FileId> {
             .await
             .map_err(|e| e.to_string())?;
         store
-            .mark_available(&record, "\"bench-etag\"", now)
+            .mark_available(&record, "\"bench-etag\"", now, &QuotaLimits::default())
             .await
             .map_err(|e| e.to_string())?;
         Ok(id)

@@ -22,7 +22,7 @@ pub(super) fn pending_attribute(id: FileId) -> String {
 }
 
 const ENTRY_SIZE: &str = "size";
-const ENTRY_PURGE_AT: &str = "purgeAt";
+pub(super) const ENTRY_PURGE_AT: &str = "purgeAt";
 
 /// The whole ledger item, as a reservation writes it.
 pub(super) fn ledger_to_item(owner: &OwnerId, ledger: &Ledger, version: u64) -> Item {

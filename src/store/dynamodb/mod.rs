@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::types::{
 use time::OffsetDateTime;
 
 pub use item::attr;
-use item::{build_error, from_item, key, s, to_item};
-use ledger::{ledger_from_item, ledger_key, ledger_to_item, pending_attribute};
+use item::{build_error, from_item, key, n, s, to_item};
+use ledger::{ENTRY_PURGE_AT, ledger_from_item, ledger_key, ledger_to_item, pending_attribute};
 use transaction::{
     BATCH_GET_ATTEMPTS, BATCH_GET_BACKOFF, Outcome, TRANSACTION_ATTEMPTS, TRANSACTION_BACKOFF,
     retry_waits,
@@ -76,18 +76,16 @@ impl DynamoDbOwnershipStore {
         Ok(())
     }
 
-    /// Applies `update` to the record only while it exists and is pending, so that duplicate or
-    /// out-of-order confirmations change nothing twice, together with `ledger` in one
-    /// transaction. Attribute names go through `#` aliases because `status` and `size` are
-    /// DynamoDB reserved words.
-    async fn transition_from_pending(
+    /// `update` of the record, only while it exists and is pending, so that duplicate or
+    /// out-of-order confirmations change nothing twice. Attribute names go through `#` aliases
+    /// because `status` and `size` are DynamoDB reserved words.
+    fn pending_update(
         &self,
         record: &FileRecord,
         update: &str,
         names: &[&str],
         values: Vec<(&str, AttributeValue)>,
-        ledger: LedgerChange,
-    ) -> Result<Transition, AppError> {
+    ) -> Result<TransactWriteItem, AppError> {
         let mut change = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(&record.owner, record.id)))
@@ -102,30 +100,28 @@ impl DynamoDbOwnershipStore {
         for (placeholder, value) in values {
             change = change.expression_attribute_values(placeholder, value);
         }
-        let change = TransactWriteItem::builder()
+        Ok(TransactWriteItem::builder()
             .update(change.build().map_err(build_error)?)
-            .build();
-        let items = vec![change, self.ledger_update(record, ledger)?];
-        Ok(match self.transact(items).await? {
-            Outcome::Committed => Transition::Applied,
-            Outcome::ConditionFailed(_) => Transition::Stale,
-        })
+            .build())
     }
 
     /// The ledger's share of a record's change: its reservation leaves the ledger, and its bytes
-    /// move as `change` says. Unconditional: the record's own condition, in the same transaction,
-    /// is what makes it happen once.
+    /// move as `change` says. The record's own condition, in the same transaction, is what makes
+    /// it happen once. A confirmation is also conditional on the reservation's entry still
+    /// counting at `now` (present, and before its purge time): see `mark_available`.
     fn ledger_update(
         &self,
         record: &FileRecord,
         change: LedgerChange,
     ) -> Result<TransactWriteItem, AppError> {
         let bytes = match change {
-            LedgerChange::Confirmed => i128::from(record.size),
+            LedgerChange::Confirmed { .. } | LedgerChange::Readmitted { .. } => {
+                i128::from(record.size)
+            }
             LedgerChange::ReservationReleased => 0,
             LedgerChange::FileRemoved => -i128::from(record.size),
         };
-        let update = Update::builder()
+        let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(ledger_key(&record.owner)))
             .update_expression("REMOVE #entry ADD #version :one, #bytes :bytes")
@@ -133,10 +129,97 @@ impl DynamoDbOwnershipStore {
             .expression_attribute_names("#version", attr::VERSION)
             .expression_attribute_names("#bytes", attr::AVAILABLE_BYTES)
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":bytes", AttributeValue::N(bytes.to_string()))
-            .build()
-            .map_err(build_error)?;
-        Ok(TransactWriteItem::builder().update(update).build())
+            .expression_attribute_values(":bytes", AttributeValue::N(bytes.to_string()));
+        match change {
+            // A comparison with a missing attribute is false (DynamoDB Developer Guide,
+            // "Condition expressions", comparison operators), so a dropped entry fails it too.
+            LedgerChange::Confirmed { now } => {
+                update = update
+                    .condition_expression("#entry.#entryPurgeAt > :now")
+                    .expression_attribute_names("#entryPurgeAt", ENTRY_PURGE_AT)
+                    .expression_attribute_values(":now", n(now.unix_timestamp()));
+            }
+            LedgerChange::Readmitted {
+                version: Some(version),
+            } => {
+                update = update
+                    .condition_expression("#version = :version")
+                    .expression_attribute_values(":version", n(version));
+            }
+            LedgerChange::Readmitted { version: None } => {
+                update = update
+                    .condition_expression("attribute_not_exists(#owner)")
+                    .expression_attribute_names("#owner", attr::OWNER);
+            }
+            LedgerChange::ReservationReleased | LedgerChange::FileRemoved => {}
+        }
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(build_error)?)
+            .build())
+    }
+
+    /// The second half of `mark_available`, when the reservation's entry no longer counts: the
+    /// ledger read, the bytes checked against `limits` (`Ledger::readmit`), and the ledger
+    /// updated with `change` on condition that its version is still the one read (optimistic
+    /// concurrency, as `reserve`). An UpdateItem, not a PutItem of the whole ledger as `reserve`
+    /// writes: the events and reconciliation roles may update items but not put them
+    /// (template.yaml), and both confirm. Expired entries stay until the next reservation drops
+    /// them; they count for nothing meanwhile.
+    async fn readmit(
+        &self,
+        record: &FileRecord,
+        change: TransactWriteItem,
+        now: OffsetDateTime,
+        limits: &QuotaLimits,
+    ) -> Result<Transition, AppError> {
+        for wait in retry_waits(TRANSACTION_BACKOFF, TRANSACTION_ATTEMPTS) {
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+            }
+            let (ledger, version) = self.read_ledger(&record.owner).await?;
+            ledger.readmit(record.id, record.size, now, limits)?;
+            let items = vec![
+                change.clone(),
+                self.ledger_update(record, LedgerChange::Readmitted { version })?,
+            ];
+            match self.transact(items).await? {
+                Outcome::Committed => return Ok(Transition::Applied),
+                Outcome::ConditionFailed(failed) if failed.contains(&0) => {
+                    return Ok(Transition::Stale);
+                }
+                // The ledger changed since it was read: read it again.
+                Outcome::ConditionFailed(_) => {}
+            }
+        }
+        Err(AppError::Unavailable(
+            "the owner's usage kept changing during a confirmation".into(),
+        ))
+    }
+
+    /// The whole ledger `ledger` as `next_version`, written only over `version` (`None`: only
+    /// where there is no ledger yet): optimistic concurrency.
+    fn versioned_ledger(
+        &self,
+        owner: &OwnerId,
+        ledger: &Ledger,
+        version: Option<u64>,
+        next_version: u64,
+    ) -> Result<TransactWriteItem, AppError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(ledger_to_item(owner, ledger, next_version)));
+        let put = match version {
+            None => put
+                .condition_expression("attribute_not_exists(#owner)")
+                .expression_attribute_names("#owner", attr::OWNER),
+            Some(version) => put
+                .condition_expression("#version = :version")
+                .expression_attribute_names("#version", attr::VERSION)
+                .expression_attribute_values(":version", AttributeValue::N(version.to_string())),
+        }
+        .build()
+        .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     /// The owner's ledger and its version, `None` when it has no ledger item yet.
@@ -163,8 +246,12 @@ impl DynamoDbOwnershipStore {
 /// How a record's change moves the bytes of the ledger (its reservation always leaves it).
 #[derive(Clone, Copy)]
 enum LedgerChange {
-    /// pending -> available: the bytes count as available from now on.
-    Confirmed,
+    /// pending -> available at `now`: the bytes count as available from now on, if the
+    /// reservation's entry still counts then.
+    Confirmed { now: OffsetDateTime },
+    /// pending -> available after the entry lapsed, its bytes checked against the quota on the
+    /// ledger at `version` (`None`: no ledger item yet), and written only over that version.
+    Readmitted { version: Option<u64> },
     /// A pending reservation rejected or deleted: its bytes were only ever pending.
     ReservationReleased,
     /// An available file deleted.
@@ -201,26 +288,9 @@ impl OwnershipStore for DynamoDbOwnershipStore {
             let (ledger, version) = self.read_ledger(&record.owner).await?;
             let admitted = ledger.admit(record, now, limits)?;
             let next_version = version.map_or(1, |v| v + 1);
-            let put_ledger = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(ledger_to_item(&record.owner, &admitted, next_version)));
-            let put_ledger = match version {
-                None => put_ledger
-                    .condition_expression("attribute_not_exists(#owner)")
-                    .expression_attribute_names("#owner", attr::OWNER),
-                Some(version) => put_ledger
-                    .condition_expression("#version = :version")
-                    .expression_attribute_names("#version", attr::VERSION)
-                    .expression_attribute_values(
-                        ":version",
-                        AttributeValue::N(version.to_string()),
-                    ),
-            }
-            .build()
-            .map_err(build_error)?;
             let items = vec![
                 TransactWriteItem::builder().put(put_record.clone()).build(),
-                TransactWriteItem::builder().put(put_ledger).build(),
+                self.versioned_ledger(&record.owner, &admitted, version, next_version)?,
             ];
             match self.transact(items).await? {
                 Outcome::Committed => return Ok(()),
@@ -304,13 +374,16 @@ impl OwnershipStore for DynamoDbOwnershipStore {
         Ok(records)
     }
 
+    /// The record's change and the ledger's, conditional on the entry still counting; when it
+    /// does not (and the record is still pending), the bytes are re-admitted under `limits`.
     async fn mark_available(
         &self,
         record: &FileRecord,
         etag: &str,
         uploaded_at: OffsetDateTime,
+        limits: &QuotaLimits,
     ) -> Result<Transition, AppError> {
-        self.transition_from_pending(
+        let change = self.pending_update(
             record,
             "SET #status = :available, #etag = :etag, #uploadedAt = :uploadedAt REMOVE #purgeAt",
             &[attr::ETAG, attr::UPLOADED_AT, attr::PURGE_AT],
@@ -319,20 +392,31 @@ impl OwnershipStore for DynamoDbOwnershipStore {
                 (":etag", s(etag)),
                 (":uploadedAt", s(format_timestamp(uploaded_at)?)),
             ],
-            LedgerChange::Confirmed,
-        )
-        .await
+        )?;
+        let ledger = self.ledger_update(record, LedgerChange::Confirmed { now: uploaded_at })?;
+        match self.transact(vec![change.clone(), ledger]).await? {
+            Outcome::Committed => Ok(Transition::Applied),
+            Outcome::ConditionFailed(failed) if failed.contains(&0) => Ok(Transition::Stale),
+            // Only the ledger's condition: the entry has lapsed.
+            Outcome::ConditionFailed(_) => self.readmit(record, change, uploaded_at, limits).await,
+        }
     }
 
     async fn mark_rejected(&self, record: &FileRecord) -> Result<Transition, AppError> {
-        self.transition_from_pending(
+        let change = self.pending_update(
             record,
             "SET #status = :rejected",
             &[],
             vec![(":rejected", s(FileStatus::Rejected.as_str()))],
-            LedgerChange::ReservationReleased,
-        )
-        .await
+        )?;
+        let items = vec![
+            change,
+            self.ledger_update(record, LedgerChange::ReservationReleased)?,
+        ];
+        Ok(match self.transact(items).await? {
+            Outcome::Committed => Transition::Applied,
+            Outcome::ConditionFailed(_) => Transition::Stale,
+        })
     }
 
     async fn list(

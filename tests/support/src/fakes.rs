@@ -287,13 +287,35 @@ impl OwnershipStore for FakeStore {
             .collect())
     }
 
+    /// As the DynamoDB adapter: conditional on the reservation's entry still counting at
+    /// `uploaded_at`; a lapsed one is re-admitted under `limits` or refused (`Ledger::readmit`).
     async fn mark_available(
         &self,
         record: &FileRecord,
         etag: &str,
         uploaded_at: OffsetDateTime,
+        limits: &QuotaLimits,
     ) -> Result<Transition, AppError> {
         self.call("store.mark_available").await?;
+        {
+            let mut table = lock(&self.table);
+            let pending = table
+                .records
+                .get(&Self::key(&record.owner, record.id))
+                .is_some_and(|stored| stored.status == FileStatus::Pending);
+            let owner = record.owner.as_str().to_owned();
+            let ledger = table.ledgers.get(&owner).cloned().unwrap_or_default();
+            let counted = ledger
+                .pending
+                .get(&record.id)
+                .is_some_and(|entry| entry.purge_at > uploaded_at);
+            if pending && !counted {
+                let mut readmitted = ledger.readmit(record.id, record.size, uploaded_at, limits)?;
+                // `release` below adds the bytes and removes the entry once more.
+                readmitted.available_bytes = ledger.available_bytes;
+                table.ledgers.insert(owner, readmitted);
+            }
+        }
         let transition = self.transition(
             &record.owner,
             record.id,
