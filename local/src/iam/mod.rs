@@ -145,7 +145,7 @@ impl Authorizer {
     ) -> Decision {
         let applies_to = |statement: &Statement| match &statement.principals {
             None | Some(Principals::Everyone) => true,
-            Some(Principals::Named(arns)) => arns.iter().any(|arn| *arn == principal.arn),
+            Some(Principals::Named(arns)) => arns.contains(&principal.arn),
         };
         let applicable = principal
             .statements
