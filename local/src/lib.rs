@@ -20,6 +20,7 @@ pub mod notifications;
 pub mod s3_access;
 pub mod sigv4;
 pub mod template;
+pub mod uploads;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
