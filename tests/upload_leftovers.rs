@@ -357,3 +357,114 @@ async fn a_failed_abort_is_counted_and_a_failed_listing_fails_the_run() {
     assert_eq!(h.store.journal.matching("store.write_cursor").len(), 2);
     assert_eq!(h.bucket.uploads().len(), 3);
 }
+
+/// Reserves 6 MiB as a multipart upload for alice over the stand-ins and uploads its first part
+/// through its part URL; returns the file's record.
+async fn reserved_with_a_part(standins: &support::StandIns, api: &support::TestApi) -> FileRecord {
+    use serde_json::json;
+    let body = json!({ "filename": "big.txt", "contentType": "text/plain",
+                       "size": 6 * MIB, "multipart": true });
+    let answer = api
+        .call("POST", "/uploads", Some("alice"), Some(body))
+        .await;
+    assert_eq!(answer.status, 201, "{answer:?}");
+    let id = support::file_id(&answer.body);
+    let signed = api
+        .call(
+            "POST",
+            &format!("/files/{id}/parts"),
+            Some("alice"),
+            Some(json!({ "parts": [{ "partNumber": 1 }] })),
+        )
+        .await;
+    assert_eq!(signed.status, 200, "{signed:?}");
+    let part = &signed.body["parts"][0];
+    let put = support::put_presigned(part, &vec![7u8; 5 * MIB as usize], &[]).await;
+    assert_eq!(put.status(), 200);
+    standins
+        .store()
+        .get(&alice(), FileId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .expect("the reservation's record")
+}
+
+/// The real adapters as the reconciliation function's role (template.yaml's `ListUserUploads`
+/// and `AbortUserUploads`), on local-aws, which lists multipart uploads as S3 does: an upload
+/// whose record is gone (the table's TTL purged it, or a DELETE's abort lost the race to a part)
+/// is aborted, its parts gone (ListParts: NoSuchUpload); one its pending record owns stays.
+#[tokio::test]
+async fn the_run_aborts_an_unrecorded_upload_on_the_stand_ins_as_its_role() {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+
+    let standins = support::StandIns::start().await;
+    let api = standins.api_with(
+        UploadPolicy::new(["text/plain"], 64 * MIB)
+            .unwrap()
+            .with_multipart_threshold(8 * MIB)
+            .unwrap(),
+        ExpiryPolicy::new(300, 900).unwrap(),
+    );
+    let owned = reserved_with_a_part(&standins, &api).await;
+    let orphan = reserved_with_a_part(&standins, &api).await;
+    assert_eq!(
+        standins.store().delete(&orphan).await.unwrap(),
+        presign_gate::store::Transition::Applied
+    );
+    let s3 = standins.s3_client();
+    let parts = |record: &FileRecord| {
+        s3.list_parts()
+            .bucket(support::BUCKET)
+            .key(record.key.as_str())
+            .upload_id(upload_id(record))
+            .send()
+    };
+    assert_eq!(parts(&orphan).await.unwrap().parts().len(), 1);
+
+    let files = standins.files_as(support::Role::Reconcile);
+    let a_day_later = OffsetDateTime::now_utc() + Duration::from_secs(24 * 3600);
+    let report = files
+        .reconcile(a_day_later, limits(100, STRAY_AGE), Deadline::NONE)
+        .await
+        .unwrap();
+    assert_eq!((report.uploads_examined, report.uploads_aborted), (2, 1));
+    assert_eq!(report.failed, 0);
+
+    let gone = parts(&orphan)
+        .await
+        .expect_err("the orphan's upload is gone");
+    assert_eq!(gone.code(), Some("NoSuchUpload"), "{gone:?}");
+    assert_eq!(parts(&owned).await.unwrap().parts().len(), 1);
+    let listed = s3
+        .list_multipart_uploads()
+        .bucket(support::BUCKET)
+        .prefix("users/")
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed
+        .uploads()
+        .iter()
+        .filter_map(|u| u.upload_id())
+        .collect();
+    assert_eq!(ids, [upload_id(&owned).as_str()]);
+    // Allowed by exactly the new statements.
+    let grants = standins.grants();
+    for sid in [
+        "ReconcileFunctionRole/files/ListUserUploads",
+        "ReconcileFunctionRole/files/AbortUserUploads",
+    ] {
+        assert!(grants.contains(&vec![sid.to_owned()]), "{sid}: {grants:?}");
+    }
+
+    // The listing is for users/ only: any other prefix is refused, as IAM refuses it.
+    let refused = standins
+        .s3_client_as(support::Role::Reconcile)
+        .list_multipart_uploads()
+        .bucket(support::BUCKET)
+        .prefix("elsewhere/")
+        .send()
+        .await
+        .expect_err("outside users/");
+    assert_eq!(refused.code(), Some("AccessDenied"), "{refused:?}");
+}
