@@ -18,6 +18,7 @@ use crate::domain::{
 use crate::error::AppError;
 use crate::store::{OwnershipStore, Transition};
 
+mod abort;
 mod idempotency;
 mod multipart;
 mod reconcile;
@@ -419,14 +420,15 @@ where
     /// after this look find no record, and their event deletes them as a stray.
     ///
     /// A multipart upload not yet completed is aborted first, so that no part stays billed; an
-    /// abort of an upload already gone succeeds, so a DELETE cut after it finishes on retry.
+    /// abort of an upload already gone succeeds, so a DELETE cut after it finishes on retry. A
+    /// part still in flight may land after an abort, so the abort is checked with ListParts and
+    /// repeated (`abort_for_good`, Amazon S3 API Reference, AbortMultipartUpload).
     pub async fn delete_file(&self, owner: &OwnerId, id: FileId) -> Result<(), AppError> {
         let record = self.file(owner, id).await?;
         if let Some(multipart) = &record.multipart
             && record.status != FileStatus::Available
         {
-            self.bucket
-                .abort_multipart(&record.key, &multipart.upload_id)
+            self.abort_for_good(&record.key, &multipart.upload_id)
                 .await?;
         }
         self.remove_object(&record.key).await?;

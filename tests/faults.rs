@@ -167,13 +167,14 @@ fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
 
 /// The canned answer to `operation` (whose request starts with `request_line` and whose body is
 /// `body`), or the scripted fault; `None` means hang up. `completed`: a CompleteMultipartUpload
-/// has reached the backend.
+/// has reached the backend; `aborted`: an AbortMultipartUpload has, after which ListParts answers
+/// `NoSuchUpload`, as S3 does for an upload aborted (Amazon S3 API Reference, ListParts).
 fn answer(
     script: &Script,
     operation: &str,
     request_line: &str,
     body: &str,
-    completed: bool,
+    (completed, aborted): (bool, bool),
 ) -> Option<Vec<u8>> {
     let dynamodb = !S3_OPERATIONS.contains(&operation);
     if operation == script.target {
@@ -261,6 +262,11 @@ fn answer(
             "<InitiateMultipartUploadResult><Bucket>files</Bucket><Key>k</Key>\
              <UploadId>fake-upload</UploadId></InitiateMultipartUploadResult>",
         ),
+        "ListParts" if aborted => response(
+            404,
+            &[("content-type", "application/xml")],
+            "<Error><Code>NoSuchUpload</Code><Message>aborted</Message></Error>",
+        ),
         "ListParts" => list_parts_page(request_line),
         "CompleteMultipartUpload" => xml(
             "<CompleteMultipartUploadResult><Bucket>files</Bucket><Key>k</Key>\
@@ -333,13 +339,16 @@ async fn serve(mut stream: TcpStream, script: Arc<Script>, log: Log) {
                 }
             }
         };
-        let completed = {
+        let state = {
             let mut log = log.lock().unwrap();
             log.push(operation.to_owned());
-            log.iter().any(|seen| seen == "CompleteMultipartUpload")
+            (
+                log.iter().any(|seen| seen == "CompleteMultipartUpload"),
+                log.iter().any(|seen| seen == "AbortMultipartUpload"),
+            )
         };
         let request_line = head.lines().next().unwrap_or_default();
-        match answer(&script, operation, request_line, &body, completed) {
+        match answer(&script, operation, request_line, &body, state) {
             Some(bytes) => {
                 if stream.write_all(&bytes).await.is_err() {
                     return;
@@ -802,6 +811,7 @@ async fn the_happy_path_of_the_fake_backend_runs_every_multipart_call() {
         ]
     );
 
+    // The abort is checked (issue 20, 2.6): ListParts says the upload is gone.
     let (answer, seen) = answered_at("AbortMultipartUpload (delete)", None).await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT, "{answer:?}");
     assert_eq!(
@@ -809,6 +819,7 @@ async fn the_happy_path_of_the_fake_backend_runs_every_multipart_call() {
         [
             "GetItem",
             "AbortMultipartUpload",
+            "ListParts",
             "HeadObject",
             "TransactWriteItems",
             "HeadObject"

@@ -109,7 +109,7 @@ async fn the_events_function_at_work(standins: &StandIns) {
         .expect("removed by the events function");
 }
 
-/// An upload whose event was lost is confirmed, a stray deleted.
+/// An upload whose event was lost is confirmed, a stray deleted, an upload no record owns aborted.
 async fn the_reconciliation_at_work(standins: &StandIns) {
     let api = standins.api();
     let lost = api.reserve("carol", "d.txt", "text/plain", b"abc").await;
@@ -124,6 +124,14 @@ async fn the_reconciliation_at_work(standins: &StandIns) {
         .send()
         .await
         .expect("a stray");
+    standins
+        .s3_client()
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("users/mallory/00000000-0000-4000-8000-000000000002")
+        .send()
+        .await
+        .expect("a multipart upload no record owns");
     let limits = ReconcileLimits {
         max_objects: 100,
         stray_age: Duration::from_secs(900),

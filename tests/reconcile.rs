@@ -110,6 +110,7 @@ async fn pending_uploads_are_confirmed_and_old_strays_deleted() {
             strays_deleted: 0,
             failed: 0,
             finished: true,
+            ..ReconcileReport::default()
         }
     );
     assert_eq!(h.status(&pending), Some(FileStatus::Available));

@@ -45,6 +45,10 @@ const LOGS_ACTIONS: &[&str] = &["logs:CreateLogStream", "logs:PutLogEvents"];
 /// there, and reads and confirms records, and its cursor item, one at a time: no Scan, no Query.
 const RECONCILE_S3_ACTIONS: &[&str] = &[
     "s3:ListBucket",
+    // Multipart uploads under users/ (a condition, as for the objects), to abort those that no
+    // pending record owns (issue 20, point 2.6).
+    "s3:ListBucketMultipartUploads",
+    "s3:AbortMultipartUpload",
     "s3:GetObject",
     "s3:DeleteObject",
     "s3:DeleteObjectVersion",
@@ -360,15 +364,16 @@ fn reconcile_s3_resources(
     problems: &mut Vec<String>,
 ) -> Vec<Value> {
     match action {
-        "s3:ListBucket" => {
+        // ListObjectsV2 and ListMultipartUploads alike: users/ only.
+        "s3:ListBucket" | "s3:ListBucketMultipartUploads" => {
             let sid = &statement["Sid"];
             if statement["Condition"] != json!({ "StringEquals": { "s3:prefix": "users/" } }) {
                 problems.push(format!(
-                    "{sid}: s3:ListBucket without exactly the condition s3:prefix = users/"
+                    "{sid}: {action} without exactly the condition s3:prefix = users/"
                 ));
             }
-            if strings(&statement["Action"]) != ["s3:ListBucket"] {
-                problems.push(format!("{sid}: s3:ListBucket shares its statement"));
+            if strings(&statement["Action"]) != [action] {
+                problems.push(format!("{sid}: {action} shares its statement"));
             }
             vec![get_att("FilesBucket")]
         }

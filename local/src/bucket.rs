@@ -18,6 +18,8 @@
 //!   present with the ETag given, every part but the last at least 5 MiB) before it assembles
 //!   anything, so a refused completion leaves the upload and its parts as they were (s3s-fs
 //!   forgets the upload first and finds a missing part only while writing).
+//! - ListMultipartUploads, which s3s-fs 0.14.1 does not implement, answers as S3's does (see
+//!   `uploads`).
 //! - Every successful PutObject, CopyObject, CompleteMultipartUpload, DeleteObject and
 //!   DeleteObjects is reported to the [`Notifier`].
 
@@ -41,6 +43,7 @@ use s3s_fs::FileSystem;
 
 use crate::notifications::{EventName, Notifier, ObjectEvent};
 use crate::s3_access::S3AccessControl;
+use crate::uploads::UploadListing;
 use crate::versions::current_version;
 
 /// S3's minimum size of every part but the last.
@@ -68,6 +71,8 @@ pub struct LocalBucket {
     /// CompleteMultipartUpload need not read every part again (a part stored before a restart
     /// is hashed from its file, and its checksum is no longer known).
     stored_parts: Mutex<HashMap<(String, i32), StoredPart>>,
+    /// The uploads in progress, for ListMultipartUploads.
+    uploads: UploadListing,
 }
 
 impl LocalBucket {
@@ -81,6 +86,7 @@ impl LocalBucket {
     ) -> Self {
         Self {
             files,
+            uploads: UploadListing::new(root.clone()),
             root,
             notifier,
             versioned,
@@ -453,7 +459,6 @@ impl S3 for LocalBucket {
         list_buckets: ListBucketsInput => ListBucketsOutput;
         list_objects: ListObjectsInput => ListObjectsOutput;
         list_objects_v2: ListObjectsV2Input => ListObjectsV2Output;
-        create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput;
         upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput;
     }
 
@@ -551,7 +556,33 @@ impl S3 for LocalBucket {
         self.as_initiator(&mut req, &upload_id).await?;
         let response = self.files.abort_multipart_upload(req).await?;
         self.stored_parts().retain(|(id, _), _| *id != upload_id);
+        self.uploads.ended(&upload_id).await;
         Ok(response)
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let response = self.files.create_multipart_upload(req).await?;
+        if let Some(upload_id) = &response.output.upload_id {
+            self.uploads.created(&bucket, &key, upload_id).await?;
+        }
+        Ok(response)
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        if !tokio::fs::try_exists(self.root.join(&req.input.bucket))
+            .await
+            .unwrap_or(false)
+        {
+            return Err(S3Error::new(S3ErrorCode::NoSuchBucket));
+        }
+        Ok(S3Response::new(self.uploads.list(req.input).await?))
     }
 
     async fn copy_object(
@@ -619,6 +650,7 @@ impl S3 for LocalBucket {
         self.as_initiator(&mut req, &upload_id).await?;
         let mut response = self.files.complete_multipart_upload(req).await?;
         self.stored_parts().retain(|(id, _), _| *id != upload_id);
+        self.uploads.ended(&upload_id).await;
         // s3s-fs has assembled the object; its answer (with the ETag) is a future that s3s
         // awaits while it keeps the connection alive.
         let e_tag = match response.output.future.take() {

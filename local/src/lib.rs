@@ -20,6 +20,7 @@ pub mod notifications;
 pub mod s3_access;
 pub mod sigv4;
 pub mod template;
+pub mod uploads;
 pub mod versions;
 
 use std::collections::BTreeMap;

@@ -299,3 +299,113 @@ async fn a_refused_completion_keeps_the_upload_and_a_good_one_is_reported_with_i
     assert_eq!(record["s3"]["object"]["size"], 10 * MIB + 4);
     assert_eq!(record["s3"]["object"]["eTag"], e_tag);
 }
+
+/// ListMultipartUploads as S3 answers it (Amazon S3 API Reference, ListMultipartUploads), which
+/// s3s-fs 0.14.1 does not implement: only the uploads in progress under the prefix, in key order
+/// and for one key in upload-id order, paged with `max-uploads`, `key-marker` and
+/// `upload-id-marker`, with `IsTruncated`, the next markers and each upload's `Initiated`; an
+/// upload completed or aborted is no longer listed.
+#[tokio::test]
+async fn multipart_uploads_are_listed_by_prefix_and_paged_with_both_markers() {
+    let stack = Stack::start(Options::default()).await;
+    let before = aws_sdk_s3::primitives::DateTime::from_secs(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs()
+            .try_into()
+            .expect("a date in range"),
+    );
+    let mut twice = [
+        stack.create_upload("users/alice/a").await,
+        stack.create_upload("users/alice/a").await,
+    ];
+    twice.sort();
+    let b = stack.create_upload("users/bob/b").await;
+    let outside = stack.create_upload("elsewhere/x").await;
+    let done = stack.create_upload("users/carol/c").await;
+    let e_tag = upload_part(&stack, "users/carol/c", &done, 1, b"c".to_vec()).await;
+    stack
+        .complete_upload("users/carol/c", &done, Some(&e_tag))
+        .await;
+    let aborted = stack.create_upload("users/dave/d").await;
+    stack
+        .s3()
+        .abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("users/dave/d")
+        .upload_id(&aborted)
+        .send()
+        .await
+        .expect("AbortMultipartUpload");
+
+    let list = |key_marker: Option<&str>, id_marker: Option<&str>, max: Option<i32>| {
+        stack
+            .s3()
+            .list_multipart_uploads()
+            .bucket(BUCKET)
+            .prefix("users/")
+            .set_key_marker(key_marker.map(str::to_owned))
+            .set_upload_id_marker(id_marker.map(str::to_owned))
+            .set_max_uploads(max)
+            .send()
+    };
+    let names =
+        |output: &aws_sdk_s3::operation::list_multipart_uploads::ListMultipartUploadsOutput| {
+            output
+                .uploads()
+                .iter()
+                .map(|u| {
+                    (
+                        u.key().unwrap().to_owned(),
+                        u.upload_id().unwrap().to_owned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+    let pair = |key: &str, id: &str| (key.to_owned(), id.to_owned());
+
+    // Everything at once (the default page is 1,000): outside users/, completed and aborted
+    // uploads are not there.
+    let all = list(None, None, None).await.expect("ListMultipartUploads");
+    assert_eq!(
+        names(&all),
+        [
+            pair("users/alice/a", &twice[0]),
+            pair("users/alice/a", &twice[1]),
+            pair("users/bob/b", &b),
+        ]
+    );
+    assert_eq!(all.is_truncated(), Some(false));
+    for upload in all.uploads() {
+        assert!(upload.initiated().expect("Initiated").secs() >= before.secs());
+    }
+
+    // A page of one, then on from its markers: the second upload of the same key comes next.
+    let first = list(None, None, Some(1)).await.expect("first page");
+    assert_eq!(names(&first), [pair("users/alice/a", &twice[0])]);
+    assert_eq!(first.is_truncated(), Some(true));
+    assert_eq!(first.next_key_marker(), Some("users/alice/a"));
+    assert_eq!(first.next_upload_id_marker(), Some(twice[0].as_str()));
+    let second = list(Some("users/alice/a"), Some(&twice[0]), Some(1))
+        .await
+        .expect("second page");
+    assert_eq!(names(&second), [pair("users/alice/a", &twice[1])]);
+    // A key marker alone skips every upload of that key.
+    let after_key = list(Some("users/alice/a"), None, None)
+        .await
+        .expect("after a key");
+    assert_eq!(names(&after_key), [pair("users/bob/b", &b)]);
+    assert_eq!(after_key.is_truncated(), Some(false));
+
+    // The upload outside users/ is listed under its own prefix.
+    let elsewhere = stack
+        .s3()
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .prefix("elsewhere/")
+        .send()
+        .await
+        .expect("ListMultipartUploads elsewhere/");
+    assert_eq!(names(&elsewhere), [pair("elsewhere/x", &outside)]);
+}

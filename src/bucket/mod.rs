@@ -2,6 +2,7 @@
 //! operations the server does itself. `s3` is the adapter for S3 and the S3 stand-in.
 
 mod lifetime;
+mod listing;
 mod s3;
 
 use std::fmt;
@@ -219,8 +220,52 @@ pub struct ObjectPage {
     pub more: bool,
 }
 
+/// A multipart upload in progress under `users/`, as ListMultipartUploads reports it. `Debug`
+/// leaves the upload id out, as `MultipartUpload`'s does: it is what a part URL needs.
+#[derive(Clone, PartialEq)]
+pub struct ListedUpload {
+    pub key: String,
+    pub upload_id: String,
+    /// When CreateMultipartUpload made it (S3's `Initiated`).
+    pub initiated: OffsetDateTime,
+}
+
+impl fmt::Debug for ListedUpload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListedUpload")
+            .field("key", &self.key)
+            .field("upload_id", &"<redacted>")
+            .field("initiated", &self.initiated)
+            .finish()
+    }
+}
+
+/// Where a listing of multipart uploads goes on: after this key and upload id (ListMultipartUploads'
+/// `key-marker` and `upload-id-marker`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct UploadMarker {
+    pub key: String,
+    pub upload_id: String,
+}
+
+impl fmt::Debug for UploadMarker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadMarker")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One page of multipart uploads, and where the next begins (`None`: this was the last).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UploadPage {
+    pub uploads: Vec<ListedUpload>,
+    pub next: Option<UploadMarker>,
+}
+
 /// What only the reconciliation run needs of the bucket: to page through `users/` (where it
-/// stopped is kept in the table: see `store::ReconcileCursor`).
+/// stopped is kept in the table: see `store::ReconcileCursor`), and through the multipart
+/// uploads in progress there.
 pub trait ObjectListing: Send + Sync {
     /// Up to `max` objects under `users/`, in key order, after `start_after`.
     fn list_managed(
@@ -228,4 +273,13 @@ pub trait ObjectListing: Send + Sync {
         start_after: Option<&str>,
         max: u32,
     ) -> impl Future<Output = Result<ObjectPage, AppError>> + Send;
+
+    /// Up to `max` multipart uploads in progress under `users/` (ListMultipartUploads with that
+    /// prefix, the only one the reconciling role may list), in key order and, for one key, in
+    /// S3's order, after `after`.
+    fn list_uploads(
+        &self,
+        after: Option<&UploadMarker>,
+        max: u32,
+    ) -> impl Future<Output = Result<UploadPage, AppError>> + Send;
 }

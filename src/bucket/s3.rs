@@ -9,9 +9,9 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUploa
 use time::OffsetDateTime;
 
 use super::{
-    Completion, DownloadTarget, FILE_CACHE_CONTROL, ListedObject, MultipartTarget, ObjectInfo,
-    ObjectListing, ObjectLookup, ObjectPage, ObjectStorage, PartTarget, PartsLookup,
-    PresignedRequest, UploadTarget, UrlSigner, Validity, lifetime,
+    Completion, DownloadTarget, FILE_CACHE_CONTROL, MultipartTarget, ObjectInfo, ObjectLookup,
+    ObjectStorage, PartTarget, PartsLookup, PresignedRequest, UploadTarget, UrlSigner, Validity,
+    lifetime,
 };
 use crate::backend_error::backend_error;
 use crate::domain::{ObjectKey, UploadedPart};
@@ -31,8 +31,8 @@ use crate::error::AppError;
 /// S3), so a URL can do exactly what the function's role may do to that key and nothing more.
 #[derive(Clone, Debug)]
 pub struct S3Bucket {
-    client: Client,
-    bucket: String,
+    pub(super) client: Client,
+    pub(super) bucket: String,
     /// The provider of the client's credentials, which sign the URLs: read for their expiry
     /// (`signing`). The SDK client does not hand its own back.
     credentials: Option<SharedCredentialsProvider>,
@@ -471,43 +471,6 @@ fn unsigned_headers(output: &HeadObjectOutput) -> Vec<String> {
     .filter(|(_, present)| *present)
     .map(|(name, _)| name.to_owned())
     .collect()
-}
-
-impl ObjectListing for S3Bucket {
-    async fn list_managed(
-        &self,
-        start_after: Option<&str>,
-        max: u32,
-    ) -> Result<ObjectPage, AppError> {
-        let output = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            // Exactly the prefix the reconciling role may list (its s3:prefix condition).
-            .prefix(ObjectKey::PREFIX)
-            .set_start_after(start_after.map(str::to_owned))
-            .max_keys(i32::try_from(max).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(backend_error)?;
-        let objects = output
-            .contents
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|object| {
-                let last_modified =
-                    OffsetDateTime::from_unix_timestamp(object.last_modified?.secs()).ok()?;
-                Some(ListedObject {
-                    key: object.key?,
-                    last_modified,
-                })
-            })
-            .collect();
-        Ok(ObjectPage {
-            objects,
-            more: output.is_truncated.unwrap_or(false),
-        })
-    }
 }
 
 #[cfg(test)]

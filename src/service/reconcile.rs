@@ -18,6 +18,12 @@
 //! because file ids are random and the record is written before any URL for its key exists: a
 //! key with no record never gains one. Bounded: at most `max_objects` objects and the time the
 //! deadline allows; the next run continues after the last object this one finished.
+//!
+//! Then, while the deadline allows, the multipart uploads in progress under `users/`
+//! (ListMultipartUploads) are passed over, at most `max_objects` of them, and those no pending
+//! record owns are aborted: see `uploads`.
+
+mod uploads;
 
 use std::time::Duration;
 
@@ -51,10 +57,14 @@ pub struct ReconcileReport {
     pub confirmed: u32,
     pub rejected: u32,
     pub strays_deleted: u32,
-    /// Objects whose repair failed; the next pass over them tries again.
+    /// Objects, and multipart uploads, whose repair failed; the next pass over them tries again.
     pub failed: u32,
     /// The whole of `users/` has been passed over; the next run starts from the beginning.
     pub finished: bool,
+    /// Multipart uploads in progress under `users/` looked at.
+    pub uploads_examined: u32,
+    /// Multipart uploads aborted because no pending record owns them.
+    pub uploads_aborted: u32,
 }
 
 /// What became of one object.
@@ -123,6 +133,11 @@ where
         // Written whatever happened above, outside the deadline: the run's margin leaves room
         // for this one call (itself bounded by the SDK's timeouts).
         self.store.write_cursor(cursor.as_deref()).await?;
+        if listing_failed.is_none() && !deadline.has_passed() {
+            listing_failed = self
+                .reconcile_uploads(now, limits, deadline, &mut report)
+                .await;
+        }
         // A listing that failed fails the run, after keeping the progress made before it.
         listing_failed.map_or(Ok(report), Err)
     }

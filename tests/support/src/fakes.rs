@@ -13,9 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use presign_gate::bucket::{
-    Completion, DownloadTarget, ListedObject, MultipartTarget, ObjectInfo, ObjectListing,
-    ObjectLookup, ObjectPage, ObjectStorage, PartTarget, PartsLookup, PresignedRequest,
-    UploadTarget, UrlSigner, Validity,
+    Completion, DownloadTarget, MultipartTarget, ObjectInfo, ObjectLookup, ObjectStorage,
+    PartTarget, PartsLookup, PresignedRequest, UploadTarget, UrlSigner, Validity,
 };
 use presign_gate::domain::{
     ExpiryPolicy, FileId, FileRecord, FileStatus, Ledger, ObjectKey, OwnerId, QuotaLimits,
@@ -25,6 +24,8 @@ use presign_gate::error::AppError;
 use presign_gate::service::FileService;
 use presign_gate::store::{OwnershipStore, ReconcileCursor, Transition};
 use time::OffsetDateTime;
+
+mod listing;
 
 /// Every call the fakes answered, in order, such as `store.get` or `bucket.delete users/a/…`.
 #[derive(Clone, Debug, Default)]
@@ -415,6 +416,8 @@ pub struct FakeUpload {
     pub key: String,
     pub content_type: String,
     pub parts: BTreeMap<u32, u64>,
+    /// When it was created: the epoch, as every object's date, unless a test says otherwise.
+    pub initiated: OffsetDateTime,
 }
 
 /// A versioned bucket of object descriptions; it signs nothing real
@@ -440,6 +443,10 @@ pub struct FakeBucket {
     /// objects using multipart upload": an upload holds its parts until it is completed, which
     /// assembles the object and ends the upload, or aborted, which frees them).
     uploads: Arc<Mutex<BTreeMap<String, FakeUpload>>>,
+    /// Runs once after an AbortMultipartUpload has removed its upload: a part upload that was in
+    /// flight and lands anyway (Amazon S3 API Reference, AbortMultipartUpload: such part uploads
+    /// "might or might not succeed").
+    pub after_abort: Hook,
     pub journal: Journal,
     pub outages: Outages,
     pub stalls: Stalls,
@@ -541,6 +548,12 @@ impl FakeBucket {
     /// The multipart uploads in progress, by upload id.
     pub fn uploads(&self) -> BTreeMap<String, FakeUpload> {
         lock(&self.uploads).clone()
+    }
+
+    /// Puts `upload` in progress under `upload_id`, as CreateMultipartUpload would have (or as a
+    /// part landing after an abort leaves it), whatever was there.
+    pub fn insert_upload(&self, upload_id: &str, upload: FakeUpload) {
+        lock(&self.uploads).insert(upload_id.to_owned(), upload);
     }
 
     /// Removes every version of `key` without going through the port.
@@ -650,6 +663,7 @@ impl ObjectStorage for FakeBucket {
                 key: target.key.as_str().to_owned(),
                 content_type: target.content_type.to_owned(),
                 parts: BTreeMap::new(),
+                initiated: OffsetDateTime::UNIX_EPOCH,
             },
         );
         Ok(id)
@@ -707,51 +721,8 @@ impl ObjectStorage for FakeBucket {
     async fn abort_multipart(&self, key: &ObjectKey, upload_id: &str) -> Result<(), AppError> {
         self.call("bucket.abort_multipart", key.as_str()).await?;
         lock(&self.uploads).remove(upload_id);
+        self.after_abort.run();
         Ok(())
-    }
-}
-
-/// Objects listed in key order, all modified at the epoch (the tests of the reconciliation pass
-/// the "now" that makes them old or young).
-impl ObjectListing for FakeBucket {
-    async fn list_managed(
-        &self,
-        start_after: Option<&str>,
-        max: u32,
-    ) -> Result<ObjectPage, AppError> {
-        // A listing that can make no progress (a page of no objects, or the very listing the
-        // caller asked for last, with nothing done in between) may be asked for again forever.
-        // Refused loudly here, so that such a loop fails a test instead of hanging it.
-        assert!(max > 0, "a listing asked for a page of no objects");
-        let entry = format!("bucket.list_managed {}", start_after.unwrap_or_default());
-        assert!(
-            lock(&self.journal.0).last() != Some(&entry),
-            "the same listing asked for twice in a row: {entry}"
-        );
-        self.call("bucket.list_managed", start_after.unwrap_or_default())
-            .await?;
-        let objects = lock(&self.objects);
-        // ListObjectsV2 lists current versions only: a key whose current version is a delete
-        // marker is not listed.
-        let mut keys = objects
-            .iter()
-            .filter(|(_, versions)| matches!(versions.last(), Some(Version::Object(_))))
-            .map(|(key, _)| key)
-            .filter(|key| {
-                key.starts_with("users/") && start_after.is_none_or(|after| key.as_str() > after)
-            });
-        let page: Vec<ListedObject> = keys
-            .by_ref()
-            .take(max as usize)
-            .map(|key| ListedObject {
-                key: key.clone(),
-                last_modified: OffsetDateTime::UNIX_EPOCH,
-            })
-            .collect();
-        Ok(ObjectPage {
-            objects: page,
-            more: keys.next().is_some(),
-        })
     }
 }
 
