@@ -50,6 +50,11 @@ pub use crate::notifications::EventsTarget;
 use crate::s3_access::S3AccessControl;
 use crate::template::StackRules;
 
+/// Lower-case hexadecimal, as S3 spells ETags and SigV4 spells digests.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 /// The body every listener answers with.
 pub type HttpBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 

@@ -9,6 +9,8 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use crate::hex;
+
 /// How far a request's `X-Amz-Date` may be from now: AWS refuses older and later ones with
 /// "Signature expired" (15 minutes).
 const ALLOWED_SKEW: time::Duration = time::Duration::minutes(15);
@@ -37,10 +39,6 @@ pub enum SignatureError {
         "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."
     )]
     Mismatch,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn hmac(key: &[u8], data: &str) -> Vec<u8> {

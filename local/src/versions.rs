@@ -15,6 +15,8 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use crate::hex;
+
 /// The version id of the object stored at `path`; None when there is none.
 pub async fn current_version(path: &Path) -> Option<String> {
     let metadata = tokio::fs::metadata(path).await.ok()?;
@@ -30,12 +32,7 @@ pub async fn current_version(path: &Path) -> Option<String> {
         metadata.len()
     );
     let digest = Sha256::digest(identity.as_bytes());
-    Some(
-        digest[..16]
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect(),
-    )
+    Some(hex(&digest[..16]))
 }
 
 #[cfg(test)]

@@ -23,23 +23,24 @@
 //! - Every successful PutObject, CopyObject, CompleteMultipartUpload, DeleteObject and
 //!   DeleteObjects is reported to the [`Notifier`].
 
+mod checksums;
+mod parts;
+mod snapshot;
+
 use std::collections::HashMap;
 use std::future::Future;
-use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use futures::Stream;
-use s3s::checksum::ChecksumHasher;
-use s3s::crypto::{Checksum as _, Md5};
 use s3s::dto::*;
-use s3s::stream::{ByteStream, RemainingLength};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use s3s_fs::FileSystem;
+
+use self::checksums::{DeclaredChecksums, Hashing};
+use self::parts::StoredPart;
+use self::snapshot::{Snapshot, settle};
 
 use crate::notifications::{EventName, Notifier, ObjectEvent};
 use crate::s3_access::S3AccessControl;
@@ -53,10 +54,6 @@ const MAX_PARTS_LISTED: i32 = 1000;
 
 fn internal(error: impl std::fmt::Display) -> S3Error {
     S3Error::with_message(S3ErrorCode::InternalError, error.to_string())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 pub struct LocalBucket {
@@ -106,157 +103,6 @@ impl LocalBucket {
         (plain && !key.ends_with('/')).then(|| self.root.join(relative))
     }
 
-    /// Where s3s-fs keeps a part of a multipart upload (`FileSystem::resolve_upload_part_path`).
-    fn part_path(&self, upload_id: &str, part_number: i32) -> Option<PathBuf> {
-        let plain =
-            !upload_id.is_empty() && upload_id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
-        plain.then(|| {
-            self.root
-                .join(format!(".upload_id-{upload_id}.part-{part_number}"))
-        })
-    }
-
-    /// Whether s3s-fs knows `upload_id` as a multipart upload in progress (its
-    /// `.upload-<id>.json`, written by CreateMultipartUpload, removed by Complete and Abort).
-    async fn upload_exists(&self, upload_id: &str) -> bool {
-        let plain =
-            !upload_id.is_empty() && upload_id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
-        plain
-            && tokio::fs::try_exists(self.root.join(format!(".upload-{upload_id}.json")))
-                .await
-                .unwrap_or(false)
-    }
-
-    async fn require_upload(&self, upload_id: &str) -> S3Result<()> {
-        if self.upload_exists(upload_id).await {
-            Ok(())
-        } else {
-            Err(S3Error::with_message(
-                S3ErrorCode::NoSuchUpload,
-                "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
-            ))
-        }
-    }
-
-    /// s3s-fs lets only the access key that created a multipart upload use it (its
-    /// `verify_upload_id`); S3 lets any principal that IAM allows, which the access check has
-    /// decided by now: an upload the API role created may be completed or aborted by another of
-    /// the account's principals. So the request goes on with the initiator's access key.
-    async fn as_initiator<T>(&self, req: &mut S3Request<T>, upload_id: &str) -> S3Result<()> {
-        self.require_upload(upload_id).await?;
-        let info = tokio::fs::read(self.root.join(format!(".upload-{upload_id}.json")))
-            .await
-            .map_err(internal)?;
-        let initiator: Option<String> = serde_json::from_slice(&info).map_err(internal)?;
-        req.credentials = initiator.map(|access_key| s3s::auth::Credentials {
-            access_key,
-            secret_key: String::new().into(),
-        });
-        Ok(())
-    }
-
-    fn stored_parts(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), StoredPart>> {
-        self.stored_parts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A stored part's ETag (the hex MD5 of its bytes, as s3s-fs gives it) and the SHA-256 it
-    /// was uploaded with, or None if the part is missing.
-    async fn stored_part(&self, upload_id: &str, part_number: i32) -> S3Result<Option<StoredPart>> {
-        use tokio::io::AsyncReadExt as _;
-        let Some(path) = self.part_path(upload_id, part_number) else {
-            return Ok(None);
-        };
-        let known = self
-            .stored_parts()
-            .get(&(upload_id.to_owned(), part_number))
-            .cloned();
-        if let Some(part) = known {
-            let present = tokio::fs::try_exists(&path).await.map_err(internal)?;
-            return Ok(present.then_some(part));
-        }
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(internal(error)),
-        };
-        let mut md5 = Md5::new();
-        let mut buffer = vec![0; 64 * 1024];
-        loop {
-            let read = file.read(&mut buffer).await.map_err(internal)?;
-            if read == 0 {
-                break;
-            }
-            md5.update(&buffer[..read]);
-        }
-        Ok(Some(StoredPart {
-            e_tag: hex(&md5.finalize()),
-            sha256: None,
-        }))
-    }
-
-    /// S3's checks of a CompleteMultipartUpload request, made before anything is assembled.
-    async fn check_completion(&self, input: &CompleteMultipartUploadInput) -> S3Result<()> {
-        self.require_upload(&input.upload_id).await?;
-        let parts = input
-            .multipart_upload
-            .as_ref()
-            .and_then(|upload| upload.parts.as_deref())
-            .unwrap_or_default();
-        let numbers: Vec<i32> = parts
-            .iter()
-            .map(|part| part.part_number.unwrap_or(0))
-            .collect();
-        if numbers.windows(2).any(|pair| pair[0] >= pair[1])
-            || numbers.first().is_some_and(|first| *first < 1)
-        {
-            return Err(S3Error::with_message(
-                S3ErrorCode::InvalidPartOrder,
-                "The list of parts was not in ascending order.",
-            ));
-        }
-        for (index, (part, &number)) in parts.iter().zip(&numbers).enumerate() {
-            let invalid_part = || {
-                S3Error::with_message(
-                    S3ErrorCode::InvalidPart,
-                    format!(
-                        "Part {number} could not be found, or its ETag or checksum does not match."
-                    ),
-                )
-            };
-            let stored = self
-                .stored_part(&input.upload_id, number)
-                .await?
-                .ok_or_else(invalid_part)?;
-            let e_tag_differs = part
-                .e_tag
-                .as_ref()
-                .is_some_and(|given| given.value() != stored.e_tag);
-            let sha256_differs = part
-                .checksum_sha256
-                .as_ref()
-                .is_some_and(|given| stored.sha256.as_ref().is_some_and(|known| known != given));
-            if e_tag_differs || sha256_differs {
-                return Err(invalid_part());
-            }
-            let last = index + 1 == parts.len();
-            let size = self
-                .part_path(&input.upload_id, number)
-                .map(std::fs::metadata)
-                .transpose()
-                .map_err(internal)?
-                .map_or(0, |m| m.len());
-            if !last && size < MIN_PART_SIZE {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::EntityTooSmall,
-                    format!("Part {number} is smaller than the minimum allowed size (5 MiB)."),
-                ));
-            }
-        }
-        Ok(())
-    }
-
     /// A backup name that s3s-fs removes at start (`.tmp.*.internal.part`) if one is left over.
     fn backup_path(&self) -> PathBuf {
         let n = self.backups.fetch_add(1, Ordering::Relaxed);
@@ -302,77 +148,6 @@ impl LocalBucket {
             key,
             created: None,
         });
-    }
-}
-
-/// What UploadPart stored: the ETag it answered and the SHA-256 it verified, if one was declared.
-#[derive(Debug, Clone)]
-struct StoredPart {
-    e_tag: String,
-    sha256: Option<String>,
-}
-
-/// The state of one file before a write, to put back if the write fails.
-struct Snapshot {
-    path: PathBuf,
-    /// A hard link to the previous file, if there was one.
-    backup: Option<PathBuf>,
-    /// Directories the write may create (deepest first), to remove again.
-    missing_dirs: Vec<PathBuf>,
-}
-
-impl Snapshot {
-    async fn take(path: PathBuf, backup: PathBuf, root: &Path) -> io::Result<Self> {
-        let backup = match tokio::fs::hard_link(&path, &backup).await {
-            Ok(()) => Some(backup),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
-            Err(error) => return Err(error),
-        };
-        let mut missing_dirs = Vec::new();
-        for dir in path.ancestors().skip(1) {
-            if dir == root || tokio::fs::try_exists(dir).await? {
-                break;
-            }
-            missing_dirs.push(dir.to_owned());
-        }
-        Ok(Self {
-            path,
-            backup,
-            missing_dirs,
-        })
-    }
-
-    async fn restore(self) {
-        match &self.backup {
-            Some(backup) => {
-                if let Err(error) = tokio::fs::rename(backup, &self.path).await {
-                    tracing::error!(%error, "could not restore an object after a failed write");
-                }
-            }
-            None => {
-                let _ = tokio::fs::remove_file(&self.path).await;
-                for dir in &self.missing_dirs {
-                    // Only empty directories go: another write may have put something there.
-                    let _ = tokio::fs::remove_dir(dir).await;
-                }
-            }
-        }
-        self.discard().await;
-    }
-
-    async fn discard(self) {
-        // After a rename onto a link of the same file (nothing was written) the backup stays.
-        if let Some(backup) = self.backup {
-            let _ = tokio::fs::remove_file(backup).await;
-        }
-    }
-}
-
-async fn settle<T>(snapshot: Option<Snapshot>, result: &S3Result<T>) {
-    match (snapshot, result) {
-        (Some(snapshot), Err(_)) => snapshot.restore().await,
-        (Some(snapshot), Ok(_)) => snapshot.discard().await,
-        (None, _) => {}
     }
 }
 
@@ -707,99 +482,5 @@ impl S3 for LocalBucket {
             }
         }
         Ok(response)
-    }
-}
-
-/// The checksums a part's headers declare.
-struct DeclaredChecksums {
-    content_md5: Option<String>,
-    checksums: Checksum,
-}
-
-/// The digests of a body as it streams past, for the algorithms that were declared.
-#[derive(Default)]
-struct PartHasher {
-    md5: Option<Md5>,
-    checksums: ChecksumHasher,
-}
-
-impl DeclaredChecksums {
-    fn of(input: &UploadPartInput) -> Self {
-        Self {
-            content_md5: input.content_md5.clone(),
-            checksums: Checksum {
-                checksum_crc32: input.checksum_crc32.clone(),
-                checksum_crc32c: input.checksum_crc32c.clone(),
-                checksum_crc64nvme: input.checksum_crc64nvme.clone(),
-                checksum_sha1: input.checksum_sha1.clone(),
-                checksum_sha256: input.checksum_sha256.clone(),
-                ..Checksum::default()
-            },
-        }
-    }
-
-    fn hasher(&self) -> PartHasher {
-        let c = &self.checksums;
-        PartHasher {
-            md5: self.content_md5.as_ref().map(|_| Md5::new()),
-            checksums: ChecksumHasher {
-                crc32: c.checksum_crc32.as_ref().map(|_| Default::default()),
-                crc32c: c.checksum_crc32c.as_ref().map(|_| Default::default()),
-                sha1: c.checksum_sha1.as_ref().map(|_| Default::default()),
-                sha256: c.checksum_sha256.as_ref().map(|_| Default::default()),
-                crc64nvme: c.checksum_crc64nvme.as_ref().map(|_| Default::default()),
-            },
-        }
-    }
-
-    fn verify(&self, hasher: PartHasher) -> S3Result<()> {
-        use base64::Engine as _;
-        let md5 = hasher
-            .md5
-            .map(|md5| base64::engine::general_purpose::STANDARD.encode(md5.finalize()));
-        let got = hasher.checksums.finalize();
-        let c = &self.checksums;
-        let matches = md5 == self.content_md5
-            && got.checksum_crc32 == c.checksum_crc32
-            && got.checksum_crc32c == c.checksum_crc32c
-            && got.checksum_sha1 == c.checksum_sha1
-            && got.checksum_sha256 == c.checksum_sha256
-            && got.checksum_crc64nvme == c.checksum_crc64nvme;
-        if matches {
-            Ok(())
-        } else {
-            Err(S3Error::with_message(
-                S3ErrorCode::BadDigest,
-                "a checksum of the part does not match",
-            ))
-        }
-    }
-}
-
-/// A part's body, hashed as s3s-fs reads it.
-struct Hashing {
-    body: StreamingBlob,
-    hasher: Arc<Mutex<PartHasher>>,
-}
-
-impl Stream for Hashing {
-    type Item = Result<Bytes, s3s::StdError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = Pin::new(&mut self.body).poll_next(cx);
-        if let Poll::Ready(Some(Ok(bytes))) = &polled {
-            let mut hasher = self.hasher.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(md5) = &mut hasher.md5 {
-                md5.update(bytes);
-            }
-            hasher.checksums.update(bytes);
-        }
-        polled
-    }
-}
-
-impl ByteStream for Hashing {
-    fn remaining_length(&self) -> RemainingLength {
-        self.body.remaining_length()
     }
 }
