@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_TYPE, HOST};
-use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use http::header::{CONNECTION, HOST};
+use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -192,19 +192,8 @@ fn refusal(code: &str, message: &str) -> Response<HttpBody> {
     let body = serde_json::json!({
         "__type": format!("com.amazon.coral.service#{code}"),
         "message": message,
-    })
-    .to_string();
-    let mut response = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = StatusCode::BAD_REQUEST;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.0"),
-    );
-    response
+    });
+    crate::json_response(StatusCode::BAD_REQUEST, "application/x-amz-json-1.0", &body)
 }
 
 impl Service<Request<Incoming>> for DynamoDbFront {

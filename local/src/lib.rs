@@ -55,6 +55,25 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// A JSON answer of the local fronts (API Gateway's own messages, DynamoDB's refusals).
+pub(crate) fn json_response(
+    status: http::StatusCode,
+    content_type: &'static str,
+    body: &serde_json::Value,
+) -> Response<HttpBody> {
+    let mut response = Response::new(
+        http_body_util::Full::new(Bytes::from(body.to_string()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    response
+}
+
 /// The body every listener answers with.
 pub type HttpBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
