@@ -115,10 +115,9 @@ impl DynamoDbFront {
             let request = request.with("aws:PrincipalArn", principal.arn.clone());
             let decision = self.authorizer.authorize_dynamodb(principal, &request);
             if !decision.allowed() {
-                return refusal(
-                    "AccessDeniedException",
-                    &Authorizer::refusal(principal, &request, &decision),
-                );
+                let message = Authorizer::refusal(principal, &request, &decision);
+                tracing::info!("DynamoDB refused: {message}");
+                return refusal("AccessDeniedException", &message);
             }
         }
 

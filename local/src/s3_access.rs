@@ -104,9 +104,10 @@ impl S3AccessControl {
         if decision.allowed() {
             Ok(())
         } else {
-            Err(access_denied(Authorizer::refusal(
-                principal, request, &decision,
-            )))
+            // Principal, action and resource only: what `make local`'s user needs to see why.
+            let refusal = Authorizer::refusal(principal, request, &decision);
+            tracing::info!("S3 refused: {refusal}");
+            Err(access_denied(refusal))
         }
     }
 
