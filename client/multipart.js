@@ -113,7 +113,7 @@ async function putPart(transport, n, body, digest, { urls, progress, deadline, s
       continue;
     }
     const retryable = answer.status === 0 || RETRYABLE_STORAGE.has(answer.status);
-    const delay = transport.delay(attempt, answer.retryAfter);
+    const delay = transport.delay(attempt);
     if (retryable && attempt < transport.retry.retries && Date.now() + delay < deadline) {
       await transport.sleep(delay, signal);
       continue;

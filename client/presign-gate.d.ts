@@ -22,7 +22,7 @@ export interface RetryOptions {
   /** Full-jitter exponential backoff: a delay in [0, min(maxDelayMs, baseDelayMs * 2^n)). */
   baseDelayMs?: number;
   maxDelayMs?: number;
-  /** A `Retry-After` longer than this is cut to it (default 30 s). */
+  /** An API `Retry-After` longer than this is cut to it (default 30 s). */
   maxRetryAfterMs?: number;
 }
 

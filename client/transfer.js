@@ -1,5 +1,5 @@
 // Presign Gate's browser client: sending bytes to S3 with a presigned URL, and the retry rules
-// (backoff, Retry-After) every request of the client follows.
+// (backoff, the API's Retry-After) every request of the client follows.
 
 import { storageCodeOf, storageError, urlExpired } from "./errors.js";
 
@@ -42,8 +42,10 @@ export const DEFAULT_RETRY = Object.freeze({
 });
 
 /**
- * @typedef {{ status: number, body?: string, retryAfter?: string | null }} StorageAnswer
+ * @typedef {{ status: number, body?: string }} StorageAnswer
  * What S3 answered a request: status 0 when no answer arrived (network failure, CORS refusal).
+ * No `Retry-After`: the bucket's CORS rule exposes only `ETag`, so a page cannot read S3's
+ * headers, and S3 documents none on SlowDown; its retries wait the backoff.
  */
 
 /** How the client waits and retries, and how it sends bytes (XMLHttpRequest: fetch reports no upload progress). */
@@ -71,8 +73,9 @@ export class Transport {
   }
 
   /**
-   * Milliseconds before attempt `attempt + 1`: the server's `Retry-After` if it sent one.
-   * @param {number} attempt @param {string | null | undefined} retryAfter
+   * Milliseconds before attempt `attempt + 1`: the API's `Retry-After` if it sent one (cut to
+   * `maxRetryAfterMs`), else the backoff.
+   * @param {number} attempt @param {string | null | undefined} [retryAfter]
    */
   delay(attempt, retryAfter) {
     const { baseDelayMs, maxDelayMs, maxRetryAfterMs } = this.retry;
@@ -100,16 +103,7 @@ export class Transport {
       xhr.upload.onprogress = (event) => {
         if (event.lengthComputable) onProgress?.({ loaded: event.loaded, total: body.size });
       };
-      xhr.onload = () =>
-        settle(() =>
-          resolve({
-            status: xhr.status,
-            body: xhr.responseText,
-            // Only headers the bucket's CORS rules expose are readable; asking for another one by
-            // name makes the browser log a warning, reading the list does not.
-            retryAfter: /^retry-after:\s*(.*)$/im.exec(xhr.getAllResponseHeaders())?.[1]?.trim() ?? null,
-          }),
-        );
+      xhr.onload = () => settle(() => resolve({ status: xhr.status, body: xhr.responseText }));
       xhr.onerror = () => settle(() => resolve({ status: 0 }));
       xhr.ontimeout = () => settle(() => resolve({ status: 0 }));
       xhr.onabort = () =>
@@ -170,7 +164,7 @@ export async function putWithRetries(transport, blob, upload, { onProgress, sign
     // PutObject, "If-None-Match"). The retry stores the object, or gets 412: stored.
     const conflict = answer.status === 409 && storageCodeOf(answer) === "ConditionalRequestConflict";
     const retryable = answer.status === 0 || conflict || RETRYABLE_STORAGE.has(answer.status);
-    const delay = transport.delay(attempt, answer.retryAfter);
+    const delay = transport.delay(attempt);
     if (retryable && attempt < transport.retry.retries && !(Date.now() + delay >= expiresAt)) {
       await transport.sleep(delay, signal);
       continue;

@@ -1,132 +1,19 @@
 // The browser client against a fake fetch and a fake XMLHttpRequest: the request sequence, the
 // retry rules, error codes and aborts, without a browser. tests/browser/chromium.test.mjs runs
 // the same client in Chromium against the real local stack.
-import { test, beforeEach, afterEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 
 import { PresignGate, PresignGateError, parseRetryAfter, browserMaySet } from "../../client/presign-gate.js";
 import { Sha256, sha256Base64, toBase64 } from "../../client/sha256.js";
 import { randomKey } from "../../client/api.js";
+import {
+  FILE_ID, EXPIRED_TOKEN, REQUEST_EXPIRED, bytesOf, fakeApi, fakeXhr, forbidLogging, gate, json, multipartApi,
+  nodeSha256, partOf, reservation,
+} from "./fakes.mjs";
 
-const API = "https://api.example.test/prod";
-const FILE_ID = "8b2d4c1e-0f3a-4b5c-9d6e-7f8091a2b3c4";
-const nodeSha256 = (bytes) => createHash("sha256").update(bytes).digest("base64");
-
-// The client must never log: presigned URLs are credentials.
-let consoleCalls;
-const originalConsole = {};
-beforeEach(() => {
-  consoleCalls = [];
-  for (const level of ["log", "info", "warn", "error", "debug", "trace"]) {
-    originalConsole[level] = console[level];
-    console[level] = (...args) => consoleCalls.push([level, ...args]);
-  }
-});
-afterEach(() => {
-  Object.assign(console, originalConsole);
-  assert.deepEqual(consoleCalls, [], "the client logged something");
-});
-
-function json(status, body, headers = {}) {
-  return new Response(body === null ? null : JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json", ...headers },
-  });
-}
-
-function reservation(blob, { method = "PUT" } = {}) {
-  return {
-    file: { id: FILE_ID, filename: "a.txt", contentType: "text/plain", size: blob.size, status: "pending" },
-    upload:
-      method === "PUT"
-        ? {
-            method: "PUT",
-            url: "https://bucket.example.test/users/alice/" + FILE_ID + "?X-Amz-Signature=secret",
-            headers: { "content-type": "text/plain", "content-length": String(blob.size), "if-none-match": "*" },
-            expiresAt: new Date(Date.now() + 300_000).toISOString(),
-          }
-        : { method, partSize: 5 << 20, partCount: 2, expiresAt: new Date(Date.now() + 86_400_000).toISOString() },
-  };
-}
-
-/** A fake fetch answering from a list of handlers, each `(method, url, init) => Response | Error`. */
-function fakeApi(handlers) {
-  const calls = [];
-  const fetch = async (url, init) => {
-    const parsed = new URL(url);
-    calls.push({ method: init.method, path: parsed.pathname, query: parsed.searchParams, init });
-    const handler = handlers.shift();
-    assert.ok(handler, `unexpected API call ${init.method} ${parsed.pathname}`);
-    const answer = handler(init.method, parsed, init);
-    if (answer instanceof Error) throw answer;
-    return answer;
-  };
-  return { fetch, calls, handlers };
-}
-
-/** A fake XMLHttpRequest whose answers are scripted per request: a list, or one function for all. */
-function fakeXhr(script) {
-  const requests = [];
-  class FakeXMLHttpRequest {
-    upload = {};
-    headers = {};
-    status = 0;
-    responseText = "";
-    #responseHeaders = {};
-    open(method, url) {
-      this.method = method;
-      this.url = url;
-    }
-    setRequestHeader(name, value) {
-      this.headers[name.toLowerCase()] = value;
-    }
-    getAllResponseHeaders() {
-      return Object.entries(this.#responseHeaders).map(([name, value]) => `${name}: ${value}\r\n`).join("");
-    }
-    abort() {
-      queueMicrotask(() => this.onabort?.());
-    }
-    send(body) {
-      this.body = body;
-      requests.push(this);
-      const step = typeof script === "function" ? script : script.shift();
-      assert.ok(step, "unexpected PUT");
-      queueMicrotask(() => step(this));
-    }
-    answer(status, { body = "", headers = {} } = {}) {
-      this.status = status;
-      this.responseText = body;
-      this.#responseHeaders = headers;
-      this.upload.onprogress?.({ lengthComputable: true, loaded: this.body.size, total: this.body.size });
-      this.onload?.();
-    }
-    fail() {
-      this.onerror?.();
-    }
-    progress(loaded) {
-      this.upload.onprogress?.({ lengthComputable: true, loaded, total: this.body.size });
-    }
-  }
-  return { XMLHttpRequest: FakeXMLHttpRequest, requests };
-}
-
-function gate(fetch, XMLHttpRequest, extra = {}) {
-  const sleeps = [];
-  const client = new PresignGate({
-    apiUrl: API + "/",
-    headers: async () => ({ authorization: "Bearer token-1" }),
-    fetch,
-    XMLHttpRequest,
-    random: () => 0.5,
-    sleep: async (ms) => void sleeps.push(ms),
-    // The API's threshold, known: these tests script every API call. `multipartThreshold:
-    // undefined` makes the client ask the API for it.
-    multipartThreshold: 100 * 1024 * 1024,
-    ...extra,
-  });
-  return { client, sleeps };
-}
+forbidLogging();
 
 test("Sha256 matches node's for every padding boundary and any chunking", () => {
   for (const size of [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000, 70_001]) {
@@ -182,6 +69,7 @@ test("upload reserves with the digest, PUTs exactly the settable headers, report
   const [put] = storage.requests;
   assert.equal(put.method, "PUT");
   assert.deepEqual(put.headers, { "content-type": "text/plain", "if-none-match": "*" });
+  assert.deepEqual(storage.refused, [], "no header the browser would refuse (content-length) is set");
   assert.equal(put.body, blob);
   assert.deepEqual(progress.at(-1), { loaded: blob.size, total: blob.size });
   assert.ok(progress.every((p) => p.total === blob.size && p.loaded <= p.total));
@@ -405,12 +293,6 @@ test("S3's refusal is not retried, and its error never carries the URL", async (
   assert.doesNotMatch(error.message + error.stack, /X-Amz-Signature|https?:/);
 });
 
-// AWS Knowledge Center, "Why does my presigned URL for Amazon S3 expire before the expiration time
-// that I specified?": a URL signed with temporary credentials stops working when their session
-// token expires, and S3 answers `ExpiredToken`; past X-Amz-Expires it answers AccessDenied
-// "Request has expired" (S3 API Reference, "Error responses"). Either way a fresh URL will do.
-const EXPIRED_TOKEN = "<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>";
-const REQUEST_EXPIRED = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>";
 
 test("a single PUT refused as expired (ExpiredToken, or Request has expired) gets a fresh URL from POST /files/{id}/upload-url", async () => {
   for (const [status, body] of [[403, EXPIRED_TOKEN], [400, EXPIRED_TOKEN], [403, REQUEST_EXPIRED]]) {
@@ -618,74 +500,6 @@ test("Retry-After in seconds or as an HTTP date; forbidden headers are recognise
 // Multipart: the server plans the parts; the client signs them in batches, sends them in
 // parallel, retries each alone, and resumes from what S3 holds.
 
-/** A fake API for a multipart upload of `blob` in parts of `partSize`, answering by route. */
-function multipartApi(blob, { partSize, stored = [], status = "pending", urlLifetimeMs = 300_000, urlExpiresAt, partSha256 = false } = {}) {
-  const partCount = Math.max(1, Math.ceil(blob.size / partSize));
-  // As the server: whether parts carry a SHA-256 is fixed by the reservation, and a part that
-  // differs is refused (S3 would refuse its upload).
-  let hashedParts = partSha256;
-  const log = { reservations: [], signed: [], completes: 0, deletes: 0, calls: [] };
-  const fetch = async (url, init) => {
-    const { pathname } = new URL(url);
-    const path = pathname.replace(/^\/prod/, "");
-    const body = init.body ? JSON.parse(init.body) : undefined;
-    log.calls.push(`${init.method} ${path}`);
-    if (init.method === "POST" && path === "/uploads") {
-      log.reservations.push(body);
-      hashedParts = body.partSha256 === true;
-      return json(201, {
-        file: { id: FILE_ID, size: blob.size, status: "pending" },
-        upload: {
-          method: "MULTIPART",
-          partSize,
-          partCount,
-          partSha256: hashedParts,
-          expiresAt: new Date(Date.now() + 86_400_000).toISOString(),
-        },
-      });
-    }
-    if (init.method === "POST" && path === `/files/${FILE_ID}/parts`) {
-      assert.ok(body.parts.length >= 1 && body.parts.length <= 100, `a batch of ${body.parts.length}`);
-      for (const part of body.parts) {
-        if (Boolean(part.sha256) !== hashedParts) {
-          return json(400, { error: { code: "invalid_request", message: `partNumber ${part.partNumber}: sha256 differs from partSha256` } });
-        }
-      }
-      log.signed.push(body.parts);
-      return json(200, {
-        parts: body.parts.map(({ partNumber, sha256 }) => ({
-          partNumber,
-          method: "PUT",
-          url: `https://bucket.example.test/users/alice/${FILE_ID}?partNumber=${partNumber}&X-Amz-Signature=s${log.signed.length}`,
-          headers: {
-            "content-length": String(partNumber < partCount ? partSize : blob.size - partSize * (partCount - 1)),
-            ...(sha256 ? { "x-amz-checksum-sha256": sha256 } : {}),
-          },
-          expiresAt: urlExpiresAt?.(log.signed.length) ?? new Date(Date.now() + urlLifetimeMs).toISOString(),
-        })),
-      });
-    }
-    if (init.method === "GET" && path === `/files/${FILE_ID}/parts`) {
-      return json(200, { partSize, partCount, partSha256: hashedParts, parts: stored });
-    }
-    if (init.method === "GET" && path === `/files/${FILE_ID}`) {
-      return json(200, { file: { id: FILE_ID, size: blob.size, status } });
-    }
-    if (init.method === "POST" && path === `/files/${FILE_ID}/complete`) {
-      log.completes++;
-      return json(200, { file: { id: FILE_ID, size: blob.size, status: "available" } });
-    }
-    if (init.method === "DELETE" && path === `/files/${FILE_ID}`) {
-      log.deletes++;
-      return new Response(null, { status: 204 });
-    }
-    throw new Error(`unexpected API call ${init.method} ${path}`);
-  };
-  return { fetch, log, partCount };
-}
-
-const partOf = (xhr) => Number(new URL(xhr.url).searchParams.get("partNumber"));
-const bytesOf = async (blob) => Buffer.from(await blob.arrayBuffer());
 
 test("a MULTIPART reservation is sent in parts: no whole-file digest, each part's SHA-256 signed, one rising progress figure", async () => {
   const content = randomBytes(22);
@@ -723,6 +537,7 @@ test("a MULTIPART reservation is sent in parts: no whole-file digest, each part'
     assert.equal(xhr.headers["x-amz-checksum-sha256"], nodeSha256(expected));
     assert.equal(xhr.headers["content-length"], undefined, "the browser sets the length itself");
   }
+  assert.deepEqual(storage.refused, [], "the browser sets the length itself: the client never tries");
   assert.equal(api.log.completes, 1);
 
   assert.deepEqual(progress.at(-1), { loaded: 22, total: 22 });
@@ -778,7 +593,10 @@ test("a failing part is retried on its own, and progress waits for it rather tha
   const progress = [];
   await client.upload(blob, { filename: "x", multipart: true, sha256: false, onProgress: (p) => progress.push(p.loaded) });
   assert.deepEqual(Object.fromEntries(attempts), { 1: 1, 2: 3, 3: 1 });
-  assert.deepEqual(sleeps, [1000, 300], "Retry-After first, then backoff");
+  // S3's Retry-After is not readable by the page (the bucket's CORS rule exposes only ETag): the
+  // backoff, half (random 0.5) of base * 2^attempt.
+  assert.deepEqual(sleeps, [150, 300], "the backoff, whatever S3's Retry-After");
+  assert.deepEqual(storage.unsafeReads, [], "no read of a header the page may not read");
   for (let i = 1; i < progress.length; i++) assert.ok(progress[i] > progress[i - 1], `${progress}`);
   assert.equal(progress.at(-1), 30);
   assert.equal(api.log.completes, 1);

@@ -11,13 +11,19 @@ import Uppy from "@uppy/core";
 import AwsS3 from "@uppy/aws-s3";
 
 import { usePresignGate, s3Answer } from "../../client/uppy-presign-gate.js";
+import { PresignGateError, browserMaySet } from "../../client/presign-gate.js";
+import { READABLE_STORAGE_HEADERS } from "./fakes.mjs";
 
 const MIB = 1024 * 1024;
 const PART_SIZE = 5 * MIB;
 const sha256 = (bytes) => createHash("sha256").update(bytes).digest("base64");
 
-/** A stand-in for PresignGate: records calls, plans parts of PART_SIZE above 8 MiB. */
-function fakeGate() {
+/**
+ * A stand-in for PresignGate: records calls, plans parts of PART_SIZE above 8 MiB. As the client
+ * and server do, a multipart reservation says `partSha256` unless reserved with `sha256: false`
+ * (`partSha256` overrides what the server answers), and a part signed against it is refused 400.
+ */
+function fakeGate({ partSha256 } = {}) {
   const calls = [];
   const files = new Map();
   let next = 0;
@@ -31,16 +37,26 @@ function fakeGate() {
       calls.push(["reserve", options.filename, options.multipart]);
       const id = `file-${++next}`;
       const multipart = options.multipart === true;
-      files.set(id, { size: blob.size, stored: new Map() });
+      const hashed = partSha256 ?? (multipart && options.sha256 !== false);
+      files.set(id, { size: blob.size, stored: new Map(), partSha256: hashed });
       return {
         file: { id, filename: options.filename, size: blob.size, status: "pending" },
         upload: multipart
-          ? { method: "MULTIPART", partSize: PART_SIZE, partCount: Math.ceil(blob.size / PART_SIZE), expiresAt: later(86_400) }
+          ? { method: "MULTIPART", partSize: PART_SIZE, partCount: Math.ceil(blob.size / PART_SIZE), partSha256: hashed, expiresAt: later(86_400) }
           : { method: "PUT", url: `https://bucket.test/files/users/u/${id}?X-Amz-Signature=x`, headers: { "content-length": String(blob.size), "if-none-match": "*" }, expiresAt: later(300) },
       };
     },
     async signParts(id, parts) {
       calls.push(["signParts", id, parts.map((p) => [p.partNumber, p.sha256])]);
+      // POST /files/{id}/parts (README, "API"): a `sha256` missing on a partSha256 upload, or
+      // given on one without, is a 400 invalid_request.
+      const wrong = parts.find((p) => Boolean(p.sha256) !== files.get(id).partSha256);
+      if (wrong) {
+        throw new PresignGateError(`partNumber ${wrong.partNumber}: sha256 differs from partSha256`, {
+          status: 400,
+          code: "invalid_request",
+        });
+      }
       return parts.map(({ partNumber, sha256: digest }) => ({
         partNumber,
         method: "PUT",
@@ -53,6 +69,7 @@ function fakeGate() {
       calls.push(["parts", id]);
       const { size, stored } = files.get(id);
       return {
+        partSha256: files.get(id).partSha256,
         partSize: PART_SIZE,
         partCount: Math.ceil(size / PART_SIZE),
         parts: [...stored].map(([partNumber, part]) => ({ partNumber, ...part })),
@@ -76,6 +93,7 @@ const later = (seconds) => new Date(Date.now() + seconds * 1000).toISOString();
 /** Uppy's requests: data: URLs are answered with their body, bucket URLs by `storage`. */
 function installXhr(storage) {
   const requests = [];
+  const refused = [];
   class FakeXMLHttpRequest {
     upload = {};
     status = 0;
@@ -87,12 +105,18 @@ function installXhr(storage) {
       Object.assign(this, { method, url });
     }
     setRequestHeader(name, value) {
+      // As a browser: a header a page may not set is dropped (Chromium logs "Refused to set
+      // unsafe header").
+      if (!browserMaySet(name)) return void refused.push(name.toLowerCase());
       this.#headers[name.toLowerCase()] = value;
     }
     get requestHeaders() {
       return this.#headers;
     }
     getResponseHeader(name) {
+      // Only what the bucket's CORS rule exposes (and the safelisted ones) is readable; data: URLs
+      // are the page's own.
+      if (!this.url.startsWith("data:") && !READABLE_STORAGE_HEADERS.has(name.toLowerCase())) return null;
       return this.#responseHeaders[name.toLowerCase()] ?? null;
     }
     abort() {}
@@ -117,7 +141,7 @@ function installXhr(storage) {
   }
   const original = globalThis.XMLHttpRequest;
   globalThis.XMLHttpRequest = FakeXMLHttpRequest;
-  return { requests, restore: () => (globalThis.XMLHttpRequest = original) };
+  return { requests, refused, restore: () => (globalThis.XMLHttpRequest = original) };
 }
 
 let xhr;
