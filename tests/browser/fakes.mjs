@@ -140,6 +140,7 @@ export function fakeXhr(script) {
       return found ? found[1] : null;
     }
     abort() {
+      this.aborted = true;
       queueMicrotask(() => this.onabort?.());
     }
     send(body) {
@@ -192,7 +193,7 @@ export const EXPIRED_TOKEN = "<Error><Code>ExpiredToken</Code><Message>The provi
 export const REQUEST_EXPIRED = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>";
 
 /** A fake API for a multipart upload of `blob` in parts of `partSize`, answering by route. */
-export function multipartApi(blob, { partSize, stored = [], status = "pending", urlLifetimeMs = 300_000, urlExpiresAt, partSha256 = false } = {}) {
+export function multipartApi(blob, { partSize, stored = [], status = "pending", urlLifetimeMs = 300_000, urlExpiresAt, partSha256 = false, uploadExpiresAt } = {}) {
   const partCount = Math.max(1, Math.ceil(blob.size / partSize));
   // As the server: whether parts carry a SHA-256 is fixed by the reservation, and a part that
   // differs is refused (S3 would refuse its upload).
@@ -213,7 +214,7 @@ export function multipartApi(blob, { partSize, stored = [], status = "pending", 
           partSize,
           partCount,
           partSha256: hashedParts,
-          expiresAt: new Date(Date.now() + 86_400_000).toISOString(),
+          expiresAt: uploadExpiresAt ?? new Date(Date.now() + 86_400_000).toISOString(),
         },
       });
     }

@@ -199,6 +199,8 @@ test("a file above the threshold goes through Uppy's multipart mode with the ser
     [3, sha256(big.subarray(2 * PART_SIZE))],
   ]);
   assert.ok(parts.every((r) => r.requestHeaders["x-amz-checksum-sha256"]), "the signed digest is sent");
+  // The gate's part URLs list content-length (a browser sets it itself and refuses a page's).
+  assert.deepEqual(xhr.refused, [], "no header a page may not set reached the XMLHttpRequest");
   // Uppy's own S3 requests for the server's steps went to data: URLs, never to the bucket.
   const own = xhr.requests.filter((r) => r.url.startsWith("data:")).map((r) => r.method);
   assert.deepEqual(own, ["POST", "POST"], "CreateMultipartUpload and CompleteMultipartUpload");
@@ -224,6 +226,23 @@ test("without digests part URLs come in one batch; a retry after a failed part r
   const sentAgain = xhr.requests.filter((r) => r.url.includes("partNumber=")).map((r) => new URL(r.url).searchParams.get("partNumber"));
   assert.deepEqual(sentAgain, ["1", "2", "2", "3"], "only the refused part and the unsent one after the retry");
   assert.deepEqual([...gate.stored(available[0][1]).keys()].sort(), [1, 2, 3]);
+});
+
+test("the reservation decides whether parts are hashed, whatever the adapter's sha256 option", async () => {
+  for (const [partSha256, option] of [[false, undefined], [true, false]]) {
+    const gate = fakeGate({ partSha256 });
+    xhr = installXhr(bucket(gate));
+    const { uppy, available, errors } = uppyWith(gate, option === undefined ? undefined : { sha256: option });
+    uppy.addFile({ name: "big.bin", type: "application/octet-stream", data: new Blob([randomBytes(11 * MIB)]) });
+    await uppy.upload();
+    assert.deepEqual(errors, [], `partSha256 ${partSha256}: the gate refused no part`);
+    assert.deepEqual(available.map(([name]) => name), ["big.bin"]);
+    const signed = gate.calls.filter(([call]) => call === "signParts").flatMap(([, , list]) => list);
+    assert.equal(signed.length >= 3, true);
+    assert.ok(signed.every(([, digest]) => Boolean(digest) === partSha256), `partSha256 ${partSha256}`);
+    xhr.restore();
+    uppy.destroy();
+  }
 });
 
 test("removing a file during its multipart upload deletes it through the API", async () => {
