@@ -1,6 +1,7 @@
 //! The demo page's own origin: `demo/` at `/`, `client/` at `/client/`, and optionally a vendor
 //! directory (Uppy's browser bundle) at `/vendor/`. tower-http's ServeDir lists no directory
 //! (a directory answers its index.html or 404) and refuses paths that climb out (`..`).
+//! `/__faults` is the control of the faults S3 and the API inject for tests (see `faults`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,6 +17,7 @@ use tower::{Service, ServiceExt};
 use tower_http::services::ServeDir;
 
 use crate::HttpBody;
+use crate::faults::{CONTROL_PATH, Faults};
 
 #[derive(Debug, Clone)]
 pub struct DemoSite {
@@ -29,11 +31,13 @@ pub struct DemoServer {
     demo: ServeDir,
     client: ServeDir,
     vendor: Option<ServeDir>,
+    faults: Faults,
 }
 
 impl DemoServer {
-    pub fn new(site: &DemoSite) -> Self {
+    pub fn new(site: &DemoSite, faults: Faults) -> Self {
         Self {
+            faults,
             demo: ServeDir::new(&site.demo_dir),
             client: ServeDir::new(&site.client_dir),
             vendor: site.vendor_dir.as_ref().map(ServeDir::new),
@@ -52,6 +56,16 @@ impl Service<Request<Incoming>> for DemoServer {
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
         let path = request.uri().path().to_owned();
+        if path == CONTROL_PATH {
+            let faults = self.faults.clone();
+            return Box::pin(async move {
+                let mut response = faults.control(request).await;
+                response
+                    .headers_mut()
+                    .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                Ok(response)
+            });
+        }
         let (files, rest) = if let Some(rest) = path.strip_prefix("/client/") {
             (Some(self.client.clone()), rest)
         } else if let Some(rest) = path.strip_prefix("/vendor/") {

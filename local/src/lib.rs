@@ -5,7 +5,8 @@
 //!   headers) over s3s-fs's files, with the bucket's CORS rules, event notifications to the events
 //!   function, and nothing stored by a failed write (see `bucket`).
 //! - **API**: the function behind the HTTP API's CORS (see `api_front`).
-//! - **Demo**: the demo page and the browser client, on an origin of their own (see `demo`).
+//! - **Demo**: the demo page and the browser client, on an origin of their own (see `demo`),
+//!   and the control of the faults tests inject into S3 and the API (see `faults`).
 //!
 //! Every rule comes from template.yaml (see `template`). Never deployed.
 
@@ -15,6 +16,7 @@ pub mod cors;
 pub mod demo;
 pub mod dynamodb;
 pub mod error;
+pub mod faults;
 pub mod iam;
 pub mod notifications;
 pub mod s3_access;
@@ -44,6 +46,7 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 
 pub use crate::demo::DemoSite;
 pub use crate::error::Error;
+pub use crate::faults::Faults;
 use crate::iam::{Authorizer, StackIam};
 pub use crate::iam::{StackNames, role_credentials};
 pub use crate::notifications::EventsTarget;
@@ -137,6 +140,8 @@ pub struct LocalAws {
     pub names: StackNames,
     /// Every authorization decision goes through it (and is recorded: see `Authorizer::grants`).
     pub authorizer: Arc<Authorizer>,
+    /// The faults S3 and the API inject (set through the demo origin's `/__faults`).
+    pub faults: Faults,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -197,6 +202,7 @@ impl LocalAws {
         let mut key_pairs = Authorizer::key_pairs(&iam);
         key_pairs.push((config.access_key.clone(), config.secret_key.clone()));
 
+        let faults = Faults::default();
         let mut tasks = Vec::new();
         let mut s3 = None;
         if let Some(listener) = s3_listener {
@@ -204,7 +210,7 @@ impl LocalAws {
             let access = S3AccessControl::new(authorizer.clone());
             tasks.push(tokio::spawn(serve(
                 listener,
-                s3_service(&config, &rules, access, &key_pairs)?,
+                s3_service(&config, &rules, access, &key_pairs, &faults)?,
             )));
         }
 
@@ -226,12 +232,15 @@ impl LocalAws {
             let extra: Vec<HeaderName> = api_config.dev_user_header.iter().cloned().collect();
             let service = ServiceBuilder::new()
                 .layer(cors::layer(&rules.api_cors, &extra))
-                .service(api_front::ApiFront::new(api_config.function_url.clone()));
+                .service(faults.injector(
+                    faults::Target::Api,
+                    api_front::ApiFront::new(api_config.function_url.clone()),
+                ));
             tasks.push(tokio::spawn(serve(listener, service)));
         }
 
         if let (Some(listener), Some(demo_config)) = (demo_listener, &config.demo) {
-            let service = demo::DemoServer::new(&demo_config.site);
+            let service = demo::DemoServer::new(&demo_config.site, faults.clone());
             tasks.push(tokio::spawn(serve(listener, service)));
         }
 
@@ -242,6 +251,7 @@ impl LocalAws {
             demo: demo_address,
             names: iam.names,
             authorizer,
+            faults,
             tasks,
         })
     }
@@ -252,6 +262,7 @@ fn s3_service(
     rules: &StackRules,
     access: S3AccessControl,
     key_pairs: &[(String, String)],
+    faults: &Faults,
 ) -> Result<
     impl Service<Request<Incoming>, Response = Response<HttpBody>, Error = s3s::HttpError, Future: Send>
     + Clone
@@ -295,7 +306,7 @@ fn s3_service(
     Ok(ServiceBuilder::new()
         .layer_fn(cors::RefuseDisallowedPreflight::new)
         .layer(cors::layer(&rules.bucket_cors, &[]))
-        .service(s3))
+        .service(faults.injector(faults::Target::S3, s3)))
 }
 
 async fn listen(host: IpAddr, port: u16) -> Result<TcpListener, Error> {

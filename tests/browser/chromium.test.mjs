@@ -250,52 +250,29 @@ test("an upload aborted through its AbortSignal leaves a pending reservation and
   await page.close();
 });
 
-test("503s from the API (with Retry-After) and from S3 are retried until the upload goes through", async () => {
+test("503s the stack injects, from the API (with Retry-After) and from S3, cross the real CORS rules and are retried", async () => {
   const page = await demoPage("grace");
-  const apiOrigin = new URL(stack.apiUrl).origin;
-  const demoOrigin = stack.demoUrl.origin;
-  const s3Origin = await page.evaluate(async () => {
-    // A reservation only to learn where the bucket is; the upload below makes its own.
-    const { upload } = await window.presignGateDemo.gate.reserve(new Blob(["x"], { type: "text/plain" }), {
-      filename: "probe.txt",
-    });
-    return new URL(upload.url).origin;
-  });
-  const seen = { reservations: 0, puts: 0 };
-  // Fault injection in the browser's network layer. The API answers 503 `unavailable` with
+  // Faults the local stack serves (README, "The local AWS": `POST /__faults`), inside the API's
+  // and the bucket's CORS layers: the preflights are the rules' own, the errors carry their
+  // headers, and the API's CORS rule exposes Retry-After. The API answers 503 `unavailable` with
   // Retry-After when a backend is throttled (README, Common rules); S3 answers 503 SlowDown when
-  // asked to slow down (AWS, Amazon S3 error responses: "SlowDown ... reduce your request rate").
-  await page.route(`${apiOrigin}/uploads`, async (route) => {
-    if (route.request().method() === "POST" && seen.reservations++ === 0) {
-      return route.fulfill({
-        status: 503,
-        headers: {
-          "access-control-allow-origin": demoOrigin,
-          "access-control-expose-headers": "retry-after",
-          "retry-after": "1",
-          "content-type": "application/json",
-        },
-        body: JSON.stringify({ error: { code: "unavailable", message: "a backend is unavailable" } }),
-      });
-    }
-    return route.continue();
+  // asked to slow down (Amazon S3 error responses).
+  await stack.faults.clear();
+  await stack.faults.inject({
+    api: [{ status: 503, method: "POST", path: "/uploads", retryAfter: "1" }],
+    s3: [{ status: 503, method: "PUT" }],
   });
-  await page.route(`${s3Origin}/**`, async (route) => {
-    if (route.request().method() === "PUT" && seen.puts++ === 0) {
-      return route.fulfill({
-        status: 503,
-        headers: { "access-control-allow-origin": demoOrigin, "content-type": "application/xml" },
-        body: "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
-      });
-    }
-    return route.continue();
-  });
+  const began = Date.now();
   const file = await page.evaluate(() =>
     window.presignGateDemo.gate.upload(new Blob(["retried bytes"], { type: "text/plain" }), { filename: "retried.txt" }),
   );
+  const elapsed = Date.now() - began;
   assert.equal(file.status, "available");
-  assert.equal(seen.reservations, 2, "the refused reservation and its retry");
-  assert.equal(seen.puts, 2, "the refused PUT and its retry");
+  const report = await stack.faults.report();
+  assert.deepEqual(report.served, { s3: 1, api: 1 }, "the refused reservation and the refused PUT, each retried");
+  assert.deepEqual([report.s3, report.api], [[], []]);
+  // The page read the API's Retry-After through CORS: a backoff alone would be under 0.3 s.
+  assert.ok(elapsed >= 1000, `the client waited the API's Retry-After (${elapsed} ms)`);
   await page.close();
 });
 
@@ -510,4 +487,3 @@ test("the demo takes ?api= only for a loopback API and stores no API URL, so no 
     await page.close();
   }
 });
-

@@ -80,11 +80,29 @@ export async function startLocalStack(extraEnv = {}) {
   };
   try {
     const { apiUrl, demoUrl } = await ready;
-    return { apiUrl, demoUrl: new URL(demoUrl), dataDir, stop, output: () => output };
+    return { apiUrl, demoUrl: new URL(demoUrl), dataDir, stop, output: () => output, faults: faultControl(new URL("/__faults", demoUrl)) };
   } catch (error) {
     await stop().catch(() => {});
     throw error;
   }
+}
+
+/**
+ * The faults the stack injects (local-aws only, README "The local AWS"): `inject` queues
+ * `{ s3: [...], api: [...] }`, `report` answers what is left and how many were served, `clear`.
+ */
+function faultControl(url) {
+  const call = async (method, plan) => {
+    const response = await fetch(url, {
+      method,
+      headers: plan === undefined ? {} : { "content-type": "application/json" },
+      body: plan === undefined ? undefined : JSON.stringify(plan),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`${method} /__faults: ${response.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+  return { inject: (plan) => call("POST", plan), report: () => call("GET"), clear: () => call("DELETE") };
 }
 
 /** Headless Chromium with its normal web security, in a fresh profile. */
