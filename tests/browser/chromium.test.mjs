@@ -2,7 +2,7 @@
 // local stack: the demo at its own origin, the API at another, the local S3 at a third, so every
 // request crosses the API's or the bucket's CORS rules as it would deployed. The stack confirms
 // uploads through S3 event notifications, as the deployed bucket does.
-import { test, before, after } from "node:test";
+import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
@@ -29,6 +29,12 @@ before(async () => {
   stack = await startLocalStack({ MULTIPART_THRESHOLD_BYTES: String(MULTIPART_THRESHOLD) });
   browser = await launchChromium();
   foreign = await startForeignOrigin();
+});
+
+// Every page of every test: no console warning or error, no "Refused to set unsafe header",
+// but what a test expects with its reason (harness.mjs, collectConsole).
+afterEach(() => {
+  assert.deepEqual(browser?.console.take() ?? [], [], "console messages no test expected");
 });
 
 after(async () => {
@@ -164,6 +170,7 @@ test("the client uploads from the demo origin; the S3 event confirms it before t
     return gate.get(id).then(() => "still there", (error) => error.code);
   }, result.file.id);
   assert.equal(afterDelete, "not_found");
+  page.expectConsole(/status of 404 \(Not Found\)/, "the get after the delete is the API's 404 not_found on purpose; Chromium logs every failed load");
   assert.deepEqual(await storedPathsOf(result.file.id), []);
 
   // Every request was authorized as its signer's role (local-aws's grants log: the template's
@@ -204,6 +211,7 @@ test("the demo page: a picked file's progress bar fills, the file is listed with
     await refusal.textContent(),
     "“drawing.svg” was not uploaded: files of type image/svg+xml are not allowed here.",
   );
+  page.expectConsole(/status of 400 \(Bad Request\)/, "the SVG's reservation is refused 400 on purpose; Chromium logs every failed load");
 
   await page.screenshot({ path: await artifactPath("demo-after-upload.png"), fullPage: true });
   assert.deepEqual(page.pageErrors, []);
@@ -273,6 +281,7 @@ test("503s the stack injects, from the API (with Retry-After) and from S3, cross
   assert.deepEqual([report.s3, report.api], [[], []]);
   // The page read the API's Retry-After through CORS: a backoff alone would be under 0.3 s.
   assert.ok(elapsed >= 1000, `the client waited the API's Retry-After (${elapsed} ms)`);
+  page.expectConsole(/the server responded with a status of 503/, "the two injected 503s: Chromium logs every failed resource load");
   await page.close();
 });
 
@@ -305,6 +314,10 @@ test("the bucket's CORS rules: a page from an unlisted origin cannot PUT, and ne
     );
 
   const foreignPage = await browser.context.newPage();
+  // The refusals this test provokes: Chromium reports each blocked request and its failed load.
+  const blocked = "the CORS refusals are what this test provokes; Chromium logs each one";
+  foreignPage.expectConsole(/has been blocked by CORS policy/, blocked);
+  foreignPage.expectConsole(/Failed to load resource: net::ERR_FAILED/, blocked);
   await foreignPage.goto(foreign.origin + "/");
   const fromForeign = await reserve();
   assert.deepEqual(await put(foreignPage, fromForeign.upload), { status: 0, networkError: true });
@@ -318,6 +331,8 @@ test("the bucket's CORS rules: a page from an unlisted origin cannot PUT, and ne
   assert.equal(apiFromForeign, "TypeError");
 
   const demo = await demoPage("heidi");
+  demo.expectConsole(/has been blocked by CORS policy/, blocked);
+  demo.expectConsole(/Failed to load resource: net::ERR_FAILED/, blocked);
   const withExtraHeader = await reserve();
   assert.deepEqual(await put(demo, withExtraHeader.upload, { "x-amz-meta-note": "not in AllowedHeaders" }), {
     status: 0,
@@ -460,6 +475,10 @@ test("Uppy's Dashboard uploads a file above the threshold in the server's parts"
 // ?api= naming another host, or one saved from an earlier link, would send it there.
 test("the demo takes ?api= only for a loopback API and stores no API URL, so no link chooses where a token goes", async () => {
   const page = await browser.context.newPage();
+  page.expectConsole(
+    /Failed to load resource: net::ERR_CONNECTION_REFUSED/,
+    "the demo's default API (127.0.0.1:9000) does not run here: the page's first calls to it fail",
+  );
   const hosts = [];
   page.on("request", (request) => hosts.push(new URL(request.url()).hostname));
   try {
@@ -486,4 +505,20 @@ test("the demo takes ?api= only for a loopback API and stores no API URL, so no 
   } finally {
     await page.close();
   }
+});
+
+test("the console collector sees what it is for: a refused unsafe header fails a test even when expected", async () => {
+  const page = await demoPage("zoe");
+  page.expectConsole(/Refused to set unsafe header/, "expecting it must not let it pass");
+  await page.evaluate(() => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", "/nothing");
+    xhr.setRequestHeader("content-length", "1");
+  });
+  const seen = [];
+  await eventually(() => {
+    seen.push(...browser.console.take());
+    return seen.some((message) => /Refused to set unsafe header "content-length"/.test(message));
+  }, "Chromium's refusal in the console");
+  await page.close();
 });

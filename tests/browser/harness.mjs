@@ -105,6 +105,46 @@ function faultControl(url) {
   return { inject: (plan) => call("POST", plan), report: () => call("GET"), clear: () => call("DELETE") };
 }
 
+/** Console levels that fail a test: the client and the demo never warn or log an error. */
+const FAILING_LEVELS = new Set(["warning", "error", "assert"]);
+/** Failing at any level: a header the client must never try to set or read. */
+const UNSAFE_HEADER = /Refused to (set|get) unsafe header/;
+
+/**
+ * Collects the console messages of every page of `context`. `take()` returns (and forgets) those
+ * that fail a test: a warning, an error, or "Refused to set unsafe header" at any level, unless
+ * the page expected it with `page.expectConsole(pattern, reason)` (a test that provokes a refusal
+ * on purpose, with the reason it is unavoidable). Query strings are cut from the text: a presigned
+ * URL's query is a credential, and a failure message is printed.
+ */
+export function collectConsole(context) {
+  const messages = [];
+  const watch = (page) => {
+    const expected = [];
+    page.expectConsole = (pattern, reason) => {
+      if (!reason) throw new Error("an expected console message needs its reason");
+      expected.push(pattern);
+    };
+    page.on("console", (message) => {
+      const text = message.text().replace(/\?[^\s'"]*/g, "?…");
+      const at = message.location()?.url?.replace(/[?#].*$/, "") ?? "";
+      messages.push({ level: message.type(), text, at, expected });
+    });
+  };
+  context.pages().forEach(watch);
+  context.on("page", watch);
+  return {
+    take() {
+      const failing = messages
+        .filter(({ level, text }) => FAILING_LEVELS.has(level) || UNSAFE_HEADER.test(text))
+        .filter(({ text, expected }) => UNSAFE_HEADER.test(text) || !expected.some((pattern) => pattern.test(text)))
+        .map(({ level, text, at }) => `${level}: ${text}${at ? ` (${at})` : ""}`);
+      messages.length = 0;
+      return failing;
+    },
+  };
+}
+
 /** Headless Chromium with its normal web security, in a fresh profile. */
 export async function launchChromium() {
   const profile = await mkdtemp(join(tmpdir(), "presign-gate-chromium-"));
@@ -124,6 +164,7 @@ export async function launchChromium() {
   });
   return {
     context,
+    console: collectConsole(context),
     close: async () => {
       await context.close();
       await rm(profile, { recursive: true, force: true });
@@ -141,7 +182,8 @@ export async function startForeignOrigin() {
     const path = decodeURIComponent(new URL(request.url, "http://localhost").pathname);
     if (path === "/") {
       response.writeHead(200, { "content-type": "text/html" });
-      response.end("<!doctype html><title>foreign</title><p>a page no CORS rule lists</p>");
+      // No favicon request (a 404 in the console).
+      response.end('<!doctype html><link rel="icon" href="data:,"><title>foreign</title><p>a page no CORS rule lists</p>');
       return;
     }
     const file = resolve(REPO, "." + path);
