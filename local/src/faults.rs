@@ -37,6 +37,8 @@ use crate::HttpBody;
 
 /// The path of the control endpoint on the demo origin.
 pub const CONTROL_PATH: &str = "/__faults";
+/// A fault plan is a few lines of JSON.
+const MAX_PLAN_BYTES: usize = 64 * 1024;
 
 /// One fault: the error to answer, and which requests take it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -189,7 +191,25 @@ impl Faults {
                 respond(StatusCode::NO_CONTENT, "text/plain", String::new())
             }
             Method::POST => {
-                let body = match request.into_body().collect().await {
+                // Only `application/json`: a page of another origin can POST `text/plain`
+                // without a preflight, but not JSON, whose preflight the demo origin never
+                // answers; so no site a developer visits can queue faults on their stack.
+                let json = request
+                    .headers()
+                    .get(CONTENT_TYPE)
+                    .and_then(|value| value.to_str().ok())
+                    .is_some_and(|value| value.starts_with("application/json"));
+                if !json {
+                    return respond(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "text/plain",
+                        "a fault plan is application/json".into(),
+                    );
+                }
+                let body = match http_body_util::Limited::new(request.into_body(), MAX_PLAN_BYTES)
+                    .collect()
+                    .await
+                {
                     Ok(body) => body.to_bytes(),
                     Err(error) => {
                         return respond(StatusCode::BAD_REQUEST, "text/plain", error.to_string());

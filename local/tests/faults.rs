@@ -113,6 +113,16 @@ async fn a_fault_takes_only_the_requests_it_names_and_a_bad_plan_queues_nothing(
         let refused = control(&stack, Method::POST, Some(bad.clone())).await;
         assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{bad}");
     }
+    // A plan that is not sent as JSON, as another origin's page could send it without a
+    // preflight (a `text/plain` POST is a CORS "simple request"), queues nothing.
+    let simple = http()
+        .post(format!("{}/__faults", stack.demo_origin()))
+        .header("content-type", "text/plain")
+        .body(json!({ "s3": [{ "status": 503 }] }).to_string())
+        .send()
+        .await
+        .expect("the demo server answers");
+    assert_eq!(simple.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(report(&stack).await["s3"], json!([]));
 
     // A GET fault: the PUT goes through, the GET takes it, with S3's code for a 500.
