@@ -3,6 +3,7 @@
 
 mod lifetime;
 mod listing;
+mod part_signer;
 mod s3;
 
 use std::fmt;
@@ -109,6 +110,23 @@ pub trait UrlSigner: Send + Sync {
         target: PartTarget<'_>,
         validity: Validity,
     ) -> impl Future<Output = Result<PresignedRequest, AppError>> + Send;
+
+    /// UploadPart URLs for a batch of parts, in the order given, each exactly as `presign_part`
+    /// would sign it. An adapter may share the work the parts have in common (credentials,
+    /// endpoint, signing key); by default each is signed alone.
+    fn presign_parts(
+        &self,
+        targets: &[PartTarget<'_>],
+        validity: Validity,
+    ) -> impl Future<Output = Result<Vec<PresignedRequest>, AppError>> + Send {
+        async move {
+            let mut urls = Vec::with_capacity(targets.len());
+            for target in targets {
+                urls.push(self.presign_part(*target, validity).await?);
+            }
+            Ok(urls)
+        }
+    }
 }
 
 /// What ListParts found for an upload.

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::{
     Completion, DownloadTarget, FILE_CACHE_CONTROL, MultipartTarget, ObjectInfo, ObjectLookup,
     ObjectStorage, PartTarget, PartsLookup, PresignedRequest, UploadTarget, UrlSigner, Validity,
-    lifetime,
+    lifetime, part_signer::PartSigner,
 };
 use crate::backend_error::backend_error;
 use crate::domain::{ObjectKey, UploadedPart};
@@ -197,9 +197,66 @@ impl UrlSigner for S3Bucket {
         target: PartTarget<'_>,
         validity: Validity,
     ) -> Result<PresignedRequest, AppError> {
+        let (credentials, validity) = self.signing(validity).await?;
+        self.sdk_part(target, validity, credentials).await
+    }
+
+    /// The credentials are read once for the batch, the SDK signs the first part, and
+    /// `PartSigner` signs the others from that URL (each exactly as the SDK would: see
+    /// `part_signer`). Any part it cannot sign so goes through the SDK.
+    async fn presign_parts(
+        &self,
+        targets: &[PartTarget<'_>],
+        validity: Validity,
+    ) -> Result<Vec<PresignedRequest>, AppError> {
+        let Some((first, others)) = targets.split_first() else {
+            return Ok(Vec::new());
+        };
+        let (credentials, validity) = self.signing(validity).await?;
+        // Without a provider of its own (`signing_with`), the client signs with credentials this
+        // adapter cannot read (the SDK no longer hands its provider back): each part through it.
+        if credentials.is_none() {
+            let mut urls = Vec::with_capacity(targets.len());
+            for target in targets {
+                urls.push(self.sdk_part(*target, validity, None).await?);
+            }
+            return Ok(urls);
+        }
+        let template = self.sdk_part(*first, validity, credentials.clone()).await?;
+        let signer = credentials.as_ref().and_then(|credentials| {
+            PartSigner::from_template(&template, first, credentials.secret_access_key())
+        });
+        if signer.is_none() && !others.is_empty() {
+            tracing::warn!(
+                "part URLs signed one by one through the SDK: its URL was not reproduced"
+            );
+        }
+        let mut urls = Vec::with_capacity(targets.len());
+        urls.push(template);
+        for target in others {
+            let url = match signer.as_ref().and_then(|signer| signer.sign(target)) {
+                Some(url) => url,
+                None => {
+                    self.sdk_part(*target, validity, credentials.clone())
+                        .await?
+                }
+            };
+            urls.push(url);
+        }
+        Ok(urls)
+    }
+}
+
+impl S3Bucket {
+    /// One UploadPart URL through the SDK's presigner, signed by `credentials` (or the client's).
+    pub(super) async fn sdk_part(
+        &self,
+        target: PartTarget<'_>,
+        validity: Validity,
+        credentials: Option<Credentials>,
+    ) -> Result<PresignedRequest, AppError> {
         let part_number = i32::try_from(target.part_number)
             .map_err(|_| AppError::Internal("part number exceeds i32".into()))?;
-        let (credentials, validity) = self.signing(validity).await?;
         // Signed, as for a single PUT: S3 refuses a body of any other length, and, when the
         // client declared one, any other SHA-256.
         let request = self

@@ -124,26 +124,36 @@ where
         multipart.plan.check_batch(&numbers)?;
         multipart.plan.check_part_checksums(&request.parts)?;
         let validity = validity(signed_at, lifetime);
-        let mut urls = Vec::with_capacity(request.parts.len());
-        for part in &request.parts {
-            let content_length = multipart
-                .plan
-                .part_length(part.part_number)
-                .ok_or_else(|| {
-                    AppError::Internal("a checked part number outside the plan".into())
-                })?;
-            let target = PartTarget {
-                key: &record.key,
-                upload_id: &multipart.upload_id,
-                part_number: part.part_number,
-                content_length,
-                sha256: part.sha256.as_deref(),
-            };
-            urls.push((
-                part.part_number,
-                self.bucket.presign_part(target, validity).await?,
-            ));
+        let targets = request
+            .parts
+            .iter()
+            .map(|part| {
+                let content_length =
+                    multipart
+                        .plan
+                        .part_length(part.part_number)
+                        .ok_or_else(|| {
+                            AppError::Internal("a checked part number outside the plan".into())
+                        })?;
+                Ok(PartTarget {
+                    key: &record.key,
+                    upload_id: &multipart.upload_id,
+                    part_number: part.part_number,
+                    content_length,
+                    sha256: part.sha256.as_deref(),
+                })
+            })
+            .collect::<Result<Vec<_>, AppError>>()?;
+        // One batch: the adapter signs the parts' common pieces once (see `UrlSigner`).
+        let signed = self.bucket.presign_parts(&targets, validity).await?;
+        if signed.len() != targets.len() {
+            return Err(AppError::Internal("a part URL went missing".into()));
         }
+        let urls: PartUrls = targets
+            .iter()
+            .map(|target| target.part_number)
+            .zip(signed)
+            .collect();
         Ok(urls)
     }
 

@@ -395,7 +395,8 @@ impl MockedApi {
         );
         let files = FileService::new(
             DynamoDbOwnershipStore::new(dynamodb_client, TABLE),
-            S3Bucket::new(s3_client, BUCKET),
+            // As `entry.rs` builds it: URLs signed with credentials read from the provider.
+            S3Bucket::new(s3_client, BUCKET).signing_with(sdk.credentials_provider()),
             UploadPolicy::new(["image/png", "text/plain", "application/pdf"], 1 << 30).unwrap(),
             ExpiryPolicy::new(300, 900).unwrap(),
         );

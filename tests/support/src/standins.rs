@@ -302,8 +302,12 @@ impl StandIns {
         self.bucket_as(Role::Api)
     }
 
+    /// Signing with the role's credentials read from their provider, as `entry.rs` builds it
+    /// (`signing_with`): part URLs are then signed in batches (`presign_parts`), as deployed.
     pub fn bucket_as(&self, role: Role) -> S3Bucket {
-        S3Bucket::new(self.s3_client_as(role), BUCKET)
+        S3Bucket::new(self.s3_client_as(role), BUCKET).signing_with(Some(
+            aws_sdk_s3::config::SharedCredentialsProvider::new(role.credentials()),
+        ))
     }
 
     /// The real handler over the stand-ins, as the API function, with the default policies.
