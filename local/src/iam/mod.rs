@@ -58,13 +58,14 @@ impl Decision {
     }
 }
 
-/// The principals and the bucket policy, and a record of every grant (see [`Self::grants`]).
+/// The principals and the bucket policy, and where each grant is recorded (see
+/// [`Self::with_grants_log`]).
 #[derive(Debug)]
 pub struct Authorizer {
     by_access_key: HashMap<String, Principal>,
     bucket_policy: Vec<Statement>,
-    grants: Mutex<Vec<Vec<String>>>,
-    /// `--grants-log`: each grant also as a JSON line, for a test in another process.
+    /// `--grants-log`: each grant as a JSON line. Appended to a file rather than kept in memory,
+    /// which would grow with every request of a long `make local`.
     grants_log: Option<Mutex<std::fs::File>>,
 }
 
@@ -101,12 +102,12 @@ impl Authorizer {
         Self {
             by_access_key,
             bucket_policy: stack.bucket_policy.clone(),
-            grants: Mutex::default(),
             grants_log: None,
         }
     }
 
-    /// Appends every grant to `file` as a JSON array of sids, one line each.
+    /// Appends every grant to `file` as a JSON array of sids, one line each. A statement that was
+    /// the only one to allow some request cannot be removed without refusing that request.
     pub fn with_grants_log(self, file: std::fs::File) -> Self {
         Self {
             grants_log: Some(Mutex::new(file)),
@@ -168,16 +169,7 @@ impl Authorizer {
                 tracing::warn!(%error, "cannot write the grants log");
             }
         }
-        if let Ok(mut grants) = self.grants.lock() {
-            grants.push(allowed_by.clone());
-        }
         Decision::Allowed(allowed_by)
-    }
-
-    /// For each request allowed so far, the statements that allowed it. A statement that was the
-    /// only one to allow some request cannot be removed without refusing that request.
-    pub fn grants(&self) -> Vec<Vec<String>> {
-        self.grants.lock().map(|g| g.clone()).unwrap_or_default()
     }
 
     /// What AWS says when it refuses, naming the principal, the action and the resource.
@@ -288,11 +280,16 @@ mod tests {
     #[test]
     fn grants_record_which_statements_allowed_each_request() {
         let (authorizer, stack) = authorizer();
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let authorizer = authorizer.with_grants_log(log.reopen().unwrap());
         let get = RequestContext::new("s3:GetObject", format!("{}/users/a", stack.bucket_arn));
         authorizer.authorize_s3(role(&authorizer, "ApiFunctionRole"), &get);
+        let refused = RequestContext::new("s3:ListBucket", &stack.bucket_arn);
+        authorizer.authorize_s3(role(&authorizer, "ApiFunctionRole"), &refused);
         assert_eq!(
-            authorizer.grants(),
-            [vec!["ApiFunctionRole/files/UserObjects".to_owned()]]
+            std::fs::read_to_string(log.path()).unwrap(),
+            "[\"ApiFunctionRole/files/UserObjects\"]\n",
+            "one line per allowed request, none for a refused one"
         );
     }
 }
