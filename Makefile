@@ -46,7 +46,7 @@ CRITERION_ARGS ?= --warm-up-time 1 --measurement-time 3 --noplot
 
 .PHONY: help tools local-aws local test lint template-checks sam-build build deploy proptest fuzz load \
   bench bench-micro bench-lambda bench-sizes vendor chromium browser-test qemu-arm64 mutants \
-  bench-throughput
+  bench-throughput bench-capacity
 
 help:
 	@echo "make local     run the API at http://127.0.0.1:9000 on S3 and DynamoDB stand-ins, the demo at :9102"
@@ -176,7 +176,12 @@ load: tools local-aws
 	scripts/load.sh
 
 # Benchmarks: never part of `make test`. Figures, not pass/fail: see BENCHMARKS.md for a run.
-bench: bench-micro bench-lambda bench-sizes bench-throughput
+bench: bench-micro bench-lambda bench-sizes bench-throughput bench-capacity
+
+# The DynamoDB capacity units of each operation on a reservation at 1, 20 and 1,000 pending, from
+# the sizes of the items it reads and writes on the local stack (benches/ledger_capacity.rs).
+bench-capacity: tools local-aws
+	cargo bench --locked -p presign-gate --bench ledger_capacity
 
 # Criterion: SDK presigning, and every route end to end through Api::handle with DynamoDB mocked.
 bench-micro:

@@ -25,6 +25,11 @@ fn benches(c: &mut Criterion) {
         Some("info"),
     ));
     let mocked = runtime.block_on(MockedApi::new());
+    // The same API whose caller's ledger is as large as a ledger gets (13 tallies: issue 21).
+    let full_ledger = runtime.block_on(MockedApi::with_quirks(mocked::Quirks {
+        ledger_tallies: 13,
+        ..mocked::Quirks::default()
+    }));
     let available = mocked.available[0];
     let pending = mocked.pending;
     let multipart = mocked.multipart;
@@ -115,6 +120,18 @@ fn benches(c: &mut Criterion) {
             )
         });
     }
+    // A reservation reads and writes the whole ledger: its cost with the largest one.
+    let name = "POST /uploads, the largest ledger (13 tallies)";
+    let (answered, _) =
+        runtime.block_on(full_ledger.call(request("POST", "/uploads", Some(reservation()))));
+    assert_eq!(answered, 201, "{name}");
+    group.bench_function(name, |b| {
+        b.to_async(&runtime).iter_batched(
+            || request("POST", "/uploads", Some(reservation())),
+            |request| async { black_box(full_ledger.api.handle(request).await) },
+            BatchSize::SmallInput,
+        )
+    });
     group.finish();
 }
 

@@ -13,7 +13,7 @@ use crate::bucket::{
 use crate::domain::{
     Disposition, ExpiryPolicy, FileId, FileRecord, FileStatus, IdempotencyKey, NewUpload,
     ObjectKey, OwnerId, PartPlan, QuotaLimits, UploadPolicy, UploadRequest, Usage,
-    check_disposition, content_disposition,
+    check_disposition, content_disposition, purge_time,
 };
 use crate::error::AppError;
 use crate::store::{OwnershipStore, Transition};
@@ -194,7 +194,7 @@ where
             id,
             upload,
             created_at,
-            created_at + lifetime + PENDING_GRACE,
+            purge_time(created_at + lifetime + PENDING_GRACE),
         );
         record.idempotency_key = key;
         self.store

@@ -108,6 +108,9 @@ fn item(status: &str, multipart: bool) -> Value {
         "status": {"S": status},
         "createdAt": {"S": "2026-11-29T12:00:00Z"},
     });
+    if status == "pending" {
+        item[attr::PURGE_AT] = json!({"N": support::mocked::PURGE_AT_2099});
+    }
     if multipart {
         let plan = PartPlan::for_size(MULTIPART_SIZE).unwrap();
         assert_eq!(plan.part_count() as usize, PART_SIZES.len());

@@ -94,7 +94,7 @@ async fn a_repeated_key_answers_the_same_file_with_a_fresh_url_and_reserves_once
         .ledger(&OwnerId::parse("alice").unwrap())
         .await
         .unwrap();
-    assert_eq!(ledger.pending.len(), 1, "charged once: {ledger:?}");
+    assert_eq!(ledger.reservations(), 1, "charged once: {ledger:?}");
     // The record keeps the key; its id is the one the key gives.
     let owner = OwnerId::parse("alice").unwrap();
     let key = IdempotencyKey::parse("upload-1").unwrap();
@@ -294,7 +294,7 @@ async fn a_repeat_that_raced_past_the_read_answers_the_first_reservation() {
             .ledger(&OwnerId::parse("alice").unwrap())
             .await
             .unwrap();
-        assert_eq!(ledger.pending.len(), 1);
+        assert_eq!(ledger.reservations(), 1);
         // Any S3 upload the repeat created is aborted; the first one's stays.
         let multipart = request["multipart"] == true;
         assert_eq!(bucket.uploads().len(), usize::from(multipart), "{request}");

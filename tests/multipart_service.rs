@@ -401,7 +401,10 @@ async fn the_reconciliation_leaves_a_pending_multipart_upload_alone() {
         FileStatus::Available
     );
     let ledger = h.store.ledger(&alice()).await.unwrap();
-    assert_eq!((ledger.pending.len(), ledger.available_bytes), (0, 6 * MIB));
+    assert_eq!(
+        (ledger.reservations(), ledger.available_bytes),
+        (0, 6 * MIB)
+    );
 }
 
 /// The multipart routes through the real handler over the fakes: each answer's shape as the README

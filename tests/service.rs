@@ -664,7 +664,7 @@ async fn reservations_past_their_purge_time_count_for_nothing() {
         let old = reservation_made_at(long_ago, 6);
         h.store.reserve(&old, &LIMITS, long_ago).await.unwrap();
     }
-    assert_eq!(h.store.ledger(&alice()).await.unwrap().pending.len(), 3);
+    assert_eq!(h.store.ledger(&alice()).await.unwrap().reservations(), 3);
     // The limits are full as of then...
     assert!(matches!(
         h.store
@@ -686,7 +686,9 @@ async fn reservations_past_their_purge_time_count_for_nothing() {
         .await
         .unwrap();
     let ledger = h.store.ledger(&alice()).await.unwrap();
-    assert_eq!(ledger.pending.keys().collect::<Vec<_>>(), [&kept.id]);
+    let kept_purge_at = kept.purge_at.unwrap();
+    assert_eq!(ledger.pending.keys().collect::<Vec<_>>(), [&kept_purge_at]);
+    assert_eq!(ledger.reservations(), 1);
 }
 
 /// S3's notification of `ObjectCreated` for each of `records`' objects, in one event.
@@ -732,7 +734,8 @@ async fn an_s3_event_confirms_every_record_and_reports_each_failed_one_by_key() 
 }
 
 /// A reservation's record is purged a day after its upload URL lapses (README, "Lifecycle"): the
-/// purge time is the URL's expiry plus 24 hours, whatever lifetime the caller asked for.
+/// purge time is the URL's expiry plus 24 hours, rounded up to the ledger's grid, whatever
+/// lifetime the caller asked for.
 #[tokio::test]
 async fn a_reservation_is_purged_a_day_after_its_url_lapses() {
     let h = harness();
@@ -751,9 +754,15 @@ async fn a_reservation_is_purged_a_day_after_its_url_lapses() {
             time::Duration::seconds(expires_in.map_or(300, |s| s as i64)),
             "{expires_in:?}"
         );
+        let a_day_later = url.expires_at + time::Duration::hours(24);
         assert_eq!(
             record.purge_at,
-            Some(url.expires_at + time::Duration::hours(24)),
+            Some(presign_gate::domain::purge_time(a_day_later)),
+            "{expires_in:?}"
+        );
+        let rounding = record.purge_at.unwrap() - a_day_later;
+        assert!(
+            rounding >= time::Duration::ZERO && rounding < presign_gate::domain::PURGE_GRID,
             "{expires_in:?}"
         );
     }

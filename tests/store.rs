@@ -16,7 +16,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode};
 use aws_smithy_types::body::SdkBody;
-use presign_gate::domain::{FileId, FileRecord, FileStatus, ObjectKey, OwnerId, QuotaLimits};
+use presign_gate::domain::{
+    FileId, FileRecord, FileStatus, ObjectKey, OwnerId, QuotaLimits, purge_time,
+};
 use presign_gate::error::AppError;
 use presign_gate::store::{DynamoDbOwnershipStore, OwnershipStore, Transition, attr};
 use support::*;
@@ -52,16 +54,8 @@ async fn raw_item(
     id: &str,
 ) -> std::collections::HashMap<String, AttributeValue> {
     standins
-        .dynamodb_client()
-        .get_item()
-        .table_name(TABLE)
-        .key(attr::OWNER, AttributeValue::S(owner.into()))
-        .key(attr::FILE_ID, AttributeValue::S(id.into()))
-        .consistent_read(true)
-        .send()
+        .raw_item(owner, id)
         .await
-        .unwrap()
-        .item
         .expect("the item is stored")
 }
 
@@ -295,7 +289,7 @@ async fn a_reservation_repeated_with_its_idempotency_key_is_stored_once() {
     let item = raw_item(&standins, "alice", id).await;
     assert_eq!(item[attr::IDEMPOTENCY_KEY].as_s().unwrap(), "upload-7f3a");
     let ledger = standins.store().ledger(&owner).await.unwrap();
-    assert_eq!(ledger.pending.len(), 1, "{ledger:?}");
+    assert_eq!(ledger.reservations(), 1, "{ledger:?}");
     // The record under the key's id refuses a second write, whatever the service read first.
     let record = standins
         .store()
@@ -388,7 +382,7 @@ async fn a_transition_from_a_settled_state_is_stale_and_changes_nothing() {
     // The confirmed file's bytes counted once, and no reservation is left in the ledger.
     let ledger = store.ledger(&confirmed.owner).await.unwrap();
     assert_eq!(ledger.available_bytes, confirmed.size);
-    assert!(ledger.pending.is_empty(), "{ledger:?}");
+    assert_eq!(ledger.reservations(), 0, "{ledger:?}");
 
     // A rejected record goes once (a plain DeleteItem, since it holds nothing in the ledger);
     // a delete that finds it gone already is `Stale`, from DynamoDB's condition.
@@ -403,7 +397,8 @@ async fn a_transition_from_a_settled_state_is_stale_and_changes_nothing() {
 }
 
 /// README, "Lifecycle": an unconfirmed reservation's `purgeAt` (the table's TTL) is its upload
-/// URL's expiry plus 24 hours, and confirmation removes it, so the TTL never takes a file.
+/// URL's expiry plus 24 hours, rounded up to the ledger's 4-hour grid, and confirmation removes
+/// it, so the TTL never takes a file.
 #[tokio::test]
 async fn purge_at_is_the_upload_expiry_plus_a_day_and_goes_on_confirmation() {
     let standins = StandIns::start().await;
@@ -417,7 +412,13 @@ async fn purge_at_is_the_upload_expiry_plus_a_day_and_goes_on_confirmation() {
     .unwrap();
     let item = raw_item(&standins, "alice", &id).await;
     let purge_at: i64 = item[attr::PURGE_AT].as_n().unwrap().parse().unwrap();
-    assert_eq!(purge_at, expires_at.unix_timestamp() + 24 * 3600);
+    let a_day_later = expires_at + time::Duration::days(1);
+    assert_eq!(purge_at, purge_time(a_day_later).unix_timestamp());
+    assert!(purge_at >= a_day_later.unix_timestamp(), "{purge_at}");
+    assert!(
+        purge_at < a_day_later.unix_timestamp() + 4 * 3600,
+        "{purge_at}"
+    );
 
     assert_eq!(upload(&reservation, b"abc").await.status(), 200);
     assert_eq!(api.complete("alice", &id).await.status.as_u16(), 200);

@@ -24,4 +24,4 @@ pub use policy::{
     DEFAULT_MULTIPART_THRESHOLD_BYTES, ExpiryPolicy, NewUpload, UploadPolicy, UploadRequest,
     check_disposition, check_sha256,
 };
-pub use quota::{Ledger, PendingEntry, QuotaLimits, Usage};
+pub use quota::{Ledger, PURGE_GRID, PendingTally, QuotaLimits, Usage, purge_time};

@@ -18,7 +18,7 @@ use crate::bucket::{
 use crate::domain::{
     FileId, FileRecord, FileStatus, IdempotencyKey, MAX_PARTS_PER_REQUEST, MultipartUpload,
     NewUpload, ObjectKey, OwnerId, PartPlan, PartsRequest, PartsVerdict, UploadedPart,
-    lifecycle_abort_by,
+    lifecycle_abort_by, purge_time,
 };
 use crate::error::AppError;
 use crate::store::{OwnershipStore, Transition};
@@ -277,13 +277,14 @@ where
 /// bucket's lifecycle rule may abort its upload (`lifecycle_abort_by`), however short
 /// `MULTIPART_EXPIRY_SECONDS` is: until then S3 could still complete the upload, and its bytes
 /// must still count. `answered_at` is when CreateMultipartUpload had answered, so S3 initiated
-/// the upload no later than a second after it (`now` drops the fraction).
+/// the upload no later than a second after it (`now` drops the fraction). Rounded up to the
+/// ledger's grid (`purge_time`), as every purge time.
 pub(super) fn multipart_purge_at(
     expires_at: OffsetDateTime,
     answered_at: OffsetDateTime,
 ) -> OffsetDateTime {
     let initiated_by = answered_at + Duration::from_secs(1);
-    (expires_at + PENDING_GRACE).max(lifecycle_abort_by(initiated_by))
+    purge_time((expires_at + PENDING_GRACE).max(lifecycle_abort_by(initiated_by)))
 }
 
 /// The multipart upload of a record that still takes parts; `NotPending` otherwise.

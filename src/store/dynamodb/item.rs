@@ -17,7 +17,8 @@ use crate::error::AppError;
 ///
 /// Each owner's partition also holds one ledger item (sort key `USAGE_SORT_KEY`) with the owner's
 /// quota usage: `availableBytes`, a `version` that every change increments, and one
-/// `pending:<file id>` map (`size`, `purgeAt`) per unconfirmed reservation. It is no file record:
+/// `pendingUntil:<purge time>` map (`count`, `bytes`) per purge time of unconfirmed reservations
+/// (`domain::Ledger`). It is no file record:
 /// reads by file id can never name it (it is no UUID), and listings start after it.
 pub mod attr {
     pub const OWNER: &str = "owner";
@@ -48,10 +49,15 @@ pub mod attr {
     pub const USAGE_SORT_KEY: &str = "#usage";
     pub const AVAILABLE_BYTES: &str = "availableBytes";
     pub const VERSION: &str = "version";
-    /// Prefix of a pending reservation's attribute in the ledger item, followed by its file id.
-    /// One top-level attribute per reservation (not a map of them), so removing one is valid
-    /// even on a ledger that does not have it, or does not exist yet.
-    pub const PENDING_PREFIX: &str = "pending:";
+    /// Prefix of a tally's attribute in the ledger item, followed by its purge time in epoch
+    /// seconds. One top-level attribute per tally (not a map of them), so a condition can ask
+    /// whether one tally is still there.
+    pub const TALLY_PREFIX: &str = "pendingUntil:";
+    /// Prefix of a pending reservation's own attribute in a ledger written before tallies,
+    /// followed by its file id (a map of `size` and `purgeAt`). Read as part of its purge time's
+    /// tally, removed by every change of its reservation, and gone at the owner's next
+    /// reservation, which writes the whole ledger anew.
+    pub const LEGACY_PENDING_PREFIX: &str = "pending:";
 
     /// Every attribute a record can have; the round-trip test checks that a complete record
     /// writes each of them.

@@ -1,13 +1,13 @@
-//! The owner's usage ledger item: its key, its pending entries, and its mapping to and from
-//! the domain's `Ledger`.
+//! The owner's usage ledger item: its key, its tallies, and its mapping to and from the domain's
+//! `Ledger`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
 use super::item::{Item, attr, n, s};
-use crate::domain::{FileId, Ledger, OwnerId, PendingEntry};
+use crate::domain::{FileId, Ledger, OwnerId, PendingTally};
 use crate::error::AppError;
 
 pub(super) fn ledger_key(owner: &OwnerId) -> Item {
@@ -17,33 +17,38 @@ pub(super) fn ledger_key(owner: &OwnerId) -> Item {
     ])
 }
 
-pub(super) fn pending_attribute(id: FileId) -> String {
-    format!("{}{id}", attr::PENDING_PREFIX)
+/// The attribute of the tally of reservations purged at `purge_at`.
+pub(super) fn tally_attribute(purge_at: OffsetDateTime) -> String {
+    format!("{}{}", attr::TALLY_PREFIX, purge_at.unix_timestamp())
 }
 
-const ENTRY_SIZE: &str = "size";
-pub(super) const ENTRY_PURGE_AT: &str = "purgeAt";
+/// The attribute a ledger written before tallies kept reservation `id` in.
+pub(super) fn legacy_pending_attribute(id: FileId) -> String {
+    format!("{}{id}", attr::LEGACY_PENDING_PREFIX)
+}
+
+pub(super) const TALLY_COUNT: &str = "count";
+pub(super) const TALLY_BYTES: &str = "bytes";
+const LEGACY_SIZE: &str = "size";
+const LEGACY_PURGE_AT: &str = "purgeAt";
 
 /// The whole ledger item, as a reservation writes it.
 pub(super) fn ledger_to_item(owner: &OwnerId, ledger: &Ledger, version: u64) -> Item {
     let mut item = ledger_key(owner);
     item.insert(attr::VERSION.to_owned(), n(version));
     item.insert(attr::AVAILABLE_BYTES.to_owned(), n(ledger.available_bytes));
-    for (id, entry) in &ledger.pending {
-        let entry = HashMap::from([
-            (ENTRY_SIZE.to_owned(), n(entry.size)),
-            (
-                ENTRY_PURGE_AT.to_owned(),
-                n(entry.purge_at.unix_timestamp()),
-            ),
+    for (purge_at, tally) in &ledger.pending {
+        let tally = HashMap::from([
+            (TALLY_COUNT.to_owned(), n(tally.count)),
+            (TALLY_BYTES.to_owned(), n(tally.bytes)),
         ]);
-        item.insert(pending_attribute(*id), AttributeValue::M(entry));
+        item.insert(tally_attribute(*purge_at), AttributeValue::M(tally));
     }
     item
 }
 
-/// The ledger and its version. Available bytes below zero (files confirmed before quotas
-/// existed, then deleted) count as zero.
+/// The ledger and its version. Numbers below zero (available bytes of files confirmed before
+/// quotas existed, then deleted) count as zero.
 pub(super) fn ledger_from_item(item: &Item) -> Result<(Ledger, u64), AppError> {
     let corrupt = |what: &str| AppError::Internal(format!("corrupt usage ledger: {what}").into());
     let number = |value: Option<&AttributeValue>| -> Option<i128> {
@@ -51,33 +56,48 @@ pub(super) fn ledger_from_item(item: &Item) -> Result<(Ledger, u64), AppError> {
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok())
     };
+    let count = |value: Option<&AttributeValue>| {
+        number(value).map(|v| u64::try_from(v.max(0)).unwrap_or(u64::MAX))
+    };
+    let time = |value: Option<i128>| {
+        value
+            .and_then(|v| i64::try_from(v).ok())
+            .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+    };
     let version = match item.get(attr::VERSION) {
         None => 0,
-        Some(v) => number(Some(v))
-            .and_then(|v| u64::try_from(v).ok())
-            .ok_or_else(|| corrupt(attr::VERSION))?,
+        Some(v) => count(Some(v)).ok_or_else(|| corrupt(attr::VERSION))?,
     };
     let available_bytes = match item.get(attr::AVAILABLE_BYTES) {
         None => 0,
-        Some(v) => number(Some(v))
-            .map(|bytes| u64::try_from(bytes.max(0)).unwrap_or(u64::MAX))
-            .ok_or_else(|| corrupt(attr::AVAILABLE_BYTES))?,
+        Some(v) => count(Some(v)).ok_or_else(|| corrupt(attr::AVAILABLE_BYTES))?,
     };
-    let mut pending = std::collections::BTreeMap::new();
+    let mut pending: BTreeMap<OffsetDateTime, PendingTally> = BTreeMap::new();
     for (name, value) in item {
-        let Some(id) = name.strip_prefix(attr::PENDING_PREFIX) else {
+        let (purge_at, count, bytes) = if let Some(at) = name.strip_prefix(attr::TALLY_PREFIX) {
+            let tally = value.as_m().map_err(|_| corrupt(name))?;
+            (
+                time(at.parse().ok()),
+                count(tally.get(TALLY_COUNT)),
+                count(tally.get(TALLY_BYTES)),
+            )
+        } else if let Some(id) = name.strip_prefix(attr::LEGACY_PENDING_PREFIX) {
+            FileId::parse(id).ok_or_else(|| corrupt(name))?;
+            let entry = value.as_m().map_err(|_| corrupt(name))?;
+            (
+                time(number(entry.get(LEGACY_PURGE_AT))),
+                Some(1),
+                count(entry.get(LEGACY_SIZE)),
+            )
+        } else {
             continue;
         };
-        let id = FileId::parse(id).ok_or_else(|| corrupt(name))?;
-        let entry = value.as_m().map_err(|_| corrupt(name))?;
-        let size = number(entry.get(ENTRY_SIZE)).and_then(|v| u64::try_from(v).ok());
-        let purge_at = number(entry.get(ENTRY_PURGE_AT))
-            .and_then(|v| i64::try_from(v).ok())
-            .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok());
-        let (Some(size), Some(purge_at)) = (size, purge_at) else {
+        let (Some(purge_at), Some(count), Some(bytes)) = (purge_at, count, bytes) else {
             return Err(corrupt(name));
         };
-        pending.insert(id, PendingEntry { size, purge_at });
+        let tally = pending.entry(purge_at).or_default();
+        tally.count = tally.count.saturating_add(count);
+        tally.bytes = tally.bytes.saturating_add(bytes);
     }
     Ok((
         Ledger {

@@ -14,7 +14,10 @@ use time::OffsetDateTime;
 
 pub use item::attr;
 use item::{build_error, from_item, key, n, s, to_item};
-use ledger::{ENTRY_PURGE_AT, ledger_from_item, ledger_key, ledger_to_item, pending_attribute};
+use ledger::{
+    TALLY_BYTES, TALLY_COUNT, ledger_from_item, ledger_key, ledger_to_item,
+    legacy_pending_attribute, tally_attribute,
+};
 use transaction::{
     BATCH_GET_ATTEMPTS, BATCH_GET_BACKOFF, Outcome, TRANSACTION_ATTEMPTS, TRANSACTION_BACKOFF,
     retry_waits,
@@ -105,66 +108,121 @@ impl DynamoDbOwnershipStore {
             .build())
     }
 
-    /// The ledger's share of a record's change: its reservation leaves the ledger, and its bytes
-    /// move as `change` says. The record's own condition, in the same transaction, is what makes
-    /// it happen once. A confirmation is also conditional on the reservation's entry still
-    /// counting at `now` (present, and before its purge time): see `mark_available`.
+    /// The ledger's share of a record's change, as `change` says. The record's own condition, in
+    /// the same transaction, is what makes it happen once. Taking a reservation out of its tally
+    /// is conditional on the tally still being there: one dropped as lapsed holds nothing of it
+    /// any more (see `release`).
+    ///
+    /// A tally's numbers are nested in its map, so they change by SET arithmetic: UpdateItem's
+    /// ADD works on top-level attributes only (Amazon DynamoDB Developer Guide, "Using update
+    /// expressions in DynamoDB", ADD: "only use ADD on top-level attributes").
     fn ledger_update(
         &self,
         record: &FileRecord,
         change: LedgerChange,
     ) -> Result<TransactWriteItem, AppError> {
-        let bytes = match change {
-            LedgerChange::Confirmed { .. } | LedgerChange::Readmitted { .. } => {
-                i128::from(record.size)
-            }
-            LedgerChange::ReservationReleased => 0,
-            LedgerChange::FileRemoved => -i128::from(record.size),
-        };
+        let size = i128::from(record.size);
+        let mut sets = Vec::new();
+        let mut adds = vec!["#version :one"];
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(ledger_key(&record.owner)))
-            .update_expression("REMOVE #entry ADD #version :one, #bytes :bytes")
-            .expression_attribute_names("#entry", pending_attribute(record.id))
             .expression_attribute_names("#version", attr::VERSION)
-            .expression_attribute_names("#bytes", attr::AVAILABLE_BYTES)
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":bytes", AttributeValue::N(bytes.to_string()));
-        match change {
-            // A comparison with a missing attribute is false (DynamoDB Developer Guide,
-            // "Condition expressions", comparison operators), so a dropped entry fails it too.
-            LedgerChange::Confirmed { now } => {
-                update = update
-                    .condition_expression("#entry.#entryPurgeAt > :now")
-                    .expression_attribute_names("#entryPurgeAt", ENTRY_PURGE_AT)
-                    .expression_attribute_values(":now", n(now.unix_timestamp()));
-            }
-            LedgerChange::Readmitted {
-                version: Some(version),
-            } => {
-                update = update
+            .expression_attribute_values(":one", n(1));
+        let bytes = match change {
+            LedgerChange::Confirmed | LedgerChange::Readmitted { .. } => Some(size),
+            LedgerChange::FileRemoved => Some(-size),
+            LedgerChange::ReservationReleased | LedgerChange::ReservationLapsed => None,
+        };
+        if let Some(bytes) = bytes {
+            adds.push("#available :bytes");
+            update = update
+                .expression_attribute_names("#available", attr::AVAILABLE_BYTES)
+                .expression_attribute_values(":bytes", AttributeValue::N(bytes.to_string()));
+        }
+        if matches!(
+            change,
+            LedgerChange::Confirmed | LedgerChange::ReservationReleased
+        ) {
+            let purge_at = record.purge_at.ok_or_else(|| {
+                AppError::Internal("a pending record without a purge time".into())
+            })?;
+            sets.push("#tally.#count = #tally.#count - :one");
+            sets.push("#tally.#size = #tally.#size - :size");
+            update = update
+                .condition_expression("attribute_exists(#tally)")
+                .expression_attribute_names("#tally", tally_attribute(purge_at))
+                .expression_attribute_names("#count", TALLY_COUNT)
+                .expression_attribute_names("#size", TALLY_BYTES)
+                .expression_attribute_values(":size", n(record.size));
+        }
+        if let LedgerChange::Readmitted { version } = change {
+            update = match version {
+                Some(version) => update
                     .condition_expression("#version = :version")
-                    .expression_attribute_values(":version", n(version));
-            }
-            LedgerChange::Readmitted { version: None } => {
-                update = update
+                    .expression_attribute_values(":version", n(version)),
+                None => update
                     .condition_expression("attribute_not_exists(#owner)")
-                    .expression_attribute_names("#owner", attr::OWNER);
-            }
-            LedgerChange::ReservationReleased | LedgerChange::FileRemoved => {}
+                    .expression_attribute_names("#owner", attr::OWNER),
+            };
+        }
+        let mut expression = String::new();
+        if !sets.is_empty() {
+            expression = format!("SET {} ", sets.join(", "));
+        }
+        expression.push_str(&format!("ADD {}", adds.join(", ")));
+        if change != LedgerChange::FileRemoved {
+            expression.push_str(" REMOVE #legacy");
+            update =
+                update.expression_attribute_names("#legacy", legacy_pending_attribute(record.id));
         }
         Ok(TransactWriteItem::builder()
-            .update(update.build().map_err(build_error)?)
+            .update(
+                update
+                    .update_expression(expression)
+                    .build()
+                    .map_err(build_error)?,
+            )
             .build())
     }
 
-    /// The second half of `mark_available`, when the reservation's entry no longer counts: the
-    /// ledger read, the bytes checked against `limits` (`Ledger::readmit`), and the ledger
-    /// updated with `change` on condition that its version is still the one read (optimistic
-    /// concurrency, as `reserve`). An UpdateItem, not a PutItem of the whole ledger as `reserve`
-    /// writes: the events and reconciliation roles may update items but not put them
-    /// (template.yaml), and both confirm. Expired entries stay until the next reservation drops
-    /// them; they count for nothing meanwhile.
+    /// A pending record's change `change` (rejected, or deleted) with its reservation taken out
+    /// of its tally; when the tally is gone (lapsed, and dropped by a later reservation), the
+    /// change alone, as the reservation counts for nothing any more. `Stale` when the record is
+    /// not as `change` expects.
+    async fn release(
+        &self,
+        record: &FileRecord,
+        change: TransactWriteItem,
+    ) -> Result<Transition, AppError> {
+        let items = vec![
+            change.clone(),
+            self.ledger_update(record, LedgerChange::ReservationReleased)?,
+        ];
+        match self.transact(items).await? {
+            Outcome::Committed => return Ok(Transition::Applied),
+            Outcome::ConditionFailed(failed) if failed.contains(&0) => {
+                return Ok(Transition::Stale);
+            }
+            Outcome::ConditionFailed(_) => {}
+        }
+        let items = vec![
+            change,
+            self.ledger_update(record, LedgerChange::ReservationLapsed)?,
+        ];
+        Ok(match self.transact(items).await? {
+            Outcome::Committed => Transition::Applied,
+            Outcome::ConditionFailed(_) => Transition::Stale,
+        })
+    }
+
+    /// The second half of `mark_available`, when the reservation no longer counts: the ledger
+    /// read, the bytes checked against `limits` (`Ledger::readmit`), and the ledger updated with
+    /// `change` on condition that its version is still the one read (optimistic concurrency, as
+    /// `reserve`). An UpdateItem, not a PutItem of the whole ledger as `reserve` writes: the
+    /// events and reconciliation roles may update items but not put them (template.yaml), and
+    /// both confirm. The reservation stays in its lapsed tally, which counts for nothing, until
+    /// the next reservation drops it.
     async fn readmit(
         &self,
         record: &FileRecord,
@@ -177,7 +235,15 @@ impl DynamoDbOwnershipStore {
                 tokio::time::sleep(wait).await;
             }
             let (ledger, version) = self.read_ledger(&record.owner).await?;
-            ledger.readmit(record.id, record.size, now, limits)?;
+            if let Err(refused) =
+                ledger.readmit(record.purge_at.unwrap_or(now), record.size, now, limits)
+            {
+                // A repeat of a confirmation that went through is no refusal: the record says.
+                return match self.get(&record.owner, record.id).await? {
+                    Some(stored) if stored.status == FileStatus::Pending => Err(refused),
+                    _ => Ok(Transition::Stale),
+                };
+            }
             let items = vec![
                 change.clone(),
                 self.ledger_update(record, LedgerChange::Readmitted { version })?,
@@ -243,17 +309,19 @@ impl DynamoDbOwnershipStore {
     }
 }
 
-/// How a record's change moves the bytes of the ledger (its reservation always leaves it).
-#[derive(Clone, Copy)]
+/// How a record's change moves the ledger.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum LedgerChange {
-    /// pending -> available at `now`: the bytes count as available from now on, if the
-    /// reservation's entry still counts then.
-    Confirmed { now: OffsetDateTime },
-    /// pending -> available after the entry lapsed, its bytes checked against the quota on the
-    /// ledger at `version` (`None`: no ledger item yet), and written only over that version.
+    /// pending -> available while its tally counts: the reservation leaves its tally, and its
+    /// bytes count as available from now on.
+    Confirmed,
+    /// pending -> available after the reservation lapsed, its bytes checked against the quota on
+    /// the ledger at `version` (`None`: no ledger item yet), and written only over that version.
     Readmitted { version: Option<u64> },
-    /// A pending reservation rejected or deleted: its bytes were only ever pending.
+    /// A pending reservation rejected or deleted: it leaves its tally.
     ReservationReleased,
+    /// A pending reservation rejected or deleted after its tally was dropped as lapsed.
+    ReservationLapsed,
     /// An available file deleted.
     FileRemoved,
 }
@@ -393,11 +461,17 @@ impl OwnershipStore for DynamoDbOwnershipStore {
                 (":uploadedAt", s(format_timestamp(uploaded_at)?)),
             ],
         )?;
-        let ledger = self.ledger_update(record, LedgerChange::Confirmed { now: uploaded_at })?;
+        if record
+            .purge_at
+            .is_none_or(|purge_at| purge_at <= uploaded_at)
+        {
+            return self.readmit(record, change, uploaded_at, limits).await;
+        }
+        let ledger = self.ledger_update(record, LedgerChange::Confirmed)?;
         match self.transact(vec![change.clone(), ledger]).await? {
             Outcome::Committed => Ok(Transition::Applied),
             Outcome::ConditionFailed(failed) if failed.contains(&0) => Ok(Transition::Stale),
-            // Only the ledger's condition: the entry has lapsed.
+            // Only the ledger's condition: the tally was dropped, so the reservation had lapsed.
             Outcome::ConditionFailed(_) => self.readmit(record, change, uploaded_at, limits).await,
         }
     }
@@ -409,14 +483,7 @@ impl OwnershipStore for DynamoDbOwnershipStore {
             &[],
             vec![(":rejected", s(FileStatus::Rejected.as_str()))],
         )?;
-        let items = vec![
-            change,
-            self.ledger_update(record, LedgerChange::ReservationReleased)?,
-        ];
-        Ok(match self.transact(items).await? {
-            Outcome::Committed => Transition::Applied,
-            Outcome::ConditionFailed(_) => Transition::Stale,
-        })
+        self.release(record, change).await
     }
 
     async fn list(
@@ -462,11 +529,29 @@ impl OwnershipStore for DynamoDbOwnershipStore {
     }
 
     async fn delete(&self, record: &FileRecord) -> Result<Transition, AppError> {
-        let ledger = match record.status {
-            FileStatus::Pending => LedgerChange::ReservationReleased,
-            FileStatus::Available => LedgerChange::FileRemoved,
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(&record.owner, record.id)))
+            .condition_expression("#status = :status")
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_values(":status", s(record.status.as_str()))
+            .build()
+            .map_err(build_error)?;
+        let delete = TransactWriteItem::builder().delete(delete).build();
+        match record.status {
+            FileStatus::Pending => self.release(record, delete).await,
+            FileStatus::Available => {
+                let items = vec![
+                    delete,
+                    self.ledger_update(record, LedgerChange::FileRemoved)?,
+                ];
+                Ok(match self.transact(items).await? {
+                    Outcome::Committed => Transition::Applied,
+                    Outcome::ConditionFailed(_) => Transition::Stale,
+                })
+            }
+            // A rejected record holds nothing in the ledger any more.
             FileStatus::Rejected => {
-                // A rejected record holds nothing in the ledger any more.
                 let result = self
                     .client
                     .delete_item()
@@ -477,7 +562,7 @@ impl OwnershipStore for DynamoDbOwnershipStore {
                     .expression_attribute_values(":status", s(record.status.as_str()))
                     .send()
                     .await;
-                return match result {
+                match result {
                     Ok(_) => Ok(Transition::Applied),
                     Err(err)
                         if matches!(
@@ -488,24 +573,8 @@ impl OwnershipStore for DynamoDbOwnershipStore {
                         Ok(Transition::Stale)
                     }
                     Err(err) => Err(backend_error(err)),
-                };
+                }
             }
-        };
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(&record.owner, record.id)))
-            .condition_expression("#status = :status")
-            .expression_attribute_names("#status", attr::STATUS)
-            .expression_attribute_values(":status", s(record.status.as_str()))
-            .build()
-            .map_err(build_error)?;
-        let items = vec![
-            TransactWriteItem::builder().delete(delete).build(),
-            self.ledger_update(record, ledger)?,
-        ];
-        Ok(match self.transact(items).await? {
-            Outcome::Committed => Transition::Applied,
-            Outcome::ConditionFailed(_) => Transition::Stale,
-        })
+        }
     }
 }

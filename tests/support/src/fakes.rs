@@ -135,14 +135,19 @@ struct Table {
 }
 
 impl Table {
-    /// The ledger's share of a record's change, as the DynamoDB adapter applies it: the
-    /// reservation leaves the ledger, and `bytes` are added to (or taken from) the available ones.
-    fn release(&mut self, record: &FileRecord, bytes: i128) {
+    /// The ledger's share of a record's change, as the DynamoDB adapter applies it: a pending
+    /// reservation leaves its tally if that is still there (`counted`), and `bytes` are added to
+    /// (or taken from) the available ones.
+    fn release(&mut self, record: &FileRecord, counted: bool, bytes: i128) {
         let ledger = self
             .ledgers
             .entry(record.owner.as_str().to_owned())
             .or_default();
-        ledger.pending.remove(&record.id);
+        if let (FileStatus::Pending, Some(purge_at), true) =
+            (record.status, record.purge_at, counted)
+        {
+            ledger.release(purge_at, record.size);
+        }
         let available = i128::from(ledger.available_bytes) + bytes;
         ledger.available_bytes = u64::try_from(available.max(0)).unwrap_or(u64::MAX);
     }
@@ -210,14 +215,15 @@ impl FakeStore {
         id: FileId,
         from: FileStatus,
         change: impl FnOnce(&mut FileRecord),
+        counted: bool,
         release_bytes: impl FnOnce(&FileRecord) -> i128,
     ) -> Transition {
         let mut table = lock(&self.table);
         match table.records.get_mut(&Self::key(owner, id)) {
             Some(record) if record.status == from => {
+                let before = record.clone();
                 change(record);
-                let record = record.clone();
-                table.release(&record, release_bytes(&record));
+                table.release(&before, counted, release_bytes(&before));
                 Transition::Applied
             }
             _ => Transition::Stale,
@@ -298,25 +304,24 @@ impl OwnershipStore for FakeStore {
         limits: &QuotaLimits,
     ) -> Result<Transition, AppError> {
         self.call("store.mark_available").await?;
-        {
-            let mut table = lock(&self.table);
+        let counted = {
+            let table = lock(&self.table);
             let pending = table
                 .records
                 .get(&Self::key(&record.owner, record.id))
                 .is_some_and(|stored| stored.status == FileStatus::Pending);
             let owner = record.owner.as_str().to_owned();
             let ledger = table.ledgers.get(&owner).cloned().unwrap_or_default();
-            let counted = ledger
-                .pending
-                .get(&record.id)
-                .is_some_and(|entry| entry.purge_at > uploaded_at);
+            let counted = record
+                .purge_at
+                .is_some_and(|purge_at| ledger.counts(purge_at, uploaded_at));
             if pending && !counted {
-                let mut readmitted = ledger.readmit(record.id, record.size, uploaded_at, limits)?;
-                // `release` below adds the bytes and removes the entry once more.
-                readmitted.available_bytes = ledger.available_bytes;
-                table.ledgers.insert(owner, readmitted);
+                let purge_at = record.purge_at.unwrap_or(uploaded_at);
+                ledger.readmit(purge_at, record.size, uploaded_at, limits)?;
             }
-        }
+            // A lapsed reservation stays in its tally, which counts for nothing.
+            counted
+        };
         let transition = self.transition(
             &record.owner,
             record.id,
@@ -327,6 +332,7 @@ impl OwnershipStore for FakeStore {
                 record.uploaded_at = Some(uploaded_at);
                 record.purge_at = None;
             },
+            counted,
             |record| i128::from(record.size),
         );
         self.journal
@@ -341,6 +347,7 @@ impl OwnershipStore for FakeStore {
             record.id,
             FileStatus::Pending,
             |record| record.status = FileStatus::Rejected,
+            true,
             |_| 0,
         );
         self.journal
@@ -377,8 +384,10 @@ impl OwnershipStore for FakeStore {
         let transition = match table.records.remove(&key) {
             Some(stored) if stored.status == record.status => {
                 match stored.status {
-                    FileStatus::Pending => table.release(&stored, 0),
-                    FileStatus::Available => table.release(&stored, -i128::from(stored.size)),
+                    FileStatus::Pending => table.release(&stored, true, 0),
+                    FileStatus::Available => {
+                        table.release(&stored, false, -i128::from(stored.size))
+                    }
                     FileStatus::Rejected => {}
                 }
                 Transition::Applied

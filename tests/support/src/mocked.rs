@@ -121,10 +121,13 @@ impl Reads {
     }
 }
 
-/// Ways the mocked DynamoDB misbehaves, as the real one may or as a bug in the adapter would
-/// make it seem to.
+/// Ways the mocked DynamoDB answers other than by default: misbehaving, as the real one may or as
+/// a bug in the adapter would make it seem to, or holding more than the records.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Quirks {
+    /// The owner's usage ledger holds this many tallies of pending reservations (13 at most in
+    /// a real one: `domain::PURGE_GRID`); none means no ledger item yet.
+    pub ledger_tallies: u16,
     /// BatchGetItem answers the first call with only its first key and leaves the others
     /// unprocessed (as DynamoDB does when throttled), then answers in full.
     pub batch_unprocessed_once: bool,
@@ -158,9 +161,43 @@ pub fn item_of(owner: &str, id: FileId, status: &str) -> HashMap<String, Attribu
         (attr::STATUS.to_owned(), s(status)),
         (attr::CREATED_AT.to_owned(), s("2026-11-29T12:00:00Z")),
     ]);
-    if status == "available" {
-        item.insert(attr::ETAG.to_owned(), s("\"etag\""));
-        item.insert(attr::UPLOADED_AT.to_owned(), s("2026-11-29T12:01:00Z"));
+    match status {
+        "available" => {
+            item.insert(attr::ETAG.to_owned(), s("\"etag\""));
+            item.insert(attr::UPLOADED_AT.to_owned(), s("2026-11-29T12:01:00Z"));
+        }
+        // Every reservation has its purge time (the table's TTL): here 2099-01-01.
+        "pending" => {
+            item.insert(
+                attr::PURGE_AT.to_owned(),
+                AttributeValue::N(PURGE_AT_2099.into()),
+            );
+        }
+        _ => {}
+    }
+    item
+}
+
+/// 2099-01-01T00:00:00Z in epoch seconds: the purge time of every pending record here.
+pub const PURGE_AT_2099: &str = "4070908800";
+
+/// `OWNER`'s usage ledger with `tallies` tallies (of one reservation each, within the default
+/// limits), purged from 2099 on, as the adapter writes it.
+fn ledger_item(tallies: u16) -> HashMap<String, AttributeValue> {
+    let n = |value: u64| AttributeValue::N(value.to_string());
+    let mut item = HashMap::from([
+        (attr::OWNER.to_owned(), s(OWNER)),
+        (attr::FILE_ID.to_owned(), s(attr::USAGE_SORT_KEY)),
+        (attr::VERSION.to_owned(), n(12_345)),
+        (attr::AVAILABLE_BYTES.to_owned(), n(1 << 30)),
+    ]);
+    let first: u64 = PURGE_AT_2099.parse().unwrap_or_default();
+    for tally in 0..u64::from(tallies) {
+        let counts = HashMap::from([("count".to_owned(), n(1)), ("bytes".to_owned(), n(SIZE))]);
+        item.insert(
+            format!("{}{}", attr::TALLY_PREFIX, first + tally * 4 * 3600),
+            AttributeValue::M(counts),
+        );
     }
     item
 }
@@ -244,6 +281,8 @@ impl MockedApi {
                 ])
                 .collect(),
         );
+        let ledger =
+            Arc::new((quirks.ledger_tallies > 0).then(|| ledger_item(quirks.ledger_tallies)));
         let lookup = {
             let records = Arc::clone(&records);
             move |key: Option<&HashMap<String, AttributeValue>>| {
@@ -251,7 +290,11 @@ impl MockedApi {
                 if key.get(attr::OWNER)?.as_s().ok()? != OWNER {
                     return None;
                 }
-                records.get(key.get(attr::FILE_ID)?.as_s().ok()?).cloned()
+                let sort_key = key.get(attr::FILE_ID)?.as_s().ok()?;
+                if sort_key == attr::USAGE_SORT_KEY {
+                    return ledger.as_ref().clone();
+                }
+                records.get(sort_key).cloned()
             }
         };
 
@@ -340,7 +383,7 @@ impl MockedApi {
             })
         };
         // Reservations, confirmations and deletes write a record and its owner's usage ledger
-        // together; the ledger read finds none (`lookup` knows only file ids).
+        // together; the ledger read finds none unless `Quirks::ledger_tallies` says otherwise.
         let transact_write_items = mock!(aws_sdk_dynamodb::Client::transact_write_items)
             .then_output(|| TransactWriteItemsOutput::builder().build());
         let delete_item = mock!(aws_sdk_dynamodb::Client::delete_item)

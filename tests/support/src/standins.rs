@@ -12,7 +12,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+
 use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::config::Credentials;
 use lambda_http::http::StatusCode;
 pub use local_aws;
@@ -22,7 +25,7 @@ use presign_gate::bucket::S3Bucket;
 use presign_gate::domain::{ExpiryPolicy, UploadPolicy};
 use presign_gate::http::Api;
 use presign_gate::service::FileService;
-use presign_gate::store::DynamoDbOwnershipStore;
+use presign_gate::store::{DynamoDbOwnershipStore, attr};
 use serde_json::Value;
 
 use crate::api::{TestApi, file_id};
@@ -295,6 +298,25 @@ impl StandIns {
 
     pub fn store_as(&self, role: Role) -> DynamoDbOwnershipStore {
         DynamoDbOwnershipStore::new(self.dynamodb_client_as(role), TABLE)
+    }
+
+    /// The table's item of `owner` under sort key `sort_key` as stored, attribute by attribute;
+    /// `None` if there is none. Read as the administrator.
+    pub async fn raw_item(
+        &self,
+        owner: &str,
+        sort_key: &str,
+    ) -> Option<HashMap<String, AttributeValue>> {
+        self.dynamodb_client()
+            .get_item()
+            .table_name(TABLE)
+            .key(attr::OWNER, AttributeValue::S(owner.into()))
+            .key(attr::FILE_ID, AttributeValue::S(sort_key.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem as the administrator")
+            .item
     }
 
     /// The bucket as the API function uses it.
