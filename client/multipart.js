@@ -71,17 +71,16 @@ export async function sendParts(context, blob, plan, { have, onProgress, signal,
       throw error;
     }),
   );
-  const results = await Promise.allSettled(workers);
+  await Promise.allSettled(workers);
   signal?.removeEventListener("abort", onAbort);
   if (signal?.aborted) {
     // Not under the aborted signal: this request must go out.
     await context.deleteFile().catch(() => {});
     throw signal.reason;
   }
+  // A part that failed for good aborted `stop` with its error (every other part's is an echo of
+  // it), so this is the one failure there is to report.
   if (stop.signal.aborted) throw stop.signal.reason;
-  const failed = results.find((result) => result.status === "rejected");
-  if (failed) throw failed.reason;
-  progress.finish();
 }
 
 /**
@@ -194,7 +193,10 @@ class PartUrls {
   }
 }
 
-/** One progress figure across parts: bytes stored plus bytes in flight, never going back. */
+/**
+ * One progress figure across parts: bytes stored plus bytes in flight, never going back. The
+ * parts' sizes add up to the file's, so the last part stored reports it whole.
+ */
 class PartProgress {
   #total;
   #stored;
@@ -217,12 +219,6 @@ class PartProgress {
   stored(n, size) {
     this.#sending.delete(n);
     this.#stored += size;
-    this.#report();
-  }
-
-  finish() {
-    this.#stored = this.#total;
-    this.#sending.clear();
     this.#report();
   }
 

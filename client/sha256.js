@@ -57,13 +57,10 @@ export class Sha256 {
   /** @returns {Uint8Array} the 32-byte digest */
   digest() {
     if (this.#finished) throw new Error("Sha256: digest called twice");
-    const bitLength = this.#bytesHashed * 8;
     const padding = new Uint8Array(this.#blockLength < 56 ? 64 - this.#blockLength : 128 - this.#blockLength);
     padding[0] = 0x80;
-    const view = new DataView(padding.buffer);
-    // The message length as a 64-bit big-endian number; a blob never reaches 2^53 bits.
-    view.setUint32(padding.length - 8, Math.floor(bitLength / 2 ** 32));
-    view.setUint32(padding.length - 4, bitLength >>> 0);
+    // The message length in bits as a 64-bit big-endian number.
+    new DataView(padding.buffer).setBigUint64(padding.length - 8, BigInt(this.#bytesHashed) * 8n);
     this.update(padding);
     this.#finished = true;
     const out = new Uint8Array(32);
