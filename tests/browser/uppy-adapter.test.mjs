@@ -148,7 +148,7 @@ let xhr;
 afterEach(() => xhr?.restore());
 
 function uppyWith(gate, options) {
-  const uppy = new Uppy({ autoProceed: false });
+  const uppy = new Uppy({ autoProceed: false, infoTimeout: 0 });
   usePresignGate(uppy, AwsS3, gate, options);
   const available = [];
   uppy.on("presign-gate:available", (file, record) => available.push([file.name, record.id]));
