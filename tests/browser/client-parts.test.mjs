@@ -5,21 +5,10 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 
 import {
-  FILE_ID, fakeXhr, forbidLogging, gate, json, multipartApi, nodeSha256, partOf,
+  FILE_ID, atTime, fakeXhr, forbidLogging, gate, json, multipartApi, nodeSha256, partOf,
 } from "./fakes.mjs";
 
 forbidLogging();
-
-/** Runs `fn` with `Date.now()` fixed (the client's URL margins read it). */
-async function atTime(now, fn) {
-  const realNow = Date.now;
-  Date.now = () => now;
-  try {
-    return await fn();
-  } finally {
-    Date.now = realNow;
-  }
-}
 
 test("a blob that does not fit the reservation's plan is refused before any part is sent", async () => {
   const blob = new Blob([randomBytes(3)]);

@@ -26,7 +26,8 @@ test("API calls go to the API URL, trailing slashes dropped, with the caller's h
   ]);
   const client = plainClient(api.fetch);
   assert.deepEqual(await client.list(), { files: [], nextToken: null });
-  await client.list({ limit: 5 });
+  // A caller may hand back the last page's `nextToken: null` as it came.
+  await client.list({ limit: 5, nextToken: null });
   assert.deepEqual(await client.downloadUrls(["a"]), { urls: [{ id: "a" }], errors: [] });
   const [list, limited, batch] = api.calls;
   assert.deepEqual([list.method, list.path, list.query.toString()], ["GET", "/prod/files", ""]);
@@ -267,7 +268,11 @@ test("an abort while the threshold is asked ends that caller's wait; the answer 
   await assert.rejects(waiting, (error) => error === reason);
   assert.equal(api.calls[0].init.signal, undefined, "shared by concurrent uploads, so under no one's signal");
   answer(json(200, { uploads: { multipartThresholdBytes: 9 } }));
-  assert.equal(await client.resolveMultipartThreshold({ signal: new AbortController().signal }), 9);
+  const later = new AbortController();
+  const unknown = plainClient(fakeApi([() => json(200, { uploads: { multipartThresholdBytes: 9 } })]).fetch);
+  assert.equal(await unknown.resolveMultipartThreshold({ signal: later.signal }), 9);
+  assert.deepEqual(getEventListeners(later.signal, "abort"), [], "no listener left on the caller's signal");
+  assert.equal(await client.resolveMultipartThreshold({ signal: later.signal }), 9);
   const aborted = new AbortController();
   aborted.abort(reason);
   await assert.rejects(plainClient(honouringSignal(async () => json(200, {}))).resolveMultipartThreshold({ signal: aborted.signal }), (e) => e === reason);

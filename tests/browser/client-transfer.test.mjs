@@ -156,12 +156,12 @@ test("an abort while a fresh URL is asked for rejects with the signal's reason, 
 
 test("a fresh URL that is not a PUT URL fails the upload with S3's refusal, the API's answer as its cause", async () => {
   const blob = new Blob(["x"], { type: "text/plain" });
-  for (const upload of [{ method: "MULTIPART" }, { method: "PUT" }]) {
+  for (const upload of [{ method: "MULTIPART", url: "https://bucket.example.test/k" }, { method: "PUT" }]) {
     const api = fakeApi([() => json(201, reservation(blob)), () => json(200, { upload })]);
     const storage = fakeXhr([(xhr) => xhr.answer(403, { body: EXPIRED_TOKEN })]);
     const error = await gate(api.fetch, storage.XMLHttpRequest).client.upload(blob, { filename: "x", sha256: false }).catch((e) => e);
     assert.deepEqual([error.code, error.storageCode], ["upload_failed", "ExpiredToken"], JSON.stringify(upload));
-    assert.deepEqual([error.cause?.code, error.cause?.status], ["invalid_response", 200]);
+    assert.deepEqual([error.cause?.code, error.cause?.status, error.cause?.message], ["invalid_response", 200, "The API signed no upload URL."]);
     assert.equal(storage.requests.length, 1);
   }
 });

@@ -274,5 +274,16 @@ export function multipartApi(blob, { partSize, stored = [], status = "pending", 
   return { fetch, log, partCount };
 }
 
+/** Runs `fn` with `Date.now()` fixed at `now` (the client's expiry guards and URL margins read it). */
+export async function atTime(now, fn) {
+  const realNow = Date.now;
+  Date.now = () => now;
+  try {
+    return await fn();
+  } finally {
+    Date.now = realNow;
+  }
+}
+
 export const partOf = (xhr) => Number(new URL(xhr.url).searchParams.get("partNumber"));
 export const bytesOf = async (blob) => Buffer.from(await blob.arrayBuffer());

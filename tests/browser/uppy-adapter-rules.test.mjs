@@ -115,7 +115,9 @@ test("signRequest refuses what the server did not reserve: a key of Uppy's own, 
   await assert.rejects(sign({ method: "PUT", key: "uploads/small.bin" }), { message: "Presign Gate signs no PUT request of Uppy's own." });
   await assert.rejects(sign({ method: "GET", key: TICKET + "small" }), { message: "Presign Gate signs no GET request of Uppy's own." });
   await assert.rejects(sign({ method: "PUT", key: TICKET + "gone" }), { message: "The file was removed before its upload started." });
-  // CreateMultipartUpload of a file reserved as one PUT, and a PUT of a file reserved as multipart.
+  // CreateMultipartUpload of a file not reserved yet, of a file reserved as one PUT, and a PUT of
+  // a file reserved as multipart.
+  await assert.rejects(sign({ method: "POST", key: TICKET + "small" }), { message: "Presign Gate reserved no multipart upload for this file." });
   await sign({ method: "PUT", key: TICKET + "small" });
   await assert.rejects(sign({ method: "POST", key: TICKET + "small" }), { message: "Presign Gate reserved no multipart upload for this file." });
   await assert.rejects(sign({ method: "PUT", key: TICKET + "big" }), { message: "This file was reserved as a multipart upload." });
@@ -123,10 +125,13 @@ test("signRequest refuses what the server did not reserve: a key of Uppy's own, 
   await assert.rejects(sign({ method: "PUT", key: TICKET + "big", uploadId: "someone-else", partNumber: 1 }), {
     message: "Presign Gate signs parts only of the multipart uploads it reserved.",
   });
-  const record = gate.calls.find(([name, file]) => name === "reserve" && file === "big.bin");
-  assert.ok(record);
+  await assert.rejects(sign({ method: "PUT", key: TICKET + "small", uploadId: "record-2", partNumber: 1 }), {
+    message: "Presign Gate signs parts only of the multipart uploads it reserved.",
+  }, "the single PUT's record");
   const uploadId = xmlOf(await sign({ method: "POST", key: TICKET + "big" })).match(/<UploadId>([^<]*)</)[1];
   await assert.rejects(sign({ method: "HEAD", key: TICKET + "big", uploadId }), { message: "Presign Gate signs no HEAD request of Uppy's own." });
+  await assert.rejects(sign({ method: "PUT", key: TICKET + "big", uploadId }), { message: "Presign Gate signs no PUT request of Uppy's own." });
+  assert.match(xmlOf(await sign({ method: "GET", key: TICKET + "big", uploadId, partNumber: 1 })), /<ListPartsResult>/, "a GET is ListParts");
   assert.ok(!gate.calls.some(([name]) => name === "delete"), "an unknown method deletes nothing");
   // Part numbers outside the server's plan of 2 parts.
   for (const partNumber of [0, 3, 1.5]) {
@@ -173,6 +178,11 @@ test("the steps S3 would answer are done through the API and answered as S3's XM
     '<?xml version="1.0" encoding="UTF-8"?><AbortMultipartUploadResult></AbortMultipartUploadResult>',
   );
   assert.deepEqual(gate.calls.slice(1).map(([name]) => name), ["parts", "complete", "delete"]);
+  // A record without an ETag: an empty one.
+  const bare = fakeGate({ complete: (id) => ({ id, status: "available" }) });
+  const other = await installed(bare, [uppyFile("big", 9 * MIB)]);
+  const id = xmlOf(await other.sign({ method: "POST", key: TICKET + "big" })).match(/<UploadId>([^<]*)</)[1];
+  assert.match(xmlOf(await other.sign({ method: "POST", key: TICKET + "big", uploadId: id })), /<ETag><\/ETag><\/CompleteMultipartUploadResult>$/);
   // Deleted: the upload id is no longer one of ours.
   await assert.rejects(sign({ method: "PUT", key: TICKET + "big", uploadId, partNumber: 1 }), {
     message: "Presign Gate signs parts only of the multipart uploads it reserved.",
@@ -266,7 +276,8 @@ test("the post-processor confirms each file it reserved, says so to Uppy, and re
   host.events.length = 0;
   // "c" was never reserved, "gone" is not Uppy's any more.
   await host.postprocess(["a", "b", "c", "gone"]);
-  const [a, b] = [host.files.get("a"), host.files.get("b")];
+  const [a, b, c] = [host.files.get("a"), host.files.get("b"), host.files.get("c")];
+  assert.deepEqual(host.events.filter(([, file]) => file === c), [], "not reserved, not confirmed");
   assert.deepEqual(host.events.filter(([, file]) => file === a), [
     ["postprocess-progress", a, { mode: "indeterminate", message: "Confirming" }],
     ["postprocess-complete", a],
@@ -295,6 +306,7 @@ test("`limit` reaches Uppy's AwsS3 only when given; the returned function remove
   assert.ok(uppy.getPlugin("PresignGate:AwsS3"), "installed under its own id, beside any AwsS3 of the page's");
   uninstall();
   assert.equal(uppy.getPlugin("PresignGate:AwsS3"), undefined);
+  uninstall();
   assert.equal(plain.host.pre.size, 1);
   plain.uninstall();
   assert.deepEqual([plain.host.pre.size, plain.host.post.size, plain.host.plugins.size], [0, 0, 0]);
