@@ -59,7 +59,7 @@ help:
 	@echo "make load      a bounded load test against the API, started on loopback for the run"
 	@echo "make browser-test  the browser client's unit tests, then the demo, client and Uppy in headless Chromium"
 	@echo "make mutants   mutation testing of the safety-critical code (about 6 hours; FILES=\"src/a.rs ...\" for a few files)"
-	@echo "make mutants-js  mutation testing of the browser client, client/*.js, against its Node suites (StrykerJS, about 15 minutes)"
+	@echo "make mutants-js  mutation testing of the browser client, client/*.js, against its Node suites (StrykerJS, 7 to 20 minutes by the machine's load)"
 	@echo "make bench-throughput  one large upload (THROUGHPUT_MIB, 1024) through the client: single PUT against multipart"
 
 $(TOOLS_DIR)/venv-%/.installed:
