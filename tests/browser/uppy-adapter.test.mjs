@@ -148,6 +148,8 @@ let xhr;
 afterEach(() => xhr?.restore());
 
 function uppyWith(gate, options) {
+  // infoTimeout 0: an error's info message is hidden at once, so no 5 s timer holds the process
+  // (make mutants-js runs this file once per mutant).
   const uppy = new Uppy({ autoProceed: false, infoTimeout: 0 });
   usePresignGate(uppy, AwsS3, gate, options);
   const available = [];
