@@ -46,7 +46,7 @@ CRITERION_ARGS ?= --warm-up-time 1 --measurement-time 3 --noplot
 
 .PHONY: help tools local-aws local test lint template-checks sam-build build deploy proptest fuzz load \
   bench bench-micro bench-lambda bench-sizes vendor chromium browser-test qemu-arm64 mutants \
-  bench-throughput bench-capacity
+  mutants-js bench-throughput bench-capacity
 
 help:
 	@echo "make local     run the API at http://127.0.0.1:9000 on S3 and DynamoDB stand-ins, the demo at :9102"
@@ -59,6 +59,7 @@ help:
 	@echo "make load      a bounded load test against the API, started on loopback for the run"
 	@echo "make browser-test  the browser client's unit tests, then the demo, client and Uppy in headless Chromium"
 	@echo "make mutants   mutation testing of the safety-critical code (about 6 hours; FILES=\"src/a.rs ...\" for a few files)"
+	@echo "make mutants-js  mutation testing of the browser client, client/*.js, against its Node suites (StrykerJS, 7 to 20 minutes by the machine's load)"
 	@echo "make bench-throughput  one large upload (THROUGHPUT_MIB, 1024) through the client: single PUT against multipart"
 
 $(TOOLS_DIR)/venv-%/.installed:
@@ -285,6 +286,17 @@ browser-test: tools local-aws vendor chromium
 	cargo build --locked -p presign-gate --features dev-identity --bin api --bin events
 	mkdir -p target
 	node --test --test-concurrency=1 tests/browser/ 2>&1 | tee target/browser-test.log
+
+# Mutation testing of the browser client, never part of `make test`: StrykerJS (pinned in
+# package.json) changes client/*.js one mutant at a time and runs the Node suites that reach the
+# changed code (stryker.config.json: the tap runner, one process per test file, so a test file's
+# coverage picks the files a mutant needs), which must fail. It works in a copy of the client and
+# its tests under target/stryker-tmp; the report lands in target/mutants-js/ (mutation.html,
+# mutation.json). Mutants no test can kill are listed with their reason in mutants-equivalent.md,
+# each marked in the code with a `// Stryker disable next-line` comment that names it. Fails below
+# a mutation score of 100.
+mutants-js: node_modules/.installed
+	node_modules/.bin/stryker run stryker.config.json
 
 # One large upload through the browser client on loopback, in Chromium against `make local`'s
 # stack: one presigned PUT against multipart (4 parts in flight), each with and without SHA-256.

@@ -44,6 +44,7 @@ export class Api {
         response = await this.#fetch(url.href, {
           method,
           headers,
+          // Stryker disable next-line ConditionalExpression: JSON.stringify(undefined) is undefined too (mutants-equivalent.md)
           body: body === undefined ? undefined : JSON.stringify(body),
           signal,
           cache: "no-store",
@@ -66,6 +67,7 @@ export class Api {
         // Two 429s: API Gateway's throttling (`{"message":"Too Many Requests"}`), which passes,
         // and the API's own `quota_exceeded` (`{"error":{"code":...}}`), which will not change
         // by asking again. Only the first is retried.
+        // Stryker disable next-line ArrowFunction,StringLiteral: any text that is not JSON reads the same (mutants-equivalent.md)
         const text = await response.text().catch(() => "");
         if (apiErrorBody(text) === null && attempt < transport.retry.retries) {
           await transport.sleep(transport.delay(attempt, retryAfter), signal);

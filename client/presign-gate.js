@@ -85,6 +85,7 @@ export class PresignGate {
     const { file, upload } = await this.reserve(blob, options);
     await onReserved?.(file, upload);
     if (upload.method === "MULTIPART") {
+      // Stryker disable next-line ArrayDeclaration: a stored part must have the size of its number (mutants-equivalent.md)
       await this.#sendParts(file.id, blob, upload, { ...options, have: [] });
     } else {
       await this.#transfer(file, blob, upload, { onProgress, signal, expiresIn: options.expiresIn });
@@ -144,6 +145,7 @@ export class PresignGate {
       body: { parts: parts.map(({ partNumber, sha256 }) => ({ partNumber, sha256 })) },
       signal,
     });
+    // Stryker disable next-line ArrayDeclaration: a string is no signed part either (mutants-equivalent.md)
     const byNumber = new Map((answer?.parts ?? []).map((part) => [part.partNumber, part]));
     return parts.map(({ partNumber }) => {
       const part = byNumber.get(partNumber);
@@ -243,6 +245,7 @@ export class PresignGate {
       const { url } = await this.downloadUrl(id, { disposition, expiresIn, signal });
       const response = await this.#api.fetchStorage(url, { signal });
       if (response.ok) return response;
+      // Stryker disable next-line ArrowFunction,StringLiteral: any body without an S3 <Error> reads the same (mutants-equivalent.md)
       const answer = { status: response.status, body: await response.text().catch(() => "") };
       if (urlExpired(answer) && attempt < this.#transport.retry.retries) continue;
       const storageCode = storageCodeOf(answer);
@@ -335,6 +338,7 @@ function abortable(promise, signal) {
   signal.throwIfAborted();
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
+    // Stryker disable next-line ObjectLiteral,BooleanLiteral: removed once the promise settles (mutants-equivalent.md)
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });

@@ -108,6 +108,7 @@ export class Transport {
       xhr.ontimeout = () => settle(() => resolve({ status: 0 }));
       xhr.onabort = () =>
         settle(() => reject(signal?.reason ?? new DOMException("The upload was aborted.", "AbortError")));
+      // Stryker disable next-line ObjectLiteral,BooleanLiteral: settle removes it (mutants-equivalent.md)
       signal?.addEventListener("abort", abort, { once: true });
       xhr.send(body);
     });
@@ -178,8 +179,9 @@ export async function putWithRetries(transport, blob, upload, { onProgress, sign
  * @param {string | null | undefined} value
  */
 export function parseRetryAfter(value) {
-  if (value === null || value === undefined || value === "") return null;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  if (value === null || value === undefined) return null;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
   const date = Date.parse(value);
   return Number.isNaN(date) ? null : Math.max(0, date - Date.now());
 }
@@ -196,6 +198,7 @@ function abortableSleep(ms, signal) {
       clearTimeout(timer);
       reject(signal.reason);
     };
+    // Stryker disable next-line ObjectLiteral,BooleanLiteral: a signal aborts once (mutants-equivalent.md)
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }

@@ -113,7 +113,8 @@ export function usePresignGate(uppy, AwsS3, gate, { sha256 = true, expiresIn, li
       // Uppy sends parts one after another: sign this one and the next ones in one request.
       wanted = [];
       for (let n = partNumber; n <= partCount && wanted.length < PART_URL_BATCH; n++) {
-        if (n === partNumber || !fresh(cache.get(n))) wanted.push({ partNumber: n });
+        // This part's own cached URL was just taken out, so it is always signed.
+        if (!fresh(cache.get(n))) wanted.push({ partNumber: n });
       }
     }
     const signed = await gate.signParts(uploadId, wanted);

@@ -4,8 +4,8 @@
 // uploads through S3 event notifications, as the deployed bucket does.
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
-import { readdir, readFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 
 import {
@@ -16,12 +16,12 @@ import {
   startForeignOrigin,
   startLocalStack,
 } from "./harness.mjs";
+import { MIB, demoPage, downloadedSha256, patternBytes, recordUploadLines, sha256Hex, storedPathsOf, throttleUploads } from "./pages.mjs";
 
 let stack;
 let browser;
 let foreign;
 
-const MIB = 1024 * 1024;
 /** Lowered from 100 MiB so a multipart upload takes tens of MiB, not hundreds. */
 const MULTIPART_THRESHOLD = 8 * MIB;
 
@@ -43,73 +43,8 @@ after(async () => {
   await stack?.stop();
 });
 
-/** A page of the demo for `user`, failing the test on any uncaught page error. */
-async function demoPage(user, path = "/") {
-  const page = await browser.context.newPage();
-  const errors = [];
-  page.on("pageerror", (error) => errors.push(error));
-  const url = new URL(path, stack.demoUrl);
-  url.searchParams.set("api", stack.apiUrl);
-  url.searchParams.set("user", user);
-  // No ?multipartThreshold=: the client learns the stack's MULTIPART_THRESHOLD_BYTES (8 MiB, the
-  // client's own default being 100 MiB) from GET /usage, so the multipart tests below fail if it
-  // does not (issue 20, 2.9).
-  await page.goto(url.href);
-  await page.waitForFunction(() => window.presignGateDemo?.gate || window.presignGateUppy?.gate);
-  page.pageErrors = errors;
-  return page;
-}
-
-const NETWORK_UNTHROTTLED = { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 };
-
-/** Chromium's network emulation on `page`: uploads at `bytesPerSecond`. Returns the CDP session. */
-async function throttleUploads(page, bytesPerSecond) {
-  const cdp = await browser.context.newCDPSession(page);
-  await cdp.send("Network.enable");
-  await cdp.send("Network.emulateNetworkConditions", { ...NETWORK_UNTHROTTLED, uploadThroughput: bytesPerSecond });
-  return cdp;
-}
-
-const sha256Hex = (bytes) => createHash("sha256").update(bytes).digest("hex");
-
-/**
- * `size` pseudo-random bytes from `seed` (xorshift32), the same in Node and in the page (which
- * gets this function's source), so a reloaded page can build the very same file again without
- * tens of MiB crossing the test protocol.
- */
-function patternBytes(size, seed) {
-  const out = new Uint8Array(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    if (i % 4 === 0) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-    }
-    out[i] = (x >>> (8 * (i % 4))) & 255;
-  }
-  return out;
-}
-
-/** The SHA-256 (hex) of what a download URL returns, fetched in the page as an app would. */
-async function downloadedSha256(page, id) {
-  return page.evaluate(async (fileId) => {
-    const { url } = await (window.presignGateDemo ?? window.presignGateUppy).gate.downloadUrl(fileId);
-    const response = await fetch(url);
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await response.arrayBuffer()));
-    return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-  }, id);
-}
-
-/** Every path under the local S3's data directory that names `fileId`. */
-async function storedPathsOf(fileId) {
-  const entries = await readdir(stack.dataDir, { recursive: true });
-  return entries.filter((entry) => entry.includes(fileId)).map((entry) => join(stack.dataDir, entry));
-}
-
 test("the client uploads from the demo origin; the S3 event confirms it before the client does; the bytes come back; a second caller sees nothing", async () => {
-  const page = await demoPage("alice");
+  const page = await demoPage(browser, stack, "alice");
   const bytes = randomBytes(300 * 1024);
   const result = await page.evaluate(async (base64) => {
     const content = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
@@ -171,7 +106,7 @@ test("the client uploads from the demo origin; the S3 event confirms it before t
   }, result.file.id);
   assert.equal(afterDelete, "not_found");
   page.expectConsole(/status of 404 \(Not Found\)/, "the get after the delete is the API's 404 not_found on purpose; Chromium logs every failed load");
-  assert.deepEqual(await storedPathsOf(result.file.id), []);
+  assert.deepEqual(await storedPathsOf(stack, result.file.id), []);
 
   // Every request was authorized as its signer's role (local-aws's grants log: the template's
   // statements that allowed each request): the browser's PUT and GET as the API role that signed
@@ -184,20 +119,30 @@ test("the client uploads from the demo origin; the S3 event confirms it before t
   await page.close();
 });
 
-test("the demo page: a picked file's progress bar fills, the file is listed with its size, errors come in words", async () => {
-  const page = await demoPage("erin");
-  await page.setInputFiles("[data-testid=file-input]", {
-    name: "notes.txt",
-    mimeType: "text/plain",
-    buffer: Buffer.from("twelve bytes"),
-  });
+test("the demo page: a picked file's progress bar follows the client's progress to full before the page's own success step; the file is listed with its size; errors come in words", async () => {
+  const page = await demoPage(browser, stack, "erin");
+  // Slowed so that Chromium reports the upload's progress several times along the way.
+  const cdp = await throttleUploads(browser, page, 512 * 1024);
+  await recordUploadLines(page);
+  const size = MIB;
+  await page.setInputFiles("[data-testid=file-input]", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.alloc(size, "n") });
   const upload = page.locator("[data-testid=upload]", { hasText: "notes.txt" });
   await upload.locator("[data-testid=upload-status].ok").waitFor();
-  const bar = await upload.locator("progress").evaluate((el) => ({ value: el.value, max: el.max }));
-  assert.deepEqual(bar, { value: 12, max: 12 });
+  await cdp.detach();
+  const states = (await page.evaluate(() => window.barStates)).filter((state) => state.name.startsWith("notes.txt"));
+  const sending = states.filter((state) => state.status.startsWith("Sending"));
+  // Every state the bar showed while sending is the client's report, and says so in figures.
+  for (const { value, max, status } of sending) assert.equal(status, `Sending… ${Math.floor((100 * value) / max)}%`);
+  assert.ok(sending.filter(({ value }) => value > 0 && value < size).length >= 2, `the bar moved along the way: ${JSON.stringify(sending)}`);
+  assert.ok(sending.every(({ value }, i) => i === 0 || value >= sending[i - 1].value), "never back");
+  // Full while the client confirms: the client reported every byte, before the page's own
+  // "Uploaded" step sets the bar full whatever was reported.
+  const confirming = states.find(({ status }) => status === "Confirming…");
+  assert.deepEqual(confirming && [confirming.value, confirming.max], [size, size]);
+  assert.deepEqual(states.at(-1), { name: "notes.txt (1.0 MiB)", value: size, max: size, status: "Uploaded" });
   const row = page.locator("[data-testid=file-row]", { hasText: "notes.txt" });
   await row.waitFor();
-  assert.match(await row.textContent(), /notes\.txt\s*text\/plain\s*12 B\s*available/);
+  assert.match(await row.textContent(), /notes\.txt\s*text\/plain\s*1\.0 MiB\s*available/);
 
   // A type outside the allow-list: the API's 400 content_type_not_allowed, said in words.
   await page.setInputFiles("[data-testid=file-input]", {
@@ -219,9 +164,9 @@ test("the demo page: a picked file's progress bar fills, the file is listed with
 });
 
 test("an upload aborted through its AbortSignal leaves a pending reservation and no object", async () => {
-  const page = await demoPage("frank");
+  const page = await demoPage(browser, stack, "frank");
   // Slow the page's uploads so the abort lands while the bytes are on their way.
-  const cdp = await throttleUploads(page, 256 * 1024);
+  const cdp = await throttleUploads(browser, page, 256 * 1024);
   const outcome = await page.evaluate(async () => {
     const controller = new AbortController();
     let sent = 0;
@@ -254,12 +199,12 @@ test("an upload aborted through its AbortSignal leaves a pending reservation and
   const completed = await asFrank("POST", `/files/${pending[0].id}/complete`);
   assert.equal(completed.status, 409);
   assert.equal(completed.body.error.code, "upload_missing");
-  assert.deepEqual(await storedPathsOf(pending[0].id), []);
+  assert.deepEqual(await storedPathsOf(stack, pending[0].id), []);
   await page.close();
 });
 
 test("503s the stack injects, from the API (with Retry-After) and from S3, cross the real CORS rules and are retried", async () => {
-  const page = await demoPage("grace");
+  const page = await demoPage(browser, stack, "grace");
   // Faults the local stack serves (README, "The local AWS": `POST /__faults`), inside the API's
   // and the bucket's CORS layers: the preflights are the rules' own, the errors carry their
   // headers, and the API's CORS rule exposes Retry-After. The API answers 503 `unavailable` with
@@ -330,7 +275,7 @@ test("the bucket's CORS rules: a page from an unlisted origin cannot PUT, and ne
   );
   assert.equal(apiFromForeign, "TypeError");
 
-  const demo = await demoPage("heidi");
+  const demo = await demoPage(browser, stack, "heidi");
   demo.expectConsole(/has been blocked by CORS policy/, blocked);
   demo.expectConsole(/Failed to load resource: net::ERR_FAILED/, blocked);
   const withExtraHeader = await reserve();
@@ -346,7 +291,7 @@ test("the bucket's CORS rules: a page from an unlisted origin cannot PUT, and ne
 });
 
 test("Uppy's Dashboard uploads two files through the adapter and both become available", async () => {
-  const page = await demoPage("ivan", "uppy.html");
+  const page = await demoPage(browser, stack, "ivan", "uppy.html");
   await page.setInputFiles(".uppy-Dashboard-input >> nth=0", [
     { name: "first.txt", mimeType: "text/plain", buffer: Buffer.from("first file\n") },
     { name: "second.png", mimeType: "image/png", buffer: randomBytes(64 * 1024) },
@@ -366,90 +311,10 @@ test("Uppy's Dashboard uploads two files through the adapter and both become ava
   await page.close();
 });
 
-test("a file above the multipart threshold goes in 5 MiB parts; the page reloads halfway and resume sends only what S3 lacks; the bytes come back identical", async () => {
-  const size = 30 * MIB;
-  const seed = 1313;
-  const page = await demoPage("judy");
-  // Slow the page's uploads so the reload lands while parts are still to be sent.
-  const cdp = await throttleUploads(page, 16 * MIB);
-  let reservation = null;
-  await page.exposeFunction("recordReservation", (value) => {
-    reservation = value;
-  });
-  const reloaded = page.waitForEvent("load");
-  await page.evaluate(
-    ({ source, size, seed }) => {
-      const pattern = new Function(`return (${source})`)();
-      const blob = new Blob([pattern(size, seed)], { type: "application/pdf" });
-      let reloading = false;
-      // Not awaited: the page goes away half way through.
-      window.presignGateDemo.gate
-        .upload(blob, {
-          filename: "movie.pdf",
-          concurrency: 1,
-          onReserved: (file, upload) => window.recordReservation({ id: file.id, upload }),
-          onProgress: ({ loaded, total }) => {
-            if (!reloading && loaded >= total / 2) {
-              reloading = true;
-              location.reload();
-            }
-          },
-        })
-        .catch(() => {});
-    },
-    { source: patternBytes.toString(), size, seed },
-  );
-  await reloaded;
-  await cdp.send("Network.emulateNetworkConditions", NETWORK_UNTHROTTLED);
-  await cdp.detach();
-
-  assert.ok(reservation, "the reservation was made before the reload");
-  assert.equal(reservation.upload.method, "MULTIPART");
-  assert.equal(reservation.upload.partSize, 5 * MIB);
-  assert.equal(reservation.upload.partCount, 6);
-  const asJudy = apiAs(stack.apiUrl, "judy");
-  const before = await asJudy("GET", `/files/${reservation.id}/parts`);
-  assert.equal(before.status, 200);
-  const storedBefore = before.body.parts.map((part) => part.partNumber).sort((a, b) => a - b);
-  assert.ok(storedBefore.length > 0 && storedBefore.length < 6, `parts stored before the reload: ${storedBefore}`);
-  assert.equal((await asJudy("GET", `/files/${reservation.id}`)).body.file.status, "pending");
-
-  // After the reload: the pending file is listed with a way to resume it; the page resumes.
-  await page.waitForFunction(() => window.presignGateDemo?.gate);
-  await page.locator("[data-testid=file-row]", { hasText: "movie.pdf" }).locator("[data-testid=resume]").waitFor();
-  const sentParts = [];
-  page.on("request", (request) => {
-    const url = new URL(request.url());
-    if (request.method() === "PUT" && url.searchParams.has("partNumber")) sentParts.push(Number(url.searchParams.get("partNumber")));
-  });
-  const resumed = await page.evaluate(
-    async ({ source, size, seed, id }) => {
-      const pattern = new Function(`return (${source})`)();
-      const blob = new Blob([pattern(size, seed)], { type: "application/pdf" });
-      const progress = [];
-      const file = await window.presignGateDemo.gate.resume(id, blob, { onProgress: (p) => progress.push(p.loaded) });
-      return { file, progress };
-    },
-    { source: patternBytes.toString(), size, seed, id: reservation.id },
-  );
-  assert.equal(resumed.file.status, "available");
-  assert.equal(resumed.file.size, size);
-  assert.deepEqual(
-    sentParts.sort((a, b) => a - b),
-    [1, 2, 3, 4, 5, 6].filter((n) => !storedBefore.includes(n)),
-    "resume sent only the parts S3 lacked",
-  );
-  assert.equal(resumed.progress[0], storedBefore.length * 5 * MIB, "progress starts from what S3 holds");
-  assert.equal(resumed.progress.at(-1), size);
-  assert.equal(await downloadedSha256(page, reservation.id), sha256Hex(patternBytes(size, seed)));
-  assert.deepEqual(page.pageErrors, []);
-  await page.close();
-});
-
 test("Uppy's Dashboard uploads a file above the threshold in the server's parts", async () => {
   const size = 12 * MIB;
   const bytes = Buffer.from(patternBytes(size, 77));
-  const page = await demoPage("kim", "uppy.html");
+  const page = await demoPage(browser, stack, "kim", "uppy.html");
   const partPuts = [];
   page.on("request", (request) => {
     const url = new URL(request.url());
@@ -508,7 +373,7 @@ test("the demo takes ?api= only for a loopback API and stores no API URL, so no 
 });
 
 test("the console collector sees what it is for: a refused unsafe header fails a test even when expected", async () => {
-  const page = await demoPage("zoe");
+  const page = await demoPage(browser, stack, "zoe");
   page.expectConsole(/Refused to set unsafe header/, "expecting it must not let it pass");
   await page.evaluate(() => {
     const xhr = new XMLHttpRequest();

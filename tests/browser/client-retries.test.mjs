@@ -6,24 +6,13 @@ import { randomBytes } from "node:crypto";
 
 import { sha256Base64 } from "../../client/sha256.js";
 import {
-  FILE_ID, EXPIRED_TOKEN, fakeApi, fakeXhr, forbidLogging, gate, json, multipartApi, partOf, reservation,
+  FILE_ID, EXPIRED_TOKEN, atTime, fakeApi, fakeXhr, forbidLogging, gate, json, multipartApi, partOf, reservation,
 } from "./fakes.mjs";
 
 forbidLogging();
 
 const SLOW_DOWN = { body: "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>" };
 const available = () => json(200, { file: { id: FILE_ID, status: "available" } });
-
-/** Runs `fn` with `Date.now()` fixed at `now` (the client's expiry guards read it). */
-async function atTime(now, fn) {
-  const realNow = Date.now;
-  Date.now = () => now;
-  try {
-    return await fn();
-  } finally {
-    Date.now = realNow;
-  }
-}
 
 /** A PUT reservation whose URL expires at `expiresAt` (ms). */
 function putReservation(blob, expiresAt) {

@@ -150,19 +150,29 @@ export function fakeXhr(script) {
       assert.ok(step, "unexpected PUT");
       queueMicrotask(() => step(this));
     }
-    /** S3's answer; `headers` as S3 sends them, whether or not a page may read them. */
-    answer(status, { body = "", headers = {} } = {}) {
+    /**
+     * S3's answer; `headers` as S3 sends them, whether or not a page may read them. A browser
+     * reports the whole body sent first, unless `progressed: false`.
+     */
+    answer(status, { body = "", headers = {}, progressed = true } = {}) {
       this.status = status;
       this.responseText = body;
       this.#responseHeaders = headers;
-      this.upload.onprogress?.({ lengthComputable: true, loaded: this.body.size, total: this.body.size });
+      if (progressed) this.upload.onprogress?.({ lengthComputable: true, loaded: this.body.size, total: this.body.size });
       this.onload?.();
     }
     fail() {
       this.onerror?.();
     }
-    progress(loaded) {
-      this.upload.onprogress?.({ lengthComputable: true, loaded, total: this.body.size });
+    timeout() {
+      this.ontimeout?.();
+    }
+    /** The browser ended the request itself (a navigation, a closed page): no abort of ours. */
+    abortedByBrowser() {
+      this.onabort?.();
+    }
+    progress(loaded, { lengthComputable = true } = {}) {
+      this.upload.onprogress?.({ lengthComputable, loaded, total: lengthComputable ? this.body.size : 0 });
     }
   }
   return { XMLHttpRequest: FakeXMLHttpRequest, requests, refused, unsafeReads };
@@ -192,8 +202,11 @@ export function gate(fetch, XMLHttpRequest, extra = {}) {
 export const EXPIRED_TOKEN = "<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>";
 export const REQUEST_EXPIRED = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>";
 
-/** A fake API for a multipart upload of `blob` in parts of `partSize`, answering by route. */
-export function multipartApi(blob, { partSize, stored = [], status = "pending", urlLifetimeMs = 300_000, urlExpiresAt, partSha256 = false, uploadExpiresAt } = {}) {
+/**
+ * A fake API for a multipart upload of `blob` in parts of `partSize`, answering by route.
+ * `reportsPartSha256: false` is a server too old to say whether parts carry a SHA-256.
+ */
+export function multipartApi(blob, { partSize, stored = [], status = "pending", urlLifetimeMs = 300_000, urlExpiresAt, partSha256 = false, uploadExpiresAt, reportsPartSha256 = true } = {}) {
   const partCount = Math.max(1, Math.ceil(blob.size / partSize));
   // As the server: whether parts carry a SHA-256 is fixed by the reservation, and a part that
   // differs is refused (S3 would refuse its upload).
@@ -213,13 +226,16 @@ export function multipartApi(blob, { partSize, stored = [], status = "pending", 
           method: "MULTIPART",
           partSize,
           partCount,
-          partSha256: hashedParts,
+          ...(reportsPartSha256 ? { partSha256: hashedParts } : {}),
           expiresAt: uploadExpiresAt ?? new Date(Date.now() + 86_400_000).toISOString(),
         },
       });
     }
     if (init.method === "POST" && path === `/files/${FILE_ID}/parts`) {
-      assert.ok(body.parts.length >= 1 && body.parts.length <= 100, `a batch of ${body.parts.length}`);
+      // README, "POST /files/{id}/parts": 1 to 100 parts a request, else 400 invalid_request.
+      if (!(body.parts.length >= 1 && body.parts.length <= 100)) {
+        return json(400, { error: { code: "invalid_request", message: `a batch of ${body.parts.length} parts` } });
+      }
       for (const part of body.parts) {
         if (Boolean(part.sha256) !== hashedParts) {
           return json(400, { error: { code: "invalid_request", message: `partNumber ${part.partNumber}: sha256 differs from partSha256` } });
@@ -240,7 +256,7 @@ export function multipartApi(blob, { partSize, stored = [], status = "pending", 
       });
     }
     if (init.method === "GET" && path === `/files/${FILE_ID}/parts`) {
-      return json(200, { partSize, partCount, partSha256: hashedParts, parts: stored });
+      return json(200, { partSize, partCount, ...(reportsPartSha256 ? { partSha256: hashedParts } : {}), parts: stored });
     }
     if (init.method === "GET" && path === `/files/${FILE_ID}`) {
       return json(200, { file: { id: FILE_ID, size: blob.size, status } });
@@ -256,6 +272,17 @@ export function multipartApi(blob, { partSize, stored = [], status = "pending", 
     throw new Error(`unexpected API call ${init.method} ${path}`);
   });
   return { fetch, log, partCount };
+}
+
+/** Runs `fn` with `Date.now()` fixed at `now` (the client's expiry guards and URL margins read it). */
+export async function atTime(now, fn) {
+  const realNow = Date.now;
+  Date.now = () => now;
+  try {
+    return await fn();
+  } finally {
+    Date.now = realNow;
+  }
 }
 
 export const partOf = (xhr) => Number(new URL(xhr.url).searchParams.get("partNumber"));

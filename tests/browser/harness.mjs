@@ -11,6 +11,8 @@ import { createServer as createNetServer } from "node:net";
 
 import { chromium } from "playwright-core";
 
+import { localS3 } from "./local-s3.mjs";
+
 export const REPO = resolve(import.meta.dirname, "../..");
 export const ARTIFACTS = join(REPO, "target/browser-artifacts");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -80,7 +82,8 @@ export async function startLocalStack(extraEnv = {}) {
   };
   try {
     const { apiUrl, demoUrl } = await ready;
-    return { apiUrl, demoUrl: new URL(demoUrl), dataDir, stop, output: () => output, faults: faultControl(new URL("/__faults", demoUrl)) };
+    const s3 = await localS3(`http://127.0.0.1:${env.S3_PORT}`, env.LOCAL_AWS_BIN, REPO);
+    return { apiUrl, demoUrl: new URL(demoUrl), dataDir, stop, output: () => output, faults: faultControl(new URL("/__faults", demoUrl)), s3 };
   } catch (error) {
     await stop().catch(() => {});
     throw error;
