@@ -1,6 +1,7 @@
 //! The DynamoDB adapter of `OwnershipStore`: the operations. How records and the ledger are
 //! stored is in `item` and `ledger`, how a transaction is run and retried in `transaction`.
 
+mod grants;
 mod item;
 mod ledger;
 mod transaction;
@@ -12,6 +13,7 @@ use aws_sdk_dynamodb::types::{
 };
 use time::OffsetDateTime;
 
+pub use grants::SHARED_PREFIX;
 pub use item::attr;
 use item::{build_error, from_item, key, n, s, to_item};
 use ledger::{
@@ -540,15 +542,28 @@ impl OwnershipStore for DynamoDbOwnershipStore {
         let delete = TransactWriteItem::builder().delete(delete).build();
         match record.status {
             FileStatus::Pending => self.release(record, delete).await,
+            // A file never shared goes with its ledger change alone. One that was shared (its
+            // grant version is there) goes with its grants (`delete_shared`).
             FileStatus::Available => {
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(&record.owner, record.id)))
+                    .condition_expression(
+                        "#status = :status AND attribute_not_exists(#grantVersion)",
+                    )
+                    .expression_attribute_names("#status", attr::STATUS)
+                    .expression_attribute_names("#grantVersion", grants::GRANT_VERSION)
+                    .expression_attribute_values(":status", s(record.status.as_str()))
+                    .build()
+                    .map_err(build_error)?;
                 let items = vec![
-                    delete,
+                    TransactWriteItem::builder().delete(delete).build(),
                     self.ledger_update(record, LedgerChange::FileRemoved)?,
                 ];
-                Ok(match self.transact(items).await? {
-                    Outcome::Committed => Transition::Applied,
-                    Outcome::ConditionFailed(_) => Transition::Stale,
-                })
+                match self.transact(items).await? {
+                    Outcome::Committed => Ok(Transition::Applied),
+                    Outcome::ConditionFailed(_) => self.delete_shared(record).await,
+                }
             }
             // A rejected record holds nothing in the ledger any more.
             FileStatus::Rejected => {
