@@ -168,20 +168,6 @@ pub(super) fn grants_from_item(item: &Item) -> Result<FileGrants, AppError> {
 }
 
 impl DynamoDbOwnershipStore {
-    /// The record's item, read consistently.
-    async fn record_item(&self, owner: &OwnerId, id: FileId) -> Result<Option<Item>, AppError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(owner, id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend_error)?;
-        Ok(output.item)
-    }
-
     fn delete_entry(
         &self,
         record: &FileRecord,

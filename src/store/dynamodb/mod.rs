@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 pub use grants::SHARED_PREFIX;
 pub use item::attr;
-use item::{build_error, from_item, key, n, s, to_item};
+use item::{Item, build_error, from_item, key, n, s, to_item};
 use ledger::{
     TALLY_BYTES, TALLY_COUNT, ledger_from_item, ledger_key, ledger_to_item,
     legacy_pending_attribute, tally_attribute,
@@ -290,6 +290,20 @@ impl DynamoDbOwnershipStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// The item of `owner`'s record of `id` (with its grants), read consistently.
+    async fn record_item(&self, owner: &OwnerId, id: FileId) -> Result<Option<Item>, AppError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(owner, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend_error)?;
+        Ok(output.item)
+    }
+
     /// The owner's ledger and its version, `None` when it has no ledger item yet.
     async fn read_ledger(&self, owner: &OwnerId) -> Result<(Ledger, Option<u64>), AppError> {
         let output = self
@@ -388,16 +402,8 @@ impl OwnershipStore for DynamoDbOwnershipStore {
     }
 
     async fn get(&self, owner: &OwnerId, id: FileId) -> Result<Option<FileRecord>, AppError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(owner, id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend_error)?;
-        output.item.map(|item| from_item(&item)).transpose()
+        let item = self.record_item(owner, id).await?;
+        item.map(|item| from_item(&item)).transpose()
     }
 
     async fn get_many(&self, owner: &OwnerId, ids: &[FileId]) -> Result<Vec<FileRecord>, AppError> {
