@@ -289,3 +289,32 @@ async fn the_shared_listing_is_newest_first_and_pages() {
         .await;
     assert_eq!(forged.status, StatusCode::BAD_REQUEST, "{forged:?}");
 }
+
+/// A grant and a delete of the same file at once, on the real store: whichever commits first,
+/// no entry is left in the grantee's partition and no URL is signed (the grant's transaction
+/// requires the record, the delete's requires the grant version it read).
+#[tokio::test]
+async fn a_grant_racing_a_delete_leaves_no_entry() {
+    let standins = StandIns::start().await;
+    let api = standins.api();
+    for round in 0..5 {
+        let id = api.stored_file("alice", "r.txt", "text/plain", BODY).await;
+        let grantee = format!("racer-{round}");
+        let path = format!("/files/{id}");
+        let (granted, deleted) = tokio::join!(
+            grant(&api, "alice", &id, json!({ "grantee": grantee })),
+            api.call("DELETE", &path, Some("alice"), None)
+        );
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{deleted:?}");
+        assert!(
+            [StatusCode::CREATED, StatusCode::NOT_FOUND].contains(&granted.status),
+            "{granted:?}"
+        );
+        assert!(
+            entries_of(&standins, &grantee).await.is_empty(),
+            "round {round}"
+        );
+        let answer = shared_download(&api, &grantee, "alice", &id).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{answer:?}");
+    }
+}
