@@ -1,5 +1,6 @@
 //! `make bench-capacity`: the DynamoDB capacity units each operation on a reservation costs, with
-//! 1, 20 and 1,000 of the owner's reservations pending, on the local stack (local-aws before
+//! 1, 20 and 1,000 of the owner's reservations pending, and each sharing operation with 1 and 25
+//! grants on the file (`sharing`), on the local stack (local-aws before
 //! moto's DynamoDB, as the integration tests run it).
 //!
 //! moto reports no consumed capacity, so the units are computed from the sizes of the items each
@@ -20,8 +21,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use presign_gate::domain::{FileId, FileRecord, NewUpload, OwnerId, QuotaLimits};
-use presign_gate::store::{OwnershipStore, attr};
+use presign_gate::domain::{
+    FileId, FileRecord, FileStatus, Grant, NewUpload, OwnerId, QuotaLimits,
+};
+use presign_gate::store::{GrantStore, OwnershipStore, SHARED_PREFIX, attr};
 use presign_gate_test_support::{Role, StandIns, TABLE};
 use time::OffsetDateTime;
 
@@ -241,6 +244,124 @@ where
     }
 }
 
+/// A sub as long as Cognito's.
+fn sub(n: usize) -> OwnerId {
+    OwnerId::parse(&format!("{n:08}-1b3f-4e5a-9c7d-0f1e2d3c4b5a")).expect("a sub")
+}
+
+/// The sharing operations on an available file of `owner`'s that has `grants` grants (the
+/// last one made by the operation measured), one row each: the record's item, then the entries.
+async fn sharing(standins: &StandIns, grants: usize) -> Vec<Row> {
+    let table = Table { standins };
+    let api = standins.store_as(Role::Api);
+    let owner = OwnerId::parse(&format!("sharer-{grants}")).expect("an owner");
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("now");
+    let mut record = reservation(&owner, now, Duration::from_secs(3600));
+    api.reserve(&record, &LIMITS, now).await.expect("reserve");
+    api.mark_available(&record, "\"etag\"", now, &LIMITS)
+        .await
+        .expect("confirm");
+    record.status = FileStatus::Available;
+    record.purge_at = None;
+    let grant = |n: usize| Grant {
+        grantee: sub(n),
+        granted_at: now,
+        expires_at: Some(now + time::Duration::days(7)),
+    };
+    let mut written = Vec::new();
+    for n in 0..grants - 1 {
+        let (_, read) = api
+            .get_with_grants(&owner, record.id)
+            .await
+            .expect("read")
+            .expect("record");
+        written.push(grant(n));
+        api.write_grants(&record, &read, &written)
+            .await
+            .expect("grant");
+    }
+    // Every grant here is made at `now`: the entries' keys differ by partition only.
+    let entry_key = format!(
+        "{SHARED_PREFIX}{:012}#{}#{}",
+        now.unix_timestamp(),
+        record.id,
+        owner.as_str()
+    );
+    let last = sub(grants - 1);
+    let mut rows = Vec::new();
+
+    let before = table.record(&record).await;
+    let (_, read) = api
+        .get_with_grants(&owner, record.id)
+        .await
+        .expect("read")
+        .expect("record");
+    written.push(grant(grants - 1));
+    api.write_grants(&record, &read, &written)
+        .await
+        .expect("grant");
+    let after = table.record(&record).await;
+    let entry = table.raw(&last, &entry_key).await;
+    assert!(entry.is_some(), "the grantee's entry");
+    rows.push(Row {
+        operation: "grant (consistent GetItem of the record; a transaction: Update record, Put entry)",
+        ledger_bytes: item_size(after.as_ref()),
+        reads: read_units(before.as_ref()),
+        writes: 2 * (write_units(before.as_ref(), after.as_ref()) + write_units(None, entry.as_ref())),
+    });
+    rows.push(Row {
+        operation: "list grants, or a shared download URL (consistent GetItem of the record)",
+        ledger_bytes: item_size(after.as_ref()),
+        reads: read_units(after.as_ref()),
+        writes: 0,
+    });
+    rows.push(Row {
+        operation: "GET /shared, a page of one entry (consistent Query)",
+        ledger_bytes: item_size(entry.as_ref()),
+        reads: read_units(entry.as_ref()),
+        writes: 0,
+    });
+
+    let before = after;
+    let (_, read) = api
+        .get_with_grants(&owner, record.id)
+        .await
+        .expect("read")
+        .expect("record");
+    written.pop();
+    api.write_grants(&record, &read, &written)
+        .await
+        .expect("revoke");
+    let after = table.record(&record).await;
+    rows.push(Row {
+        operation: "revoke (consistent GetItem of the record; a transaction: Update record, Delete entry)",
+        ledger_bytes: item_size(after.as_ref()),
+        reads: read_units(before.as_ref()),
+        writes: 2 * (write_units(before.as_ref(), after.as_ref()) + write_units(entry.as_ref(), None)),
+    });
+
+    // Deleting the shared file: a first transaction refused (its record is shared), a read, and
+    // the transaction with every entry. A refused transaction is charged as if it wrote.
+    let ledger_before = table.ledger(&owner).await;
+    let before = after;
+    let entries = written.len();
+    let outcome = api.delete(&record).await.expect("delete");
+    assert_eq!(format!("{outcome:?}"), "Applied");
+    let ledger_after = table.ledger(&owner).await;
+    let ledger_units = write_units(ledger_before.as_ref(), ledger_after.as_ref());
+    let record_units = write_units(before.as_ref(), None);
+    rows.push(Row {
+        operation: "delete a shared file (refused transaction, consistent GetItem, transaction: Delete record, Update ledger, Delete each entry)",
+        ledger_bytes: item_size(before.as_ref()),
+        reads: read_units(before.as_ref()),
+        writes: 2 * (record_units + ledger_units)
+            + 2 * (record_units + ledger_units + entries * write_units(entry.as_ref(), None)),
+    });
+    rows
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes `--bench`; nothing here takes arguments.
@@ -258,4 +379,14 @@ async fn main() {
     println!(
         "\nA lapsed reservation costs nothing when it lapses: no write happens at its purge time."
     );
+    println!("\n| grants | operation | item read or written (bytes) | read units | write units |");
+    println!("| ---: | --- | ---: | ---: | ---: |");
+    for grants in [1, 25] {
+        for row in sharing(&standins, grants).await {
+            println!(
+                "| {grants} | {} | {} | {} | {} |",
+                row.operation, row.ledger_bytes, row.reads, row.writes
+            );
+        }
+    }
 }

@@ -41,6 +41,10 @@ pub enum AppError {
     /// `complete` of a multipart reservation past its `expiresAt`: its upload has been aborted.
     #[error("{0}")]
     ReservationLapsed(String),
+    /// A request that cannot be done to the file as it is (a grant to oneself, or past the
+    /// limit of grants); the message says why.
+    #[error("{0}")]
+    Conflict(String),
     /// The uploaded object did not match the reservation and was deleted.
     #[error("upload rejected: {0}")]
     UploadRejected(String),

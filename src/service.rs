@@ -19,6 +19,7 @@ use crate::error::AppError;
 use crate::store::{OwnershipStore, Transition};
 
 mod abort;
+mod grants;
 mod idempotency;
 mod multipart;
 mod reconcile;

@@ -5,7 +5,7 @@
 //!
 //! The API samples share one caller and one file id. The test seeds that file (a pending record
 //! and its uploaded object), then sends the samples in the order of `API_SAMPLES`, which walks the
-//! file through its life: read, confirm, download, delete.
+//! file through its life: read, confirm, download, share, delete.
 
 use presign_gate_test_support as support;
 
@@ -43,6 +43,13 @@ const API_SAMPLES: &[(&str, u16)] = &[
     ("http-api/download-url-not-owner.json", 404),
     ("rest-api/get-file-cognito.json", 200),
     ("http-api/download-urls.json", 200),
+    // The file shared with the other caller: listed for both, downloadable by the grantee, and
+    // revoked again.
+    ("http-api/grant-file.json", 201),
+    ("http-api/list-grants.json", 200),
+    ("http-api/list-shared.json", 200),
+    ("http-api/shared-download-url.json", 200),
+    ("http-api/revoke-grant.json", 204),
     ("http-api/list-files.json", 200),
     ("http-api/get-usage.json", 200),
     ("http-api/delete-file.json", 204),

@@ -7,12 +7,13 @@
 //! in-memory fakes; `tests/store.rs` shows the record's condition in DynamoDB refusing a repeat.
 
 use presign_gate::domain::{
-    ExpiryPolicy, FileId, FileRecord, IdempotencyKey, Ledger, OwnerId, QuotaLimits, UploadPolicy,
+    ExpiryPolicy, FileGrants, FileId, FileRecord, Grant, IdempotencyKey, Ledger, OwnerId,
+    QuotaLimits, UploadPolicy,
 };
 use presign_gate::error::AppError;
 use presign_gate::http::Api;
 use presign_gate::service::FileService;
-use presign_gate::store::{OwnershipStore, Transition};
+use presign_gate::store::{GrantStore, OwnershipStore, Transition};
 use presign_gate_test_support::fakes::{FakeBucket, FakeStore, pair};
 use presign_gate_test_support::{Answer, TestApi, http_api_event};
 use serde_json::{Value, json};
@@ -22,7 +23,7 @@ const MIB: u64 = 1024 * 1024;
 
 /// The API over the fakes (through `S`, the fake store or a wrapper of it), text up to 1 TiB,
 /// multipart from 100 MiB or when asked, at most `max_pending` reservations waiting at once.
-fn api_over<S: OwnershipStore>(
+fn api_over<S: OwnershipStore + GrantStore>(
     store: S,
     bucket: FakeBucket,
     max_pending: u32,
@@ -48,7 +49,7 @@ fn body(filename: &str, size: u64, multipart: bool) -> Value {
 }
 
 /// `POST /uploads` by `caller` with `body`, and the `Idempotency-Key` header when given.
-async fn reserve<S: OwnershipStore>(
+async fn reserve<S: OwnershipStore + GrantStore>(
     api: &TestApi<S, FakeBucket>,
     caller: &str,
     key: Option<&str>,
@@ -217,6 +218,33 @@ async fn a_malformed_key_is_a_400_and_reserves_nothing() {
 struct FirstReadMisses {
     store: FakeStore,
     missed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Grants pass through: this store only changes how the first record read goes.
+impl GrantStore for FirstReadMisses {
+    async fn get_with_grants(
+        &self,
+        owner: &OwnerId,
+        id: FileId,
+    ) -> Result<Option<(FileRecord, FileGrants)>, AppError> {
+        self.store.get_with_grants(owner, id).await
+    }
+    async fn write_grants(
+        &self,
+        record: &FileRecord,
+        read: &FileGrants,
+        grants: &[Grant],
+    ) -> Result<Transition, AppError> {
+        self.store.write_grants(record, read, grants).await
+    }
+    async fn shared_with(
+        &self,
+        grantee: &OwnerId,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<presign_gate::domain::SharedFile>, Option<String>), AppError> {
+        self.store.shared_with(grantee, limit, after).await
+    }
 }
 
 impl OwnershipStore for FirstReadMisses {

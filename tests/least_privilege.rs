@@ -19,7 +19,7 @@ use support::*;
 use time::OffsetDateTime;
 
 /// Everything each function does on the stand-ins, as its own role: the API's single and
-/// multipart uploads, downloads, listings and deletes; the events function's confirmation and
+/// multipart uploads, downloads, listings, grants and deletes; the events function's confirmation and
 /// rejection; a reconciliation run.
 async fn every_function_at_work(standins: &StandIns) {
     Box::pin(the_api_at_work(standins)).await;
@@ -34,6 +34,23 @@ async fn the_api_at_work(standins: &StandIns) {
     let url = download.body["url"].as_str().expect("a download URL");
     let got = http_client().get(url).send().await.expect("GET the URL");
     assert_eq!(got.status(), 200);
+    // Sharing: a grant, the grantee's listing and download. The file is deleted below with its
+    // grant, in one transaction with the grantee's entry.
+    let granted = Box::pin(api.call(
+        "POST",
+        &format!("/files/{stored}/grants"),
+        Some("alice"),
+        Some(json!({ "grantee": "bob" })),
+    ))
+    .await;
+    assert_eq!(granted.status, StatusCode::CREATED, "{granted:?}");
+    for path in [
+        "/shared".to_owned(),
+        format!("/shared/alice/{stored}/download-url"),
+    ] {
+        let answer = Box::pin(api.call("GET", &path, Some("bob"), None)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {answer:?}");
+    }
     for (method, path, body) in [
         ("GET", "/files".to_owned(), None),
         ("GET", "/usage".to_owned(), None),

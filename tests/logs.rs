@@ -37,7 +37,7 @@ async fn send<S, B>(
     body: Option<Value>,
 ) -> Answer
 where
-    S: presign_gate::store::OwnershipStore,
+    S: presign_gate::store::OwnershipStore + presign_gate::store::GrantStore,
     B: presign_gate::bucket::UrlSigner + presign_gate::bucket::ObjectStorage,
 {
     let mut event = HttpApiEvent::new(method, path)

@@ -4,6 +4,7 @@
 
 mod disposition;
 mod file;
+mod grant;
 mod idempotency;
 mod lifecycle;
 mod multipart;
@@ -13,6 +14,7 @@ mod quota;
 
 pub use disposition::{Disposition, content_disposition};
 pub use file::{FileId, FileRecord, FileStatus, ObjectKey, format_timestamp, parse_timestamp};
+pub use grant::{FileGrants, Grant, MAX_GRANTS_PER_FILE, SharedFile};
 pub use idempotency::{IdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN};
 pub use lifecycle::{LIFECYCLE_ABORT_DAYS, lifecycle_abort_by};
 pub use multipart::{

@@ -6,6 +6,7 @@ mod identity;
 mod lambda;
 mod response;
 pub mod routes;
+mod sharing;
 
 use lambda_http::http::{HeaderName, StatusCode};
 use lambda_http::request::RequestContext;
@@ -26,7 +27,7 @@ use crate::deadline::{Deadline, REQUEST_MARGIN};
 use crate::domain::{Disposition, FileId, IdempotencyKey, OwnerId, PartsRequest, UploadRequest};
 use crate::error::AppError;
 use crate::service::{FileService, UploadInstructions};
-use crate::store::OwnershipStore;
+use crate::store::{GrantStore, OwnershipStore};
 
 /// Request bodies are a few hundred bytes of JSON; anything near this is not a real client.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -93,7 +94,7 @@ struct UploadUrlBody {
 
 impl<S, B> Api<S, B>
 where
-    S: OwnershipStore,
+    S: OwnershipStore + GrantStore,
     B: UrlSigner + ObjectStorage,
 {
     pub fn new(files: FileService<S, B>, dev_user_header: Option<HeaderName>) -> Self {
@@ -122,6 +123,7 @@ where
             action = field::Empty,
             caller = field::Empty,
             file_id = field::Empty,
+            owner = field::Empty,
         );
         async {
             let response = match deadline.bound(self.dispatch(&request)).await {
@@ -149,13 +151,14 @@ where
 
     async fn dispatch(&self, request: &Request) -> Result<Response<Body>, AppError> {
         let path = route_path(request);
-        let (action, id) = routes::resolve(request.method().as_str(), &path)?;
+        let (action, params) = routes::resolve(request.method().as_str(), &path)?;
         let span = Span::current();
         span.record("action", action.name());
         let caller = identity::caller(request, self.dev_user_header.as_ref())?;
         span.record("caller", caller.as_str());
         // Anything that is not an id this server could have issued is simply not found.
-        let id = id
+        let id = params
+            .id
             .map(|text| FileId::parse(text).ok_or(AppError::NotFound))
             .transpose()?;
         if let Some(id) = id {
@@ -187,6 +190,17 @@ where
             }
             Action::PresignParts => self.presign_parts(&caller, id()?, request).await,
             Action::PresignUpload => self.presign_upload(&caller, id()?, request).await,
+            Action::GrantFile => self.grant_file(&caller, id()?, request).await,
+            Action::ListGrants => self.list_grants(&caller, id()?).await,
+            Action::RevokeGrant => {
+                self.revoke_grant(&caller, id()?, param(params.grantee)?)
+                    .await
+            }
+            Action::ListShared => self.list_shared(&caller, request).await,
+            Action::PresignSharedDownload => {
+                self.presign_shared_download(&caller, param(params.owner)?, id()?, request)
+                    .await
+            }
             Action::ListParts => {
                 let (plan, parts) = self.files.uploaded_parts(&caller, id()?).await?;
                 let parts: Vec<UploadedPartView> = parts.iter().map(UploadedPartView::of).collect();
@@ -281,18 +295,7 @@ where
         caller: &OwnerId,
         request: &Request,
     ) -> Result<Response<Body>, AppError> {
-        let limit = match single_query_value(request, "limit")? {
-            None => DEFAULT_PAGE_SIZE,
-            Some(text) => text
-                .parse::<u32>()
-                .ok()
-                .filter(|limit| (1..=MAX_PAGE_SIZE).contains(limit))
-                .ok_or_else(|| {
-                    AppError::invalid(format!(
-                        "limit must be a whole number from 1 to {MAX_PAGE_SIZE}"
-                    ))
-                })?,
-        };
+        let limit = page_limit(request)?;
         let after = single_query_value(request, "nextToken")?
             .map(|token| {
                 page_token::decode(token).ok_or_else(|| AppError::invalid("nextToken is not valid"))
@@ -358,16 +361,7 @@ where
         id: FileId,
         request: &Request,
     ) -> Result<Response<Body>, AppError> {
-        let expires_in = single_query_value(request, "expiresIn")?
-            .map(|text| {
-                text.parse::<u64>()
-                    .map_err(|_| AppError::invalid("expiresIn must be a whole number of seconds"))
-            })
-            .transpose()?;
-        let disposition = single_query_value(request, "disposition")?
-            .map(parse_disposition)
-            .transpose()?
-            .unwrap_or_default();
+        let (expires_in, disposition) = download_options(request)?;
         let url = self
             .files
             .presign_download(caller, id, expires_in, disposition)
@@ -375,6 +369,42 @@ where
         tracing::info!(expires_at = %url.expires_at, "download URL issued");
         json(StatusCode::OK, &UrlView::of(&url)?)
     }
+}
+
+/// A route's parameter other than `{id}`, which its route always has.
+fn param(value: Option<&str>) -> Result<&str, AppError> {
+    value.ok_or_else(|| AppError::Internal("route without its parameter".into()))
+}
+
+/// `limit` of a listing: `DEFAULT_PAGE_SIZE` when absent.
+fn page_limit(request: &Request) -> Result<u32, AppError> {
+    match single_query_value(request, "limit")? {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|limit| (1..=MAX_PAGE_SIZE).contains(limit))
+            .ok_or_else(|| {
+                AppError::invalid(format!(
+                    "limit must be a whole number from 1 to {MAX_PAGE_SIZE}"
+                ))
+            }),
+    }
+}
+
+/// `expiresIn` and `disposition` of a download URL request.
+fn download_options(request: &Request) -> Result<(Option<u64>, Disposition), AppError> {
+    let expires_in = single_query_value(request, "expiresIn")?
+        .map(|text| {
+            text.parse::<u64>()
+                .map_err(|_| AppError::invalid("expiresIn must be a whole number of seconds"))
+        })
+        .transpose()?;
+    let disposition = single_query_value(request, "disposition")?
+        .map(parse_disposition)
+        .transpose()?
+        .unwrap_or_default();
+    Ok((expires_in, disposition))
 }
 
 /// The request body as JSON of type `T`, within the size limit.

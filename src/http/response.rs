@@ -8,7 +8,9 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 
 use crate::bucket::PresignedRequest;
-use crate::domain::{FileRecord, QuotaLimits, UploadPolicy, UploadedPart, Usage, format_timestamp};
+use crate::domain::{
+    FileRecord, Grant, QuotaLimits, SharedFile, UploadPolicy, UploadedPart, Usage, format_timestamp,
+};
 use crate::error::AppError;
 use crate::service::UploadInstructions;
 
@@ -88,6 +90,53 @@ impl<'a> UrlView<'a> {
                 .map(|(name, value)| (name.as_str(), value.as_str()))
                 .collect(),
             expires_at: format_timestamp(request.expires_at)?,
+        })
+    }
+}
+
+/// One grant, as its owner sees it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantView<'a> {
+    grantee: &'a str,
+    granted_at: String,
+    /// `null`: until revoked.
+    expires_at: Option<String>,
+}
+
+impl<'a> GrantView<'a> {
+    pub fn of(grant: &'a Grant) -> Result<Self, AppError> {
+        Ok(Self {
+            grantee: grant.grantee.as_str(),
+            granted_at: format_timestamp(grant.granted_at)?,
+            expires_at: grant.expires_at.map(format_timestamp).transpose()?,
+        })
+    }
+}
+
+/// One file shared with the caller, in `GET /shared`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedView<'a> {
+    owner: &'a str,
+    id: String,
+    filename: &'a str,
+    content_type: &'a str,
+    size: u64,
+    granted_at: String,
+    expires_at: Option<String>,
+}
+
+impl<'a> SharedView<'a> {
+    pub fn of(shared: &'a SharedFile) -> Result<Self, AppError> {
+        Ok(Self {
+            owner: shared.owner.as_str(),
+            id: shared.id.to_string(),
+            filename: &shared.filename,
+            content_type: &shared.content_type,
+            size: shared.size,
+            granted_at: format_timestamp(shared.granted_at)?,
+            expires_at: shared.expires_at.map(format_timestamp).transpose()?,
         })
     }
 }
@@ -245,6 +294,7 @@ pub fn status_and_code(error: &AppError) -> (StatusCode, &'static str) {
             (StatusCode::CONFLICT, "upload_missing")
         }
         AppError::NotPending(_) => (StatusCode::CONFLICT, "not_pending"),
+        AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         AppError::NotSinglePut(_) => (StatusCode::CONFLICT, "not_single_put"),
         AppError::ReservationLapsed(_) => (StatusCode::CONFLICT, "reservation_lapsed"),
         AppError::UploadRejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "upload_rejected"),
@@ -353,6 +403,7 @@ mod tests {
             (AppError::NotReady, 409, "not_ready"),
             (AppError::UploadMissing, 409, "upload_missing"),
             (AppError::NotPending("done".into()), 409, "not_pending"),
+            (AppError::Conflict("self".into()), 409, "conflict"),
             (
                 AppError::NotSinglePut("parts".into()),
                 409,

@@ -16,6 +16,11 @@ pub enum Action {
     PresignParts,
     ListParts,
     PresignUpload,
+    GrantFile,
+    ListGrants,
+    RevokeGrant,
+    ListShared,
+    PresignSharedDownload,
 }
 
 impl Action {
@@ -33,6 +38,11 @@ impl Action {
             Self::PresignParts => "presign_parts",
             Self::ListParts => "list_parts",
             Self::PresignUpload => "presign_upload",
+            Self::GrantFile => "grant_file",
+            Self::ListGrants => "list_grants",
+            Self::RevokeGrant => "revoke_grant",
+            Self::ListShared => "list_shared",
+            Self::PresignSharedDownload => "presign_shared_download",
         }
     }
 }
@@ -40,7 +50,8 @@ impl Action {
 #[derive(Clone, Copy, Debug)]
 pub struct Route {
     pub method: &'static str,
-    /// API Gateway route syntax; `{id}` is the only parameter.
+    /// API Gateway route syntax. Parameters: `{id}` (a file id), `{grantee}` (a grantee's sub,
+    /// percent-encoded) and `{owner}` (an owner's sub, percent-encoded).
     pub path: &'static str,
     pub action: Action,
 }
@@ -101,18 +112,51 @@ pub const ROUTES: &[Route] = &[
         path: "/files/{id}/upload-url",
         action: Action::PresignUpload,
     },
+    Route {
+        method: "POST",
+        path: "/files/{id}/grants",
+        action: Action::GrantFile,
+    },
+    Route {
+        method: "GET",
+        path: "/files/{id}/grants",
+        action: Action::ListGrants,
+    },
+    Route {
+        method: "DELETE",
+        path: "/files/{id}/grants/{grantee}",
+        action: Action::RevokeGrant,
+    },
+    Route {
+        method: "GET",
+        path: "/shared",
+        action: Action::ListShared,
+    },
+    Route {
+        method: "GET",
+        path: "/shared/{owner}/{id}/download-url",
+        action: Action::PresignSharedDownload,
+    },
 ];
 
-/// The action for `method` on `path`, with the raw `{id}` segment when the route has one.
+/// The raw segments of a request path that a route's parameters matched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PathParams<'p> {
+    pub id: Option<&'p str>,
+    pub grantee: Option<&'p str>,
+    pub owner: Option<&'p str>,
+}
+
+/// The action for `method` on `path`, with the raw segments its parameters matched.
 /// A path no route has is `RouteNotFound`; a known path with another method, `MethodNotAllowed`.
-pub fn resolve<'p>(method: &str, path: &'p str) -> Result<(Action, Option<&'p str>), AppError> {
+pub fn resolve<'p>(method: &str, path: &'p str) -> Result<(Action, PathParams<'p>), AppError> {
     let mut allowed = Vec::new();
     for route in ROUTES {
-        let Some(id) = match_path(route.path, path) else {
+        let Some(params) = match_path(route.path, path) else {
             continue;
         };
         if route.method == method {
-            return Ok((route.action, id));
+            return Ok((route.action, params));
         }
         allowed.push(route.method);
     }
@@ -123,18 +167,28 @@ pub fn resolve<'p>(method: &str, path: &'p str) -> Result<(Action, Option<&'p st
     }
 }
 
-/// `Some(id segment)` when `path` fits `template`.
-fn match_path<'p>(template: &str, path: &'p str) -> Option<Option<&'p str>> {
+/// `Some(parameters)` when `path` fits `template`; a parameter matches one non-empty segment.
+fn match_path<'p>(template: &str, path: &'p str) -> Option<PathParams<'p>> {
     let mut template_segments = template.split('/');
     let mut path_segments = path.split('/');
-    let mut id = None;
+    let mut params = PathParams::default();
     loop {
-        match (template_segments.next(), path_segments.next()) {
-            (None, None) => return Some(id),
-            (Some("{id}"), Some(segment)) if !segment.is_empty() => id = Some(segment),
-            (Some(expected), Some(segment)) if expected == segment => {}
+        let (expected, segment) = match (template_segments.next(), path_segments.next()) {
+            (None, None) => return Some(params),
+            (Some(expected), Some(segment)) => (expected, segment),
             _ => return None,
+        };
+        let slot = match expected {
+            "{id}" => &mut params.id,
+            "{grantee}" => &mut params.grantee,
+            "{owner}" => &mut params.owner,
+            _ if expected == segment => continue,
+            _ => return None,
+        };
+        if segment.is_empty() {
+            return None;
         }
+        *slot = Some(segment);
     }
 }
 
@@ -158,40 +212,88 @@ mod tests {
         );
     }
 
+    fn id(id: &str) -> PathParams<'_> {
+        PathParams {
+            id: Some(id),
+            ..PathParams::default()
+        }
+    }
+
+    #[test]
+    fn sharing_routes_resolve_with_their_parameters() {
+        assert_eq!(
+            resolve("DELETE", "/files/abc/grants/b%40b").unwrap(),
+            (
+                Action::RevokeGrant,
+                PathParams {
+                    id: Some("abc"),
+                    grantee: Some("b%40b"),
+                    owner: None
+                }
+            )
+        );
+        assert_eq!(
+            resolve("GET", "/shared/alice/abc/download-url").unwrap(),
+            (
+                Action::PresignSharedDownload,
+                PathParams {
+                    id: Some("abc"),
+                    grantee: None,
+                    owner: Some("alice")
+                }
+            )
+        );
+        assert_eq!(
+            resolve("GET", "/shared").unwrap(),
+            (Action::ListShared, PathParams::default())
+        );
+        assert!(matches!(
+            resolve("GET", "/shared//abc/download-url"),
+            Err(AppError::RouteNotFound)
+        ));
+        match resolve("PUT", "/files/abc/grants") {
+            Err(AppError::MethodNotAllowed(allow)) => assert_eq!(allow, "POST, GET"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn routes_resolve_with_their_id() {
         assert_eq!(
             resolve("POST", "/uploads").unwrap(),
-            (Action::CreateUpload, None)
+            (Action::CreateUpload, PathParams::default())
         );
         assert_eq!(
             resolve("GET", "/files/abc").unwrap(),
-            (Action::GetFile, Some("abc"))
+            (Action::GetFile, id("abc"))
         );
         assert_eq!(
             resolve("GET", "/files/abc/download-url").unwrap(),
-            (Action::PresignDownload, Some("abc"))
+            (Action::PresignDownload, id("abc"))
         );
         assert_eq!(
             resolve("POST", "/files/abc/complete").unwrap(),
-            (Action::CompleteUpload, Some("abc"))
+            (Action::CompleteUpload, id("abc"))
         );
         assert_eq!(
             resolve("POST", "/files/download-urls").unwrap(),
-            (Action::PresignDownloads, None)
+            (Action::PresignDownloads, PathParams::default())
         );
-        assert_eq!(resolve("GET", "/usage").unwrap(), (Action::GetUsage, None));
+        assert_eq!(
+            resolve("GET", "/usage").unwrap(),
+            (Action::GetUsage, PathParams::default())
+        );
         assert_eq!(
             resolve("POST", "/files/abc/parts").unwrap(),
-            (Action::PresignParts, Some("abc"))
+            (Action::PresignParts, id("abc"))
         );
         assert_eq!(
             resolve("GET", "/files/abc/parts").unwrap(),
-            (Action::ListParts, Some("abc"))
+            (Action::ListParts, id("abc"))
         );
         assert_eq!(
             resolve("POST", "/files/abc/upload-url").unwrap(),
-            (Action::PresignUpload, Some("abc"))
+            (Action::PresignUpload, id("abc"))
         );
     }
 

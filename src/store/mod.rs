@@ -9,9 +9,11 @@ use std::future::Future;
 use time::OffsetDateTime;
 
 pub use cursor::{CURSOR_OWNER, CURSOR_SORT_KEY};
-pub use dynamodb::{DynamoDbOwnershipStore, attr};
+pub use dynamodb::{DynamoDbOwnershipStore, SHARED_PREFIX, attr};
 
-use crate::domain::{FileId, FileRecord, Ledger, OwnerId, QuotaLimits};
+use crate::domain::{
+    FileGrants, FileId, FileRecord, Grant, Ledger, OwnerId, QuotaLimits, SharedFile,
+};
 use crate::error::AppError;
 
 /// Outcome of a conditional status change.
@@ -107,4 +109,39 @@ pub trait OwnershipStore: Send + Sync {
         &self,
         record: &FileRecord,
     ) -> impl Future<Output = Result<Transition, AppError>> + Send;
+}
+
+/// Where read grants live (README, "Sharing"). A file's grants are part of its record's item, so
+/// one consistent read of the record answers both "is it available" and "may this caller have
+/// it"; each grant also has an entry in its grantee's partition, written in the same transaction,
+/// so `GET /shared` is one Query there. Deleting a record (`OwnershipStore::delete`) removes
+/// those entries in its own transaction.
+pub trait GrantStore: Send + Sync {
+    /// The record of `id` if `owner` owns it, and its grants, in one strongly consistent read.
+    fn get_with_grants(
+        &self,
+        owner: &OwnerId,
+        id: FileId,
+    ) -> impl Future<Output = Result<Option<(FileRecord, FileGrants)>, AppError>> + Send;
+
+    /// Replaces `record`'s grants `read` with `grants`, and its grantees' entries with them, in
+    /// one atomic write; only while the record is still available and its grants still at
+    /// `read.version`. `Stale` otherwise (read again and decide again).
+    fn write_grants(
+        &self,
+        record: &FileRecord,
+        read: &FileGrants,
+        grants: &[Grant],
+    ) -> impl Future<Output = Result<Transition, AppError>> + Send;
+
+    /// One page of the files shared with `grantee`, newest grant first, starting after `after`
+    /// (a token this method returned), and the token to continue after when there may be more.
+    /// Only `grantee`'s partition is ever read. Entries of expired grants are included: the
+    /// caller decides.
+    fn shared_with(
+        &self,
+        grantee: &OwnerId,
+        limit: u32,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<(Vec<SharedFile>, Option<String>), AppError>> + Send;
 }

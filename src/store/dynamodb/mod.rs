@@ -1,6 +1,7 @@
 //! The DynamoDB adapter of `OwnershipStore`: the operations. How records and the ledger are
 //! stored is in `item` and `ledger`, how a transaction is run and retried in `transaction`.
 
+mod grants;
 mod item;
 mod ledger;
 mod transaction;
@@ -12,8 +13,9 @@ use aws_sdk_dynamodb::types::{
 };
 use time::OffsetDateTime;
 
+pub use grants::SHARED_PREFIX;
 pub use item::attr;
-use item::{build_error, from_item, key, n, s, to_item};
+use item::{Item, build_error, from_item, key, n, s, to_item};
 use ledger::{
     TALLY_BYTES, TALLY_COUNT, ledger_from_item, ledger_key, ledger_to_item,
     legacy_pending_attribute, tally_attribute,
@@ -288,6 +290,20 @@ impl DynamoDbOwnershipStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// The item of `owner`'s record of `id` (with its grants), read consistently.
+    async fn record_item(&self, owner: &OwnerId, id: FileId) -> Result<Option<Item>, AppError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(owner, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend_error)?;
+        Ok(output.item)
+    }
+
     /// The owner's ledger and its version, `None` when it has no ledger item yet.
     async fn read_ledger(&self, owner: &OwnerId) -> Result<(Ledger, Option<u64>), AppError> {
         let output = self
@@ -386,16 +402,8 @@ impl OwnershipStore for DynamoDbOwnershipStore {
     }
 
     async fn get(&self, owner: &OwnerId, id: FileId) -> Result<Option<FileRecord>, AppError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(owner, id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend_error)?;
-        output.item.map(|item| from_item(&item)).transpose()
+        let item = self.record_item(owner, id).await?;
+        item.map(|item| from_item(&item)).transpose()
     }
 
     async fn get_many(&self, owner: &OwnerId, ids: &[FileId]) -> Result<Vec<FileRecord>, AppError> {
@@ -540,15 +548,28 @@ impl OwnershipStore for DynamoDbOwnershipStore {
         let delete = TransactWriteItem::builder().delete(delete).build();
         match record.status {
             FileStatus::Pending => self.release(record, delete).await,
+            // A file never shared goes with its ledger change alone. One that was shared (its
+            // grant version is there) goes with its grants (`delete_shared`).
             FileStatus::Available => {
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(&record.owner, record.id)))
+                    .condition_expression(
+                        "#status = :status AND attribute_not_exists(#grantVersion)",
+                    )
+                    .expression_attribute_names("#status", attr::STATUS)
+                    .expression_attribute_names("#grantVersion", grants::GRANT_VERSION)
+                    .expression_attribute_values(":status", s(record.status.as_str()))
+                    .build()
+                    .map_err(build_error)?;
                 let items = vec![
-                    delete,
+                    TransactWriteItem::builder().delete(delete).build(),
                     self.ledger_update(record, LedgerChange::FileRemoved)?,
                 ];
-                Ok(match self.transact(items).await? {
-                    Outcome::Committed => Transition::Applied,
-                    Outcome::ConditionFailed(_) => Transition::Stale,
-                })
+                match self.transact(items).await? {
+                    Outcome::Committed => Ok(Transition::Applied),
+                    Outcome::ConditionFailed(_) => self.delete_shared(record).await,
+                }
             }
             // A rejected record holds nothing in the ledger any more.
             FileStatus::Rejected => {

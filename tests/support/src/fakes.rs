@@ -17,14 +17,15 @@ use presign_gate::bucket::{
     PartTarget, PartsLookup, PresignedRequest, UploadTarget, UrlSigner, Validity,
 };
 use presign_gate::domain::{
-    ExpiryPolicy, FileId, FileRecord, FileStatus, Ledger, ObjectKey, OwnerId, QuotaLimits,
-    UploadPolicy, UploadedPart,
+    ExpiryPolicy, FileGrants, FileId, FileRecord, FileStatus, Ledger, ObjectKey, OwnerId,
+    QuotaLimits, UploadPolicy, UploadedPart,
 };
 use presign_gate::error::AppError;
 use presign_gate::service::FileService;
 use presign_gate::store::{OwnershipStore, ReconcileCursor, Transition};
 use time::OffsetDateTime;
 
+mod grants;
 mod listing;
 
 /// Every call the fakes answered, in order, such as `store.get` or `bucket.delete users/a/…`.
@@ -132,6 +133,8 @@ impl std::fmt::Debug for Hook {
 struct Table {
     records: BTreeMap<(String, FileId), FileRecord>,
     ledgers: BTreeMap<String, Ledger>,
+    /// Each shared record's grants, by the record's key; they go with it (see `delete`).
+    grants: BTreeMap<(String, FileId), FileGrants>,
 }
 
 impl Table {
@@ -383,6 +386,7 @@ impl OwnershipStore for FakeStore {
         let key = Self::key(&record.owner, record.id);
         let transition = match table.records.remove(&key) {
             Some(stored) if stored.status == record.status => {
+                table.grants.remove(&key);
                 match stored.status {
                     FileStatus::Pending => table.release(&stored, true, 0),
                     FileStatus::Available => {
