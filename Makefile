@@ -44,8 +44,8 @@ COLD_RUNS ?= 10
 WARM_INVOCATIONS ?= 1000
 CRITERION_ARGS ?= --warm-up-time 1 --measurement-time 3 --noplot
 
-.PHONY: help tools local-aws local test test-lanes test-debug-lane test-build lint template-checks \
-  lambda-release sam-build build deploy proptest fuzz load \
+.PHONY: help tools local-aws local test test-lanes test-debug-lints test-debug-checks test-build \
+  lint template-checks lambda-release sam-build build deploy proptest fuzz load \
   bench bench-micro bench-lambda bench-sizes vendor chromium browser-test qemu-arm64 mutants \
   bench-throughput
 
@@ -145,11 +145,12 @@ qemu-arm64:
 	fi
 	@if [ "$$(uname -m)" != aarch64 ]; then "$(QEMU_AARCH64)" --version | head -n 1; fi
 
-# `make test` builds in two lanes side by side (make -j3: the third job installs the two
-# virtualenvs at the start): the release lane (lambda-release, then sam build) and the debug lane
-# (test-debug-lane). The release lane spends most of its time in link-time optimisation, one core
-# per function, which leaves a core to the debug lane; the two lock different build directories
-# (target/<triple>/release and target/debug), so neither waits for the other. Then the tests run.
+# `make test` builds in two lanes side by side (make -j3: the third job installs the
+# virtualenvs): the release lane (lambda-release, then sam build) and the debug lane (the local
+# stand-in and the lints, then the template checks and every test build). The release lane spends
+# much of its time in link-time optimisation, one core per function, which leaves a core to the
+# debug lane; the two lock different build directories (target/<triple>/release and
+# target/debug), so neither waits for the other. Then the tests run.
 #
 # The closing line totals the results of every Rust test binary and of the browser tests, so a
 # run that executed nothing shows it. Everything runs on the build every deployment gets (no
@@ -166,14 +167,17 @@ test: tools qemu-arm64
 	  END { printf "%d passed, %d failed\n", passed, failed; exit (passed == 0 || failed > 0) }' \
 	  target/test.log target/browser-test.log
 
-test-lanes: sam-build test-debug-lane
+test-lanes: sam-build test-debug-checks
 
-# The debug lane, in order: the local stand-in, the lints, the template checks, then every build
-# the tests run (test-build). Its virtualenvs are prerequisites here, in the make that also runs
-# the release lane, so that the two lanes never install the same one at once.
-test-debug-lane: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
+# The debug lane, in order: the local stand-in and the lints, which need no virtualenv and start at
+# once; then the template checks and every build the tests run (test-build). The virtualenvs are
+# prerequisites here, in the make that also runs the release lane, so that the two lanes never
+# install the same one at once, and their installing holds up neither lane's compiling.
+test-debug-lints:
 	$(MAKE) --no-print-directory local-aws
 	$(MAKE) --no-print-directory lint
+
+test-debug-checks: test-debug-lints $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(MAKE) --no-print-directory template-checks
 	$(MAKE) --no-print-directory test-build
 
