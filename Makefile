@@ -44,7 +44,8 @@ COLD_RUNS ?= 10
 WARM_INVOCATIONS ?= 1000
 CRITERION_ARGS ?= --warm-up-time 1 --measurement-time 3 --noplot
 
-.PHONY: help tools local-aws local test lint template-checks sam-build build deploy proptest fuzz load \
+.PHONY: help tools local-aws local test test-lanes test-debug-lints test-debug-checks test-build \
+  lint template-checks lambda-release sam-build build deploy proptest fuzz load \
   bench bench-micro bench-lambda bench-sizes vendor chromium browser-test qemu-arm64 mutants \
   mutants-js bench-throughput bench-capacity
 
@@ -87,23 +88,37 @@ template-checks: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 LAMBDA_BUILD_DIR := $(CURDIR)/.aws-sam/build
 export LAMBDA_BUILD_DIR
 
-# sam build of both functions (cargo lambda, in place: incremental in target/). Uses the deployed
-# arm64 unless this machine cannot build it (scripts/lambda-arch.sh), or LAMBDA_ARCH says otherwise.
-sam-build: $(SAM_VENV)/.installed $(LOCAL_VENV)/.installed
+# The three functions' release build for $$arch (arm64 or x86_64) in one cargo run: the
+# dependencies compile once, and the three link-time optimisations (`lto = true` with one codegen
+# unit: one core each, minutes each) run side by side instead of one after another.
+LAMBDA_RELEASE_BUILD = cargo lambda build --release --locked --$${arch/_/-} --bin api --bin events --bin reconcile
+
+# The release build for the deployed arm64 unless this machine cannot build it
+# (scripts/lambda-arch.sh), or LAMBDA_ARCH says otherwise.
+lambda-release: $(LOCAL_VENV)/.installed
+	arch=$${LAMBDA_ARCH:-$$(scripts/lambda-arch.sh)}; \
+	$(LAMBDA_RELEASE_BUILD)
+
+# sam build of the three functions, in place (samconfig.toml). SAM's rust-cargolambda method runs
+# `cargo lambda build --release --arm64 --bin <binary>` once per function, one after another: after
+# lambda-release, which is the same build, each finds its binary up to date and only packages it.
+sam-build: lambda-release $(SAM_VENV)/.installed
 	arch=$${LAMBDA_ARCH:-$$(scripts/lambda-arch.sh)}; \
 	AWS_DEFAULT_REGION=us-east-1 $(SAM) build --template-file template.yaml --parameter-overrides Architecture=$$arch
 
 # The bootstrap zips (target/lambda/{api,events,reconcile}/bootstrap.zip) and the sam build.
 build: sam-build
 	arch=$${LAMBDA_ARCH:-$$(scripts/lambda-arch.sh)}; \
-	cargo lambda build --release --locked --$${arch/_/-} --output-format zip --bin api --bin events --bin reconcile
+	$(LAMBDA_RELEASE_BUILD) --output-format zip
 	ls -l target/lambda/*/bootstrap.zip
 
 # Builds arm64 (or LAMBDA_ARCH, which must then match the Architecture parameter you deploy with)
 # and deploys: guided the first time, asking for the issuer, audience and origins.
 SAM_DEPLOY_FLAGS ?= --guided
 deploy: $(SAM_VENV)/.installed $(LOCAL_VENV)/.installed
-	$(SAM) build --template-file template.yaml --parameter-overrides Architecture=$${LAMBDA_ARCH:-arm64}
+	arch=$${LAMBDA_ARCH:-arm64}; \
+	$(LAMBDA_RELEASE_BUILD) && \
+	$(SAM) build --template-file template.yaml --parameter-overrides Architecture=$$arch
 	$(SAM) deploy $(SAM_DEPLOY_FLAGS)
 
 # The demo's Uppy page loads Uppy from VENDOR_DIR (`make vendor`).
@@ -131,11 +146,19 @@ qemu-arm64:
 	fi
 	@if [ "$$(uname -m)" != aarch64 ]; then "$(QEMU_AARCH64)" --version | head -n 1; fi
 
+# `make test` builds in two lanes side by side (make -j3: the third job installs the
+# virtualenvs): the release lane (lambda-release, then sam build) and the debug lane (the local
+# stand-in and the lints, then the template checks and every test build). The release lane spends
+# much of its time in link-time optimisation, one core per function, which leaves a core to the
+# debug lane; the two lock different build directories (target/<triple>/release and
+# target/debug), so neither waits for the other. Then the tests run.
+#
 # The closing line totals the results of every Rust test binary and of the browser tests, so a
 # run that executed nothing shows it. Everything runs on the build every deployment gets (no
 # features: it must refuse DEV_USER_HEADER), then the config unit tests and the binary's tests
 # again on the `make local` build (dev-identity), which the browser tests use too.
-test: tools local-aws lint template-checks sam-build qemu-arm64
+test: tools qemu-arm64
+	$(MAKE) --no-print-directory -j3 test-lanes
 	mkdir -p target
 	cargo test --locked --workspace --all-targets 2>&1 | tee target/test.log
 	cargo test --locked -p presign-gate --features dev-identity --lib --test lambda_binary 2>&1 \
@@ -144,6 +167,32 @@ test: tools local-aws lint template-checks sam-build qemu-arm64
 	@awk '/^test result:/ { passed += $$4; failed += $$6 } /^# pass / { passed += $$3 } /^# fail / { failed += $$3 } \
 	  END { printf "%d passed, %d failed\n", passed, failed; exit (passed == 0 || failed > 0) }' \
 	  target/test.log target/browser-test.log
+
+test-lanes: sam-build test-debug-checks
+
+# The debug lane, in order: the local stand-in and the lints, which need no virtualenv and start at
+# once; then the template checks and every build the tests run (test-build). The virtualenvs are
+# prerequisites here, in the make that also runs the release lane, so that the two lanes never
+# install the same one at once, and their installing holds up neither lane's compiling.
+test-debug-lints:
+	$(MAKE) --no-print-directory local-aws
+	$(MAKE) --no-print-directory lint
+
+test-debug-checks: test-debug-lints $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
+	$(MAKE) --no-print-directory template-checks
+	$(MAKE) --no-print-directory test-build
+
+# Every build that `make test` then runs, so that the tests start on a finished build: the
+# workspace's test targets, the binary's tests with dev-identity, and what the browser tests
+# start (scripts/local.sh's local_setup example, the dev-identity functions, the Uppy bundle).
+# The functions build without dev-dependencies, as `cargo lambda watch` builds them, so their
+# dependencies resolve other features than in the test builds (tokio's, the SDK's test-util) and
+# compile a second time: here, beside the release lane, rather than alone later.
+test-build: local-aws vendor
+	cargo test --locked --workspace --all-targets --no-run
+	cargo test --locked -p presign-gate --features dev-identity --lib --test lambda_binary --no-run
+	cargo build --locked --features dev-identity --example local_setup
+	$(DEV_FUNCTIONS_BUILD)
 
 # The model-based property test of tests/properties.rs, with far more sequences than `make test`.
 PROPTEST_CASES ?= 200
@@ -188,9 +237,27 @@ bench-capacity: tools local-aws
 bench-micro:
 	cargo bench --locked -p presign-gate --bench presign --bench routes -- $(CRITERION_ARGS)
 
+# The same route in Node.js, as a team would otherwise write it (bench/node): the AWS SDK for
+# JavaScript v3, pinned in bench/node/package-lock.json, bundled into one CommonJS file by the
+# root package.json's esbuild as SAM's esbuild build method bundles by default (minified, no
+# source map) and as CDK's NodejsFunction does (bundled), for the Node.js 20 of Lambda's nodejs20.x.
+BENCH_NODE_BUNDLE := $(BENCH_DIR)/node/index.cjs
+NODE ?= $(shell command -v node)
+
+bench/node/node_modules/.installed: bench/node/package.json bench/node/package-lock.json
+	cd bench/node && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+$(BENCH_NODE_BUNDLE): bench/node/handler.mjs bench/node/node_modules/.installed node_modules/.installed
+	mkdir -p $(@D)
+	node_modules/.bin/esbuild bench/node/handler.mjs --bundle --platform=node --target=node20 \
+	  --format=cjs --minify --log-level=warning --outfile=$@
+
 # The release API (built alone, so no bench-only feature reaches it), the bench crate's hello
-# handlers and multi-thread API, and the seed's Python handler, all on the loopback Runtime API.
-bench-lambda: $(BENCH_VENV)/.installed
+# handlers and multi-thread API, the seed's Python handler and the Node.js one, all on the
+# loopback Runtime API.
+bench-lambda: $(BENCH_VENV)/.installed $(BENCH_NODE_BUNDLE)
+	@if [ -z "$(NODE)" ]; then echo "node is missing: the Node.js function needs Node.js 20" >&2; exit 1; fi
 	cargo build --locked --release -p presign-gate --bin api
 	cargo build --locked --release -p lambda-emulator
 	cargo build --locked --release -p lambda-emulator --features multi-thread --bin api-mt --bin hello-mt
@@ -198,6 +265,7 @@ bench-lambda: $(BENCH_VENV)/.installed
 	  --api target/release/api --api-mt target/release/api-mt \
 	  --hello target/release/hello --hello-mt target/release/hello-mt \
 	  --python $(BENCH_VENV)/bin/python --python-dir $(CURDIR)/bench/python \
+	  --node $(NODE) --node-dir $(CURDIR)/bench/node --node-bundle $(CURDIR)/$(BENCH_NODE_BUNDLE) \
 	  --cold-runs $(COLD_RUNS) --warm-invocations $(WARM_INVOCATIONS)
 
 # The deployment artefact's size: the release `bootstrap` for the deployed arm64 (x86_64 only on a
@@ -278,12 +346,15 @@ chromium:
 	fi
 	@"$(CHROMIUM)" --version
 
+# The functions as `make local` runs them (dev-identity), built as `cargo lambda watch` builds them.
+DEV_FUNCTIONS_BUILD := cargo build --locked -p presign-gate --features dev-identity --bin api --bin events
+
 # The client's unit tests (a fake fetch), then tests/browser/*.test.mjs in headless Chromium against
 # `make local`'s stack, which each test file starts on free ports. The functions are built first,
 # as `cargo lambda watch` builds them (no example or dev-dependency in the build, so the same
 # features), so the stack starts in seconds. Screenshots land in target/browser-artifacts/.
 browser-test: tools local-aws vendor chromium
-	cargo build --locked -p presign-gate --features dev-identity --bin api --bin events
+	$(DEV_FUNCTIONS_BUILD)
 	mkdir -p target
 	node --test --test-concurrency=1 tests/browser/ 2>&1 | tee target/browser-test.log
 
@@ -304,5 +375,5 @@ mutants-js: node_modules/.installed
 # (the file it picks, the parts, the completed object).
 THROUGHPUT_MIB ?= 1024
 bench-throughput: tools local-aws vendor chromium
-	cargo build --locked -p presign-gate --features dev-identity --bin api --bin events
+	$(DEV_FUNCTIONS_BUILD)
 	THROUGHPUT_MIB=$(THROUGHPUT_MIB) node bench/browser-throughput.mjs

@@ -805,6 +805,13 @@ fn functions_are_built_from_this_crate_for_al2023() {
     assert_eq!(globals["Architectures"], json!([{ "Ref": "Architecture" }]));
     assert_eq!(t["Parameters"]["Architecture"]["Default"], "arm64");
     let cargo = include_str!("../Cargo.toml");
+    // `make test` and `make deploy` build every function in one cargo run before `sam build`,
+    // whose own per-function cargo lambda runs then find them up to date: a function missing from
+    // that run would still build, alone and slowly, in `sam build`.
+    let release_build = include_str!("../Makefile")
+        .lines()
+        .find(|line| line.starts_with("LAMBDA_RELEASE_BUILD = cargo lambda build --release "))
+        .expect("the Makefile's LAMBDA_RELEASE_BUILD");
     for (function, binary) in [
         ("ApiFunction", "api"),
         ("EventsFunction", "events"),
@@ -817,7 +824,16 @@ fn functions_are_built_from_this_crate_for_al2023() {
             cargo.contains(&format!("[[bin]]\nname = \"{binary}\"")),
             "Cargo.toml has no [[bin]] {binary}"
         );
+        assert!(
+            format!("{release_build} ").contains(&format!(" --bin {binary} ")),
+            "LAMBDA_RELEASE_BUILD does not build {binary}: {release_build}"
+        );
     }
+    assert_eq!(
+        resources_of_type(&t, "AWS::Serverless::Function").len(),
+        3,
+        "a function was added: build it in LAMBDA_RELEASE_BUILD and list it here"
+    );
     let env = &t["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"];
     for (variable, parameter) in [
         ("URL_TTL_SECONDS", "UrlTtlSeconds"),

@@ -11,6 +11,10 @@
 //!   `/proc/<pid>/task/*/schedstat`, across many warm invocations, divided by their number;
 //! - peak RSS: `VmHWM` from `/proc/<pid>/status` after at least 1,000 invocations.
 //!
+//! Besides the Rust functions, the same route written as a team would otherwise write it: the
+//! seed's Python handler (boto3, under awslambdaric) and a Node.js one (AWS SDK for JavaScript v3,
+//! bundled with esbuild, under bench/node/runtime.mjs).
+//!
 //! Every function gets the same event (a download-url request for a seeded, available record in
 //! the DynamoDB stand-in) and the same environment, cold runs interleaved so that a noisy
 //! neighbour hits all of them alike. Usage: see `make bench`.
@@ -112,6 +116,16 @@ fn functions(options: &Options) -> Vec<Function> {
             options.python_dir.display().to_string(),
         )],
     });
+    functions.push(Function {
+        name: "node-sdk-v3",
+        program: options.node.clone(),
+        args: vec![
+            options.node_dir.join("runtime.mjs").display().to_string(),
+            options.node_bundle.display().to_string(),
+        ],
+        dir: Some(options.node_dir.clone()),
+        env: Vec::new(),
+    });
     functions
 }
 
@@ -123,6 +137,9 @@ struct Options {
     hello_mt: Option<PathBuf>,
     python: PathBuf,
     python_dir: PathBuf,
+    node: PathBuf,
+    node_dir: PathBuf,
+    node_bundle: PathBuf,
     cold_runs: usize,
     warm_invocations: usize,
     warm_rounds: usize,
@@ -159,6 +176,9 @@ fn options() -> Result<Options> {
         hello_mt: path("hello-mt").ok(),
         python: path("python")?,
         python_dir: path("python-dir")?,
+        node: path("node")?,
+        node_dir: path("node-dir")?,
+        node_bundle: path("node-bundle")?,
         cold_runs: number("cold-runs", 10)?,
         warm_invocations: number("warm-invocations", 1000)?,
         warm_rounds: number("warm-rounds", 3)?,

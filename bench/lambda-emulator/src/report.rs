@@ -121,6 +121,7 @@ fn print_budgets(
     let api = &summaries["api"];
     let hello = &summaries["hello"];
     let python = &summaries["python-seed"];
+    let node = &summaries["node-sdk-v3"];
     let verdict = |ok: bool| if ok { "MET" } else { "MISSED" };
     println!();
     println!("Budgets (ratios of medians from this run):");
@@ -138,11 +139,21 @@ fn print_budgets(
         verdict(cold_vs_python >= 40.0)
     );
     println!(
-        "- first response: api {} vs hello {} vs python {} ({:.1}x faster than python)",
+        "- first response: api {} vs hello {} vs python {} ({:.1}x faster than python) vs node {} \
+         ({:.1}x faster than node)",
         ms(api.first_response),
         ms(hello.first_response),
         ms(python.first_response),
-        ratio(python.first_response, api.first_response)
+        ratio(python.first_response, api.first_response),
+        ms(node.first_response),
+        ratio(node.first_response, api.first_response)
+    );
+    println!(
+        "- Node.js (SDK v3, esbuild bundle): init {:.1}x api, warm CPU {:.1}x api per invocation, \
+         peak RSS {:.1} MiB",
+        ratio(node.init, api.init),
+        ratio(node.cpu, api.cpu),
+        node.rss_kib as f64 / 1024.0
     );
     println!(
         "- warm CPU: api = {cpu_vs_hello:.2}x hello per invocation (budget <= 2.5x): {}",
