@@ -88,7 +88,7 @@ template-checks: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 LAMBDA_BUILD_DIR := $(CURDIR)/.aws-sam/build
 export LAMBDA_BUILD_DIR
 
-# The three functions' release build for $$arch (arm64 or x86_64) in one cargo run: the
+# The three functions' release build for the architecture in $arch, in one cargo run: the
 # dependencies compile once, and the three link-time optimisations (`lto = true` with one codegen
 # unit: one core each, minutes each) run side by side instead of one after another.
 LAMBDA_RELEASE_BUILD = cargo lambda build --release --locked --$${arch/_/-} --bin api --bin events --bin reconcile
