@@ -118,10 +118,13 @@ where
         tracing::warn!("S3 event key is not URL-encoded UTF-8; ignored");
         return Ok(());
     };
+    // Boxed: each is a deep chain of futures (read, check, confirm or reject, delete, each with
+    // its retries), and nested inline in the runtime's they overflow the compiler's query depth
+    // when it lays out the function's future.
     let outcome = if event_name.starts_with("ObjectCreated:") {
-        files.object_created(&key).await
+        Box::pin(files.object_created(&key)).await
     } else if event_name.starts_with("ObjectRemoved:") {
-        files.object_removed(&key).await
+        Box::pin(files.object_removed(&key)).await
     } else {
         tracing::info!("S3 event of another kind; ignored");
         return Ok(());
