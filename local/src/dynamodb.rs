@@ -44,7 +44,22 @@ pub struct DynamoDbFront {
     /// Access key -> secret key, every principal's.
     secrets: Arc<std::collections::HashMap<String, String>>,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Held while a write is passed on: moto's server is threaded and checks a transaction's
+    /// conditions, then applies it, without excluding other requests in between, where DynamoDB
+    /// runs each transaction atomically with respect to every other write ("Amazon DynamoDB
+    /// Transactions: How it works", Isolation levels: serializable). One write at a time restores
+    /// that here.
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// The operations that write, passed on one at a time (`DynamoDbFront::writes`).
+const WRITES: &[&str] = &[
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+];
 
 impl DynamoDbFront {
     pub fn new(
@@ -59,6 +74,7 @@ impl DynamoDbFront {
             authorizer,
             secrets: Arc::new(key_pairs.into_iter().collect()),
             client: Client::builder(TokioExecutor::new()).build_http(),
+            writes: Arc::default(),
         }
     }
 
@@ -124,6 +140,10 @@ impl DynamoDbFront {
         parts.uri = self.upstream.clone();
         parts.headers.remove(HOST);
         parts.headers.remove(CONNECTION);
+        let _one_write = match WRITES.contains(&operation.as_str()) {
+            true => Some(self.writes.lock().await),
+            false => None,
+        };
         match self
             .client
             .request(Request::from_parts(parts, Full::new(body)))
