@@ -23,8 +23,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use time::OffsetDateTime;
 
 use super::item::{Item, build_error, from_item, key, n, s};
+use super::ledger_changes::LedgerChange;
 use super::transaction::Outcome;
-use super::{DynamoDbOwnershipStore, LedgerChange, attr};
+use super::{DynamoDbOwnershipStore, attr};
 use crate::backend_error::backend_error;
 use crate::domain::{FileGrants, FileId, FileRecord, FileStatus, Grant, OwnerId, SharedFile};
 use crate::error::AppError;
