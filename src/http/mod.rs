@@ -296,11 +296,7 @@ where
         request: &Request,
     ) -> Result<Response<Body>, AppError> {
         let limit = page_limit(request)?;
-        let after = single_query_value(request, "nextToken")?
-            .map(|token| {
-                page_token::decode(token).ok_or_else(|| AppError::invalid("nextToken is not valid"))
-            })
-            .transpose()?;
+        let after = next_token(request, page_token::decode)?;
         let (records, next) = self.files.list_files(caller, limit, after).await?;
         let files = records
             .iter()
@@ -390,6 +386,16 @@ fn page_limit(request: &Request) -> Result<u32, AppError> {
                 ))
             }),
     }
+}
+
+/// `nextToken` of a listing, decoded by `decode`: `None` when absent, 400 when not one of ours.
+fn next_token<T>(
+    request: &Request,
+    decode: impl FnOnce(&str) -> Option<T>,
+) -> Result<Option<T>, AppError> {
+    single_query_value(request, "nextToken")?
+        .map(|token| decode(token).ok_or_else(|| AppError::invalid("nextToken is not valid")))
+        .transpose()
 }
 
 /// `expiresIn` and `disposition` of a download URL request.

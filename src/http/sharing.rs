@@ -10,7 +10,7 @@ use serde_json::json;
 use tracing::{Span, field};
 
 use super::response::{GrantView, SharedView, UrlView, json, no_content};
-use super::{Api, download_options, json_body, page_limit, single_query_value};
+use super::{Api, download_options, json_body, next_token, page_limit};
 use crate::bucket::{ObjectStorage, UrlSigner};
 use crate::domain::{FileId, OwnerId, parse_timestamp};
 use crate::error::AppError;
@@ -111,12 +111,7 @@ where
         request: &Request,
     ) -> Result<Response<Body>, AppError> {
         let limit = page_limit(request)?;
-        let after = single_query_value(request, "nextToken")?
-            .map(|token| {
-                shared_token::decode(token)
-                    .ok_or_else(|| AppError::invalid("nextToken is not valid"))
-            })
-            .transpose()?;
+        let after = next_token(request, shared_token::decode)?;
         let (entries, next) = self
             .files
             .shared_with(caller, limit, after.as_deref())
