@@ -8,8 +8,8 @@ use lambda_http::http::HeaderName;
 use std::time::Duration;
 
 use crate::domain::{
-    DEFAULT_MULTIPART_THRESHOLD_BYTES, ExpiryPolicy, MAX_OBJECT_SIZE, MAX_SINGLE_PUT_SIZE,
-    QuotaLimits, UploadPolicy,
+    DEFAULT_MULTIPART_THRESHOLD_BYTES, ExpiryPolicy, LinkPolicy, MAX_OBJECT_SIZE,
+    MAX_SINGLE_PUT_SIZE, QuotaLimits, UploadPolicy,
 };
 use crate::service::DEFAULT_MULTIPART_EXPIRY;
 
@@ -32,6 +32,8 @@ pub struct Config {
     pub quotas: QuotaLimits,
     /// How long a multipart reservation takes part URLs (`MULTIPART_EXPIRY_SECONDS`).
     pub multipart_expiry: Duration,
+    /// `LINK_MAX_SECONDS` and `QUOTA_MAX_LIVE_LINKS`.
+    pub links: LinkPolicy,
     /// Path-style S3 URLs, for stand-ins on a bare host:port.
     pub force_path_style: bool,
     /// Local development only (cargo feature `dev-identity`, which `make local` enables): a
@@ -123,6 +125,9 @@ impl Config {
             "MULTIPART_EXPIRY_SECONDS",
             DEFAULT_MULTIPART_EXPIRY.as_secs(),
         );
+        let link_defaults = LinkPolicy::default();
+        let link_max_secs = number("LINK_MAX_SECONDS", link_defaults.max_lifetime.as_secs());
+        let max_live_links = number("QUOTA_MAX_LIVE_LINKS", link_defaults.max_live_links.into());
 
         let expiry = ExpiryPolicy::new(ttl, ttl_max)
             .map_err(|e| problems.push(format!("URL_TTL_SECONDS / URL_TTL_MAX_SECONDS: {e}")))
@@ -166,6 +171,26 @@ impl Config {
         let quotas = QuotaLimits {
             max_pending_uploads,
             max_bytes,
+        };
+        let longest_link = LinkPolicy::MAX_LIFETIME_SETTING.as_secs();
+        if !(60..=longest_link).contains(&link_max_secs) {
+            problems.push(format!(
+                "LINK_MAX_SECONDS must be from 60 to {longest_link} (30 days), got {link_max_secs}"
+            ));
+        }
+        let most_links = LinkPolicy::MAX_LIVE_LINKS_SETTING;
+        let max_live_links = u32::try_from(max_live_links)
+            .ok()
+            .filter(|n| (1..=most_links).contains(n))
+            .unwrap_or_else(|| {
+                problems.push(format!(
+                    "QUOTA_MAX_LIVE_LINKS must be from 1 to {most_links}, got {max_live_links}"
+                ));
+                link_defaults.max_live_links
+            });
+        let links = LinkPolicy {
+            max_lifetime: Duration::from_secs(link_max_secs),
+            max_live_links,
         };
         let allowed = get("ALLOWED_CONTENT_TYPES")
             .unwrap_or_else(|| DEFAULT_ALLOWED_CONTENT_TYPES.to_owned());
@@ -233,6 +258,7 @@ impl Config {
                 uploads,
                 quotas,
                 multipart_expiry,
+                links,
                 force_path_style,
                 #[cfg(feature = "dev-identity")]
                 dev_user_header,

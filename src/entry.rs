@@ -33,6 +33,7 @@ pub async fn file_service(config: &Config) -> FileService<DynamoDbOwnershipStore
     )
     .with_quotas(config.quotas)
     .with_multipart_expiry(config.multipart_expiry)
+    .with_links(config.links)
 }
 
 /// Logging and configuration, the same for every function. A configuration error is logged (every

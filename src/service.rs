@@ -11,8 +11,8 @@ use crate::bucket::{
     UrlSigner, Validity,
 };
 use crate::domain::{
-    Disposition, ExpiryPolicy, FileId, FileRecord, FileStatus, IdempotencyKey, NewUpload,
-    ObjectKey, OwnerId, PartPlan, QuotaLimits, UploadPolicy, UploadRequest, Usage,
+    Disposition, ExpiryPolicy, FileId, FileRecord, FileStatus, IdempotencyKey, LinkPolicy,
+    NewUpload, ObjectKey, OwnerId, PartPlan, QuotaLimits, UploadPolicy, UploadRequest, Usage,
     check_disposition, content_disposition, purge_time,
 };
 use crate::error::AppError;
@@ -21,9 +21,11 @@ use crate::store::{OwnershipStore, Transition};
 mod abort;
 mod grants;
 mod idempotency;
+mod links;
 mod multipart;
 mod reconcile;
 mod upload_url;
+pub use links::LinkStatus;
 pub use multipart::DEFAULT_MULTIPART_EXPIRY;
 pub use reconcile::{ReconcileLimits, ReconcileReport};
 
@@ -91,6 +93,7 @@ pub struct FileService<S, B> {
     quotas: QuotaLimits,
     /// How long a multipart reservation takes part URLs (`MULTIPART_EXPIRY_SECONDS`).
     multipart_expiry: Duration,
+    links: LinkPolicy,
 }
 
 /// Now, in whole seconds: SigV4 dates have no fractions, so this is the instant a URL starts.
@@ -114,6 +117,7 @@ where
             expiry,
             quotas: QuotaLimits::default(),
             multipart_expiry: DEFAULT_MULTIPART_EXPIRY,
+            links: LinkPolicy::default(),
         }
     }
 
@@ -128,6 +132,11 @@ where
             multipart_expiry: expiry,
             ..self
         }
+    }
+
+    /// The same service with other share link lifetimes and limits than the defaults.
+    pub fn with_links(self, links: LinkPolicy) -> Self {
+        Self { links, ..self }
     }
 
     /// What may be uploaded, and from which size an upload is multipart (`GET /usage` says).
@@ -293,11 +302,31 @@ where
         if record.status != FileStatus::Available {
             return Err(AppError::NotReady);
         }
-        check_disposition(&record.content_type, disposition)?;
+        self.sign_object(
+            &record.key,
+            &record.content_type,
+            &record.filename,
+            disposition,
+            validity,
+        )
+        .await
+    }
+
+    /// The download URL of an available file's object, served as `content_type` under
+    /// `filename`.
+    async fn sign_object(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+        filename: &str,
+        disposition: Disposition,
+        validity: Validity,
+    ) -> Result<PresignedRequest, AppError> {
+        check_disposition(content_type, disposition)?;
         let target = DownloadTarget {
-            key: &record.key,
-            content_type: &record.content_type,
-            content_disposition: &content_disposition(disposition, &record.filename),
+            key,
+            content_type,
+            content_disposition: &content_disposition(disposition, filename),
         };
         self.bucket.presign_download(target, validity).await
     }

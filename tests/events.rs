@@ -5,17 +5,20 @@
 //!
 //! The API samples share one caller and one file id. The test seeds that file (a pending record
 //! and its uploaded object), then sends the samples in the order of `API_SAMPLES`, which walks the
-//! file through its life: read, confirm, download, share, delete.
+//! file through its life: read, confirm, download, share, link, delete.
 
 use presign_gate_test_support as support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use presign_gate::domain::{FileId, FileRecord, FileStatus, ObjectKey, OwnerId, QuotaLimits};
+use presign_gate::domain::{
+    FileId, FileRecord, FileStatus, LinkId, LinkPolicy, LinkSecret, ObjectKey, OwnerId,
+    QuotaLimits, ShareLink,
+};
 use presign_gate::http::routes::ROUTES;
 use presign_gate::s3_events::{S3Event, decode_event_key, handle_s3_event};
-use presign_gate::store::OwnershipStore;
+use presign_gate::store::{GrantStore, LinkStore, OwnershipStore, Transition};
 use serde_json::Value;
 use support::*;
 use time::{Duration, OffsetDateTime};
@@ -24,6 +27,9 @@ use time::{Duration, OffsetDateTime};
 const SAMPLE_SUB: &str = "3f1c0b5e-9d2a-4c7e-8b1f-2a6d4e8c9f01";
 const SAMPLE_FILE_ID: &str = "7b9e2c14-5d3a-4f8e-9a61-0c2b3d4e5f60";
 const SAMPLE_BODY: &[u8] = b"hello, sam local!\n";
+/// The share link the redeem and revoke samples name, and its secret.
+const SAMPLE_LINK_ID: &str = "c4f0e8a2-6b1d-4e3f-9a7c-5d2e1f0a9b8c";
+const SAMPLE_LINK_SECRET: &str = "c2FtcGxlIGxpbmsgc2VjcmV0IGZvciBzYW0gbG9jYWw";
 
 /// API Gateway samples, in the order they are sent, with the status each must get.
 const API_SAMPLES: &[(&str, u16)] = &[
@@ -50,6 +56,13 @@ const API_SAMPLES: &[(&str, u16)] = &[
     ("http-api/list-shared.json", 200),
     ("http-api/shared-download-url.json", 200),
     ("http-api/revoke-grant.json", 204),
+    // A share link made, listed, redeemed with no identity (a browser, redirected), revoked. The
+    // redeemed and revoked one is seeded with a known id and secret (`seed_sample_link`): a
+    // link made through the API has a fresh random secret that no sample file could hold.
+    ("http-api/create-link.json", 201),
+    ("http-api/list-links.json", 200),
+    ("http-api/redeem-link.json", 302),
+    ("http-api/revoke-link.json", 204),
     ("http-api/list-files.json", 200),
     ("http-api/get-usage.json", 200),
     ("http-api/delete-file.json", 204),
@@ -182,6 +195,48 @@ async fn seed_sample_file(standins: &StandIns) {
         .expect("reserve the sample file");
 }
 
+/// The samples' share link on the sample file (available by then), written as the API writes a
+/// new link, with the samples' id and secret.
+async fn seed_sample_link(standins: &StandIns) {
+    let store = standins.store();
+    let owner = OwnerId::parse(SAMPLE_SUB).expect("sample sub");
+    let id = FileId::parse(SAMPLE_FILE_ID).expect("sample file id");
+    let (record, sharing) = store
+        .get_with_grants(&owner, id)
+        .await
+        .expect("read the sample file")
+        .expect("the sample file");
+    let ledger = store.link_ledger(&owner).await.expect("the link tallies");
+    let now = OffsetDateTime::now_utc();
+    let link = ShareLink {
+        id: LinkId::parse(SAMPLE_LINK_ID).expect("sample link id"),
+        created_at: now,
+        expires_at: now + Duration::days(1),
+        max_downloads: None,
+    };
+    let links = sharing
+        .with_link(link.clone(), now)
+        .expect("room for a link");
+    let tallies = ledger
+        .admit(link.expires_at, now, &LinkPolicy::default())
+        .expect("room for a link");
+    let hash = LinkSecret::parse(SAMPLE_LINK_SECRET)
+        .expect("sample secret")
+        .hash();
+    let written = store
+        .write_links(
+            &record,
+            &sharing,
+            &links,
+            Some((&link, &hash)),
+            &ledger,
+            &tallies,
+        )
+        .await
+        .expect("write the sample link");
+    assert_eq!(written, Transition::Applied);
+}
+
 #[tokio::test]
 async fn api_samples_get_their_expected_status() {
     let standins = StandIns::start().await;
@@ -189,6 +244,9 @@ async fn api_samples_get_their_expected_status() {
     let api = standins.api();
     let mut failures = Vec::new();
     for (name, expected) in API_SAMPLES {
+        if *name == "http-api/redeem-link.json" {
+            seed_sample_link(&standins).await;
+        }
         let answer = api.send_event(&load(name)).await;
         if answer.status.as_u16() != *expected {
             failures.push(format!("{name}: expected {expected}, got {answer:?}"));

@@ -7,13 +7,13 @@
 //! in-memory fakes; `tests/store.rs` shows the record's condition in DynamoDB refusing a repeat.
 
 use presign_gate::domain::{
-    ExpiryPolicy, FileGrants, FileId, FileRecord, Grant, IdempotencyKey, Ledger, OwnerId,
+    ExpiryPolicy, FileId, FileRecord, FileSharing, Grant, IdempotencyKey, Ledger, OwnerId,
     QuotaLimits, UploadPolicy,
 };
 use presign_gate::error::AppError;
 use presign_gate::http::Api;
 use presign_gate::service::FileService;
-use presign_gate::store::{GrantStore, OwnershipStore, Transition};
+use presign_gate::store::{GrantStore, LinkStore, OwnershipStore, Transition};
 use presign_gate_test_support::fakes::{FakeBucket, FakeStore, pair};
 use presign_gate_test_support::{Answer, TestApi, http_api_event};
 use serde_json::{Value, json};
@@ -23,7 +23,7 @@ const MIB: u64 = 1024 * 1024;
 
 /// The API over the fakes (through `S`, the fake store or a wrapper of it), text up to 1 TiB,
 /// multipart from 100 MiB or when asked, at most `max_pending` reservations waiting at once.
-fn api_over<S: OwnershipStore + GrantStore>(
+fn api_over<S: OwnershipStore + GrantStore + LinkStore>(
     store: S,
     bucket: FakeBucket,
     max_pending: u32,
@@ -49,7 +49,7 @@ fn body(filename: &str, size: u64, multipart: bool) -> Value {
 }
 
 /// `POST /uploads` by `caller` with `body`, and the `Idempotency-Key` header when given.
-async fn reserve<S: OwnershipStore + GrantStore>(
+async fn reserve<S: OwnershipStore + GrantStore + LinkStore>(
     api: &TestApi<S, FakeBucket>,
     caller: &str,
     key: Option<&str>,
@@ -226,13 +226,13 @@ impl GrantStore for FirstReadMisses {
         &self,
         owner: &OwnerId,
         id: FileId,
-    ) -> Result<Option<(FileRecord, FileGrants)>, AppError> {
+    ) -> Result<Option<(FileRecord, FileSharing)>, AppError> {
         self.store.get_with_grants(owner, id).await
     }
     async fn write_grants(
         &self,
         record: &FileRecord,
-        read: &FileGrants,
+        read: &FileSharing,
         grants: &[Grant],
     ) -> Result<Transition, AppError> {
         self.store.write_grants(record, read, grants).await
@@ -244,6 +244,43 @@ impl GrantStore for FirstReadMisses {
         after: Option<&str>,
     ) -> Result<(Vec<presign_gate::domain::SharedFile>, Option<String>), AppError> {
         self.store.shared_with(grantee, limit, after).await
+    }
+}
+
+/// Links pass through too.
+impl LinkStore for FirstReadMisses {
+    async fn link_ledger(
+        &self,
+        owner: &OwnerId,
+    ) -> Result<presign_gate::domain::LinkLedger, AppError> {
+        self.store.link_ledger(owner).await
+    }
+    async fn write_links(
+        &self,
+        record: &FileRecord,
+        read: &FileSharing,
+        links: &[presign_gate::domain::ShareLink],
+        new: Option<(&presign_gate::domain::ShareLink, &str)>,
+        ledger: &presign_gate::domain::LinkLedger,
+        tallies: &std::collections::BTreeMap<OffsetDateTime, u64>,
+    ) -> Result<Transition, AppError> {
+        self.store
+            .write_links(record, read, links, new, ledger, tallies)
+            .await
+    }
+    async fn redeem(
+        &self,
+        id: presign_gate::domain::LinkId,
+        secret_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<presign_gate::domain::LinkTarget>, AppError> {
+        self.store.redeem(id, secret_hash, now).await
+    }
+    async fn link_downloads(
+        &self,
+        ids: &[presign_gate::domain::LinkId],
+    ) -> Result<std::collections::HashMap<presign_gate::domain::LinkId, u64>, AppError> {
+        self.store.link_downloads(ids).await
     }
 }
 

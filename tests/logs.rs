@@ -37,7 +37,9 @@ async fn send<S, B>(
     body: Option<Value>,
 ) -> Answer
 where
-    S: presign_gate::store::OwnershipStore + presign_gate::store::GrantStore,
+    S: presign_gate::store::OwnershipStore
+        + presign_gate::store::GrantStore
+        + presign_gate::store::LinkStore,
     B: presign_gate::bucket::UrlSigner + presign_gate::bucket::ObjectStorage,
 {
     let mut event = HttpApiEvent::new(method, path)
@@ -136,6 +138,26 @@ async fn logs_hold_an_audit_trail_and_no_secrets() {
     issued.push(url);
     let refused = send(&api, "GET", &download_path, "bob", None).await;
     assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    // A share link: made, redeemed by someone with no identity, then with a wrong secret.
+    let link = send(&api, "POST", &format!("/files/{id}/links"), "alice", None).await;
+    assert_eq!(link.status, StatusCode::CREATED, "{link:?}");
+    let link_url = link.body["link"]["url"].as_str().unwrap().to_owned();
+    let link_id = link.body["link"]["id"].as_str().unwrap().to_owned();
+    let (link_path, secret) = link_url
+        .strip_prefix("https://api.example.com")
+        .and_then(|path| path.split_once("?secret="))
+        .unwrap();
+    let redeem =
+        |query: String| HttpApiEvent::new("GET", &format!("{link_path}?secret={query}")).to_json();
+    let redeemed = api
+        .send_event_within(&redeem(secret.to_owned()), Duration::from_secs(60))
+        .await;
+    assert_eq!(redeemed.status, StatusCode::FOUND, "{redeemed:?}");
+    issued.push(redeemed.headers["location"].to_str().unwrap().to_owned());
+    let wrong = api
+        .send_event_within(&redeem("B".repeat(43)), Duration::from_secs(60))
+        .await;
+    assert_eq!(wrong.status, StatusCode::NOT_FOUND);
     // A configuration fault: the table does not exist. 500, and its log line says why.
     let misconfigured = api_with_session_credentials(&standins, "no-such-table").await;
     let failed = send(&misconfigured, "GET", &download_path, "alice", None).await;
@@ -167,6 +189,8 @@ async fn logs_hold_an_audit_trail_and_no_secrets() {
         forbidden.push(url.clone());
         forbidden.push(url.split_once('?').unwrap().1.to_owned());
     }
+    let secret = presign_gate::domain::LinkSecret::parse(secret).unwrap();
+    forbidden.extend([link_url.clone(), secret.expose().to_owned(), secret.hash()]);
     for needle in &forbidden {
         assert!(
             !logs.contains(needle.as_str()),
@@ -201,6 +225,18 @@ async fn logs_hold_an_audit_trail_and_no_secrets() {
         audit("request refused", "presign_download", "bob"),
         "{logs}"
     );
+    // A redemption has no caller: its line names the link, and the file and owner it led to.
+    let redemption = |message: &str, file: Option<&str>| {
+        lines.iter().any(|line| {
+            line["fields"]["message"] == json!(message)
+                && line["span"]["action"] == json!("redeem_link")
+                && line["span"]["link_id"] == json!(link_id)
+                && line["span"].get("caller").is_none()
+                && line["span"].get("file_id").and_then(Value::as_str) == file
+        })
+    };
+    assert!(redemption("share link redeemed", Some(&id)), "{logs}");
+    assert!(redemption("request refused", None), "{logs}");
 
     // The 500: status, code and the backend's cause, at ERROR, in the request's span.
     let failures: Vec<&Value> = lines

@@ -2,7 +2,7 @@
 //! who does not, the limits of a grant, and that a grant never outlives its file or its revocation.
 
 use presign_gate::domain::{
-    Disposition, FileGrants, FileId, FileRecord, FileStatus, Grant, MAX_GRANTS_PER_FILE, OwnerId,
+    Disposition, FileId, FileRecord, FileSharing, FileStatus, Grant, MAX_GRANTS_PER_FILE, OwnerId,
 };
 use presign_gate::error::AppError;
 use presign_gate::service::FileService;
@@ -291,7 +291,7 @@ async fn deleting_a_file_takes_its_grants_with_it() {
     h.files.delete_file(&file.owner, file.id).await.unwrap();
     assert_eq!(
         h.store.grants_of(&file.owner, file.id),
-        FileGrants::default()
+        FileSharing::default()
     );
     // The same id again (as a reservation with the same Idempotency-Key would make it): the old
     // grants are gone, not revived.
@@ -327,7 +327,7 @@ async fn a_grant_written_over_a_stale_read_is_refused() {
         .grant(&file.owner, file.id, who("bob"), None)
         .await
         .unwrap();
-    let carol = FileGrants::default()
+    let carol = FileSharing::default()
         .with_grant(&file.owner, who("carol"), None, now())
         .unwrap();
     assert_eq!(
@@ -390,7 +390,7 @@ async fn a_grant_of_a_file_that_is_deleted_meanwhile_is_not_found() {
     );
     assert_eq!(
         h.store.grants_of(&file.owner, file.id),
-        FileGrants::default()
+        FileSharing::default()
     );
     assert!(matches!(
         shared_download(&h, "bob", &file).await,

@@ -657,13 +657,35 @@ fn template_routes(t: &Value) -> (BTreeSet<(String, String)>, Vec<String>) {
             if properties["ApiId"] != json!({ "Ref": "HttpApi" }) {
                 problems.push(format!("{name}.{event_name} is not on HttpApi"));
             }
-            if !properties["Auth"].is_null() {
+            let method = properties["Method"].as_str().unwrap_or_default();
+            let path = properties["Path"].as_str().unwrap_or_default();
+            // Only a public route (a share link's redemption) goes without the JWT authorizer,
+            // and then with route throttling of its own; every other route keeps the default.
+            let public = ROUTES.iter().any(|route| {
+                route.action.is_public()
+                    && route.method.eq_ignore_ascii_case(method)
+                    && route.path == path
+            });
+            if public {
+                let route_key = format!("{} {path}", method.to_ascii_uppercase());
+                let settings =
+                    &t["Resources"]["HttpApi"]["Properties"]["RouteSettings"][&route_key];
+                if properties["Auth"] != json!({ "Authorizer": "NONE" })
+                    || settings["ThrottlingRateLimit"]
+                        != json!({ "Ref": "LinkThrottlingRateLimit" })
+                    || settings["ThrottlingBurstLimit"]
+                        != json!({ "Ref": "LinkThrottlingBurstLimit" })
+                {
+                    problems.push(format!(
+                        "{name}.{event_name}: the public route must have no authorizer and its \
+                         own throttling"
+                    ));
+                }
+            } else if !properties["Auth"].is_null() {
                 problems.push(format!(
                     "{name}.{event_name} overrides the default authorizer"
                 ));
             }
-            let method = properties["Method"].as_str().unwrap_or_default();
-            let path = properties["Path"].as_str().unwrap_or_default();
             if !routes.insert((method.to_ascii_uppercase(), path.to_owned())) {
                 problems.push(format!("{method} {path} is declared twice"));
             }
@@ -1055,6 +1077,18 @@ fn checks_catch_a_widened_template() {
             "            Path: /files/{id}/complete",
             "            Path: /files/{id}/complete\n            Auth:\n              Authorizer: NONE",
             "overrides the default authorizer",
+        ),
+        (
+            "public link route behind the default throttling only",
+            "          ThrottlingRateLimit: !Ref LinkThrottlingRateLimit",
+            "          ThrottlingRateLimit: !Ref ThrottlingRateLimit",
+            "its own throttling",
+        ),
+        (
+            "public link route with another authorizer",
+            "            Path: /links/{linkId}\n            Auth:\n              Authorizer: NONE",
+            "            Path: /links/{linkId}\n            Auth:\n              Authorizer: Other",
+            "must have no authorizer",
         ),
         (
             "allowing bucket policy",

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::header::{CONNECTION, HOST};
+use http::header::{CONNECTION, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
@@ -57,8 +57,13 @@ impl Service<Request<Incoming>> for ApiFront {
                 return Ok(message(StatusCode::BAD_REQUEST, "Bad Request"));
             };
             *request.uri_mut() = upstream;
-            request.headers_mut().remove(HOST);
+            // The Host the caller used stays, and the scheme is forwarded, as API Gateway does
+            // (its event's `headers.host` and `x-forwarded-proto`): the function builds share
+            // link URLs from them, which must lead back here, not to the function's own address.
             request.headers_mut().remove(CONNECTION);
+            request
+                .headers_mut()
+                .insert("x-forwarded-proto", HeaderValue::from_static("http"));
             match front.client.request(request).await {
                 Ok(response) => {
                     let (mut parts, body) = response.into_parts();

@@ -4,7 +4,7 @@
 
 use time::OffsetDateTime;
 
-use super::{FileId, OwnerId};
+use super::{FileId, OwnerId, ShareLink};
 use crate::error::AppError;
 
 /// Most grants one file may have at once (issue 23: a setting). Also what keeps a file delete,
@@ -30,19 +30,21 @@ impl Grant {
     }
 }
 
-/// A file's grants as read together with its record, and the version they were read at: every
-/// change of the grants increments it, and is written only over the version read (optimistic
-/// concurrency, as the ledger), so no two changes ever interleave and a delete removes exactly
-/// the grants it read.
+/// A file's grants and share links as read together with its record, and the version they were
+/// read at: every change of either increments it, and is written only over the version read
+/// (optimistic concurrency, as the ledger), so no two changes ever interleave and a delete
+/// removes exactly the grants and links it read.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
-pub struct FileGrants {
+pub struct FileSharing {
     /// `None`: the file was never shared.
     pub version: Option<u64>,
     /// In grantee order, one per grantee.
     pub grants: Vec<Grant>,
+    /// In creation order.
+    pub links: Vec<ShareLink>,
 }
 
-impl FileGrants {
+impl FileSharing {
     pub fn find(&self, grantee: &OwnerId) -> Option<&Grant> {
         self.grants.iter().find(|grant| &grant.grantee == grantee)
     }
@@ -129,9 +131,10 @@ mod tests {
 
     #[test]
     fn a_grant_admits_its_grantee_until_it_expires_and_no_one_else() {
-        let grants = FileGrants {
+        let grants = FileSharing {
             version: Some(1),
-            grants: FileGrants::default()
+            links: Vec::new(),
+            grants: FileSharing::default()
                 .with_grant(&who("alice"), who("bob"), Some(at(10)), at(0))
                 .unwrap(),
         };
@@ -144,7 +147,7 @@ mod tests {
     #[test]
     fn granting_refuses_self_the_past_and_the_26th_but_drops_expired_ones() {
         let alice = who("alice");
-        let none = FileGrants::default();
+        let none = FileSharing::default();
         assert!(matches!(
             none.with_grant(&alice, who("alice"), None, at(0)),
             Err(AppError::Conflict(_))
@@ -153,7 +156,7 @@ mod tests {
             none.with_grant(&alice, who("bob"), Some(at(0)), at(0)),
             Err(AppError::InvalidRequest(_))
         ));
-        let mut grants = FileGrants::default();
+        let mut grants = FileSharing::default();
         for n in 0..MAX_GRANTS_PER_FILE {
             let expires = (n == 0).then(|| at(5));
             grants.grants = grants
@@ -179,9 +182,10 @@ mod tests {
 
     #[test]
     fn revoking_a_grant_that_is_not_there_is_not_found() {
-        let grants = FileGrants {
+        let grants = FileSharing {
             version: Some(1),
-            grants: FileGrants::default()
+            links: Vec::new(),
+            grants: FileSharing::default()
                 .with_grant(&who("alice"), who("bob"), None, at(0))
                 .unwrap(),
         };

@@ -7,6 +7,7 @@ mod file;
 mod grant;
 mod idempotency;
 mod lifecycle;
+mod link;
 mod multipart;
 mod owner;
 mod policy;
@@ -14,9 +15,13 @@ mod quota;
 
 pub use disposition::{Disposition, content_disposition};
 pub use file::{FileId, FileRecord, FileStatus, ObjectKey, format_timestamp, parse_timestamp};
-pub use grant::{FileGrants, Grant, MAX_GRANTS_PER_FILE, SharedFile};
+pub use grant::{FileSharing, Grant, MAX_GRANTS_PER_FILE, SharedFile};
 pub use idempotency::{IdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN};
 pub use lifecycle::{LIFECYCLE_ABORT_DAYS, lifecycle_abort_by};
+pub use link::{
+    LINK_URL_LIFETIME, LinkId, LinkLedger, LinkPolicy, LinkSecret, LinkTarget, MAX_LINKS_PER_FILE,
+    ShareLink,
+};
 pub use multipart::{
     MAX_OBJECT_SIZE, MAX_PARTS_PER_REQUEST, MAX_SINGLE_PUT_SIZE, MultipartUpload, PartPlan,
     PartRequest, PartsRequest, PartsVerdict, UploadedPart,

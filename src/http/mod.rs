@@ -4,6 +4,7 @@
 
 mod identity;
 mod lambda;
+mod links;
 mod response;
 pub mod routes;
 mod sharing;
@@ -27,7 +28,7 @@ use crate::deadline::{Deadline, REQUEST_MARGIN};
 use crate::domain::{Disposition, FileId, IdempotencyKey, OwnerId, PartsRequest, UploadRequest};
 use crate::error::AppError;
 use crate::service::{FileService, UploadInstructions};
-use crate::store::{GrantStore, OwnershipStore};
+use crate::store::{GrantStore, LinkStore, OwnershipStore};
 
 /// Request bodies are a few hundred bytes of JSON; anything near this is not a real client.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -94,7 +95,7 @@ struct UploadUrlBody {
 
 impl<S, B> Api<S, B>
 where
-    S: OwnershipStore + GrantStore,
+    S: OwnershipStore + GrantStore + LinkStore,
     B: UrlSigner + ObjectStorage,
 {
     pub fn new(files: FileService<S, B>, dev_user_header: Option<HeaderName>) -> Self {
@@ -124,6 +125,7 @@ where
             caller = field::Empty,
             file_id = field::Empty,
             owner = field::Empty,
+            link_id = field::Empty,
         );
         async {
             let response = match deadline.bound(self.dispatch(&request)).await {
@@ -154,6 +156,9 @@ where
         let (action, params) = routes::resolve(request.method().as_str(), &path)?;
         let span = Span::current();
         span.record("action", action.name());
+        if action.is_public() {
+            return self.redeem_link(params.link, request).await;
+        }
         let caller = identity::caller(request, self.dev_user_header.as_ref())?;
         span.record("caller", caller.as_str());
         // Anything that is not an id this server could have issued is simply not found.
@@ -201,6 +206,11 @@ where
                 self.presign_shared_download(&caller, param(params.owner)?, id()?, request)
                     .await
             }
+            Action::CreateLink => self.create_link(&caller, id()?, request).await,
+            Action::ListLinks => self.list_links(&caller, id()?).await,
+            Action::RevokeLink => self.revoke_link(&caller, id()?, params.link).await,
+            // Answered above, before any identity is asked for.
+            Action::RedeemLink => Err(AppError::Internal("a public route dispatched".into())),
             Action::ListParts => {
                 let (plan, parts) = self.files.uploaded_parts(&caller, id()?).await?;
                 let parts: Vec<UploadedPartView> = parts.iter().map(UploadedPartView::of).collect();

@@ -21,6 +21,10 @@ pub enum Action {
     RevokeGrant,
     ListShared,
     PresignSharedDownload,
+    CreateLink,
+    ListLinks,
+    RevokeLink,
+    RedeemLink,
 }
 
 impl Action {
@@ -43,7 +47,18 @@ impl Action {
             Self::RevokeGrant => "revoke_grant",
             Self::ListShared => "list_shared",
             Self::PresignSharedDownload => "presign_shared_download",
+            Self::CreateLink => "create_link",
+            Self::ListLinks => "list_links",
+            Self::RevokeLink => "revoke_link",
+            Self::RedeemLink => "redeem_link",
         }
+    }
+
+    /// Whether the route is open to callers without an identity: only a share link's
+    /// redemption, which its secret authorizes. The template deploys it without the JWT
+    /// authorizer, and with throttling of its own; a test checks both against this.
+    pub fn is_public(self) -> bool {
+        self == Self::RedeemLink
     }
 }
 
@@ -51,7 +66,8 @@ impl Action {
 pub struct Route {
     pub method: &'static str,
     /// API Gateway route syntax. Parameters: `{id}` (a file id), `{grantee}` (a grantee's sub,
-    /// percent-encoded) and `{owner}` (an owner's sub, percent-encoded).
+    /// percent-encoded), `{owner}` (an owner's sub, percent-encoded) and `{linkId}` (a share
+    /// link's id).
     pub path: &'static str,
     pub action: Action,
 }
@@ -137,6 +153,26 @@ pub const ROUTES: &[Route] = &[
         path: "/shared/{owner}/{id}/download-url",
         action: Action::PresignSharedDownload,
     },
+    Route {
+        method: "POST",
+        path: "/files/{id}/links",
+        action: Action::CreateLink,
+    },
+    Route {
+        method: "GET",
+        path: "/files/{id}/links",
+        action: Action::ListLinks,
+    },
+    Route {
+        method: "DELETE",
+        path: "/files/{id}/links/{linkId}",
+        action: Action::RevokeLink,
+    },
+    Route {
+        method: "GET",
+        path: "/links/{linkId}",
+        action: Action::RedeemLink,
+    },
 ];
 
 /// The raw segments of a request path that a route's parameters matched.
@@ -145,6 +181,7 @@ pub struct PathParams<'p> {
     pub id: Option<&'p str>,
     pub grantee: Option<&'p str>,
     pub owner: Option<&'p str>,
+    pub link: Option<&'p str>,
 }
 
 /// The action for `method` on `path`, with the raw segments its parameters matched.
@@ -182,6 +219,7 @@ fn match_path<'p>(template: &str, path: &'p str) -> Option<PathParams<'p>> {
             "{id}" => &mut params.id,
             "{grantee}" => &mut params.grantee,
             "{owner}" => &mut params.owner,
+            "{linkId}" => &mut params.link,
             _ if expected == segment => continue,
             _ => return None,
         };
@@ -228,7 +266,8 @@ mod tests {
                 PathParams {
                     id: Some("abc"),
                     grantee: Some("b%40b"),
-                    owner: None
+                    owner: None,
+                    link: None,
                 }
             )
         );
@@ -239,9 +278,37 @@ mod tests {
                 PathParams {
                     id: Some("abc"),
                     grantee: None,
-                    owner: Some("alice")
+                    owner: Some("alice"),
+                    link: None,
                 }
             )
+        );
+        assert_eq!(
+            resolve("DELETE", "/files/abc/links/l1").unwrap(),
+            (
+                Action::RevokeLink,
+                PathParams {
+                    link: Some("l1"),
+                    ..id("abc")
+                }
+            )
+        );
+        assert_eq!(
+            resolve("GET", "/links/l1").unwrap(),
+            (
+                Action::RedeemLink,
+                PathParams {
+                    link: Some("l1"),
+                    ..PathParams::default()
+                }
+            )
+        );
+        assert!(
+            ROUTES
+                .iter()
+                .filter(|route| route.action.is_public())
+                .map(|route| route.path)
+                .eq(["/links/{linkId}"])
         );
         assert_eq!(
             resolve("GET", "/shared").unwrap(),

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::{FileService, now, validity};
 use crate::bucket::{ObjectStorage, PresignedRequest, UrlSigner};
 use crate::domain::{
-    Disposition, FileGrants, FileId, FileRecord, FileStatus, Grant, OwnerId, SharedFile,
+    Disposition, FileId, FileRecord, FileSharing, FileStatus, Grant, OwnerId, SharedFile,
 };
 use crate::error::AppError;
 use crate::store::{GrantStore, OwnershipStore, Transition};
@@ -120,7 +120,7 @@ where
         &self,
         owner: &OwnerId,
         id: FileId,
-    ) -> Result<(FileRecord, FileGrants), AppError> {
+    ) -> Result<(FileRecord, FileSharing), AppError> {
         self.store
             .get_with_grants(owner, id)
             .await?
@@ -134,7 +134,7 @@ where
         &self,
         owner: &OwnerId,
         id: FileId,
-        change: impl Fn(&FileGrants, OffsetDateTime) -> Result<Vec<Grant>, AppError>,
+        change: impl Fn(&FileSharing, OffsetDateTime) -> Result<Vec<Grant>, AppError>,
     ) -> Result<Vec<Grant>, AppError> {
         for _ in 0..GRANT_ATTEMPTS {
             let (record, read) = self.owned_grants(owner, id).await?;

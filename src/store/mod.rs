@@ -4,6 +4,7 @@
 mod cursor;
 mod dynamodb;
 
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 
 use time::OffsetDateTime;
@@ -12,7 +13,8 @@ pub use cursor::{CURSOR_OWNER, CURSOR_SORT_KEY};
 pub use dynamodb::{DynamoDbOwnershipStore, SHARED_PREFIX, attr};
 
 use crate::domain::{
-    FileGrants, FileId, FileRecord, Grant, Ledger, OwnerId, QuotaLimits, SharedFile,
+    FileId, FileRecord, FileSharing, Grant, Ledger, LinkId, LinkLedger, LinkTarget, OwnerId,
+    QuotaLimits, ShareLink, SharedFile,
 };
 use crate::error::AppError;
 
@@ -122,7 +124,7 @@ pub trait GrantStore: Send + Sync {
         &self,
         owner: &OwnerId,
         id: FileId,
-    ) -> impl Future<Output = Result<Option<(FileRecord, FileGrants)>, AppError>> + Send;
+    ) -> impl Future<Output = Result<Option<(FileRecord, FileSharing)>, AppError>> + Send;
 
     /// Replaces `record`'s grants `read` with `grants`, and its grantees' entries with them, in
     /// one atomic write; only while the record is still available and its grants still at
@@ -130,7 +132,7 @@ pub trait GrantStore: Send + Sync {
     fn write_grants(
         &self,
         record: &FileRecord,
-        read: &FileGrants,
+        read: &FileSharing,
         grants: &[Grant],
     ) -> impl Future<Output = Result<Transition, AppError>> + Send;
 
@@ -144,4 +146,51 @@ pub trait GrantStore: Send + Sync {
         limit: u32,
         after: Option<&str>,
     ) -> impl Future<Output = Result<(Vec<SharedFile>, Option<String>), AppError>> + Send;
+}
+
+/// Where share links live (README, "Share links"). A file's links are part of its record's item,
+/// under the same version as its grants; each link also has an item of its own, keyed by its id
+/// alone, which a redemption reads and counts in one write; and each owner's live links are
+/// tallied by expiry (`LinkLedger`) for the owner's limit. Deleting a record
+/// (`OwnershipStore::delete`) removes its links' items and gives their places back in its own
+/// transaction.
+pub trait LinkStore: Send + Sync {
+    /// `owner`'s link tallies and their version. Strongly consistent.
+    fn link_ledger(
+        &self,
+        owner: &OwnerId,
+    ) -> impl Future<Output = Result<LinkLedger, AppError>> + Send;
+
+    /// In one atomic write: `record`'s links `read.links` replaced by `links` (only while the
+    /// record is available and its sharing still at `read.version`), the item of `new` link
+    /// written with its secret's hash, the items of links no longer in `links` deleted, and the
+    /// owner's tallies `ledger` replaced by `tallies` (only over `ledger.version`). `Stale`
+    /// otherwise: read again and decide again.
+    fn write_links(
+        &self,
+        record: &FileRecord,
+        read: &FileSharing,
+        links: &[ShareLink],
+        new: Option<(&ShareLink, &str)>,
+        ledger: &LinkLedger,
+        tallies: &BTreeMap<OffsetDateTime, u64>,
+    ) -> impl Future<Output = Result<Transition, AppError>> + Send;
+
+    /// Counts one download of link `id`, in one atomic write, if its secret hashes to
+    /// `secret_hash`, it is unexpired at `now` and has downloads left; what it leads to. `None`
+    /// for every other case alike (no such link, revoked, its file deleted, another secret,
+    /// expired, exhausted).
+    fn redeem(
+        &self,
+        id: LinkId,
+        secret_hash: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<LinkTarget>, AppError>> + Send;
+
+    /// Downloads counted so far of each of `ids` that still has its item, in one strongly
+    /// consistent batch read.
+    fn link_downloads(
+        &self,
+        ids: &[LinkId],
+    ) -> impl Future<Output = Result<HashMap<LinkId, u64>, AppError>> + Send;
 }

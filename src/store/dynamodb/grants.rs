@@ -24,10 +24,11 @@ use time::OffsetDateTime;
 
 use super::item::{Item, build_error, from_item, key, n, s};
 use super::ledger_changes::LedgerChange;
+use super::links::links_from_item;
 use super::transaction::Outcome;
 use super::{DynamoDbOwnershipStore, attr};
 use crate::backend_error::backend_error;
-use crate::domain::{FileGrants, FileId, FileRecord, FileStatus, Grant, OwnerId, SharedFile};
+use crate::domain::{FileId, FileRecord, FileSharing, FileStatus, Grant, OwnerId, SharedFile};
 use crate::error::AppError;
 use crate::store::{GrantStore, Transition};
 
@@ -42,16 +43,16 @@ const EXPIRES_AT: &str = "expiresAt";
 const SHARED_BY: &str = "sharedBy";
 const SHARED_FILE: &str = "sharedFile";
 
-fn epoch(at: OffsetDateTime) -> AttributeValue {
+pub(super) fn epoch(at: OffsetDateTime) -> AttributeValue {
     n(at.unix_timestamp())
 }
 
-fn read_epoch(value: Option<&AttributeValue>) -> Option<OffsetDateTime> {
+pub(super) fn read_epoch(value: Option<&AttributeValue>) -> Option<OffsetDateTime> {
     let secs = value?.as_n().ok()?.parse().ok()?;
     OffsetDateTime::from_unix_timestamp(secs).ok()
 }
 
-fn corrupt(what: &str) -> AppError {
+pub(super) fn corrupt(what: &str) -> AppError {
     AppError::Internal(format!("corrupt grant: {what}").into())
 }
 
@@ -135,9 +136,9 @@ fn grants_to_value(grants: &[Grant]) -> AttributeValue {
 }
 
 /// The grants held in a record's item; none for a file never shared.
-pub(super) fn grants_from_item(item: &Item) -> Result<FileGrants, AppError> {
+pub(super) fn sharing_from_item(item: &Item) -> Result<FileSharing, AppError> {
     let version = match item.get(GRANT_VERSION) {
-        None => return Ok(FileGrants::default()),
+        None => return Ok(FileSharing::default()),
         Some(value) => value
             .as_n()
             .ok()
@@ -162,9 +163,10 @@ pub(super) fn grants_from_item(item: &Item) -> Result<FileGrants, AppError> {
         }
     }
     grants.sort_by(|a, b| a.grantee.as_str().cmp(b.grantee.as_str()));
-    Ok(FileGrants {
+    Ok(FileSharing {
         version: Some(version),
         grants,
+        links: links_from_item(item)?,
     })
 }
 
@@ -182,9 +184,9 @@ impl DynamoDbOwnershipStore {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
-    /// Deletes an available `record` that has been shared: with its grants as read now, on
-    /// condition that they are still at the version read, and every grantee's entry in the same
-    /// transaction, so no grant outlives its file. `Stale` when the record is gone, changed
+    /// Deletes an available `record` that has been shared: with its grants and links as read
+    /// now, on condition that they are still at the version read, and every grantee's entry and
+    /// every link's item in the same transaction, so no grant or link outlives its file. `Stale` when the record is gone, changed
     /// status, or its grants changed meanwhile (the service reads again and retries).
     pub(super) async fn delete_shared(&self, record: &FileRecord) -> Result<Transition, AppError> {
         let Some(item) = self.record_item(&record.owner, record.id).await? else {
@@ -193,7 +195,7 @@ impl DynamoDbOwnershipStore {
         if from_item(&item)?.status != record.status {
             return Ok(Transition::Stale);
         }
-        let read = grants_from_item(&item)?;
+        let read = sharing_from_item(&item)?;
         let version = read
             .version
             .ok_or_else(|| AppError::Internal("a shared file without a grant version".into()))?;
@@ -214,6 +216,7 @@ impl DynamoDbOwnershipStore {
         for grant in &read.grants {
             items.push(self.delete_entry(record, grant)?);
         }
+        items.extend(self.links_removed(record, &read).await?);
         Ok(match self.transact(items).await? {
             Outcome::Committed => Transition::Applied,
             Outcome::ConditionFailed(_) => Transition::Stale,
@@ -226,17 +229,17 @@ impl GrantStore for DynamoDbOwnershipStore {
         &self,
         owner: &OwnerId,
         id: FileId,
-    ) -> Result<Option<(FileRecord, FileGrants)>, AppError> {
+    ) -> Result<Option<(FileRecord, FileSharing)>, AppError> {
         let Some(item) = self.record_item(owner, id).await? else {
             return Ok(None);
         };
-        Ok(Some((from_item(&item)?, grants_from_item(&item)?)))
+        Ok(Some((from_item(&item)?, sharing_from_item(&item)?)))
     }
 
     async fn write_grants(
         &self,
         record: &FileRecord,
-        read: &FileGrants,
+        read: &FileSharing,
         grants: &[Grant],
     ) -> Result<Transition, AppError> {
         let next_version = read.version.map_or(1, |v| v + 1);

@@ -1,11 +1,12 @@
 //! The DynamoDB adapter of `OwnershipStore`: the operations. How records and the ledger are
 //! stored is in `item` and `ledger`, how each operation changes the ledger in `ledger_changes`,
-//! grants in `grants`, how a transaction is run and retried in `transaction`.
+//! grants in `grants`, share links in `links`, how a transaction is run and retried in `transaction`.
 
 mod grants;
 mod item;
 mod ledger;
 mod ledger_changes;
+mod links;
 mod transaction;
 
 use aws_sdk_dynamodb::Client;
@@ -109,6 +110,43 @@ impl DynamoDbOwnershipStore {
             .build())
     }
 
+    /// The items of `keys` in one BatchGetItem, asking again with backoff for keys DynamoDB left
+    /// unprocessed (throttling), a bounded number of times.
+    async fn batch_get(&self, keys: KeysAndAttributes) -> Result<Vec<Item>, AppError> {
+        let mut pending = Some(keys);
+        let mut found = Vec::new();
+        for wait in retry_waits(BATCH_GET_BACKOFF, BATCH_GET_ATTEMPTS) {
+            let Some(keys) = pending.take() else { break };
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+            }
+            let mut output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .await
+                .map_err(backend_error)?;
+            if let Some(items) = output
+                .responses
+                .as_mut()
+                .and_then(|r| r.remove(&self.table))
+            {
+                found.extend(items);
+            }
+            pending = output
+                .unprocessed_keys
+                .and_then(|mut unprocessed| unprocessed.remove(&self.table))
+                .filter(|keys| !keys.keys().is_empty());
+        }
+        if pending.is_some() {
+            return Err(AppError::Unavailable(
+                "BatchGetItem left keys unprocessed after every retry".into(),
+            ));
+        }
+        Ok(found)
+    }
+
     /// The item of `owner`'s record of `id` (with its grants), read consistently.
     async fn record_item(&self, owner: &OwnerId, id: FileId) -> Result<Option<Item>, AppError> {
         let output = self
@@ -192,41 +230,17 @@ impl OwnershipStore for DynamoDbOwnershipStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pending = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(ids.iter().map(|id| key(owner, *id)).collect()))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| AppError::Internal(e.into()))?,
-        );
-        let mut records = Vec::with_capacity(ids.len());
-        for wait in retry_waits(BATCH_GET_BACKOFF, BATCH_GET_ATTEMPTS) {
-            let Some(keys) = pending.take() else { break };
-            if let Some(wait) = wait {
-                tokio::time::sleep(wait).await;
-            }
-            let output = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, keys)
-                .send()
-                .await
-                .map_err(backend_error)?;
-            if let Some(items) = output.responses.as_ref().and_then(|r| r.get(&self.table)) {
-                for item in items {
-                    records.push(from_item(item)?);
-                }
-            }
-            pending = output
-                .unprocessed_keys
-                .and_then(|mut unprocessed| unprocessed.remove(&self.table))
-                .filter(|keys| !keys.keys().is_empty());
-        }
-        if pending.is_some() {
-            return Err(AppError::Unavailable(
-                "BatchGetItem left keys unprocessed after every retry".into(),
-            ));
-        }
+        let keys = KeysAndAttributes::builder()
+            .set_keys(Some(ids.iter().map(|id| key(owner, *id)).collect()))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| AppError::Internal(e.into()))?;
+        let mut records = self
+            .batch_get(keys)
+            .await?
+            .iter()
+            .map(from_item)
+            .collect::<Result<Vec<_>, _>>()?;
         // Defence in depth: only records of the owner asked for, whatever came back.
         records.retain(|record| &record.owner == owner);
         Ok(records)

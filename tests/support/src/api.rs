@@ -7,7 +7,7 @@ use lambda_http::RequestExt;
 use lambda_http::http::{HeaderMap, StatusCode};
 use presign_gate::bucket::{ObjectStorage, S3Bucket, UrlSigner};
 use presign_gate::http::Api;
-use presign_gate::store::{DynamoDbOwnershipStore, GrantStore, OwnershipStore};
+use presign_gate::store::{DynamoDbOwnershipStore, GrantStore, LinkStore, OwnershipStore};
 use serde_json::{Value, json};
 
 use crate::events::HttpApiEvent;
@@ -33,7 +33,7 @@ impl Answer {
 
 impl<S, B> TestApi<S, B>
 where
-    S: OwnershipStore + GrantStore,
+    S: OwnershipStore + GrantStore + LinkStore,
     B: UrlSigner + ObjectStorage,
 {
     /// Sends `method path` as an HTTP API (payload 2.0) event whose JWT authorizer verified

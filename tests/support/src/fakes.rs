@@ -17,7 +17,7 @@ use presign_gate::bucket::{
     PartTarget, PartsLookup, PresignedRequest, UploadTarget, UrlSigner, Validity,
 };
 use presign_gate::domain::{
-    ExpiryPolicy, FileGrants, FileId, FileRecord, FileStatus, Ledger, ObjectKey, OwnerId,
+    ExpiryPolicy, FileId, FileRecord, FileSharing, FileStatus, Ledger, ObjectKey, OwnerId,
     QuotaLimits, UploadPolicy, UploadedPart,
 };
 use presign_gate::error::AppError;
@@ -26,6 +26,7 @@ use presign_gate::store::{OwnershipStore, ReconcileCursor, Transition};
 use time::OffsetDateTime;
 
 mod grants;
+mod links;
 mod listing;
 
 /// Every call the fakes answered, in order, such as `store.get` or `bucket.delete users/a/…`.
@@ -133,8 +134,11 @@ impl std::fmt::Debug for Hook {
 struct Table {
     records: BTreeMap<(String, FileId), FileRecord>,
     ledgers: BTreeMap<String, Ledger>,
-    /// Each shared record's grants, by the record's key; they go with it (see `delete`).
-    grants: BTreeMap<(String, FileId), FileGrants>,
+    /// Each shared record's grants and links, by the record's key; they go with it (see
+    /// `delete`).
+    grants: BTreeMap<(String, FileId), FileSharing>,
+    /// Share links' own items, and every owner's link tallies (see `links`).
+    links: links::LinkTable,
 }
 
 impl Table {
@@ -386,7 +390,9 @@ impl OwnershipStore for FakeStore {
         let key = Self::key(&record.owner, record.id);
         let transition = match table.records.remove(&key) {
             Some(stored) if stored.status == record.status => {
-                table.grants.remove(&key);
+                if let Some(sharing) = table.grants.remove(&key) {
+                    table.links.remove_all(&stored.owner, &sharing.links);
+                }
                 match stored.status {
                     FileStatus::Pending => table.release(&stored, true, 0),
                     FileStatus::Available => {

@@ -3,7 +3,7 @@
 //! first, with the adapter's entry keys as page tokens.
 
 use presign_gate::domain::{
-    FileGrants, FileId, FileRecord, FileStatus, Grant, OwnerId, SharedFile,
+    FileId, FileRecord, FileSharing, FileStatus, Grant, OwnerId, SharedFile,
 };
 use presign_gate::error::AppError;
 use presign_gate::store::{GrantStore, SHARED_PREFIX, Transition};
@@ -22,7 +22,7 @@ fn entry_key(shared: &SharedFile) -> String {
 
 impl FakeStore {
     /// A record's grants as stored, read without going through the port.
-    pub fn grants_of(&self, owner: &OwnerId, id: FileId) -> FileGrants {
+    pub fn grants_of(&self, owner: &OwnerId, id: FileId) -> FileSharing {
         lock(&self.table)
             .grants
             .get(&Self::key(owner, id))
@@ -36,7 +36,7 @@ impl GrantStore for FakeStore {
         &self,
         owner: &OwnerId,
         id: FileId,
-    ) -> Result<Option<(FileRecord, FileGrants)>, AppError> {
+    ) -> Result<Option<(FileRecord, FileSharing)>, AppError> {
         self.call("store.get_with_grants").await?;
         let table = lock(&self.table);
         let key = Self::key(owner, id);
@@ -49,7 +49,7 @@ impl GrantStore for FakeStore {
     async fn write_grants(
         &self,
         record: &FileRecord,
-        read: &FileGrants,
+        read: &FileSharing,
         grants: &[Grant],
     ) -> Result<Transition, AppError> {
         self.call("store.write_grants").await?;
@@ -59,15 +59,16 @@ impl GrantStore for FakeStore {
             .records
             .get(&key)
             .is_some_and(|stored| stored.status == FileStatus::Available);
-        let version = table.grants.get(&key).and_then(|stored| stored.version);
-        if !available || version != read.version {
+        let stored = table.grants.get(&key).cloned().unwrap_or_default();
+        if !available || stored.version != read.version {
             return Ok(Transition::Stale);
         }
         table.grants.insert(
             key,
-            FileGrants {
-                version: Some(version.map_or(1, |v| v + 1)),
+            FileSharing {
+                version: Some(stored.version.map_or(1, |v| v + 1)),
                 grants: grants.to_vec(),
+                links: stored.links,
             },
         );
         Ok(Transition::Applied)
