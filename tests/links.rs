@@ -45,6 +45,18 @@ async fn redeem_json(api: &TestApi, path: &str) -> Answer {
     api.send_event(&event).await
 }
 
+/// The API over the stand-ins with at most `max` live links an owner.
+fn api_with_live_links(standins: &StandIns, max: u32) -> TestApi {
+    let links = LinkPolicy {
+        max_live_links: max,
+        ..LinkPolicy::default()
+    };
+    TestApi(Api::new(
+        standins.files_as(Role::Api).with_links(links),
+        None,
+    ))
+}
+
 async fn fetch(url: &str) -> Vec<u8> {
     let response = http_client().get(url).send().await.expect("GET the URL");
     assert_eq!(response.status(), 200);
@@ -231,13 +243,7 @@ async fn links_are_limited_per_file_and_per_owner() {
         (409, "conflict")
     );
 
-    let limited = TestApi(Api::new(
-        standins.files_as(Role::Api).with_links(LinkPolicy {
-            max_live_links: 2,
-            ..LinkPolicy::default()
-        }),
-        None,
-    ));
+    let limited = api_with_live_links(&standins, 2);
     let bob = limited
         .stored_file("bob", "b.txt", "text/plain", BODY)
         .await;
@@ -273,13 +279,7 @@ async fn links_are_limited_per_file_and_per_owner() {
 #[tokio::test]
 async fn a_deleted_file_leaves_no_link_behind() {
     let standins = StandIns::start().await;
-    let limited = TestApi(Api::new(
-        standins.files_as(Role::Api).with_links(LinkPolicy {
-            max_live_links: 2,
-            ..LinkPolicy::default()
-        }),
-        None,
-    ));
+    let limited = api_with_live_links(&standins, 2);
     let deleted = limited
         .stored_file("alice", "a.txt", "text/plain", BODY)
         .await;

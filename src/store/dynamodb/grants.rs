@@ -3,10 +3,10 @@
 //! Keys (README, "Sharing"):
 //! - A file's grants are two attributes of its record's item: `grants`, a map from grantee to
 //!   `{grantedAt, expiresAt?}` (at most `MAX_GRANTS_PER_FILE` entries, under 2 KB), and
-//!   `grantVersion`, incremented by every change of them. The shared download reads the record
-//!   alone, consistently: one read says both whether the file is available and whether the
-//!   caller holds a live grant, and no read can be saved from one. The owner's `GET
-//!   /files/{id}/grants` is that same read.
+//!   `grantVersion`, incremented by every change of them (and of its links, see `links`). The
+//!   shared download reads the record alone, consistently: one read says both whether the file
+//!   is available and whether the caller holds a live grant, and no read can be saved from one.
+//!   The owner's `GET /files/{id}/grants` is that same read.
 //! - Each grant has an entry in its grantee's partition with sort key
 //!   `#shared#<grantedAt, 12 digits of epoch seconds>#<file id>#<owner>`, written and removed in
 //!   the same transaction as the record's map. `#shared#` sorts before `#usage`, so an owner's
@@ -36,6 +36,8 @@ use crate::store::{GrantStore, Transition};
 pub const SHARED_PREFIX: &str = "#shared#";
 
 const GRANTS: &str = "grants";
+/// The version of everything shared of a file, its grants and its links (named before links
+/// existed, and kept: items carry it).
 pub(super) const GRANT_VERSION: &str = "grantVersion";
 const GRANTED_AT: &str = "grantedAt";
 const EXPIRES_AT: &str = "expiresAt";
@@ -184,6 +186,39 @@ impl DynamoDbOwnershipStore {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
+    /// The update of `record`'s sharing attribute `name` (its grants or its links) to `value`,
+    /// with the sharing version incremented: only while the file is available and its sharing
+    /// is still at `read.version` (none yet: never shared).
+    pub(super) fn sharing_update(
+        &self,
+        record: &FileRecord,
+        read: &FileSharing,
+        name: &str,
+        value: AttributeValue,
+    ) -> Result<TransactWriteItem, AppError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(&record.owner, record.id)))
+            .update_expression("SET #shared = :shared, #grantVersion = :next")
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#shared", name)
+            .expression_attribute_names("#grantVersion", GRANT_VERSION)
+            .expression_attribute_values(":available", s(FileStatus::Available.as_str()))
+            .expression_attribute_values(":shared", value)
+            .expression_attribute_values(":next", n(read.version.map_or(1, |v| v + 1)));
+        let update = match read.version {
+            None => update.condition_expression(
+                "#status = :available AND attribute_not_exists(#grantVersion)",
+            ),
+            Some(version) => update
+                .condition_expression("#status = :available AND #grantVersion = :version")
+                .expression_attribute_values(":version", n(version)),
+        };
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(build_error)?)
+            .build())
+    }
+
     /// Deletes an available `record` that has been shared: with its grants and links as read
     /// now, on condition that they are still at the version read, and every grantee's entry and
     /// every link's item in the same transaction, so no grant or link outlives its file. `Stale` when the record is gone, changed
@@ -242,30 +277,7 @@ impl GrantStore for DynamoDbOwnershipStore {
         read: &FileSharing,
         grants: &[Grant],
     ) -> Result<Transition, AppError> {
-        let next_version = read.version.map_or(1, |v| v + 1);
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(&record.owner, record.id)))
-            .update_expression("SET #grants = :grants, #grantVersion = :next")
-            .expression_attribute_names("#status", attr::STATUS)
-            .expression_attribute_names("#grants", GRANTS)
-            .expression_attribute_names("#grantVersion", GRANT_VERSION)
-            .expression_attribute_values(":available", s(FileStatus::Available.as_str()))
-            .expression_attribute_values(":grants", grants_to_value(grants))
-            .expression_attribute_values(":next", n(next_version));
-        let update = match read.version {
-            None => update.condition_expression(
-                "#status = :available AND attribute_not_exists(#grantVersion)",
-            ),
-            Some(version) => update
-                .condition_expression("#status = :available AND #grantVersion = :version")
-                .expression_attribute_values(":version", n(version)),
-        };
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .update(update.build().map_err(build_error)?)
-                .build(),
-        ];
+        let mut items = vec![self.sharing_update(record, read, GRANTS, grants_to_value(grants))?];
         // Entries of grants made or renewed are put; entries of grants gone are deleted. A
         // renewal keeps `grantedAt`, so its entry's key is the same and the put replaces it.
         for grant in grants {

@@ -12,7 +12,6 @@ use super::ledger::{
     legacy_pending_attribute, tally_attribute,
 };
 use super::transaction::{Outcome, TRANSACTION_ATTEMPTS, TRANSACTION_BACKOFF, retry_waits};
-use crate::backend_error::backend_error;
 use crate::domain::{FileRecord, FileStatus, Ledger, OwnerId, QuotaLimits};
 use crate::error::AppError;
 use crate::store::{OwnershipStore, Transition};
@@ -220,16 +219,7 @@ impl DynamoDbOwnershipStore {
         &self,
         owner: &OwnerId,
     ) -> Result<(Ledger, Option<u64>), AppError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(ledger_key(owner)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend_error)?;
-        match output.item {
+        match self.consistent_item(ledger_key(owner)).await? {
             None => Ok((Ledger::default(), None)),
             Some(item) => {
                 let (ledger, version) = ledger_from_item(&item)?;

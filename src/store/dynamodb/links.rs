@@ -23,13 +23,12 @@ use aws_sdk_dynamodb::types::{
 use time::OffsetDateTime;
 
 use super::DynamoDbOwnershipStore;
-use super::grants::{GRANT_VERSION, corrupt, epoch, read_epoch};
-use super::item::{Item, attr, build_error, key, n, s};
+use super::grants::{corrupt, epoch, read_epoch};
+use super::item::{Item, attr, build_error, n, s};
 use super::transaction::Outcome;
 use crate::backend_error::backend_error;
 use crate::domain::{
-    FileId, FileRecord, FileSharing, FileStatus, LinkId, LinkLedger, LinkTarget, ObjectKey,
-    OwnerId, ShareLink,
+    FileId, FileRecord, FileSharing, LinkId, LinkLedger, LinkTarget, ObjectKey, OwnerId, ShareLink,
 };
 use crate::error::AppError;
 use crate::store::{LinkStore, Transition};
@@ -261,17 +260,8 @@ impl DynamoDbOwnershipStore {
 
 impl LinkStore for DynamoDbOwnershipStore {
     async fn link_ledger(&self, owner: &OwnerId) -> Result<LinkLedger, AppError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(link_ledger_key(owner)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend_error)?;
-        output
-            .item
+        self.consistent_item(link_ledger_key(owner))
+            .await?
             .as_ref()
             .map_or(Ok(LinkLedger::default()), link_ledger_from_item)
     }
@@ -285,28 +275,8 @@ impl LinkStore for DynamoDbOwnershipStore {
         ledger: &LinkLedger,
         tallies: &BTreeMap<OffsetDateTime, u64>,
     ) -> Result<Transition, AppError> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(&record.owner, record.id)))
-            .update_expression("SET #links = :links, #grantVersion = :next")
-            .expression_attribute_names("#status", attr::STATUS)
-            .expression_attribute_names("#links", LINKS)
-            .expression_attribute_names("#grantVersion", GRANT_VERSION)
-            .expression_attribute_values(":available", s(FileStatus::Available.as_str()))
-            .expression_attribute_values(":links", links_to_value(links))
-            .expression_attribute_values(":next", n(read.version.map_or(1, |v| v + 1)));
-        let update = match read.version {
-            None => update.condition_expression(
-                "#status = :available AND attribute_not_exists(#grantVersion)",
-            ),
-            Some(version) => update
-                .condition_expression("#status = :available AND #grantVersion = :version")
-                .expression_attribute_values(":version", n(version)),
-        };
         let mut items = vec![
-            TransactWriteItem::builder()
-                .update(update.build().map_err(build_error)?)
-                .build(),
+            self.sharing_update(record, read, LINKS, links_to_value(links))?,
             self.link_ledger_update(&record.owner, ledger, tallies)?,
         ];
         if let Some((link, secret_hash)) = new {

@@ -147,13 +147,18 @@ impl DynamoDbOwnershipStore {
         Ok(found)
     }
 
-    /// The item of `owner`'s record of `id` (with its grants), read consistently.
+    /// The item of `owner`'s record of `id` (with its grants and links), read consistently.
     async fn record_item(&self, owner: &OwnerId, id: FileId) -> Result<Option<Item>, AppError> {
+        self.consistent_item(key(owner, id)).await
+    }
+
+    /// The item at `key`, read consistently; `None` when there is none.
+    pub(super) async fn consistent_item(&self, key: Item) -> Result<Option<Item>, AppError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(owner, id)))
+            .set_key(Some(key))
             .consistent_read(true)
             .send()
             .await
