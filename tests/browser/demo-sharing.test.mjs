@@ -2,30 +2,14 @@
 // controls: a share link made in alice's page and opened in a fresh browser that has no identity
 // (the very bytes come back; once alice revokes it, a 404), and a grant to bob, whose "Shared with
 // me" lists the file and downloads it, until alice revokes it.
-import { test, before, after, afterEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
 
-import { apiAs, artifactPath, launchChromium, startLocalStack } from "./harness.mjs";
-import { demoPage, sha256Hex } from "./pages.mjs";
+import { apiAs, artifactPath, launchChromium, stackAndChromium } from "./harness.mjs";
+import { demoPage, expectSaved } from "./pages.mjs";
 
-let stack;
-let browser;
-
-before(async () => {
-  stack = await startLocalStack();
-  browser = await launchChromium();
-});
-
-afterEach(() => {
-  assert.deepEqual(browser?.console.take() ?? [], [], "console messages no test expected");
-});
-
-after(async () => {
-  await browser?.close();
-  await stack?.stop();
-});
+const suite = stackAndChromium();
 
 /** Uploads `file` through the demo's file input and waits for the page to call it uploaded. */
 async function uploadInDemo(page, file) {
@@ -47,7 +31,7 @@ async function openSharePanel(page, row) {
 }
 
 test("a share link made in the demo: a fresh browser with no identity downloads the very bytes; revoked in the demo, the link is a 404", async () => {
-  const page = await demoPage(browser, stack, "alice");
+  const page = await demoPage(suite.browser, suite.stack, "alice");
   const bytes = randomBytes(200 * 1024);
   const row = await uploadInDemo(page, { name: "report.pdf", mimeType: "application/pdf", buffer: bytes });
   const fileId = await row.getAttribute("data-file-id");
@@ -62,7 +46,7 @@ test("a share link made in the demo: a fresh browser with no identity downloads 
   // The API's own address (README, "POST /files/{id}/links"): the local front keeps the Host the
   // page called and forwards the scheme, as API Gateway does.
   const link = new URL(linkUrl);
-  assert.equal(`${link.origin}/`, new URL("/", stack.apiUrl).href);
+  assert.equal(`${link.origin}/`, new URL("/", suite.stack.apiUrl).href);
   assert.match(link.pathname, /^\/links\/[^/]+$/);
   assert.match(link.searchParams.get("secret") ?? "", /^[A-Za-z0-9_-]{43}$/, "256 random bits, base64url");
   const linkId = link.pathname.split("/").pop();
@@ -72,7 +56,7 @@ test("a share link made in the demo: a fresh browser with no identity downloads 
   assert.doesNotMatch(await panel.locator("[data-testid=links]").textContent(), /secret|https?:/, "the list never shows a URL");
 
   // Copy puts exactly the link on the clipboard.
-  await browser.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: stack.demoUrl.origin });
+  await suite.browser.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: suite.stack.demoUrl.origin });
   await panel.getByRole("button", { name: "Copy" }).click();
   await panel.getByRole("status").filter({ hasText: "Copied." }).waitFor();
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), linkUrl);
@@ -83,17 +67,14 @@ test("a share link made in the demo: a fresh browser with no identity downloads 
     const tab = await stranger.context.newPage();
     const sentHeaders = [];
     tab.on("request", (request) => sentHeaders.push(...Object.keys(request.headers())));
-    const downloading = tab.waitForEvent("download");
     // The link answers 302 to a download URL served as an attachment: the navigation becomes a
     // download, which Playwright reports by failing the goto.
-    const navigation = await tab.goto(linkUrl).then(() => "navigated", (error) => error.message);
-    assert.match(navigation, /Download is starting|net::ERR_ABORTED/);
-    const download = await downloading;
-    assert.equal(download.suggestedFilename(), "report.pdf");
-    assert.equal(sha256Hex(await readFile(await download.path())), sha256Hex(bytes));
-    await download.delete();
+    await expectSaved(tab, async () => {
+      const navigation = await tab.goto(linkUrl).then(() => "navigated", (error) => error.message);
+      assert.match(navigation, /Download is starting|net::ERR_ABORTED/);
+    }, { filename: "report.pdf", bytes });
     assert.ok(!sentHeaders.includes("x-dev-user") && !sentHeaders.includes("authorization"), `sent: ${sentHeaders}`);
-    const asAlice = apiAs(stack.apiUrl, "alice");
+    const asAlice = apiAs(suite.stack.apiUrl, "alice");
     const counted = (await asAlice("GET", `/files/${fileId}/links`)).body.links.find(({ id }) => id === linkId);
     assert.deepEqual([counted.downloads, counted.maxDownloads], [1, 3]);
 
@@ -124,7 +105,7 @@ test("a share link made in the demo: a fresh browser with no identity downloads 
 });
 
 test("a grant made in the demo: bob's \"Shared with me\" lists the file and its Download button saves the very bytes; revoked in the demo, it is gone", async () => {
-  const alice = await demoPage(browser, stack, "alice");
+  const alice = await demoPage(suite.browser, suite.stack, "alice");
   const bytes = randomBytes(150 * 1024);
   const row = await uploadInDemo(alice, { name: "for-bob.png", mimeType: "image/png", buffer: bytes });
   const panel = await openSharePanel(alice, row);
@@ -142,17 +123,12 @@ test("a grant made in the demo: bob's \"Shared with me\" lists the file and its 
   alice.expectConsole(/status of 409 \(Conflict\)/, "the grant to oneself is refused 409 on purpose; Chromium logs every failed load");
   await alice.screenshot({ path: await artifactPath("demo-share-panel.png"), fullPage: true });
 
-  const bob = await demoPage(browser, stack, "bob");
+  const bob = await demoPage(suite.browser, suite.stack, "bob");
   const shared = bob.locator("[data-testid=shared-row]", { hasText: "for-bob.png" });
   await shared.waitFor();
   const cells = await shared.locator("td").allTextContents();
   assert.deepEqual(cells.slice(0, 4), ["for-bob.png", "alice", "150 KiB", "no expiry"]);
-  const downloading = bob.waitForEvent("download");
-  await shared.getByRole("button", { name: "Download" }).click();
-  const download = await downloading;
-  assert.equal(download.suggestedFilename(), "for-bob.png");
-  assert.equal(sha256Hex(await readFile(await download.path())), sha256Hex(bytes));
-  await download.delete();
+  await expectSaved(bob, () => shared.getByRole("button", { name: "Download" }).click(), { filename: "for-bob.png", bytes });
   await bob.screenshot({ path: await artifactPath("demo-shared-with-me.png"), fullPage: true });
 
   // Alice revokes; bob's row, still on his page, now downloads nothing, and says why.
