@@ -160,13 +160,59 @@ export interface DownloadUrl {
   expiresAt: string;
 }
 
+/** A grant on one of the caller's files (`POST`/`GET /files/{id}/grants`). */
+export interface Grant {
+  /** The sub of the caller the file is shared with. */
+  grantee: string;
+  grantedAt: string;
+  /** Null: until revoked. */
+  expiresAt: string | null;
+}
+
+/** A file another caller shared with this one (`GET /shared`). */
+export interface SharedFile {
+  /** The sub of the file's owner: pass it to `sharedDownloadUrl` / `downloadShared`. */
+  owner: string;
+  id: string;
+  filename: string;
+  contentType: string;
+  size: number;
+  grantedAt: string;
+  expiresAt: string | null;
+}
+
+/** A share link as `GET /files/{id}/links` lists it: never its secret or URL. */
+export interface ShareLink {
+  id: string;
+  createdAt: string;
+  expiresAt: string;
+  /** Null: any number of downloads until it expires. */
+  maxDownloads: number | null;
+  downloads: number;
+}
+
+/** A share link as `POST /files/{id}/links` creates it: `url` (with the secret) appears only here. */
+export interface CreatedLink extends Omit<ShareLink, "downloads"> {
+  /** `<API base>/links/<id>?secret=…`: anyone holding it can download the file, no identity needed. */
+  url: string;
+}
+
+export interface LinkOptions {
+  /** Seconds the link lives (default and maximum: the API's `LINK_MAX_SECONDS`, 7 days). */
+  expiresIn?: number;
+  /** Downloads allowed (absent: any number until it expires). */
+  maxDownloads?: number;
+  signal?: AbortSignal;
+}
+
 export declare class PresignGateError extends Error {
   readonly name: "PresignGateError";
   /** HTTP status; 0 when no response arrived (network failure, CORS refusal). */
   readonly status: number;
   /**
    * The API's error code (`invalid_request`, `content_type_not_allowed`, `not_found`, `not_ready`,
-   * `upload_missing`, `upload_rejected`, `too_large`, `unauthenticated`, `unavailable`, ...), or the
+   * `upload_missing`, `upload_rejected`, `too_large`, `conflict`, `quota_exceeded`,
+   * `unauthenticated`, `unavailable`, ...), or the
    * client's own: `network_error`, `upload_failed` (S3 refused the bytes; see `storageCode`),
    * `download_failed` (S3 refused a download URL `download` fetched),
    * `unsupported_upload`, `resume_mismatch` (the blob is not the reserved file),
@@ -238,6 +284,28 @@ export declare class PresignGate {
   /** Every file of the caller, fetching page after page. */
   files(options?: Omit<ListOptions, "nextToken">): AsyncGenerator<FileRecord>;
   delete(id: string, options?: { signal?: AbortSignal }): Promise<void>;
+
+  /**
+   * Shares an available file with another caller (its sub) until `expiresAt` (absent: until
+   * revoked); a second grant to the same grantee renews it.
+   */
+  grant(id: string, grantee: string, options?: { expiresAt?: Date | string; signal?: AbortSignal }): Promise<Grant>;
+  /** The file's grants, in grantee order. */
+  grants(id: string, options?: { signal?: AbortSignal }): Promise<Grant[]>;
+  /** Revokes at once: the grantee's next download URL request is a 404. */
+  revokeGrant(id: string, grantee: string, options?: { signal?: AbortSignal }): Promise<void>;
+  /** One page of the files shared with the caller, newest grant first (live grants only). */
+  shared(options?: ListOptions): Promise<{ files: SharedFile[]; nextToken: string | null }>;
+  /** A download URL for a file `owner` shared with the caller, ending no later than the grant. */
+  sharedDownloadUrl(owner: string, id: string, options?: DownloadOptions): Promise<DownloadUrl>;
+  /** Fetches a file `owner` shared with the caller, as `download` fetches the caller's own. */
+  downloadShared(owner: string, id: string, options?: DownloadOptions): Promise<Response>;
+  /** A share link to an available file; its `url` holds the secret and is never shown again. */
+  createLink(id: string, options?: LinkOptions): Promise<CreatedLink>;
+  /** The file's share links, oldest first, with their download counts. */
+  links(id: string, options?: { signal?: AbortSignal }): Promise<ShareLink[]>;
+  /** Revokes at once: the next redemption of the link is a 404. */
+  revokeLink(id: string, linkId: string, options?: { signal?: AbortSignal }): Promise<void>;
 }
 
 /** Whether a page may set this request header (content-length, host and the like it may not). */

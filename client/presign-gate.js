@@ -1,5 +1,6 @@
 // Presign Gate's browser client: reserve an upload through the API, send the bytes straight to S3
-// with the presigned URL, confirm; list, download and delete the caller's files.
+// with the presigned URL, confirm; list, download and delete the caller's files; share them with
+// other callers (grants) or with anyone holding a link (share links).
 //
 // Dependency-free ES modules: `<script type="module">` can import this one as it is. The code is
 // split by concern: api.js (calls to the API), transfer.js (sending bytes, retry rules),
@@ -208,13 +209,8 @@ export class PresignGate {
    * @param {string} id
    * @param {import("./presign-gate.js").DownloadOptions} [options]
    */
-  async downloadUrl(id, { disposition, expiresIn, signal } = {}) {
-    const { url, expiresAt } = await this.#api.call(
-      "GET",
-      `/files/${encodeURIComponent(id)}/download-url`,
-      { query: { disposition, expiresIn }, signal },
-    );
-    return { url, expiresAt };
+  async downloadUrl(id, options = {}) {
+    return this.#downloadUrlAt(`/files/${encodeURIComponent(id)}/download-url`, options);
   }
 
   /**
@@ -240,21 +236,8 @@ export class PresignGate {
    * @param {string} id
    * @param {import("./presign-gate.js").DownloadOptions} [options]
    */
-  async download(id, { disposition, expiresIn, signal } = {}) {
-    for (let attempt = 0; ; attempt++) {
-      const { url } = await this.downloadUrl(id, { disposition, expiresIn, signal });
-      const response = await this.#api.fetchStorage(url, { signal });
-      if (response.ok) return response;
-      // Stryker disable next-line ArrowFunction,StringLiteral: any body without an S3 <Error> reads the same (mutants-equivalent.md)
-      const answer = { status: response.status, body: await response.text().catch(() => "") };
-      if (urlExpired(answer) && attempt < this.#transport.retry.retries) continue;
-      const storageCode = storageCodeOf(answer);
-      throw new PresignGateError(`Storage refused the download (${storageCode ?? `HTTP ${answer.status}`}).`, {
-        status: answer.status,
-        code: "download_failed",
-        storageCode,
-      });
-    }
+  async download(id, options = {}) {
+    return this.#fetchFresh(() => this.downloadUrl(id, options), options.signal);
   }
 
   /**
@@ -277,12 +260,8 @@ export class PresignGate {
   }
 
   /** One page of the caller's files. @param {import("./presign-gate.js").ListOptions} [options] */
-  async list({ limit, nextToken, signal } = {}) {
-    const { files, nextToken: next } = await this.#api.call("GET", "/files", {
-      query: { limit, nextToken },
-      signal,
-    });
-    return { files, nextToken: next ?? null };
+  async list(options = {}) {
+    return this.#page("/files", options);
   }
 
   /** Every file of the caller, page by page. @param {import("./presign-gate.js").ListOptions} [options] */
@@ -298,6 +277,141 @@ export class PresignGate {
   /** @param {string} id @param {{ signal?: AbortSignal }} [options] */
   async delete(id, { signal } = {}) {
     await this.#api.call("DELETE", `/files/${encodeURIComponent(id)}`, { signal });
+  }
+
+  /**
+   * Lets `grantee` (another caller's sub) download one of the caller's available files, until
+   * `expiresAt` (absent: until revoked); a second grant to the same grantee renews it.
+   * @param {string} id
+   * @param {string} grantee
+   * @param {{ expiresAt?: Date | string, signal?: AbortSignal }} [options]
+   * @returns {Promise<import("./presign-gate.js").Grant>}
+   */
+  async grant(id, grantee, { expiresAt, signal } = {}) {
+    const { grant } = await this.#api.call("POST", `/files/${encodeURIComponent(id)}/grants`, {
+      // A Date is sent as its toJSON(): RFC 3339 in UTC, as the API takes it.
+      body: { grantee, expiresAt },
+      signal,
+    });
+    return grant;
+  }
+
+  /**
+   * The grants on one of the caller's files, expired ones included until a later change drops them.
+   * @param {string} id @param {{ signal?: AbortSignal }} [options]
+   * @returns {Promise<import("./presign-gate.js").Grant[]>}
+   */
+  async grants(id, { signal } = {}) {
+    const { grants } = await this.#api.call("GET", `/files/${encodeURIComponent(id)}/grants`, { signal });
+    return grants;
+  }
+
+  /** Revokes a grant at once. @param {string} id @param {string} grantee @param {{ signal?: AbortSignal }} [options] */
+  async revokeGrant(id, grantee, { signal } = {}) {
+    await this.#api.call("DELETE", `/files/${encodeURIComponent(id)}/grants/${encodeURIComponent(grantee)}`, { signal });
+  }
+
+  /**
+   * One page of the files others shared with the caller, newest grant first.
+   * @param {import("./presign-gate.js").ListOptions} [options]
+   * @returns {Promise<{ files: import("./presign-gate.js").SharedFile[], nextToken: string | null }>}
+   */
+  async shared(options = {}) {
+    return this.#page("/shared", options);
+  }
+
+  /**
+   * A short-lived GET URL for a file `owner` shared with the caller, ending no later than the grant.
+   * @param {string} owner
+   * @param {string} id
+   * @param {import("./presign-gate.js").DownloadOptions} [options]
+   */
+  async sharedDownloadUrl(owner, id, options = {}) {
+    return this.#downloadUrlAt(`/shared/${encodeURIComponent(owner)}/${encodeURIComponent(id)}/download-url`, options);
+  }
+
+  /**
+   * Fetches a file `owner` shared with the caller, as `download` fetches the caller's own.
+   * @param {string} owner
+   * @param {string} id
+   * @param {import("./presign-gate.js").DownloadOptions} [options]
+   */
+  async downloadShared(owner, id, options = {}) {
+    return this.#fetchFresh(() => this.sharedDownloadUrl(owner, id, options), options.signal);
+  }
+
+  /**
+   * A share link to one of the caller's available files: anyone holding its `url` downloads the
+   * file, at most `maxDownloads` times (absent: any number) for `expiresIn` seconds (absent: the
+   * API's maximum). The `url` carries the link's secret and is never shown again.
+   * @param {string} id
+   * @param {{ expiresIn?: number, maxDownloads?: number, signal?: AbortSignal }} [options]
+   * @returns {Promise<import("./presign-gate.js").CreatedLink>}
+   */
+  async createLink(id, { expiresIn, maxDownloads, signal } = {}) {
+    const { link } = await this.#api.call("POST", `/files/${encodeURIComponent(id)}/links`, {
+      body: { expiresIn, maxDownloads },
+      signal,
+    });
+    return link;
+  }
+
+  /**
+   * The share links of one of the caller's files, oldest first, with their download counts (never
+   * a secret or a URL).
+   * @param {string} id @param {{ signal?: AbortSignal }} [options]
+   * @returns {Promise<import("./presign-gate.js").ShareLink[]>}
+   */
+  async links(id, { signal } = {}) {
+    const { links } = await this.#api.call("GET", `/files/${encodeURIComponent(id)}/links`, { signal });
+    return links;
+  }
+
+  /** Revokes a share link at once. @param {string} id @param {string} linkId @param {{ signal?: AbortSignal }} [options] */
+  async revokeLink(id, linkId, { signal } = {}) {
+    await this.#api.call("DELETE", `/files/${encodeURIComponent(id)}/links/${encodeURIComponent(linkId)}`, { signal });
+  }
+
+  /**
+   * One page of a listing (`GET /files`, `GET /shared`): `nextToken` null once the walk is over.
+   * @param {string} path @param {import("./presign-gate.js").ListOptions} options
+   */
+  async #page(path, { limit, nextToken, signal }) {
+    const { files, nextToken: next } = await this.#api.call("GET", path, { query: { limit, nextToken }, signal });
+    return { files, nextToken: next ?? null };
+  }
+
+  /**
+   * A download URL from `path` (`GET /files/{id}/download-url` or the shared one).
+   * @param {string} path @param {import("./presign-gate.js").DownloadOptions} options
+   * @returns {Promise<import("./presign-gate.js").DownloadUrl>}
+   */
+  async #downloadUrlAt(path, { disposition, expiresIn, signal }) {
+    const { url, expiresAt } = await this.#api.call("GET", path, { query: { disposition, expiresIn }, signal });
+    return { url, expiresAt };
+  }
+
+  /**
+   * GETs the URL `sign` hands out, asking `sign` again for each URL S3 refuses as expired (as
+   * many times as the retry policy allows); S3's `Response` once it answers 2xx.
+   * @param {() => Promise<{ url: string }>} sign @param {AbortSignal} [signal]
+   * @returns {Promise<Response>}
+   */
+  async #fetchFresh(sign, signal) {
+    for (let attempt = 0; ; attempt++) {
+      const { url } = await sign();
+      const response = await this.#api.fetchStorage(url, { signal });
+      if (response.ok) return response;
+      // Stryker disable next-line ArrowFunction,StringLiteral: any body without an S3 <Error> reads the same (mutants-equivalent.md)
+      const answer = { status: response.status, body: await response.text().catch(() => "") };
+      if (urlExpired(answer) && attempt < this.#transport.retry.retries) continue;
+      const storageCode = storageCodeOf(answer);
+      throw new PresignGateError(`Storage refused the download (${storageCode ?? `HTTP ${answer.status}`}).`, {
+        status: answer.status,
+        code: "download_failed",
+        storageCode,
+      });
+    }
   }
 
   /** Sends the bytes of a single-request reservation. */

@@ -1,7 +1,9 @@
-// The demo page: upload with progress, list, download and delete the caller's files through
-// the browser client. Served at its own origin, so both the API's and the bucket's CORS apply.
+// The demo page: upload with progress, list, download, share and delete the caller's files, and
+// download what others shared, through the browser client. Served at its own origin, so both the
+// API's and the bucket's CORS apply.
 import { PresignGate, PresignGateError } from "/client/presign-gate.js";
-import { connectionFromPage, describeError, formatSize } from "./shared.js";
+import { button, connectionFromPage, describeError, formatSize, saveFrom } from "./shared.js";
+import { shareButton, sharedList } from "./sharing.js";
 
 const form = document.querySelector("#connection");
 const uploads = document.querySelector("#uploads");
@@ -10,6 +12,11 @@ const filesError = document.querySelector("#files-error");
 const moreButton = document.querySelector("#more");
 const input = document.querySelector("input[type=file]");
 const dropZone = document.querySelector(".drop-zone");
+const shared = sharedList({
+  body: document.querySelector("#shared"),
+  error: document.querySelector("#shared-error"),
+  more: document.querySelector("#shared-more"),
+});
 
 let gate = null;
 let nextToken = null;
@@ -17,6 +24,11 @@ let nextToken = null;
 function connect() {
   gate = connectionFromPage(form, PresignGate);
   refresh();
+  refreshShared();
+}
+
+function refreshShared(options) {
+  if (gate) shared.refresh(gate, options);
 }
 
 form.addEventListener("submit", (event) => {
@@ -25,6 +37,8 @@ form.addEventListener("submit", (event) => {
 });
 document.querySelector("#refresh").addEventListener("click", () => refresh());
 moreButton.addEventListener("click", () => refresh({ more: true }));
+document.querySelector("#shared-refresh").addEventListener("click", () => refreshShared());
+document.querySelector("#shared-more").addEventListener("click", () => refreshShared({ more: true }));
 
 input.addEventListener("change", () => {
   for (const file of input.files) upload(file);
@@ -138,7 +152,7 @@ function fileRow(file) {
   cells[3].dataset.testid = "file-status";
   const actions = document.createElement("td");
   if (file.status === "available") {
-    actions.append(button("Download", () => download(file)));
+    actions.append(button("Download", () => download(file)), shareButton(gate, file, row));
   }
   if (file.status === "pending") {
     const resumeButton = button("Resume…", () => resume(file));
@@ -146,37 +160,26 @@ function fileRow(file) {
     resumeButton.dataset.testid = "resume";
     actions.append(resumeButton);
   }
-  actions.append(button("Delete", () => remove(file, row), "secondary"));
+  actions.append(button("Delete", () => remove(file), "secondary"));
   row.append(...cells, actions);
   return row;
 }
 
-function button(text, onClick, extraClass = "") {
-  const element = document.createElement("button");
-  element.type = "button";
-  element.className = `small ${extraClass}`.trim();
-  element.textContent = text;
-  element.addEventListener("click", onClick);
-  return element;
-}
-
 async function download(file) {
   try {
-    const { url } = await gate.downloadUrl(file.id, { disposition: "attachment" });
-    // Content-Disposition: attachment makes this a download, not a navigation away.
-    const link = document.createElement("a");
-    link.href = url;
-    link.rel = "noopener noreferrer";
-    link.click();
+    saveFrom((await gate.downloadUrl(file.id, { disposition: "attachment" })).url);
   } catch (error) {
     showFilesError(error, file);
   }
 }
 
-async function remove(file, row) {
+async function remove(file) {
   try {
     await gate.delete(file.id);
-    row.remove();
+    // The file's row, and its share panel when open.
+    for (const each of filesBody.querySelectorAll("tr")) {
+      if (each.dataset.fileId === file.id) each.remove();
+    }
   } catch (error) {
     showFilesError(error, file);
   }
@@ -188,6 +191,6 @@ function showFilesError(error, file) {
 }
 
 // Exposed for the browser tests and for trying things from the console.
-window.presignGateDemo = { get gate() { return gate; }, refresh, PresignGateError };
+window.presignGateDemo = { get gate() { return gate; }, refresh, refreshShared, PresignGateError };
 
 connect();

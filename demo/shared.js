@@ -1,4 +1,5 @@
-// What both demo pages share: the connection form, sizes and errors in words.
+// What the demo's modules share: the connection form, buttons, downloads, sizes, times and errors
+// in words.
 
 const DEFAULT_API_URL = "http://127.0.0.1:9000";
 const STORAGE_KEY = "presign-gate-demo";
@@ -58,6 +59,35 @@ export function connectionFromPage(form, PresignGate) {
     // A deployed stack knows callers by their JWT only; `make local` takes the dev header instead.
     headers: () => (token ? { authorization: `Bearer ${token}` } : { "x-dev-user": devUser }),
   });
+}
+
+/**
+ * A small button that runs `onClick`. @param {string} text @param {() => unknown} onClick
+ * @param {string} [extraClass]
+ */
+export function button(text, onClick, extraClass = "") {
+  const element = document.createElement("button");
+  element.type = "button";
+  element.className = `small ${extraClass}`.trim();
+  element.textContent = text;
+  element.addEventListener("click", onClick);
+  return element;
+}
+
+/**
+ * Saves what a download URL answers. The API signs it with `Content-Disposition: attachment`, so
+ * following it is a download, not a navigation away. @param {string} url
+ */
+export function saveFrom(url) {
+  const link = document.createElement("a");
+  link.href = url;
+  link.rel = "noopener noreferrer";
+  link.click();
+}
+
+/** An API timestamp in the reader's words. @param {string} iso */
+export function formatTime(iso) {
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
 /** @param {number} bytes */

@@ -1,50 +1,35 @@
 // The demo page's multipart uploads in headless Chromium against the local stack, driven through
 // its own buttons: Cancel during the transfer (nothing may stay stored, nor recorded), Resume after
 // a reload (only the missing parts are sent), Download (the very bytes come back).
-import { test, before, after, afterEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
-import { apiAs, eventually, launchChromium, startLocalStack } from "./harness.mjs";
+import { apiAs, eventually, stackAndChromium } from "./harness.mjs";
 import {
-  MIB, NETWORK_UNTHROTTLED, demoPage, patternBytes, recordUploadLines, sha256Hex, storedPathsOf, throttleUploads,
+  MIB, NETWORK_UNTHROTTLED, demoPage, expectSaved, patternBytes, recordUploadLines, storedPathsOf, throttleUploads,
 } from "./pages.mjs";
 
-let stack;
-let browser;
-
-before(async () => {
-  // Lowered from 100 MiB so a multipart upload takes tens of MiB, not hundreds.
-  stack = await startLocalStack({ MULTIPART_THRESHOLD_BYTES: String(8 * MIB) });
-  browser = await launchChromium();
-});
-
-afterEach(() => {
-  assert.deepEqual(browser?.console.take() ?? [], [], "console messages no test expected");
-});
-
-after(async () => {
-  await browser?.close();
-  await stack?.stop();
-});
+// Lowered from 100 MiB so a multipart upload takes tens of MiB, not hundreds.
+const suite = stackAndChromium({ MULTIPART_THRESHOLD_BYTES: String(8 * MIB) });
 
 test("the demo's Cancel during a multipart upload: the client deletes the file, so no record is left and S3 holds neither object nor upload", async () => {
-  const page = await demoPage(browser, stack, "nora");
+  const page = await demoPage(suite.browser, suite.stack, "nora");
   // Slowed so that Cancel lands while the parts are on their way.
-  const cdp = await throttleUploads(browser, page, 2 * MIB);
+  const cdp = await throttleUploads(suite.browser, page, 2 * MIB);
   const size = 20 * MIB;
   await page.setInputFiles("[data-testid=file-input]", { name: "cancelled.pdf", mimeType: "application/pdf", buffer: Buffer.from(patternBytes(size, 7)) });
   const line = page.locator("[data-testid=upload]", { hasText: "cancelled.pdf" });
   await eventually(() => line.locator("progress").evaluate((bar) => bar.value > 0), "the first bytes sent");
 
   // Under way: the pending record, and S3's multipart upload for its key.
-  const asNora = apiAs(stack.apiUrl, "nora");
+  const asNora = apiAs(suite.stack.apiUrl, "nora");
   const record = (await asNora("GET", "/files")).body.files.find((file) => file.filename === "cancelled.pdf");
   assert.equal(record?.status, "pending");
   const key = `users/nora/${record.id}`;
-  assert.deepEqual((await stack.s3.listMultipartUploads(key)).map((upload) => upload.key), [key]);
+  assert.deepEqual((await suite.stack.s3.listMultipartUploads(key)).map((upload) => upload.key), [key]);
 
   await line.getByRole("button", { name: "Cancel" }).click();
   await line.locator("[data-testid=upload-status].error", { hasText: "Cancelled." }).waitFor();
@@ -53,8 +38,8 @@ test("the demo's Cancel during a multipart upload: the client deletes the file, 
   const gone = await asNora("GET", `/files/${record.id}`);
   assert.deepEqual([gone.status, gone.body.error.code], [404, "not_found"]);
   assert.ok(!(await asNora("GET", "/files")).body.files.some((file) => file.id === record.id), "not listed");
-  assert.deepEqual(await stack.s3.listMultipartUploads(key), [], "no multipart upload left");
-  assert.deepEqual(await storedPathsOf(stack, record.id), [], "no object");
+  assert.deepEqual(await suite.stack.s3.listMultipartUploads(key), [], "no multipart upload left");
+  assert.deepEqual(await storedPathsOf(suite.stack, record.id), [], "no object");
   assert.deepEqual(page.pageErrors, []);
   await page.close();
 });
@@ -62,9 +47,9 @@ test("the demo's Cancel during a multipart upload: the client deletes the file, 
 test("a file above the multipart threshold goes in 5 MiB parts; the page reloads halfway; its Resume button sends only what S3 lacks, and its Download button gives the bytes back identical", async () => {
   const size = 30 * MIB;
   const seed = 1313;
-  const page = await demoPage(browser, stack, "judy");
+  const page = await demoPage(suite.browser, suite.stack, "judy");
   // Slow the page's uploads so the reload lands while parts are still to be sent.
-  const cdp = await throttleUploads(browser, page, 16 * MIB);
+  const cdp = await throttleUploads(suite.browser, page, 16 * MIB);
   let reservation = null;
   await page.exposeFunction("recordReservation", (value) => {
     reservation = value;
@@ -100,7 +85,7 @@ test("a file above the multipart threshold goes in 5 MiB parts; the page reloads
   assert.equal(reservation.upload.method, "MULTIPART");
   assert.equal(reservation.upload.partSize, 5 * MIB);
   assert.equal(reservation.upload.partCount, 6);
-  const asJudy = apiAs(stack.apiUrl, "judy");
+  const asJudy = apiAs(suite.stack.apiUrl, "judy");
   const before = await asJudy("GET", `/files/${reservation.id}/parts`);
   assert.equal(before.status, 200);
   const storedBefore = before.body.parts.map((part) => part.partNumber).sort((a, b) => a - b);
@@ -140,12 +125,7 @@ test("a file above the multipart threshold goes in 5 MiB parts; the page reloads
 
   // The row, refreshed, offers the download: Chromium saves exactly the bytes picked, under the
   // file's name (the URL's Content-Disposition: attachment).
-  const downloading = page.waitForEvent("download");
-  await row.getByRole("button", { name: "Download" }).click();
-  const download = await downloading;
-  assert.equal(download.suggestedFilename(), "movie.pdf");
-  assert.equal(sha256Hex(await readFile(await download.path())), sha256Hex(bytes));
-  await download.delete();
+  await expectSaved(page, () => row.getByRole("button", { name: "Download" }).click(), { filename: "movie.pdf", bytes });
   assert.deepEqual(page.pageErrors, []);
   await page.close();
 });

@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { join, extname, resolve, sep } from "node:path";
 import { once } from "node:events";
 import { createServer as createNetServer } from "node:net";
+import { after, afterEach, before } from "node:test";
+import assert from "node:assert/strict";
 
 import { chromium } from "playwright-core";
 
@@ -146,6 +148,27 @@ export function collectConsole(context) {
       return failing;
     },
   };
+}
+
+/**
+ * A test file's stack (`startLocalStack(env)`) and Chromium: started before its tests, stopped
+ * after them, and after each test no console message the test did not expect (`collectConsole`).
+ * Tests read `suite.stack` and `suite.browser`.
+ */
+export function stackAndChromium(env = {}) {
+  const suite = { stack: null, browser: null };
+  before(async () => {
+    suite.stack = await startLocalStack(env);
+    suite.browser = await launchChromium();
+  });
+  afterEach(() => {
+    assert.deepEqual(suite.browser?.console.take() ?? [], [], "console messages no test expected");
+  });
+  after(async () => {
+    await suite.browser?.close();
+    await suite.stack?.stop();
+  });
+  return suite;
 }
 
 /** Headless Chromium with its normal web security, in a fresh profile. */

@@ -1,7 +1,8 @@
 // What the Chromium tests do with the demo's pages: open one as a user, slow its uploads, make
 // large files that a reloaded page can make again, read back what was stored.
+import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readdir } from "node:fs/promises";
+import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 
 export const MIB = 1024 * 1024;
@@ -52,6 +53,19 @@ export function patternBytes(size, seed) {
     out[i] = (x >>> (8 * (i % 4))) & 255;
   }
   return out;
+}
+
+/**
+ * Runs `start` (a click, a navigation) and checks the download it makes `page` save: the name
+ * Chromium gives it (the URL's Content-Disposition) and exactly `bytes`.
+ */
+export async function expectSaved(page, start, { filename, bytes }) {
+  const downloading = page.waitForEvent("download");
+  await start();
+  const download = await downloading;
+  assert.equal(download.suggestedFilename(), filename);
+  assert.equal(sha256Hex(await readFile(await download.path())), sha256Hex(bytes));
+  await download.delete();
 }
 
 /** The SHA-256 (hex) of what a download URL returns, fetched in the page as an app would. */
