@@ -554,6 +554,13 @@ where
     }
 }
 
+/// `lifetime`, cut so that a URL signed at `start` ends no later than `ends_at` (a grant's or a
+/// link's end), and never shorter than a second.
+fn ending_by(lifetime: Duration, start: OffsetDateTime, ends_at: OffsetDateTime) -> Duration {
+    let left = u64::try_from((ends_at - start).whole_seconds()).unwrap_or(0);
+    lifetime.min(Duration::from_secs(left.max(1)))
+}
+
 fn validity(start: OffsetDateTime, lifetime: Duration) -> Validity {
     Validity {
         start: SystemTime::from(start),

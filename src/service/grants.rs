@@ -3,11 +3,9 @@
 //! nothing else: every other route still reads the caller's own partition only, so a grantee can
 //! never write, delete, list the owner's files or grant the file on.
 
-use std::time::Duration;
-
 use time::OffsetDateTime;
 
-use super::{FileService, now, validity};
+use super::{FileService, ending_by, now, validity};
 use crate::bucket::{ObjectStorage, PresignedRequest, UrlSigner};
 use crate::domain::{
     Disposition, FileId, FileRecord, FileSharing, FileStatus, Grant, OwnerId, SharedFile,
@@ -59,7 +57,7 @@ where
     /// `GET /files/{id}/grants`: the owner's file's grants, expired ones included (they show
     /// their `expiresAt`), in one consistent read.
     pub async fn grants(&self, owner: &OwnerId, id: FileId) -> Result<Vec<Grant>, AppError> {
-        Ok(self.owned_grants(owner, id).await?.1.grants)
+        Ok(self.owned_sharing(owner, id).await?.1.grants)
     }
 
     /// `GET /shared`: a page of the files shared with `grantee` whose grant is live, newest
@@ -106,17 +104,14 @@ where
         // A URL outlives no grant: it ends when the grant does, if that is sooner.
         let lifetime = match grant.expires_at {
             None => lifetime,
-            Some(expires_at) => {
-                let left = u64::try_from((expires_at - start).whole_seconds()).unwrap_or(0);
-                lifetime.min(Duration::from_secs(left.max(1)))
-            }
+            Some(expires_at) => ending_by(lifetime, start, expires_at),
         };
         self.sign_download(&record, disposition, validity(start, lifetime))
             .await
     }
 
-    /// The owner's record of `id` and its grants; `NotFound` for someone else's file.
-    async fn owned_grants(
+    /// The owner's record of `id` and what is shared of it; `NotFound` for someone else's file.
+    pub(super) async fn owned_sharing(
         &self,
         owner: &OwnerId,
         id: FileId,
@@ -125,6 +120,19 @@ where
             .get_with_grants(owner, id)
             .await?
             .ok_or(AppError::NotFound)
+    }
+
+    /// The same, for a change of what is shared: `NotReady` for a file not uploaded yet.
+    pub(super) async fn available_sharing(
+        &self,
+        owner: &OwnerId,
+        id: FileId,
+    ) -> Result<(FileRecord, FileSharing), AppError> {
+        let (record, sharing) = self.owned_sharing(owner, id).await?;
+        if record.status != FileStatus::Available {
+            return Err(AppError::NotReady);
+        }
+        Ok((record, sharing))
     }
 
     /// Reads the owner's file and its grants, decides the new grants with `change`, and writes
@@ -137,10 +145,7 @@ where
         change: impl Fn(&FileSharing, OffsetDateTime) -> Result<Vec<Grant>, AppError>,
     ) -> Result<Vec<Grant>, AppError> {
         for _ in 0..GRANT_ATTEMPTS {
-            let (record, read) = self.owned_grants(owner, id).await?;
-            if record.status != FileStatus::Available {
-                return Err(AppError::NotReady);
-            }
+            let (record, read) = self.available_sharing(owner, id).await?;
             let grants = change(&read, now())?;
             if self.store.write_grants(&record, &read, &grants).await? == Transition::Applied {
                 return Ok(grants);

@@ -3,13 +3,10 @@
 //! revoked. Every URL is signed only after the link's own item, which exists exactly while the
 //! link is on an available file, said yes in the same write that counted the download.
 
-use std::time::Duration;
-
-use super::{FileService, now, validity};
+use super::{FileService, ending_by, now, validity};
 use crate::bucket::{ObjectStorage, PresignedRequest, UrlSigner};
 use crate::domain::{
-    Disposition, FileId, FileRecord, FileSharing, FileStatus, LINK_URL_LIFETIME, LinkId,
-    LinkSecret, LinkTarget, OwnerId, ShareLink,
+    Disposition, FileId, LINK_URL_LIFETIME, LinkId, LinkSecret, LinkTarget, OwnerId, ShareLink,
 };
 use crate::error::AppError;
 use crate::store::{GrantStore, LinkStore, OwnershipStore, Transition};
@@ -81,11 +78,7 @@ where
     /// `expiresAt`), with their download counts: one read of the record, one batch read of the
     /// links' items.
     pub async fn links(&self, owner: &OwnerId, id: FileId) -> Result<Vec<LinkStatus>, AppError> {
-        let (_, sharing) = self
-            .store
-            .get_with_grants(owner, id)
-            .await?
-            .ok_or(AppError::NotFound)?;
+        let (_, sharing) = self.owned_sharing(owner, id).await?;
         let ids: Vec<LinkId> = sharing.links.iter().map(|link| link.id).collect();
         let downloads = self.store.link_downloads(&ids).await?;
         Ok(sharing
@@ -137,8 +130,7 @@ where
             .redeem(id, &secret.hash(), start)
             .await?
             .ok_or(AppError::NotFound)?;
-        let left = u64::try_from((target.expires_at - start).whole_seconds()).unwrap_or(0);
-        let lifetime = LINK_URL_LIFETIME.min(Duration::from_secs(left.max(1)));
+        let lifetime = ending_by(LINK_URL_LIFETIME, start, target.expires_at);
         let url = self
             .sign_object(
                 &target.key,
@@ -149,24 +141,6 @@ where
             )
             .await?;
         Ok((target, url))
-    }
-
-    /// The owner's available file and what is shared of it; `NotFound` for someone else's file,
-    /// `NotReady` for one not uploaded yet.
-    async fn available_sharing(
-        &self,
-        owner: &OwnerId,
-        id: FileId,
-    ) -> Result<(FileRecord, FileSharing), AppError> {
-        let (record, sharing) = self
-            .store
-            .get_with_grants(owner, id)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        if record.status != FileStatus::Available {
-            return Err(AppError::NotReady);
-        }
-        Ok((record, sharing))
     }
 }
 

@@ -40,7 +40,8 @@ const GRANTS: &str = "grants";
 /// existed, and kept: items carry it).
 pub(super) const GRANT_VERSION: &str = "grantVersion";
 const GRANTED_AT: &str = "grantedAt";
-const EXPIRES_AT: &str = "expiresAt";
+/// A grant's or a link's end, in epoch seconds.
+pub(super) const EXPIRES_AT: &str = "expiresAt";
 /// An entry's owner and file id; its partition key is the grantee.
 const SHARED_BY: &str = "sharedBy";
 const SHARED_FILE: &str = "sharedFile";

@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::types::{
 use time::OffsetDateTime;
 
 use super::DynamoDbOwnershipStore;
-use super::grants::{corrupt, epoch, read_epoch};
+use super::grants::{EXPIRES_AT, corrupt, epoch, read_epoch};
 use super::item::{Item, attr, build_error, n, s};
 use super::transaction::Outcome;
 use crate::backend_error::backend_error;
@@ -43,7 +43,6 @@ const LINK_TALLY_PREFIX: &str = "linksUntil:";
 
 pub(super) const LINKS: &str = "links";
 const CREATED_AT: &str = "createdAt";
-const EXPIRES_AT: &str = "expiresAt";
 const MAX_DOWNLOADS: &str = "maxDownloads";
 const DOWNLOADS: &str = "downloads";
 const SECRET_HASH: &str = "secretHash";
