@@ -36,6 +36,9 @@ pub struct Config {
     pub links: LinkPolicy,
     /// Path-style S3 URLs, for stand-ins on a bare host:port.
     pub force_path_style: bool,
+    /// `SCAN_UPLOADS`: a confirmed upload waits in `scanning` for the malware scanner's verdict
+    /// (the template sets it from `ScanUploads`; absent means no scanning, as outside AWS).
+    pub scan_uploads: bool,
     /// Local development only (cargo feature `dev-identity`, which `make local` enables): a
     /// request header that names the caller when no authorizer ran. A build without the feature
     /// has no such setting, and refuses to start when `DEV_USER_HEADER` is set.
@@ -207,16 +210,16 @@ impl Config {
                 .ok()
         });
 
-        let force_path_style = match get("S3_FORCE_PATH_STYLE").as_deref() {
+        let mut flag = |name: &str| match get(name).as_deref() {
             None | Some("false") => false,
             Some("true") => true,
             Some(other) => {
-                problems.push(format!(
-                    "S3_FORCE_PATH_STYLE must be true or false, got {other:?}"
-                ));
+                problems.push(format!("{name} must be true or false, got {other:?}"));
                 false
             }
         };
+        let force_path_style = flag("S3_FORCE_PATH_STYLE");
+        let scan_uploads = flag("SCAN_UPLOADS");
         #[cfg(feature = "dev-identity")]
         let dev_user_header = get("DEV_USER_HEADER").and_then(|name| {
             HeaderName::try_from(name.trim())
@@ -260,6 +263,7 @@ impl Config {
                 multipart_expiry,
                 links,
                 force_path_style,
+                scan_uploads,
                 #[cfg(feature = "dev-identity")]
                 dev_user_header,
                 trust_roots,
@@ -324,6 +328,7 @@ mod tests {
         assert_eq!(config.expiry.max_secs(), 900);
         assert_eq!(config.uploads.max_upload_bytes(), 104_857_600);
         assert!(!config.force_path_style);
+        assert!(!config.scan_uploads);
         #[cfg(feature = "dev-identity")]
         assert!(config.dev_user_header.is_none());
         assert_eq!(config.trust_roots, TrustRoots::AmazonTrustServices);
@@ -367,6 +372,7 @@ mod tests {
             ("URL_TTL_SECONDS", "ten"),
             ("ALLOWED_CONTENT_TYPES", "image/png,nonsense"),
             ("S3_FORCE_PATH_STYLE", "yes"),
+            ("SCAN_UPLOADS", "on"),
             ("TLS_TRUST_ROOTS", "everyone"),
             ("QUOTA_MAX_PENDING_UPLOADS", "0"),
             ("QUOTA_MAX_BYTES", "1000"),
@@ -380,6 +386,7 @@ mod tests {
             "URL_TTL_SECONDS must be a whole number",
             "\"nonsense\" is not a valid content type",
             "S3_FORCE_PATH_STYLE",
+            "SCAN_UPLOADS must be true or false, got \"on\"",
             "TLS_TRUST_ROOTS must be amazon or system, got \"everyone\"",
             "QUOTA_MAX_PENDING_UPLOADS must be from 1 to 1000, got 0",
             "QUOTA_MAX_BYTES (1000) must be at least MAX_UPLOAD_BYTES (104857600)",

@@ -13,7 +13,7 @@ use crate::bucket::S3Bucket;
 use crate::config::{Config, ConfigError, ReconcileConfig};
 use crate::deadline::Deadline;
 use crate::http::{Api, RejectUnparseable};
-use crate::s3_events::{S3Event, handle_s3_event};
+use crate::inbound_events::{InboundEvent, handle_inbound_event};
 use crate::service::{FileService, ReconcileLimits, ReconcileReport};
 use crate::store::DynamoDbOwnershipStore;
 use crate::{aws, telemetry};
@@ -34,6 +34,7 @@ pub async fn file_service(config: &Config) -> FileService<DynamoDbOwnershipStore
     .with_quotas(config.quotas)
     .with_multipart_expiry(config.multipart_expiry)
     .with_links(config.links)
+    .with_scanning(config.scan_uploads)
 }
 
 /// Logging and configuration, the same for every function. A configuration error is logged (every
@@ -91,14 +92,16 @@ pub async fn run_api() -> Result<(), Error> {
     lambda_runtime::run(RejectUnparseable(Adapter::from(handler))).await
 }
 
-/// The S3 events function: confirms uploads that S3 reports, removes records of objects that S3
-/// reports removed, and deletes whatever lands in the bucket without a reservation. A failed event
-/// is reported with the stable `errorType` of `s3_events::FailedRecords`.
+/// The events function: confirms uploads that S3 reports, removes records of objects that S3
+/// reports removed, deletes whatever lands in the bucket without a reservation, and applies the
+/// malware scanner's verdicts. A failed event is reported with a stable `errorType`
+/// (`s3_events::FailedRecords`, `scan_events::FailedScanResult`).
 pub async fn run_events() -> Result<(), Error> {
     let config = start()?;
     let files: &'static FileService<_, _> = Box::leak(Box::new(file_service(&config).await));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| {
-        handle_s3_event(files, event.payload)
+    let bucket: &'static str = Box::leak(config.bucket.into_boxed_str());
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<InboundEvent>| {
+        handle_inbound_event(files, bucket, event.payload)
     }))
     .await
 }

@@ -24,8 +24,9 @@ pub enum AppError {
     /// Carries the methods the path does accept, for the `Allow` header.
     #[error("method not allowed; this route accepts {0}")]
     MethodNotAllowed(String),
-    #[error("the file is not available for download yet")]
-    NotReady,
+    /// The file is not available (yet): pending, scanning or rejected, as it carries.
+    #[error("the file is not available for download: it is {}", .0.as_str())]
+    NotReady(crate::domain::FileStatus),
     #[error("no object has been uploaded for this file yet")]
     UploadMissing,
     /// A multipart upload that cannot be completed yet; the message says how many parts are

@@ -131,9 +131,12 @@ where
     };
     match outcome? {
         ObjectEventOutcome::Confirmed(confirmation) => match *confirmation {
-            Confirmation::Available(record) => {
-                tracing::info!(caller = %record.owner, file_id = %record.id, "upload confirmed")
-            }
+            Confirmation::Accepted(record) => tracing::info!(
+                caller = %record.owner,
+                file_id = %record.id,
+                status = record.status.as_str(),
+                "upload confirmed"
+            ),
             Confirmation::Rejected { reason } => {
                 tracing::warn!(reason, "upload rejected; object deleted")
             }

@@ -12,8 +12,8 @@ use crate::bucket::{
 };
 use crate::domain::{
     Disposition, ExpiryPolicy, FileId, FileRecord, FileStatus, IdempotencyKey, LinkPolicy,
-    NewUpload, ObjectKey, OwnerId, PartPlan, QuotaLimits, UploadPolicy, UploadRequest, Usage,
-    check_disposition, content_disposition, purge_time,
+    NewUpload, ObjectKey, OwnerId, PartPlan, QuotaLimits, RejectReason, UploadPolicy,
+    UploadRequest, Usage, check_disposition, content_disposition, purge_time,
 };
 use crate::error::AppError;
 use crate::store::{OwnershipStore, Transition};
@@ -24,10 +24,12 @@ mod idempotency;
 mod links;
 mod multipart;
 mod reconcile;
+mod scanning;
 mod upload_url;
 pub use links::LinkStatus;
 pub use multipart::DEFAULT_MULTIPART_EXPIRY;
 pub use reconcile::{ReconcileLimits, ReconcileReport};
+pub use scanning::{ScanResult, ScanResultOutcome};
 
 /// How long an unconfirmed reservation outlives its upload URL before the table's TTL may purge
 /// it. Generous, so that a confirmation delayed by S3 event retries still finds its record.
@@ -76,11 +78,11 @@ pub enum ObjectEventOutcome {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Confirmation {
-    Available(FileRecord),
+    /// The object matches the reservation: the record, now available, or scanning when uploads
+    /// are scanned.
+    Accepted(FileRecord),
     /// The object did not match the reservation; it has been deleted.
-    Rejected {
-        reason: String,
-    },
+    Rejected { reason: String },
     /// No object has been uploaded yet.
     Missing,
 }
@@ -94,6 +96,8 @@ pub struct FileService<S, B> {
     /// How long a multipart reservation takes part URLs (`MULTIPART_EXPIRY_SECONDS`).
     multipart_expiry: Duration,
     links: LinkPolicy,
+    /// Whether confirmed uploads wait in `scanning` for the malware scanner (`SCAN_UPLOADS`).
+    scan_uploads: bool,
 }
 
 /// Now, in whole seconds: SigV4 dates have no fractions, so this is the instant a URL starts.
@@ -118,6 +122,16 @@ where
             quotas: QuotaLimits::default(),
             multipart_expiry: DEFAULT_MULTIPART_EXPIRY,
             links: LinkPolicy::default(),
+            scan_uploads: false,
+        }
+    }
+
+    /// The same service with confirmed uploads waiting in `scanning` for the malware scanner's
+    /// verdict (`scan_result`) when `scan_uploads` is set.
+    pub fn with_scanning(self, scan_uploads: bool) -> Self {
+        Self {
+            scan_uploads,
+            ..self
         }
     }
 
@@ -300,7 +314,7 @@ where
         validity: Validity,
     ) -> Result<PresignedRequest, AppError> {
         if record.status != FileStatus::Available {
-            return Err(AppError::NotReady);
+            return Err(AppError::NotReady(record.status));
         }
         self.sign_object(
             &record.key,
@@ -348,7 +362,7 @@ where
             self.finish_multipart(&record, multipart).await?;
         }
         match self.confirm(record).await? {
-            Confirmation::Available(record) => Ok(record),
+            Confirmation::Accepted(record) => Ok(record),
             Confirmation::Rejected { reason } => Err(AppError::UploadRejected(reason)),
             Confirmation::Missing => Err(AppError::UploadMissing),
         }
@@ -360,7 +374,9 @@ where
     /// request's deadline), running it again finishes what it started.
     pub async fn confirm(&self, record: FileRecord) -> Result<Confirmation, AppError> {
         match record.status {
-            FileStatus::Available => return Ok(Confirmation::Available(record)),
+            FileStatus::Available | FileStatus::Scanning => {
+                return Ok(Confirmation::Accepted(record));
+            }
             // Delete again: an earlier delete may have failed, or the URL (still valid, and no
             // longer blocked by If-None-Match) may have been used once more.
             FileStatus::Rejected => {
@@ -385,7 +401,12 @@ where
         if let Some(reason) = mismatch(&record, &object) {
             // Record first, object second: if the delete fails, the record already refuses
             // downloads, and a retry finds it rejected and deletes again.
-            if self.store.mark_rejected(&record).await? == Transition::Stale {
+            if self
+                .store
+                .mark_rejected(&record, RejectReason::Mismatch)
+                .await?
+                == Transition::Stale
+            {
                 return self.current_state(&record).await;
             }
             self.bucket
@@ -394,9 +415,14 @@ where
             return Ok(Confirmation::Rejected { reason });
         }
         let uploaded_at = now();
+        let status = if self.scan_uploads {
+            FileStatus::Scanning
+        } else {
+            FileStatus::Available
+        };
         let confirmed = self
             .store
-            .mark_available(&record, &object.etag, uploaded_at, &self.quotas)
+            .mark_uploaded(&record, status, &object.etag, uploaded_at, &self.quotas)
             .await;
         match confirmed {
             // The reservation's place in the quota lapsed, and the bytes no longer fit
@@ -404,7 +430,12 @@ where
             // upload completed or confirmed late (issue 20, 2.5) never takes the owner over the
             // quota. Also the events function's and the reconciliation's verdict.
             Err(AppError::QuotaExceeded(reason)) => {
-                if self.store.mark_rejected(&record).await? == Transition::Stale {
+                if self
+                    .store
+                    .mark_rejected(&record, RejectReason::OverQuota)
+                    .await?
+                    == Transition::Stale
+                {
                     return self.current_state(&record).await;
                 }
                 self.bucket
@@ -413,8 +444,8 @@ where
                 Ok(Confirmation::Rejected { reason })
             }
             Err(error) => Err(error),
-            Ok(Transition::Applied) => Ok(Confirmation::Available(FileRecord {
-                status: FileStatus::Available,
+            Ok(Transition::Applied) => Ok(Confirmation::Accepted(FileRecord {
+                status,
                 etag: Some(object.etag),
                 uploaded_at: Some(uploaded_at),
                 purge_at: None,
@@ -456,7 +487,7 @@ where
     pub async fn delete_file(&self, owner: &OwnerId, id: FileId) -> Result<(), AppError> {
         let record = self.file(owner, id).await?;
         if let Some(multipart) = &record.multipart
-            && record.status != FileStatus::Available
+            && !record.status.is_uploaded()
         {
             self.abort_for_good(&record.key, &multipart.upload_id)
                 .await?;
@@ -529,7 +560,7 @@ where
             return Ok(ObjectEventOutcome::Unchanged);
         };
         let record = match self.store.get(&owner, id).await? {
-            Some(record) if record.status == FileStatus::Available => record,
+            Some(record) if record.status.is_uploaded() => record,
             _ => return Ok(ObjectEventOutcome::Unchanged),
         };
         // Conditional on the record still being available: it releases its bytes only once.
@@ -543,7 +574,7 @@ where
     async fn current_state(&self, record: &FileRecord) -> Result<Confirmation, AppError> {
         let current = self.file(&record.owner, record.id).await?;
         match current.status {
-            FileStatus::Available => Ok(Confirmation::Available(current)),
+            FileStatus::Available | FileStatus::Scanning => Ok(Confirmation::Accepted(current)),
             FileStatus::Rejected => Ok(Confirmation::Rejected {
                 reason: "the upload was rejected".into(),
             }),

@@ -89,8 +89,8 @@ impl Harness {
 
 #[tokio::test]
 async fn complete_cut_at_the_head_or_the_confirmation_is_finished_by_a_retry() {
-    // get (1st), head (2nd), mark_available (3rd).
-    for stalled in ["bucket.head", "store.mark_available"] {
+    // get (1st), head (2nd), mark_uploaded (3rd).
+    for stalled in ["bucket.head", "store.mark_uploaded"] {
         let h = harness();
         let record = h.seeded(FileStatus::Pending);
         h.cut_at("POST", &record, stalled).await;

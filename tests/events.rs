@@ -185,6 +185,7 @@ async fn seed_sample_file(standins: &StandIns) {
         purge_at: Some(now + Duration::days(1)),
         etag: None,
         uploaded_at: None,
+        rejected_for: None,
         multipart: None,
         idempotency_key: None,
     };

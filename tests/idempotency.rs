@@ -7,8 +7,8 @@
 //! in-memory fakes; `tests/store.rs` shows the record's condition in DynamoDB refusing a repeat.
 
 use presign_gate::domain::{
-    ExpiryPolicy, FileId, FileRecord, FileSharing, Grant, IdempotencyKey, Ledger, OwnerId,
-    QuotaLimits, UploadPolicy,
+    ExpiryPolicy, FileId, FileRecord, FileSharing, FileStatus, Grant, IdempotencyKey, Ledger,
+    OwnerId, QuotaLimits, RejectReason, UploadPolicy,
 };
 use presign_gate::error::AppError;
 use presign_gate::http::Api;
@@ -306,19 +306,27 @@ impl OwnershipStore for FirstReadMisses {
     async fn get_many(&self, owner: &OwnerId, ids: &[FileId]) -> Result<Vec<FileRecord>, AppError> {
         self.store.get_many(owner, ids).await
     }
-    async fn mark_available(
+    async fn mark_uploaded(
         &self,
         record: &FileRecord,
+        status: FileStatus,
         etag: &str,
         uploaded_at: OffsetDateTime,
         limits: &QuotaLimits,
     ) -> Result<Transition, AppError> {
         self.store
-            .mark_available(record, etag, uploaded_at, limits)
+            .mark_uploaded(record, status, etag, uploaded_at, limits)
             .await
     }
-    async fn mark_rejected(&self, record: &FileRecord) -> Result<Transition, AppError> {
-        self.store.mark_rejected(record).await
+    async fn mark_scanned(&self, record: &FileRecord) -> Result<Transition, AppError> {
+        self.store.mark_scanned(record).await
+    }
+    async fn mark_rejected(
+        &self,
+        record: &FileRecord,
+        reason: RejectReason,
+    ) -> Result<Transition, AppError> {
+        self.store.mark_rejected(record, reason).await
     }
     async fn list(
         &self,

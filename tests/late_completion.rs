@@ -232,7 +232,7 @@ async fn the_events_function_readmits_a_late_upload_only_under_the_limit() {
         let stored = store.record(&alice(), record.id).unwrap().status;
         match outcome {
             ObjectEventOutcome::Confirmed(confirmation) => match *confirmation {
-                Confirmation::Available(_) if kept => {
+                Confirmation::Accepted(_) if kept => {
                     assert_eq!(stored, FileStatus::Available);
                     assert!(bucket.contains(&record.key));
                     assert_eq!(usage.bytes, 6);
@@ -288,7 +288,7 @@ async fn the_confirmation_of_a_lapsed_entry_is_conditional_in_dynamodb() {
     api.reserve(&fresh, &limits(5), now()).await.unwrap();
 
     let refused = store
-        .mark_available(&lapsed, "\"e\"", now(), &limits(5))
+        .mark_uploaded(&lapsed, FileStatus::Available, "\"e\"", now(), &limits(5))
         .await;
     assert!(
         matches!(refused, Err(AppError::QuotaExceeded(_))),
@@ -302,14 +302,14 @@ async fn the_confirmation_of_a_lapsed_entry_is_conditional_in_dynamodb() {
     // Room for it: re-admitted, once.
     assert_eq!(
         store
-            .mark_available(&lapsed, "\"e\"", now(), &limits(6))
+            .mark_uploaded(&lapsed, FileStatus::Available, "\"e\"", now(), &limits(6))
             .await
             .unwrap(),
         Transition::Applied
     );
     assert_eq!(
         store
-            .mark_available(&lapsed, "\"e\"", now(), &limits(6))
+            .mark_uploaded(&lapsed, FileStatus::Available, "\"e\"", now(), &limits(6))
             .await
             .unwrap(),
         Transition::Stale
@@ -317,7 +317,7 @@ async fn the_confirmation_of_a_lapsed_entry_is_conditional_in_dynamodb() {
     // The fresh one still counts: confirmed as before, by the plain conditional update.
     assert_eq!(
         store
-            .mark_available(&fresh, "\"f\"", now(), &limits(5))
+            .mark_uploaded(&fresh, FileStatus::Available, "\"f\"", now(), &limits(5))
             .await
             .unwrap(),
         Transition::Applied

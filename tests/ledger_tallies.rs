@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use presign_gate::domain::{
-    FileId, FileRecord, FileStatus, NewUpload, OwnerId, PURGE_GRID, QuotaLimits, purge_time,
+    FileId, FileRecord, FileStatus, NewUpload, OwnerId, PURGE_GRID, QuotaLimits, RejectReason,
+    purge_time,
 };
 use presign_gate::store::{OwnershipStore, Transition, attr};
 use support::{Role, StandIns, TABLE};
@@ -110,11 +111,17 @@ async fn a_reservation_whose_tally_was_dropped_is_released_without_it() {
     );
 
     assert_eq!(
-        events.mark_rejected(&to_reject).await.unwrap(),
+        events
+            .mark_rejected(&to_reject, RejectReason::Mismatch)
+            .await
+            .unwrap(),
         Transition::Applied
     );
     assert_eq!(
-        events.mark_rejected(&to_reject).await.unwrap(),
+        events
+            .mark_rejected(&to_reject, RejectReason::Mismatch)
+            .await
+            .unwrap(),
         Transition::Stale
     );
     assert_eq!(api.delete(&to_delete).await.unwrap(), Transition::Applied);
@@ -194,7 +201,7 @@ async fn a_ledger_written_before_tallies_keeps_counting_until_rewritten() {
     };
     assert_eq!(
         events
-            .mark_available(&to_confirm, "\"e\"", now, &limits)
+            .mark_uploaded(&to_confirm, FileStatus::Available, "\"e\"", now, &limits)
             .await
             .unwrap(),
         Transition::Applied

@@ -222,11 +222,11 @@ async fn a_complete_cut_short_after_s3_assembled_the_object_finishes_on_retry() 
     let h = harness();
     let record = reserve(&h, 6 * MIB).await;
     put_all_parts(&h, &record);
-    h.store.outages.fail("store.mark_available");
+    h.store.outages.fail("store.mark_uploaded");
     let cut = h.files.complete_upload(&alice(), record.id).await;
     assert!(matches!(cut, Err(AppError::Unavailable(_))), "{cut:?}");
     assert!(h.bucket.contains(&record.key));
-    h.store.outages.heal("store.mark_available");
+    h.store.outages.heal("store.mark_uploaded");
     let before = h.bucket.journal.entries().len();
     let done = h.files.complete_upload(&alice(), record.id).await.unwrap();
     assert_eq!(done.status, FileStatus::Available);

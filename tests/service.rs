@@ -73,8 +73,8 @@ async fn two_concurrent_confirmations_change_the_record_once() {
     // Both read the pending record and the object before either wrote: a real race.
     assert_eq!(h.bucket.journal.matching("bucket.head").len(), 2);
     assert_eq!(
-        h.store.journal.matching("store.mark_available "),
-        ["store.mark_available Applied", "store.mark_available Stale"]
+        h.store.journal.matching("store.mark_uploaded "),
+        ["store.mark_uploaded Applied", "store.mark_uploaded Stale"]
     );
     let stored = h.store.record(&alice(), record.id).unwrap();
     assert_eq!(stored.status, FileStatus::Available);
@@ -84,7 +84,7 @@ async fn two_concurrent_confirmations_change_the_record_once() {
     // read back.
     for confirmation in [first.unwrap(), second.unwrap()] {
         match confirmation {
-            Confirmation::Available(confirmed) => {
+            Confirmation::Accepted(confirmed) => {
                 assert_eq!(confirmed.etag.as_deref(), Some("\"e\""));
                 assert_eq!(confirmed, stored);
             }
@@ -149,7 +149,7 @@ async fn a_rejection_is_recorded_before_the_object_is_deleted() {
         h.files
             .presign_download(&alice(), record.id, None, Disposition::Attachment)
             .await,
-        Err(AppError::NotReady)
+        Err(AppError::NotReady(_))
     ));
     // ...and confirming again deletes the object.
     h.bucket.outages.heal("bucket.delete");
@@ -250,7 +250,7 @@ async fn a_batch_reads_each_distinct_id_once_and_answers_it_once() {
             let outcome = match answer {
                 Ok(_) => "url",
                 Err(AppError::NotFound) => "not_found",
-                Err(AppError::NotReady) => "not_ready",
+                Err(AppError::NotReady(_)) => "not_ready",
                 Err(other) => panic!("{other:?}"),
             };
             (id.as_str(), outcome)
@@ -285,7 +285,7 @@ async fn a_deleted_file_keeps_no_version_and_a_replayed_upload_url_leaves_none()
     let record = uploaded(&h);
     assert!(matches!(
         h.files.confirm(record.clone()).await.unwrap(),
-        Confirmation::Available(_)
+        Confirmation::Accepted(_)
     ));
     // While the object is there, the upload URL cannot overwrite it.
     assert!(replay_upload(&h.bucket, &record).is_err());
@@ -587,7 +587,7 @@ async fn confirm_rejects_an_object_that_differs_in_any_one_respect() {
         let confirmation = h.files.confirm(record.clone()).await.unwrap();
         if confirmed {
             assert!(
-                matches!(confirmation, Confirmation::Available(_)),
+                matches!(confirmation, Confirmation::Accepted(_)),
                 "{what}: {confirmation:?}"
             );
             assert!(h.bucket.contains(&record.key), "{what}");

@@ -144,7 +144,7 @@ async fn grants_are_refused_as_the_api_answers() {
     let grant = |id, grantee: &str, expires_at| h.files.grant(&alice, id, who(grantee), expires_at);
     assert!(matches!(
         grant(pending.id, "bob", None).await,
-        Err(AppError::NotReady)
+        Err(AppError::NotReady(_))
     ));
     assert!(matches!(
         grant(FileId::new_random(), "bob", None).await,

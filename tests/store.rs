@@ -17,7 +17,7 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use presign_gate::domain::{
-    FileId, FileRecord, FileStatus, ObjectKey, OwnerId, QuotaLimits, purge_time,
+    FileId, FileRecord, FileStatus, ObjectKey, OwnerId, QuotaLimits, RejectReason, purge_time,
 };
 use presign_gate::error::AppError;
 use presign_gate::store::{DynamoDbOwnershipStore, OwnershipStore, Transition, attr};
@@ -42,6 +42,7 @@ fn pending_record(owner: &str, filename: &str) -> FileRecord {
         purge_at: Some(now + time::Duration::hours(25)),
         etag: None,
         uploaded_at: None,
+        rejected_for: None,
         multipart: None,
         idempotency_key: None,
     }
@@ -119,7 +120,10 @@ async fn every_write_of_an_owners_ledger_moves_its_version_on() {
         .unwrap();
     assert_eq!(version().await, 2);
     assert_eq!(
-        store.mark_rejected(&second).await.unwrap(),
+        store
+            .mark_rejected(&second, RejectReason::Mismatch)
+            .await
+            .unwrap(),
         Transition::Applied
     );
     assert_eq!(version().await, 3);
@@ -215,7 +219,13 @@ async fn a_transaction_in_progress_is_sent_again_with_the_same_token() {
     let uploaded_at = OffsetDateTime::now_utc();
     assert_eq!(
         store
-            .mark_available(&record, "\"e\"", uploaded_at, &QuotaLimits::default())
+            .mark_uploaded(
+                &record,
+                FileStatus::Available,
+                "\"e\"",
+                uploaded_at,
+                &QuotaLimits::default()
+            )
             .await
             .expect("committed once the first attempt has"),
         Transition::Applied
@@ -244,7 +254,7 @@ async fn a_transaction_that_stays_in_progress_is_unavailable() {
         .build();
     let store = DynamoDbOwnershipStore::new(single_attempt_client!(&always_in_progress), TABLE);
     let record = pending_record("alice", "a.txt");
-    let result = store.mark_rejected(&record).await;
+    let result = store.mark_rejected(&record, RejectReason::Mismatch).await;
     assert!(
         matches!(result, Err(AppError::Unavailable(_))),
         "{result:?}"
@@ -325,8 +335,9 @@ async fn a_transition_from_a_settled_state_is_stale_and_changes_nothing() {
         .unwrap();
     assert_eq!(
         store
-            .mark_available(
+            .mark_uploaded(
                 &confirmed,
+                FileStatus::Available,
                 "\"first\"",
                 uploaded_at,
                 &QuotaLimits::default()
@@ -338,8 +349,9 @@ async fn a_transition_from_a_settled_state_is_stale_and_changes_nothing() {
     let available = store.get(&confirmed.owner, confirmed.id).await.unwrap();
     assert_eq!(
         store
-            .mark_available(
+            .mark_uploaded(
                 &confirmed,
+                FileStatus::Available,
                 "\"second\"",
                 uploaded_at,
                 &QuotaLimits::default()
@@ -349,7 +361,10 @@ async fn a_transition_from_a_settled_state_is_stale_and_changes_nothing() {
         Transition::Stale
     );
     assert_eq!(
-        store.mark_rejected(&confirmed).await.unwrap(),
+        store
+            .mark_rejected(&confirmed, RejectReason::Mismatch)
+            .await
+            .unwrap(),
         Transition::Stale
     );
     let after = store.get(&confirmed.owner, confirmed.id).await.unwrap();
@@ -362,12 +377,21 @@ async fn a_transition_from_a_settled_state_is_stale_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(
-        store.mark_rejected(&rejected).await.unwrap(),
+        store
+            .mark_rejected(&rejected, RejectReason::Mismatch)
+            .await
+            .unwrap(),
         Transition::Applied
     );
     assert_eq!(
         store
-            .mark_available(&rejected, "\"late\"", uploaded_at, &QuotaLimits::default())
+            .mark_uploaded(
+                &rejected,
+                FileStatus::Available,
+                "\"late\"",
+                uploaded_at,
+                &QuotaLimits::default()
+            )
             .await
             .unwrap(),
         Transition::Stale

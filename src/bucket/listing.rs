@@ -6,7 +6,8 @@ use aws_sdk_s3::primitives::DateTime;
 use time::OffsetDateTime;
 
 use super::{
-    ListedObject, ListedUpload, ObjectListing, ObjectPage, S3Bucket, UploadMarker, UploadPage,
+    ListedObject, ListedUpload, ObjectListing, ObjectPage, S3Bucket, SCAN_STATUS_TAG, UploadMarker,
+    UploadPage,
 };
 use crate::backend_error::backend_error;
 use crate::domain::ObjectKey;
@@ -50,6 +51,33 @@ impl ObjectListing for S3Bucket {
             objects,
             more: output.is_truncated.unwrap_or(false),
         })
+    }
+
+    async fn scan_status(&self, key: &ObjectKey) -> Result<Option<String>, AppError> {
+        let output = self
+            .client
+            .get_object_tagging()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await;
+        match output {
+            Ok(output) => Ok(output
+                .tag_set
+                .into_iter()
+                .find(|tag| tag.key == SCAN_STATUS_TAG)
+                .map(|tag| tag.value)),
+            // Gone since it was listed (or, without s3:ListBucket, S3's 403 for a missing key).
+            Err(err)
+                if matches!(
+                    err.raw_response().map(|r| r.status().as_u16()),
+                    Some(403 | 404)
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(backend_error(err)),
+        }
     }
 
     async fn list_uploads(

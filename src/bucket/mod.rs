@@ -283,7 +283,7 @@ pub struct UploadPage {
 
 /// What only the reconciliation run needs of the bucket: to page through `users/` (where it
 /// stopped is kept in the table: see `store::ReconcileCursor`), and through the multipart
-/// uploads in progress there.
+/// uploads in progress there, and to read a scanning file's verdict tag.
 pub trait ObjectListing: Send + Sync {
     /// Up to `max` objects under `users/`, in key order, after `start_after`.
     fn list_managed(
@@ -300,4 +300,16 @@ pub trait ObjectListing: Send + Sync {
         after: Option<&UploadMarker>,
         max: u32,
     ) -> impl Future<Output = Result<UploadPage, AppError>> + Send;
+
+    /// The malware scanner's verdict tag on the object at `key` (`GuardDutyMalwareScanStatus`,
+    /// GuardDuty User Guide, "Monitoring S3 object scans with GuardDuty managed tags"): the
+    /// durable record of a scan whose event was lost. `None` when the object has no such tag,
+    /// or is gone.
+    fn scan_status(
+        &self,
+        key: &ObjectKey,
+    ) -> impl Future<Output = Result<Option<String>, AppError>> + Send;
 }
+
+/// The tag GuardDuty Malware Protection for S3 writes on each object it scans.
+pub const SCAN_STATUS_TAG: &str = "GuardDutyMalwareScanStatus";

@@ -91,9 +91,13 @@ impl ObjectKey {
 pub enum FileStatus {
     /// Reserved: an upload URL was issued, the object is not confirmed yet.
     Pending,
-    /// Uploaded and checked against the reservation; downloads are allowed.
+    /// Uploaded and checked against the reservation, waiting for the malware scan's verdict
+    /// (`SCAN_UPLOADS`): it counts against the quota, but no URL is handed out for it.
+    Scanning,
+    /// Uploaded and checked against the reservation (and scanned clean, when uploads are
+    /// scanned); downloads are allowed.
     Available,
-    /// The uploaded object did not match the reservation and was deleted.
+    /// The upload was refused and its object deleted; `FileRecord::rejected_for` says why.
     Rejected,
 }
 
@@ -101,18 +105,62 @@ impl FileStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
+            Self::Scanning => "scanning",
             Self::Available => "available",
             Self::Rejected => "rejected",
         }
     }
 
+    /// Whether the object is in the bucket and accepted (scanning or available): it counts as
+    /// stored bytes, and its removal from S3 removes the record.
+    pub fn is_uploaded(self) -> bool {
+        matches!(self, Self::Scanning | Self::Available)
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "pending" => Some(Self::Pending),
+            "scanning" => Some(Self::Scanning),
             "available" => Some(Self::Available),
             "rejected" => Some(Self::Rejected),
             _ => None,
         }
+    }
+}
+
+/// Why an upload was rejected: stored with the record and shown to its owner.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RejectReason {
+    /// The stored object differs from the reservation (size, type, checksum, headers).
+    Mismatch,
+    /// The reservation lapsed and the bytes no longer fit the owner's quota.
+    OverQuota,
+    /// The malware scan found a threat.
+    Malware,
+    /// The malware scanner could not scan the object (for example a password-protected
+    /// archive), so it cannot be shown to be clean.
+    Unscannable,
+}
+
+impl RejectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mismatch => "mismatch",
+            Self::OverQuota => "over_quota",
+            Self::Malware => "malware",
+            Self::Unscannable => "unscannable",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Mismatch,
+            Self::OverQuota,
+            Self::Malware,
+            Self::Unscannable,
+        ]
+        .into_iter()
+        .find(|reason| reason.as_str() == text)
     }
 }
 
@@ -133,6 +181,9 @@ pub struct FileRecord {
     pub purge_at: Option<OffsetDateTime>,
     pub etag: Option<String>,
     pub uploaded_at: Option<OffsetDateTime>,
+    /// Why the upload was rejected; `None` unless rejected (and for rejections recorded before
+    /// reasons were).
+    pub rejected_for: Option<RejectReason>,
     /// S3's multipart upload behind a multipart reservation; `None` for a single PUT. Boxed:
     /// most records have none.
     pub multipart: Option<Box<MultipartUpload>>,
@@ -212,6 +263,7 @@ impl FileRecord {
             purge_at: Some(purge_at),
             etag: None,
             uploaded_at: None,
+            rejected_for: None,
             multipart,
             idempotency_key: None,
         }
@@ -285,11 +337,21 @@ mod tests {
     fn statuses_round_trip() {
         for status in [
             FileStatus::Pending,
+            FileStatus::Scanning,
             FileStatus::Available,
             FileStatus::Rejected,
         ] {
             assert_eq!(FileStatus::parse(status.as_str()), Some(status));
         }
         assert_eq!(FileStatus::parse("Available"), None);
+        for reason in [
+            RejectReason::Mismatch,
+            RejectReason::OverQuota,
+            RejectReason::Malware,
+            RejectReason::Unscannable,
+        ] {
+            assert_eq!(RejectReason::parse(reason.as_str()), Some(reason));
+        }
+        assert_eq!(RejectReason::parse("Malware"), None);
     }
 }

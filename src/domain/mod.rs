@@ -12,9 +12,12 @@ mod multipart;
 mod owner;
 mod policy;
 mod quota;
+mod scan;
 
 pub use disposition::{Disposition, content_disposition};
-pub use file::{FileId, FileRecord, FileStatus, ObjectKey, format_timestamp, parse_timestamp};
+pub use file::{
+    FileId, FileRecord, FileStatus, ObjectKey, RejectReason, format_timestamp, parse_timestamp,
+};
 pub use grant::{FileSharing, Grant, MAX_GRANTS_PER_FILE, SharedFile};
 pub use idempotency::{IdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN};
 pub use lifecycle::{LIFECYCLE_ABORT_DAYS, lifecycle_abort_by};
@@ -32,3 +35,4 @@ pub use policy::{
     check_disposition, check_sha256,
 };
 pub use quota::{Ledger, PURGE_GRID, PendingTally, QuotaLimits, Usage, purge_time};
+pub use scan::{ScanOutcome, ScanVerdict, same_etag, scan_outcome};

@@ -29,6 +29,9 @@ pub struct FileView<'a> {
     etag: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     uploaded_at: Option<String>,
+    /// Why a rejected upload was refused (`malware`, `unscannable`, `mismatch`, `over_quota`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejected_for: Option<&'static str>,
 }
 
 impl<'a> FileView<'a> {
@@ -53,6 +56,7 @@ impl<'a> FileView<'a> {
             created_at,
             etag,
             uploaded_at,
+            rejected_for,
         } = record;
         Ok(Self {
             id: id.to_string(),
@@ -64,6 +68,7 @@ impl<'a> FileView<'a> {
             sha256: sha256.as_deref(),
             etag: etag.as_deref(),
             uploaded_at: uploaded_at.map(format_timestamp).transpose()?,
+            rejected_for: rejected_for.map(|reason| reason.as_str()),
         })
     }
 }
@@ -289,7 +294,7 @@ pub fn status_and_code(error: &AppError) -> (StatusCode, &'static str) {
         AppError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
         AppError::NotFound | AppError::RouteNotFound => (StatusCode::NOT_FOUND, "not_found"),
         AppError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-        AppError::NotReady => (StatusCode::CONFLICT, "not_ready"),
+        AppError::NotReady(_) => (StatusCode::CONFLICT, "not_ready"),
         AppError::UploadMissing | AppError::PartsMissing(_) => {
             (StatusCode::CONFLICT, "upload_missing")
         }
@@ -311,7 +316,11 @@ pub fn status_and_code(error: &AppError) -> (StatusCode, &'static str) {
 /// cannot itself fail.
 pub fn error_response(error: &AppError) -> Response<Body> {
     let (status, code) = status_and_code(error);
-    let body = serde_json::json!({ "error": { "code": code, "message": error.to_string() } });
+    let mut body = serde_json::json!({ "error": { "code": code, "message": error.to_string() } });
+    // A file not ready says what it is instead, so a client can wait for a scan or give up.
+    if let AppError::NotReady(status) = error {
+        body["error"]["status"] = status.as_str().into();
+    }
     let mut response = Response::new(Body::Text(body.to_string()));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -400,7 +409,7 @@ mod tests {
                 405,
                 "method_not_allowed",
             ),
-            (AppError::NotReady, 409, "not_ready"),
+            (AppError::NotReady(FileStatus::Scanning), 409, "not_ready"),
             (AppError::UploadMissing, 409, "upload_missing"),
             (AppError::NotPending("done".into()), 409, "not_pending"),
             (AppError::Conflict("self".into()), 409, "conflict"),
@@ -484,6 +493,7 @@ mod tests {
             purge_at: Some(at),
             etag: Some("\"e\"".into()),
             uploaded_at: Some(at),
+            rejected_for: None,
             multipart: Some(Box::new(crate::domain::MultipartUpload {
                 upload_id: "secret-upload-id".into(),
                 plan: crate::domain::PartPlan::for_size(42).unwrap(),

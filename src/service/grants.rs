@@ -130,7 +130,7 @@ where
     ) -> Result<(FileRecord, FileSharing), AppError> {
         let (record, sharing) = self.owned_sharing(owner, id).await?;
         if record.status != FileStatus::Available {
-            return Err(AppError::NotReady);
+            return Err(AppError::NotReady(record.status));
         }
         Ok((record, sharing))
     }

@@ -17,8 +17,8 @@ use crate::bucket::{
 };
 use crate::domain::{
     FileId, FileRecord, FileStatus, IdempotencyKey, MAX_PARTS_PER_REQUEST, MultipartUpload,
-    NewUpload, ObjectKey, OwnerId, PartPlan, PartsRequest, PartsVerdict, UploadedPart,
-    lifecycle_abort_by, purge_time,
+    NewUpload, ObjectKey, OwnerId, PartPlan, PartsRequest, PartsVerdict, RejectReason,
+    UploadedPart, lifecycle_abort_by, purge_time,
 };
 use crate::error::AppError;
 use crate::store::{OwnershipStore, Transition};
@@ -190,7 +190,7 @@ where
         multipart: &MultipartUpload,
     ) -> Result<(), AppError> {
         match record.status {
-            FileStatus::Available => return Ok(()),
+            FileStatus::Available | FileStatus::Scanning => return Ok(()),
             FileStatus::Rejected => {
                 return self
                     .bucket
@@ -231,7 +231,12 @@ where
             Err(wrong @ PartsVerdict::WrongSize { .. }) => {
                 // Record first, upload second, as for a mismatching object: a retry finds the
                 // record rejected and aborts again.
-                if self.store.mark_rejected(record).await? == Transition::Applied {
+                if self
+                    .store
+                    .mark_rejected(record, RejectReason::Mismatch)
+                    .await?
+                    == Transition::Applied
+                {
                     self.bucket
                         .abort_multipart(&record.key, &multipart.upload_id)
                         .await?;

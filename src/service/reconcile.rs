@@ -5,6 +5,10 @@
 //! was lost would never be confirmed. The run pages through `users/` in key order and, for each
 //! object:
 //! - a pending (or rejected) record: confirmed exactly as `complete` confirms it;
+//! - a scanning record: its object's verdict tag read, and applied as the scan result would be
+//!   (the tag is GuardDuty's durable record, should its event be lost); with no verdict after
+//!   `SCAN_OVERDUE_AFTER`, counted as overdue and logged, for an operator (README, "Malware
+//!   scanning");
 //! - no record, and older than the longest URL lifetime: deleted as a stray;
 //! - an available record, or a young object with no record (its event may still be on the way):
 //!   left alone.
@@ -30,15 +34,19 @@ use std::time::Duration;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Confirmation, FileService};
+use super::{Confirmation, FileService, ScanResult, ScanResultOutcome};
 use crate::bucket::{ListedObject, ObjectListing, ObjectStorage, UrlSigner};
 use crate::deadline::Deadline;
-use crate::domain::{FileStatus, ObjectKey};
+use crate::domain::{FileRecord, FileStatus, ObjectKey, ScanVerdict};
 use crate::error::AppError;
 use crate::store::{OwnershipStore, ReconcileCursor};
 
 /// Objects asked for in one listing request: S3's own maximum.
 const PAGE_SIZE: u32 = 1000;
+
+/// How long a file may wait for its malware scan before a run reports it. GuardDuty scans most
+/// objects within minutes; an hour leaves room for the largest and for EventBridge's retries.
+pub const SCAN_OVERDUE_AFTER: Duration = Duration::from_secs(3600);
 
 #[derive(Clone, Copy, Debug)]
 pub struct ReconcileLimits {
@@ -57,6 +65,8 @@ pub struct ReconcileReport {
     pub confirmed: u32,
     pub rejected: u32,
     pub strays_deleted: u32,
+    /// Files scanning for longer than `SCAN_OVERDUE_AFTER` with no verdict on their object.
+    pub scans_overdue: u32,
     /// Objects, and multipart uploads, whose repair failed; the next pass over them tries again.
     pub failed: u32,
     /// The whole of `users/` has been passed over; the next run starts from the beginning.
@@ -73,6 +83,7 @@ enum Repair {
     Confirmed,
     Rejected,
     StrayDeleted,
+    ScanOverdue,
 }
 
 impl<S, B> FileService<S, B>
@@ -110,6 +121,10 @@ where
                     Ok(Repair::Confirmed) => report.confirmed += 1,
                     Ok(Repair::Rejected) => report.rejected += 1,
                     Ok(Repair::StrayDeleted) => report.strays_deleted += 1,
+                    Ok(Repair::ScanOverdue) => {
+                        report.scans_overdue += 1;
+                        tracing::warn!(key = object.key, "reconcile: malware scan overdue");
+                    }
                     // Cut mid-object: it is examined again next run, from a state that the
                     // orderings of `confirm` and of a delete keep repairable.
                     Err(_) if deadline.has_passed() => break 'run,
@@ -154,9 +169,12 @@ where
         };
         match record {
             Some(record) if record.status == FileStatus::Available => Ok(Repair::InOrder),
+            Some(record) if record.status == FileStatus::Scanning => {
+                self.recheck_scan(&record, now).await
+            }
             // Pending: the confirmation `complete` runs. Rejected: it deletes the object again.
             Some(record) => Ok(match self.confirm(record).await? {
-                Confirmation::Available(_) => Repair::Confirmed,
+                Confirmation::Accepted(_) => Repair::Confirmed,
                 Confirmation::Rejected { .. } => Repair::Rejected,
                 // Deleted since it was listed.
                 Confirmation::Missing => Repair::InOrder,
@@ -171,5 +189,39 @@ where
                 None => Ok(Repair::InOrder),
             },
         }
+    }
+
+    /// A scanning file: the verdict GuardDuty tagged its object with, applied as its event
+    /// would have been; no verdict for too long is reported.
+    async fn recheck_scan(
+        &self,
+        record: &FileRecord,
+        now: OffsetDateTime,
+    ) -> Result<Repair, AppError> {
+        let tag = self.bucket.scan_status(&record.key).await?;
+        let verdict = tag
+            .as_deref()
+            .map_or(ScanVerdict::Inconclusive, ScanVerdict::from_result_status);
+        if verdict != ScanVerdict::Inconclusive {
+            let result = ScanResult {
+                key: record.key.as_str(),
+                etag: None,
+                version_id: None,
+                verdict,
+            };
+            return Ok(match self.scan_result(result).await? {
+                ScanResultOutcome::Available => Repair::Confirmed,
+                ScanResultOutcome::Rejected(_) | ScanResultOutcome::Deleted => Repair::Rejected,
+                _ => Repair::InOrder,
+            });
+        }
+        let waited = record
+            .uploaded_at
+            .map_or(time::Duration::ZERO, |at| now - at);
+        Ok(if waited > SCAN_OVERDUE_AFTER {
+            Repair::ScanOverdue
+        } else {
+            Repair::InOrder
+        })
     }
 }

@@ -13,8 +13,8 @@ pub use cursor::{CURSOR_OWNER, CURSOR_SORT_KEY};
 pub use dynamodb::{DynamoDbOwnershipStore, SHARED_PREFIX, attr};
 
 use crate::domain::{
-    FileId, FileRecord, FileSharing, Grant, Ledger, LinkId, LinkLedger, LinkTarget, OwnerId,
-    QuotaLimits, ShareLink, SharedFile,
+    FileId, FileRecord, FileSharing, FileStatus, Grant, Ledger, LinkId, LinkLedger, LinkTarget,
+    OwnerId, QuotaLimits, RejectReason, ShareLink, SharedFile,
 };
 use crate::error::AppError;
 
@@ -72,27 +72,39 @@ pub trait OwnershipStore: Send + Sync {
         ids: &[FileId],
     ) -> impl Future<Output = Result<Vec<FileRecord>, AppError>> + Send;
 
-    /// pending -> available, recording what S3 reported, and dropping the purge time. In the
-    /// same atomic write, the reservation leaves the ledger and its bytes count as available.
-    /// Every change below that touches the ledger is conditional on the record's state, so a
-    /// retried or lost-race change never counts twice.
+    /// pending -> `status` (available, or scanning when uploads are scanned), recording what S3
+    /// reported, and dropping the purge time. In the same atomic write, the reservation leaves
+    /// the ledger and its bytes count as available (a scanning file counts like an available
+    /// one). Every change below that touches the ledger is conditional on the record's state, so
+    /// a retried or lost-race change never counts twice.
     ///
     /// This one is also conditional on the reservation's ledger entry still counting at
     /// `uploaded_at` (there, and before its purge time): bytes whose place in the quota has
     /// lapsed are admitted again only if they fit `limits` now (`Ledger::readmit`), on the
     /// ledger's version as read, and are `QuotaExceeded` (nothing written) if not.
-    fn mark_available(
+    fn mark_uploaded(
         &self,
         record: &FileRecord,
+        status: FileStatus,
         etag: &str,
         uploaded_at: OffsetDateTime,
         limits: &QuotaLimits,
     ) -> impl Future<Output = Result<Transition, AppError>> + Send;
 
-    /// pending -> rejected; the reservation leaves the ledger in the same atomic write.
+    /// scanning -> available: the malware scan found the object clean. The ledger already
+    /// counts its bytes.
+    fn mark_scanned(
+        &self,
+        record: &FileRecord,
+    ) -> impl Future<Output = Result<Transition, AppError>> + Send;
+
+    /// pending or scanning -> rejected for `reason`, in the same atomic write as the ledger's
+    /// release of what the record held (a reservation, or a scanning file's bytes). `Stale`
+    /// for a record in any other state, or changed since it was read.
     fn mark_rejected(
         &self,
         record: &FileRecord,
+        reason: RejectReason,
     ) -> impl Future<Output = Result<Transition, AppError>> + Send;
 
     /// One page of `owner`'s records in id order, starting after `after`, and the id to continue

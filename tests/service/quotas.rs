@@ -119,8 +119,8 @@ async fn a_confirmation_frees_a_pending_place_and_keeps_the_bytes_once() {
         h.files.confirm(record.clone()),
         h.files.confirm(record.clone())
     );
-    assert!(matches!(first.unwrap(), Confirmation::Available(_)));
-    assert!(matches!(second.unwrap(), Confirmation::Available(_)));
+    assert!(matches!(first.unwrap(), Confirmation::Accepted(_)));
+    assert!(matches!(second.unwrap(), Confirmation::Accepted(_)));
     assert_eq!(
         usage(&h).await,
         Usage {

@@ -133,6 +133,7 @@ pub fn seed(endpoint: &str) -> Result<FileId> {
             purge_at: Some(now + time::Duration::days(1)),
             etag: None,
             uploaded_at: None,
+            rejected_for: None,
             multipart: None,
             idempotency_key: None,
         };
@@ -141,7 +142,13 @@ pub fn seed(endpoint: &str) -> Result<FileId> {
             .await
             .map_err(|e| e.to_string())?;
         store
-            .mark_available(&record, "\"bench-etag\"", now, &QuotaLimits::default())
+            .mark_uploaded(
+                &record,
+                FileStatus::Available,
+                "\"bench-etag\"",
+                now,
+                &QuotaLimits::default(),
+            )
             .await
             .map_err(|e| e.to_string())?;
         Ok(id)

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     FileId, FileRecord, FileStatus, IdempotencyKey, MultipartUpload, ObjectKey, OwnerId, PartPlan,
-    format_timestamp, parse_timestamp,
+    RejectReason, format_timestamp, parse_timestamp,
 };
 use crate::error::AppError;
 
@@ -34,6 +34,8 @@ pub mod attr {
     pub const PURGE_AT: &str = "purgeAt";
     pub const ETAG: &str = "etag";
     pub const UPLOADED_AT: &str = "uploadedAt";
+    /// Why a rejected upload was refused (`RejectReason`).
+    pub const REJECTED_FOR: &str = "rejectedFor";
     /// A multipart reservation's S3 upload id, part plan and lapse time: all four or none.
     pub const MULTIPART_UPLOAD_ID: &str = "multipartUploadId";
     pub const PART_SIZE: &str = "partSize";
@@ -121,11 +123,15 @@ pub(super) fn to_item(record: &FileRecord) -> Result<Item, AppError> {
         purge_at,
         etag,
         uploaded_at,
+        rejected_for,
         multipart,
         idempotency_key,
     } = record;
     let mut item = key(owner, *id);
     let mut optional = Vec::new();
+    if let Some(reason) = rejected_for {
+        optional.push((attr::REJECTED_FOR, s(reason.as_str())));
+    }
     if let Some(idempotency_key) = idempotency_key {
         optional.push((attr::IDEMPOTENCY_KEY, s(idempotency_key.as_str())));
     }
@@ -212,6 +218,10 @@ pub(super) fn from_item(item: &Item) -> Result<FileRecord, AppError> {
         None => None,
         Some(t) => Some(parse_timestamp(t).ok_or_else(|| corrupt(attr::UPLOADED_AT))?),
     };
+    let rejected_for = match text(attr::REJECTED_FOR) {
+        None => None,
+        Some(t) => Some(RejectReason::parse(t).ok_or_else(|| corrupt(attr::REJECTED_FOR))?),
+    };
     let multipart = multipart_from_item(item, size)?;
     // A key is stored only with the id it derives: any other pairing is corrupt.
     let idempotency_key = match text(attr::IDEMPOTENCY_KEY) {
@@ -236,6 +246,7 @@ pub(super) fn from_item(item: &Item) -> Result<FileRecord, AppError> {
         purge_at,
         etag: text(attr::ETAG).cloned(),
         uploaded_at,
+        rejected_for,
         multipart,
         idempotency_key,
     })
@@ -312,6 +323,7 @@ mod tests {
             purge_at: Some(now + time::Duration::hours(1)),
             etag: Some("\"abc\"".into()),
             uploaded_at: Some(now),
+            rejected_for: None,
             multipart: Some(Box::new(MultipartUpload {
                 upload_id: "upload-1".into(),
                 plan: PartPlan::for_size(42).unwrap().with_part_sha256(true),
@@ -341,6 +353,7 @@ mod tests {
             purge_at: None,
             etag: None,
             uploaded_at: None,
+            rejected_for: None,
             multipart: None,
             idempotency_key: None,
             ..record()

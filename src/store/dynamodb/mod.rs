@@ -11,6 +11,7 @@ mod transaction;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
 };
@@ -28,7 +29,7 @@ use transaction::{
 use super::{OwnershipStore, Transition};
 use crate::backend_error::backend_error;
 use crate::domain::{
-    FileId, FileRecord, FileStatus, Ledger, OwnerId, QuotaLimits, format_timestamp,
+    FileId, FileRecord, FileStatus, Ledger, OwnerId, QuotaLimits, RejectReason, format_timestamp,
 };
 use crate::error::AppError;
 
@@ -81,10 +82,10 @@ impl DynamoDbOwnershipStore {
         Ok(())
     }
 
-    /// `update` of the record, only while it exists and is pending, so that duplicate or
-    /// out-of-order confirmations change nothing twice. Attribute names go through `#` aliases
+    /// `update` of the record, only while it exists and is still in the status read, so that
+    /// duplicate or out-of-order confirmations and verdicts change nothing twice. Attribute names go through `#` aliases
     /// because `status` and `size` are DynamoDB reserved words.
-    fn pending_update(
+    fn status_update(
         &self,
         record: &FileRecord,
         update: &str,
@@ -95,10 +96,10 @@ impl DynamoDbOwnershipStore {
             .table_name(&self.table)
             .set_key(Some(key(&record.owner, record.id)))
             .update_expression(update)
-            .condition_expression("attribute_exists(#owner) AND #status = :pending")
+            .condition_expression("attribute_exists(#owner) AND #status = :read")
             .expression_attribute_names("#owner", attr::OWNER)
             .expression_attribute_names("#status", attr::STATUS)
-            .expression_attribute_values(":pending", s(FileStatus::Pending.as_str()));
+            .expression_attribute_values(":read", s(record.status.as_str()));
         for name in names {
             change = change.expression_attribute_names(format!("#{name}"), *name);
         }
@@ -253,19 +254,20 @@ impl OwnershipStore for DynamoDbOwnershipStore {
 
     /// The record's change and the ledger's, conditional on the entry still counting; when it
     /// does not (and the record is still pending), the bytes are re-admitted under `limits`.
-    async fn mark_available(
+    async fn mark_uploaded(
         &self,
         record: &FileRecord,
+        status: FileStatus,
         etag: &str,
         uploaded_at: OffsetDateTime,
         limits: &QuotaLimits,
     ) -> Result<Transition, AppError> {
-        let change = self.pending_update(
+        let change = self.status_update(
             record,
-            "SET #status = :available, #etag = :etag, #uploadedAt = :uploadedAt REMOVE #purgeAt",
+            "SET #status = :uploaded, #etag = :etag, #uploadedAt = :uploadedAt REMOVE #purgeAt",
             &[attr::ETAG, attr::UPLOADED_AT, attr::PURGE_AT],
             vec![
-                (":available", s(FileStatus::Available.as_str())),
+                (":uploaded", s(status.as_str())),
                 (":etag", s(etag)),
                 (":uploadedAt", s(format_timestamp(uploaded_at)?)),
             ],
@@ -285,14 +287,66 @@ impl OwnershipStore for DynamoDbOwnershipStore {
         }
     }
 
-    async fn mark_rejected(&self, record: &FileRecord) -> Result<Transition, AppError> {
-        let change = self.pending_update(
+    /// One conditional UpdateItem: the ledger already counts a scanning file's bytes.
+    async fn mark_scanned(&self, record: &FileRecord) -> Result<Transition, AppError> {
+        if record.status != FileStatus::Scanning {
+            return Ok(Transition::Stale);
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&record.owner, record.id)))
+            .update_expression("SET #status = :available")
+            .condition_expression("#status = :scanning")
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_values(":available", s(FileStatus::Available.as_str()))
+            .expression_attribute_values(":scanning", s(FileStatus::Scanning.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Transition::Applied),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(Transition::Stale)
+            }
+            Err(err) => Err(backend_error(err)),
+        }
+    }
+
+    async fn mark_rejected(
+        &self,
+        record: &FileRecord,
+        reason: RejectReason,
+    ) -> Result<Transition, AppError> {
+        let change = self.status_update(
             record,
-            "SET #status = :rejected",
-            &[],
-            vec![(":rejected", s(FileStatus::Rejected.as_str()))],
+            "SET #status = :rejected, #rejectedFor = :reason",
+            &[attr::REJECTED_FOR],
+            vec![
+                (":rejected", s(FileStatus::Rejected.as_str())),
+                (":reason", s(reason.as_str())),
+            ],
         )?;
-        self.release(record, change).await
+        match record.status {
+            FileStatus::Pending => self.release(record, change).await,
+            // Never shared (sharing needs an available file), so no grant or link goes with it.
+            FileStatus::Scanning => {
+                let items = vec![
+                    change,
+                    self.ledger_update(record, LedgerChange::FileRemoved)?,
+                ];
+                Ok(match self.transact(items).await? {
+                    Outcome::Committed => Transition::Applied,
+                    Outcome::ConditionFailed(_) => Transition::Stale,
+                })
+            }
+            FileStatus::Available | FileStatus::Rejected => Ok(Transition::Stale),
+        }
     }
 
     async fn list(
@@ -351,7 +405,8 @@ impl OwnershipStore for DynamoDbOwnershipStore {
             FileStatus::Pending => self.release(record, delete).await,
             // A file never shared goes with its ledger change alone. One that was shared (its
             // grant version is there) goes with its grants (`delete_shared`).
-            FileStatus::Available => {
+            // A scanning file is never shared, and goes the same way.
+            FileStatus::Available | FileStatus::Scanning => {
                 let delete = Delete::builder()
                     .table_name(&self.table)
                     .set_key(Some(key(&record.owner, record.id)))

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use presign_gate::bucket::ObjectInfo;
 use presign_gate::domain::{
     ExpiryPolicy, FileId, FileRecord, FileSharing, FileStatus, Ledger, ObjectKey, OwnerId,
-    QuotaLimits, UploadPolicy,
+    QuotaLimits, RejectReason, UploadPolicy,
 };
 use presign_gate::error::AppError;
 use presign_gate::service::FileService;
@@ -303,14 +303,15 @@ impl OwnershipStore for FakeStore {
 
     /// As the DynamoDB adapter: conditional on the reservation's entry still counting at
     /// `uploaded_at`; a lapsed one is re-admitted under `limits` or refused (`Ledger::readmit`).
-    async fn mark_available(
+    async fn mark_uploaded(
         &self,
         record: &FileRecord,
+        status: FileStatus,
         etag: &str,
         uploaded_at: OffsetDateTime,
         limits: &QuotaLimits,
     ) -> Result<Transition, AppError> {
-        self.call("store.mark_available").await?;
+        self.call("store.mark_uploaded").await?;
         let counted = {
             let table = lock(&self.table);
             let pending = table
@@ -334,7 +335,7 @@ impl OwnershipStore for FakeStore {
             record.id,
             FileStatus::Pending,
             |record| {
-                record.status = FileStatus::Available;
+                record.status = status;
                 record.etag = Some(etag.to_owned());
                 record.uploaded_at = Some(uploaded_at);
                 record.purge_at = None;
@@ -343,20 +344,49 @@ impl OwnershipStore for FakeStore {
             |record| i128::from(record.size),
         );
         self.journal
-            .record(format!("store.mark_available {transition:?}"));
+            .record(format!("store.mark_uploaded {transition:?}"));
         Ok(transition)
     }
 
-    async fn mark_rejected(&self, record: &FileRecord) -> Result<Transition, AppError> {
-        self.call("store.mark_rejected").await?;
+    async fn mark_scanned(&self, record: &FileRecord) -> Result<Transition, AppError> {
+        self.call("store.mark_scanned").await?;
         let transition = self.transition(
             &record.owner,
             record.id,
-            FileStatus::Pending,
-            |record| record.status = FileStatus::Rejected,
-            true,
+            FileStatus::Scanning,
+            |record| record.status = FileStatus::Available,
+            false,
             |_| 0,
         );
+        self.journal
+            .record(format!("store.mark_scanned {transition:?}"));
+        Ok(transition)
+    }
+
+    /// A pending reservation leaves its tally; a scanning file's bytes leave the ledger.
+    async fn mark_rejected(
+        &self,
+        record: &FileRecord,
+        reason: RejectReason,
+    ) -> Result<Transition, AppError> {
+        self.call("store.mark_rejected").await?;
+        let transition = match record.status {
+            FileStatus::Pending | FileStatus::Scanning => self.transition(
+                &record.owner,
+                record.id,
+                record.status,
+                |record| {
+                    record.status = FileStatus::Rejected;
+                    record.rejected_for = Some(reason);
+                },
+                true,
+                |record| match record.status {
+                    FileStatus::Scanning => -i128::from(record.size),
+                    _ => 0,
+                },
+            ),
+            FileStatus::Available | FileStatus::Rejected => Transition::Stale,
+        };
         self.journal
             .record(format!("store.mark_rejected {transition:?}"));
         Ok(transition)
@@ -395,7 +425,7 @@ impl OwnershipStore for FakeStore {
                 }
                 match stored.status {
                     FileStatus::Pending => table.release(&stored, true, 0),
-                    FileStatus::Available => {
+                    FileStatus::Available | FileStatus::Scanning => {
                         table.release(&stored, false, -i128::from(stored.size))
                     }
                     FileStatus::Rejected => {}
@@ -484,6 +514,7 @@ pub fn seed(
         purge_at: None,
         etag: None,
         uploaded_at: None,
+        rejected_for: None,
         multipart: None,
         idempotency_key: None,
     };

@@ -67,6 +67,8 @@ pub struct FakeBucket {
     /// flight and lands anyway (Amazon S3 API Reference, AbortMultipartUpload: such part uploads
     /// "might or might not succeed").
     pub after_abort: Hook,
+    /// The malware scanner's verdict tag (`GuardDutyMalwareScanStatus`) by key.
+    pub scan_tags: Arc<Mutex<BTreeMap<String, String>>>,
     pub journal: Journal,
     pub outages: Outages,
     pub stalls: Stalls,

@@ -3,6 +3,7 @@
 use presign_gate::bucket::{
     ListedObject, ListedUpload, ObjectListing, ObjectPage, UploadMarker, UploadPage,
 };
+use presign_gate::domain::ObjectKey;
 use presign_gate::error::AppError;
 use time::OffsetDateTime;
 
@@ -49,6 +50,11 @@ impl ObjectListing for FakeBucket {
             objects: page,
             more: keys.next().is_some(),
         })
+    }
+
+    async fn scan_status(&self, key: &ObjectKey) -> Result<Option<String>, AppError> {
+        self.call("bucket.scan_status", key.as_str()).await?;
+        Ok(lock(&self.scan_tags).get(key.as_str()).cloned())
     }
 
     /// ListMultipartUploads with the prefix `users/` (Amazon S3 API Reference,
