@@ -1,5 +1,5 @@
 //! The roles' checks: each function's role grants exactly its actions on exactly its resources,
-//! and the scheduler's role only invokes the reconciliation.
+//! and the scheduler's role only invokes the reconciliation (GuardDuty's role: scanning.rs).
 
 use super::*;
 
@@ -226,7 +226,8 @@ pub fn scheduler_role_problems(t: &Value, problems: &mut Vec<String>) {
         }
     }
     for (role_name, role) in resources_of_type(t, "AWS::IAM::Role") {
-        if function_roles.contains(&json!(role_name)) {
+        // GuardDuty's service role is pinned with the other scanning resources (scanning.rs).
+        if function_roles.contains(&json!(role_name)) || role_name == MALWARE_SCAN_ROLE {
             continue;
         }
         if role_name != "ReconcileSchedulerRole" {

@@ -1,5 +1,6 @@
 //! Reading template.yaml: YAML to JSON with the intrinsics kept, the resources, statements and
-//! names the checks compare, and what an expression resolves to for given parameters.
+//! names the checks compare, what an expression resolves to for given parameters, and the
+//! template as deployed for given parameters (conditions applied).
 
 use super::*;
 
@@ -183,6 +184,10 @@ pub fn resolve(t: &Value, expression: &Value, parameters: &[(&str, &str)]) -> Op
             let index = arguments[0].as_u64().expect("index") as usize;
             argument(1)[index].clone()
         }
+        "Condition" => {
+            let name = arguments.as_str().expect("condition name");
+            return resolve(t, &t["Conditions"][name], parameters);
+        }
         "Fn::Equals" => json!(argument(0) == argument(1)),
         "Fn::Not" => json!(!argument(0).as_bool().expect("a condition")),
         "Fn::If" => {
@@ -192,4 +197,119 @@ pub fn resolve(t: &Value, expression: &Value, parameters: &[(&str, &str)]) -> Op
         }
         other => panic!("{other} is not resolved by this test"),
     })
+}
+
+/// The template as CloudFormation deploys it for these parameter values, the others at their
+/// defaults: the resources and outputs whose `Condition` is false are left out, each `Fn::If` is
+/// its chosen branch, and an `AWS::NoValue` drops the property or element where it stands
+/// (CloudFormation User Guide, "Conditions syntax" and "Condition functions"). A condition the
+/// template does not declare fails the test, as it fails the deployment.
+pub fn deployed(t: &Value, parameters: &[(&str, &str)]) -> Value {
+    let defaults: Vec<(String, String)> = t["Parameters"]
+        .as_object()
+        .expect("Parameters")
+        .iter()
+        .filter_map(|(name, parameter)| {
+            let value = match &parameter["Default"] {
+                Value::Null => return None,
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some((name.clone(), value))
+        })
+        .collect();
+    let mut values: Vec<(&str, &str)> = parameters.to_vec();
+    for (name, value) in &defaults {
+        if !parameters.iter().any(|(given, _)| given == name) {
+            values.push((name, value));
+        }
+    }
+    let holds = |condition: &str| {
+        assert!(
+            t["Conditions"][condition].is_object(),
+            "no condition {condition} in Conditions"
+        );
+        resolve(t, &json!({ "Condition": condition }), &values) == Some(json!(true))
+    };
+    let mut view = t.clone();
+    for section in ["Resources", "Outputs"] {
+        if let Some(entries) = view[section].as_object_mut() {
+            entries.retain(|_, entry| entry["Condition"].as_str().is_none_or(&holds));
+        }
+    }
+    chosen_branches(view, &holds).expect("a template")
+}
+
+/// `value` with each `Fn::If` replaced by the branch `holds` chooses; `None` for `AWS::NoValue`.
+fn chosen_branches(value: Value, holds: &dyn Fn(&str) -> bool) -> Option<Value> {
+    match value {
+        Value::Object(object) if object.len() == 1 && object.contains_key("Fn::If") => {
+            let arguments = &object["Fn::If"];
+            let condition = arguments[0]
+                .as_str()
+                .expect("Fn::If [condition, then, else]");
+            let branch = if holds(condition) { 1 } else { 2 };
+            chosen_branches(arguments[branch].clone(), holds)
+        }
+        Value::Object(object)
+            if object.len() == 1 && object.get("Ref") == Some(&json!("AWS::NoValue")) =>
+        {
+            None
+        }
+        Value::Object(object) => Some(Value::Object(
+            object
+                .into_iter()
+                .filter_map(|(key, value)| Some((key, chosen_branches(value, holds)?)))
+                .collect(),
+        )),
+        Value::Array(items) => Some(Value::Array(
+            items
+                .into_iter()
+                .filter_map(|item| chosen_branches(item, holds))
+                .collect(),
+        )),
+        other => Some(other),
+    }
+}
+
+/// The names a `Ref`, `Fn::GetAtt` or `Fn::Sub` variable (`${Name}`, `${Name.Attribute}`) in
+/// `value` refers to, other than a `Fn::Sub`'s own variables.
+pub fn referenced_names(value: &Value, names: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(object) if object.len() == 1 => {
+            let (function, arguments) = object.iter().next().expect("one entry");
+            match (function.as_str(), arguments) {
+                ("Ref", Value::String(name)) => {
+                    names.insert(name.clone());
+                }
+                ("Fn::GetAtt", Value::Array(parts)) => {
+                    names.extend(parts[0].as_str().map(str::to_owned));
+                }
+                ("Fn::Sub", Value::String(text)) => sub_variables(text, &Value::Null, names),
+                ("Fn::Sub", Value::Array(parts)) => {
+                    sub_variables(parts[0].as_str().unwrap_or_default(), &parts[1], names);
+                    referenced_names(&parts[1], names);
+                }
+                _ => referenced_names(arguments, names),
+            }
+        }
+        Value::Object(object) => object.values().for_each(|v| referenced_names(v, names)),
+        Value::Array(items) => items.iter().for_each(|v| referenced_names(v, names)),
+        _ => {}
+    }
+}
+
+/// `${Name}` and `${Name.Attribute}` of a `Fn::Sub` string, less its own `variables` and the
+/// literal `${!...}`.
+fn sub_variables(text: &str, variables: &Value, names: &mut BTreeSet<String>) {
+    for variable in text
+        .split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}'))
+    {
+        let name = variable.0.split('.').next().unwrap_or_default();
+        if !name.starts_with('!') && variables[name].is_null() {
+            names.insert(name.to_owned());
+        }
+    }
 }

@@ -3,15 +3,20 @@
 
 use super::*;
 
-/// Resource policies only take away: the bucket's and the queue's statements are all Deny, and
-/// the bucket refuses plain HTTP and presigned requests older than the longest URL lifetime.
+/// Resource policies only take away: the bucket's and the queue's statements are all Deny (but
+/// the one that lets EventBridge park scan results), the bucket refuses plain HTTP and presigned
+/// requests older than the longest URL lifetime, and no Deny refuses the functions' own reads.
 pub fn resource_policy_problems(t: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     let mut bucket_statements = Vec::new();
     for kind in ["AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy"] {
         for (name, policy) in resources_of_type(t, kind) {
             for statement in statements(&policy["Properties"]["PolicyDocument"]) {
-                if statement["Effect"] != "Deny" {
+                // The one exception: EventBridge parks undelivered scan results in the events
+                // dead-letter queue (pinned in scanning.rs).
+                let parks_scan_results = name == "EventsDeadLetterQueuePolicy"
+                    && statement == undelivered_scan_results();
+                if statement["Effect"] != "Deny" && !parks_scan_results {
                     problems.push(format!("{name}: {statement} grants access"));
                 }
                 if kind == "AWS::S3::BucketPolicy" {
@@ -56,6 +61,7 @@ pub fn resource_policy_problems(t: &Value) -> Vec<String> {
                 .into(),
         );
     }
+    problems.extend(header_signed_read_problems(&bucket_statements));
     // S3 may invoke the events function for this bucket only.
     let permission = &t["Resources"]["EventsInvokePermission"]["Properties"];
     if permission["Principal"] != "s3.amazonaws.com"
@@ -128,11 +134,7 @@ pub fn storage_and_events_problems(t: &Value) -> Vec<String> {
             ));
         }
     }
-    let mut problems: Vec<String> = expected
-        .into_iter()
-        .filter(|(_, actual, expected)| *actual != expected)
-        .map(|(what, actual, expected)| format!("{what} is {actual}, expected {expected}"))
-        .collect();
+    let mut problems = mismatches(expected);
     let tls_deny = json!({
         "Sid": "DenyOutdatedTls",
         "Effect": "Deny",
@@ -150,6 +152,80 @@ pub fn storage_and_events_problems(t: &Value) -> Vec<String> {
             "the bucket policy does not deny TLS below 1.2 on the bucket and its objects: \
              expected {tls_deny} among {bucket_policy:?}"
         ));
+    }
+    problems
+}
+
+/// (what, its value in the template, the value it must have): a problem for each that differs.
+pub fn mismatches(expected: Vec<(String, &Value, Value)>) -> Vec<String> {
+    expected
+        .into_iter()
+        .filter(|(_, actual, expected)| *actual != expected)
+        .map(|(what, actual, expected)| format!("{what} is {actual}, expected {expected}"))
+        .collect()
+}
+
+/// Whether an IAM action pattern (`s3:*`, `s3:Get*`, `s3:GetObject`) covers `action`; IAM
+/// compares actions without case.
+pub fn action_covers(pattern: &str, action: &str) -> bool {
+    let (pattern, action) = (pattern.to_ascii_lowercase(), action.to_ascii_lowercase());
+    match pattern.strip_suffix('*') {
+        Some(prefix) => action.starts_with(prefix),
+        None => pattern == action,
+    }
+}
+
+/// The functions read objects with requests signed in headers, over TLS 1.2 or later (the events
+/// and reconciliation functions' HeadObject, which confirms an upload), and GuardDuty reads them
+/// to scan: a bucket-policy Deny that covers s3:GetObject must carry a condition such a request
+/// never meets, or it breaks confirmation and scanning. Presigned GETs are the ones to refuse.
+fn header_signed_read_problems(bucket_statements: &[Value]) -> Vec<String> {
+    let spares_header_signed_reads = |condition: &Value| {
+        condition["StringEquals"]["s3:authType"] == "REST-QUERY-STRING"
+            || condition["Bool"]["aws:SecureTransport"] == "false"
+            || condition["NumericLessThan"]["s3:TlsVersion"] == "1.2"
+    };
+    bucket_statements
+        .iter()
+        .filter(|s| s["Effect"] == "Deny")
+        .filter(|s| {
+            strings(&s["Action"])
+                .iter()
+                .any(|pattern| action_covers(pattern, "s3:GetObject"))
+        })
+        .filter(|s| !spares_header_signed_reads(&s["Condition"]))
+        .map(|s| {
+            format!(
+                "the bucket-policy statement {} denies the functions' own reads (HeadObject on \
+                 confirmation) and GuardDuty's: deny presigned requests (s3:authType \
+                 REST-QUERY-STRING) only",
+                s["Sid"]
+            )
+        })
+        .collect()
+}
+
+/// Every `Ref`, `Fn::GetAtt` and `Fn::Sub` variable names a parameter, a pseudo parameter or a
+/// resource that is deployed: one left out by its condition while another still refers to it
+/// fails the deployment (CloudFormation User Guide, "Conditions syntax": a resource that refers to
+/// a conditional resource must carry the same condition, or refer to it inside `Fn::If`).
+pub fn dangling_reference_problems(view: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    for section in ["Globals", "Resources", "Outputs"] {
+        for (entry, value) in view[section].as_object().cloned().unwrap_or_default() {
+            let mut names = BTreeSet::new();
+            referenced_names(&value, &mut names);
+            for name in names {
+                let known = name.starts_with("AWS::")
+                    || !view["Parameters"][&name].is_null()
+                    || !view["Resources"][&name].is_null();
+                if !known {
+                    problems.push(format!(
+                        "{section}.{entry} refers to {name}, which is not deployed"
+                    ));
+                }
+            }
+        }
     }
     problems
 }
