@@ -79,6 +79,11 @@ struct Options {
     /// Wait before the first retry of a failed event delivery (the second waits twice as long).
     #[arg(long, default_value_t = 1000)]
     events_retry_ms: u64,
+    /// How long GuardDuty's stand-in waits before it scans a new object (when the template has a
+    /// malware protection plan), so that `make local` shows a file scanning for a moment; a fault
+    /// plan's `scanDelayMs` overrides it.
+    #[arg(long, default_value_t = 2000)]
+    scan_delay_ms: u64,
     /// Port of the API front (needs --lambda-url).
     #[arg(long, requires = "lambda_url")]
     api_port: Option<u16>,
@@ -175,6 +180,7 @@ impl Options {
             grants_log: self.grants_log,
             extra_origins,
             events,
+            scan_delay: Duration::from_millis(self.scan_delay_ms),
             api,
             demo,
         })

@@ -75,6 +75,8 @@ impl Stack {
                 // Short, so that the retry test takes milliseconds; nothing asserts on time.
                 retry_delay: Duration::from_millis(20),
             }),
+            // Scans at once: a test waits for the tag or the event, never for a clock.
+            scan_delay: Duration::ZERO,
             api: options.api_function.map(|function_url| ApiConfig {
                 port: 0,
                 function_url,
@@ -118,6 +120,22 @@ impl Stack {
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new(
                 ACCESS_KEY, SECRET_KEY, None, None, "tests",
+            ))
+            .endpoint_url(self.s3_endpoint())
+            .force_path_style(true)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// An SDK client signing as one of the template's roles (its local credentials).
+    pub fn s3_as(&self, role: &str) -> aws_sdk_s3::Client {
+        let (access_key, secret_key) = local_aws::role_credentials(role);
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version_latest()
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                access_key, secret_key, None, None, "tests",
             ))
             .endpoint_url(self.s3_endpoint())
             .force_path_style(true)
