@@ -31,7 +31,8 @@ struct Options {
     #[arg(long, requires = "dynamodb_port")]
     dynamodb_upstream: Option<String>,
     /// A template parameter other than its default, as `Name=Value` (repeatable), e.g.
-    /// `UrlTtlMaxSeconds=60`: the bucket policy and the roles are read with it.
+    /// `UrlTtlMaxSeconds=60`, or `ScanUploads=false` (no GuardDuty stand-in, no tag statements):
+    /// the conditions, the bucket policy and the roles are read with it.
     #[arg(long = "parameter", value_name = "NAME=VALUE")]
     parameters: Vec<String>,
     /// Append, for every request allowed, the template's statements that allowed it (a JSON
@@ -80,9 +81,9 @@ struct Options {
     #[arg(long, default_value_t = 1000)]
     events_retry_ms: u64,
     /// How long GuardDuty's stand-in waits before it scans a new object (when the template has a
-    /// malware protection plan), so that `make local` shows a file scanning for a moment; a fault
-    /// plan's `scanDelayMs` overrides it.
-    #[arg(long, default_value_t = 2000)]
+    /// malware protection plan): `make local` waits 2 s so that a file is seen scanning; tests
+    /// wait for nothing. A fault plan's `scanDelayMs` overrides it.
+    #[arg(long, default_value_t = 0)]
     scan_delay_ms: u64,
     /// Port of the API front (needs --lambda-url).
     #[arg(long, requires = "lambda_url")]

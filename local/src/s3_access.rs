@@ -469,6 +469,28 @@ mod tests {
                 ("s3:DeleteObjectVersion".into(), None)
             ]
         );
+        assert_eq!(
+            names("PutObjectTagging", "tagging&versionId=v", &none),
+            [
+                ("s3:PutObjectTagging".into(), None),
+                ("s3:PutObjectVersionTagging".into(), None)
+            ]
+        );
+        assert_eq!(
+            names("GetObjectTagging", "tagging&versionId=v", &none),
+            [
+                ("s3:GetObjectTagging".into(), None),
+                ("s3:GetObjectVersionTagging".into(), None)
+            ]
+        );
+        assert_eq!(
+            names("DeleteObjectTagging", "tagging&versionId=v", &none),
+            [("s3:DeleteObjectVersionTagging".into(), None)]
+        );
+        assert_eq!(
+            names("DeleteObjectTagging", "tagging", &none),
+            [("s3:DeleteObjectTagging".into(), None)]
+        );
         let mut tagged = http::HeaderMap::new();
         tagged.insert("x-amz-tagging", "a=b".parse().unwrap());
         assert_eq!(

@@ -9,11 +9,13 @@ mod support;
 
 use std::time::Duration;
 
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Tag, Tagging};
 use serde_json::{Value, json};
-use support::{Options, Recorder, Stack, http, put};
+use support::{Options, Recorder, Stack, browser_request, http, put};
 
 /// The EICAR test file, assembled here so that no file of the repository is one.
 fn eicar() -> Vec<u8> {
@@ -32,9 +34,14 @@ struct Scanning {
 
 impl Scanning {
     async fn start() -> Self {
+        Self::start_with(Vec::new()).await
+    }
+
+    async fn start_with(parameters: Vec<(&'static str, &'static str)>) -> Self {
         let function = Recorder::function(0).await;
         let stack = Stack::start(Options {
             events: Some(function.invoke_url()),
+            parameters,
             ..Options::default()
         })
         .await;
@@ -54,8 +61,8 @@ impl Scanning {
         }
     }
 
-    /// Uploads `body` through a presigned URL of the API's role, as the product does.
-    async fn upload(&self, key: &str, body: &[u8]) {
+    /// A presigned upload of the API's role, as the product signs one: URL and headers.
+    async fn presign_put(&self, key: &str, length: usize) -> (String, Vec<(String, String)>) {
         let request = self
             .stack
             .s3_as("ApiFunctionRole")
@@ -63,17 +70,18 @@ impl Scanning {
             .bucket(&self.bucket)
             .key(key)
             .content_type("application/octet-stream")
-            .content_length(i64::try_from(body.len()).expect("small"))
+            .content_length(i64::try_from(length).expect("small"))
             .if_none_match("*")
             .presigned(five_minutes())
             .await
             .expect("presign");
-        let headers: Vec<(String, String)> = request
-            .headers()
-            .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
-            .map(|(name, value)| (name.to_owned(), value.to_owned()))
-            .collect();
-        let answer = put(request.uri(), &headers, &[], body).await;
+        browser_request(&request)
+    }
+
+    /// Uploads `body` through a presigned URL of the API's role.
+    async fn upload(&self, key: &str, body: &[u8]) {
+        let (url, headers) = self.presign_put(key, body.len()).await;
+        let answer = put(&url, &headers, &[], body).await;
         assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
     }
 
@@ -131,6 +139,13 @@ impl Scanning {
             .expect("the demo server answers");
         assert_eq!(answer.status(), 204, "{:?}", answer.text().await);
     }
+}
+
+/// The HTTP status of an SDK call's error.
+fn http_status<E>(error: &SdkError<E, HttpResponse>) -> Option<u16> {
+    error
+        .raw_response()
+        .map(|response| response.status().as_u16())
 }
 
 fn five_minutes() -> PresigningConfig {
@@ -265,10 +280,7 @@ async fn an_unscanned_object_cannot_be_downloaded_or_marked_clean_by_anyone_but_
         .send()
         .await
         .expect_err("the API role may not tag");
-    assert_eq!(
-        refused.raw_response().map(|r| r.status().as_u16()),
-        Some(403)
-    );
+    assert_eq!(http_status(&refused), Some(403));
     let refused = scanning
         .stack
         .s3()
@@ -279,10 +291,7 @@ async fn an_unscanned_object_cannot_be_downloaded_or_marked_clean_by_anyone_but_
         .send()
         .await
         .expect_err("nor may the administrator");
-    assert_eq!(
-        refused.raw_response().map(|r| r.status().as_u16()),
-        Some(403)
-    );
+    assert_eq!(http_status(&refused), Some(403));
     // A signed upload that carries its own tag is a PutObjectTagging too.
     let refused = api
         .put_object()
@@ -294,29 +303,13 @@ async fn an_unscanned_object_cannot_be_downloaded_or_marked_clean_by_anyone_but_
         .send()
         .await
         .expect_err("a tagged PutObject of the API role");
-    assert_eq!(
-        refused.raw_response().map(|r| r.status().as_u16()),
-        Some(403)
-    );
+    assert_eq!(http_status(&refused), Some(403));
     assert_eq!(scanning.presigned_get(key).await, 403, "still untagged");
 
     // A presigned PUT with a tag header added: unsigned, so refused before any policy.
-    let request = api
-        .put_object()
-        .bucket(&scanning.bucket)
-        .key("users/bob/added-tag")
-        .content_length(1)
-        .if_none_match("*")
-        .presigned(five_minutes())
-        .await
-        .expect("presign");
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect();
+    let (url, headers) = scanning.presign_put("users/bob/added-tag", 1).await;
     let answer = put(
-        request.uri(),
+        &url,
         &headers,
         &[(
             "x-amz-tagging",
@@ -366,4 +359,31 @@ async fn forced_results_are_tagged_and_duplicated_or_lost_events_are_as_asked() 
         scanning.status_tag("users/carol/three").await.as_deref(),
         Some("NO_THREATS_FOUND")
     );
+}
+
+#[tokio::test]
+async fn with_scan_uploads_false_nothing_is_scanned_and_an_untagged_object_is_downloadable() {
+    let mut scanning = Scanning::start_with(vec![("ScanUploads", "false")]).await;
+    let key = "users/dave/plain";
+    scanning.upload(key, &eicar()).await;
+    // S3's own notification arrives; no scan result follows it.
+    let record = scanning.function.next_record().await;
+    assert_eq!(record["s3"]["object"]["key"], key);
+    assert_eq!(scanning.status_tag(key).await, None);
+    assert_eq!(scanning.presigned_get(key).await, 200);
+    // No statement denies tagging any more; none allows it to the API's role either.
+    let refused = scanning
+        .stack
+        .s3_as("ApiFunctionRole")
+        .delete_object_tagging()
+        .bucket(&scanning.bucket)
+        .key(key)
+        .send()
+        .await
+        .expect_err("the API role has no tagging permission");
+    assert_eq!(http_status(&refused), Some(403));
+    // The uploads after it: still no scan result, only S3's notifications.
+    scanning.upload("users/dave/second", b"2").await;
+    let next = scanning.function.next().await.json();
+    assert!(next.get("Records").is_some(), "{next}");
 }

@@ -257,25 +257,20 @@ mod tests {
         // A new version (s3s-fs renames a finished write into place) starts untagged.
         std::fs::write(root.join("next"), b"two").unwrap();
         std::fs::rename(root.join("next"), root.join("b/users/x")).unwrap();
-        assert!(
+        let untagged = async || {
             store
                 .current("b", "users/x", None)
                 .await
                 .unwrap()
                 .1
                 .is_empty()
-        );
+        };
+        assert!(untagged().await);
 
         store.put("b", "users/x", None, set).await.unwrap();
+        assert!(!untagged().await);
         store.remove("b", "users/x").await;
-        assert!(
-            store
-                .current("b", "users/x", None)
-                .await
-                .unwrap()
-                .1
-                .is_empty()
-        );
+        assert!(untagged().await);
     }
 
     #[test]
