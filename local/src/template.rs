@@ -3,7 +3,8 @@
 //!
 //! Only the parts the stand-ins reproduce are read: the bucket's `CorsRules`, its
 //! `NotificationConfiguration` and versioning status, and the HTTP API's `CorsConfiguration`.
-//! `!Ref AllowedOrigins` (the deploy-time parameter) resolves to the local origins.
+//! `!Ref AllowedOrigins` (the deploy-time parameter) resolves to the local origins. The template
+//! is read with its conditions applied (see `cfn`).
 
 use std::time::Duration;
 
