@@ -66,12 +66,18 @@ done < <("$LOCAL_AWS_BIN" --print-names)
 # bucket policy refuses presigned requests older than the longest URL lifetime.
 parameters=()
 if [ -n "${URL_TTL_MAX_SECONDS:-}" ]; then parameters+=(--parameter "UrlTtlMaxSeconds=$URL_TTL_MAX_SECONDS"); fi
+# Malware scanning (README, "Malware scanning"): SCAN_UPLOADS=false leaves GuardDuty's stand-in
+# and the bucket policy's tag statements out, as the parameter does in AWS; a scan waits
+# SCAN_DELAY_MS (2 s) so that a file is seen scanning.
+if [ -n "${SCAN_UPLOADS:-}" ]; then parameters+=(--parameter "ScanUploads=$SCAN_UPLOADS"); fi
+parameters+=(--scan-delay-ms "${SCAN_DELAY_MS:-2000}")
 # The local stand-in for the JWT authorizer: whoever sends this header is that user. Never deployed.
 export DEV_USER_HEADER=x-dev-user
 # Every other setting of the function (README, Configuration) passes through from the environment
 # `make local` runs in, e.g. `QUOTA_MAX_PENDING_UPLOADS=3 QUOTA_MAX_BYTES=1048576 make local`.
 for name in URL_TTL_SECONDS URL_TTL_MAX_SECONDS MAX_UPLOAD_BYTES ALLOWED_CONTENT_TYPES \
-  MULTIPART_THRESHOLD_BYTES MULTIPART_EXPIRY_SECONDS QUOTA_MAX_PENDING_UPLOADS QUOTA_MAX_BYTES; do
+  MULTIPART_THRESHOLD_BYTES MULTIPART_EXPIRY_SECONDS QUOTA_MAX_PENDING_UPLOADS QUOTA_MAX_BYTES \
+  SCAN_UPLOADS; do
   if [ -n "${!name:-}" ]; then echo "$name=${!name}"; fi
 done
 echo "RUST_LOG=$function_log (the functions' level)"

@@ -18,6 +18,9 @@
 //! "retryAfter": "1", "code": "SlowDown"}`: only `status` (400 to 599) is required; `times`
 //! defaults to 1; `method` and `path` (the end of the request's path) narrow which requests it
 //! takes. Faults are tried in the order queued; each request takes at most one.
+//!
+//! The same plan may hold `scans` and `scanDelayMs`, for the GuardDuty stand-in (see
+//! `guardduty::faults`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -34,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use tower::Service;
 
 use crate::HttpBody;
+use crate::guardduty::faults::ScanFault;
 
 /// The path of the control endpoint on the demo origin.
 pub const CONTROL_PATH: &str = "/__faults";
@@ -95,12 +99,16 @@ impl Fault {
 
 /// What `POST /__faults` takes.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultPlan {
     #[serde(default)]
     pub s3: Vec<Fault>,
     #[serde(default)]
     pub api: Vec<Fault>,
+    #[serde(default)]
+    pub scans: Vec<ScanFault>,
+    #[serde(default)]
+    pub scan_delay_ms: Option<u64>,
 }
 
 /// Which listener a fault is for: it decides how the error is worded.
@@ -116,6 +124,9 @@ struct Queues {
     api: Vec<Fault>,
     served_s3: u64,
     served_api: u64,
+    scans: Vec<ScanFault>,
+    served_scans: u64,
+    scan_delay: Option<std::time::Duration>,
 }
 
 /// The faults queued for the stack, shared by the demo server (which sets them) and the S3 and
@@ -131,9 +142,14 @@ impl Faults {
     /// Queues every fault of `plan`, or none if one cannot be served.
     pub fn add(&self, plan: FaultPlan) -> Result<(), String> {
         plan.s3.iter().chain(&plan.api).try_for_each(Fault::check)?;
+        plan.scans.iter().try_for_each(ScanFault::check)?;
         let mut queues = self.queues();
         queues.s3.extend(plan.s3);
         queues.api.extend(plan.api);
+        queues.scans.extend(plan.scans);
+        if let Some(delay) = plan.scan_delay_ms {
+            queues.scan_delay = Some(std::time::Duration::from_millis(delay));
+        }
         Ok(())
     }
 
@@ -147,7 +163,9 @@ impl Faults {
         serde_json::json!({
             "s3": queues.s3,
             "api": queues.api,
-            "served": { "s3": queues.served_s3, "api": queues.served_api },
+            "scans": queues.scans,
+            "scanDelayMs": queues.scan_delay.map(|delay| delay.as_millis()),
+            "served": { "s3": queues.served_s3, "api": queues.served_api, "scans": queues.served_scans },
         })
     }
 
@@ -167,6 +185,23 @@ impl Faults {
         }
         *served += 1;
         Some(fault)
+    }
+
+    /// The fault the next scan takes, used once.
+    pub fn take_scan(&self) -> Option<ScanFault> {
+        let mut queues = self.queues();
+        let fault = queues.scans.first()?.clone();
+        queues.scans[0].times -= 1;
+        if queues.scans[0].times == 0 {
+            queues.scans.remove(0);
+        }
+        queues.served_scans += 1;
+        Some(fault)
+    }
+
+    /// How long scans wait, if a plan set it.
+    pub fn scan_delay(&self) -> Option<std::time::Duration> {
+        self.queues().scan_delay
     }
 
     /// Wraps a listener's service (inside its CORS layer) so that it serves this target's faults.

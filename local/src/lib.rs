@@ -3,7 +3,8 @@
 //!
 //! - **S3**: s3s's protocol (SigV4 with the given key pair, presigned URLs, expiry, signed
 //!   headers) over s3s-fs's files, with the bucket's CORS rules, event notifications to the events
-//!   function, and nothing stored by a failed write (see `bucket`).
+//!   function, object tags, nothing stored by a failed write (see `bucket`), and GuardDuty's
+//!   malware scanning of new objects when the template has a plan (see `guardduty`).
 //! - **API**: the function behind the HTTP API's CORS (see `api_front`).
 //! - **Demo**: the demo page and the browser client, on an origin of their own (see `demo`),
 //!   and the control of the faults tests inject into S3 and the API (see `faults`).
@@ -12,11 +13,13 @@
 
 pub mod api_front;
 pub mod bucket;
+pub mod cfn;
 pub mod cors;
 pub mod demo;
 pub mod dynamodb;
 pub mod error;
 pub mod faults;
+pub mod guardduty;
 pub mod iam;
 pub mod notifications;
 pub mod s3_access;
@@ -44,6 +47,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
+use crate::cfn::Template;
 pub use crate::demo::DemoSite;
 pub use crate::error::Error;
 pub use crate::faults::Faults;
@@ -104,6 +108,9 @@ pub struct Config {
     /// Origins allowed besides the demo page's (LOCAL_ALLOWED_ORIGINS).
     pub extra_origins: Vec<HeaderValue>,
     pub events: Option<EventsTarget>,
+    /// How long the GuardDuty stand-in waits before it scans a new object (`make local` shows
+    /// `scanning` for a while; tests wait for nothing), unless a fault plan says otherwise.
+    pub scan_delay: std::time::Duration,
     pub api: Option<ApiConfig>,
     pub demo: Option<DemoConfig>,
 }
@@ -187,8 +194,10 @@ impl LocalAws {
                 path: config.template.clone(),
                 source,
             })?;
-        let rules = StackRules::parse(&template, &allowed_origins)?;
-        let iam = StackIam::parse(&template, &config.region, &config.parameters)?;
+        let template = Template::load(&template, &config.region, &config.parameters)?;
+        let rules = StackRules::from_template(&template, &allowed_origins)?;
+        let iam = StackIam::from_template(&template)?;
+        let scan_plan = guardduty::ScanPlan::from_template(&template)?;
         let mut authorizer = Authorizer::new(&iam, &config.access_key);
         if let Some(path) = &config.grants_log {
             let file = std::fs::OpenOptions::new()
@@ -208,9 +217,15 @@ impl LocalAws {
         if let Some(listener) = s3_listener {
             s3 = Some(local_address(&listener)?);
             let access = S3AccessControl::new(authorizer.clone());
+            let stack = S3Stack {
+                rules: &rules,
+                scan_plan: scan_plan.clone(),
+                key_pairs: &key_pairs,
+                faults: &faults,
+            };
             tasks.push(tokio::spawn(serve(
                 listener,
-                s3_service(&config, &rules, access, &key_pairs, &faults)?,
+                s3_service(&config, stack, access)?,
             )));
         }
 
@@ -257,12 +272,18 @@ impl LocalAws {
     }
 }
 
+/// What the S3 listener is built from, besides its configuration.
+struct S3Stack<'a> {
+    rules: &'a StackRules,
+    scan_plan: Option<guardduty::ScanPlan>,
+    key_pairs: &'a [(String, String)],
+    faults: &'a Faults,
+}
+
 fn s3_service(
     config: &Config,
-    rules: &StackRules,
+    stack: S3Stack<'_>,
     access: S3AccessControl,
-    key_pairs: &[(String, String)],
-    faults: &Faults,
 ) -> Result<
     impl Service<Request<Incoming>, Response = Response<HttpBody>, Error = s3s::HttpError, Future: Send>
     + Clone
@@ -280,17 +301,40 @@ fn s3_service(
         .canonicalize()
         .map_err(|e| data_dir_error(e.to_string()))?;
     let files = s3s_fs::FileSystem::new(&root).map_err(|e| data_dir_error(format!("{e:?}")))?;
+    let S3Stack {
+        rules,
+        scan_plan,
+        key_pairs,
+        faults,
+    } = stack;
     let notifier = notifications::Notifier::new(
         rules.notifications.clone(),
         config.events.clone(),
         config.region.clone(),
     );
+    let tags = bucket::tags::TagStore::new(root.clone());
+    let access = access.with_tags(tags.clone());
+    let scanner = scan_plan.map(|plan| {
+        guardduty::Scanner::new(guardduty::ScannerParts {
+            plan,
+            access: access.clone(),
+            tags: tags.clone(),
+            root: root.clone(),
+            notifier: notifier.clone(),
+            faults: faults.clone(),
+            delay: config.scan_delay,
+            region: config.region.clone(),
+            versioned: rules.bucket_versioned,
+        })
+    });
     let bucket = bucket::LocalBucket::new(
         files,
         root,
         notifier,
         rules.bucket_versioned,
         access.clone(),
+        tags,
+        scanner,
     );
     let mut builder = S3ServiceBuilder::new(bucket);
     let mut auth = SimpleAuth::new();

@@ -31,7 +31,8 @@ struct Options {
     #[arg(long, requires = "dynamodb_port")]
     dynamodb_upstream: Option<String>,
     /// A template parameter other than its default, as `Name=Value` (repeatable), e.g.
-    /// `UrlTtlMaxSeconds=60`: the bucket policy and the roles are read with it.
+    /// `UrlTtlMaxSeconds=60`, or `ScanUploads=false` (no GuardDuty stand-in, no tag statements):
+    /// the conditions, the bucket policy and the roles are read with it.
     #[arg(long = "parameter", value_name = "NAME=VALUE")]
     parameters: Vec<String>,
     /// Append, for every request allowed, the template's statements that allowed it (a JSON
@@ -79,6 +80,11 @@ struct Options {
     /// Wait before the first retry of a failed event delivery (the second waits twice as long).
     #[arg(long, default_value_t = 1000)]
     events_retry_ms: u64,
+    /// How long GuardDuty's stand-in waits before it scans a new object (when the template has a
+    /// malware protection plan): `make local` waits 2 s so that a file is seen scanning; tests
+    /// wait for nothing. A fault plan's `scanDelayMs` overrides it.
+    #[arg(long, default_value_t = 0)]
+    scan_delay_ms: u64,
     /// Port of the API front (needs --lambda-url).
     #[arg(long, requires = "lambda_url")]
     api_port: Option<u16>,
@@ -175,6 +181,7 @@ impl Options {
             grants_log: self.grants_log,
             extra_origins,
             events,
+            scan_delay: Duration::from_millis(self.scan_delay_ms),
             api,
             demo,
         })

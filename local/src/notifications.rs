@@ -106,7 +106,21 @@ impl Notifier {
         };
         let message = record(&event, &rule.id, &self.region);
         let (client, target) = (self.client.clone(), target.clone());
-        tokio::spawn(deliver(client, target, message, event));
+        tokio::spawn(deliver(
+            client,
+            target,
+            message,
+            event.name.as_str(),
+            event.key,
+        ));
+    }
+
+    /// Another service's event for the events function (an EventBridge rule's target), with the
+    /// same asynchronous invocation and retries. Waits for the delivery to end (or be dropped).
+    pub async fn deliver_event(&self, name: &'static str, key: String, message: Value) {
+        if let Some(target) = &self.target {
+            deliver(self.client.clone(), target.clone(), message, name, key).await;
+        }
     }
 }
 
@@ -114,10 +128,11 @@ async fn deliver(
     client: Client<HttpConnector, Full<Bytes>>,
     target: EventsTarget,
     message: Value,
-    event: ObjectEvent,
+    name: &'static str,
+    key: String,
 ) {
     let body = Bytes::from(message.to_string());
-    let (name, key) = (event.name.as_str(), event.key.as_str());
+    let key = key.as_str();
     let mut wait = target.retry_delay;
     for attempt in 0..=RETRIES {
         let outcome = tokio::time::timeout(
@@ -128,17 +143,17 @@ async fn deliver(
         .unwrap_or_else(|_| Err("no answer in time".into()));
         match outcome {
             Ok(()) => {
-                tracing::info!(event = name, key, attempt, "S3 event delivered");
+                tracing::info!(event = name, key, attempt, "event delivered");
                 return;
             }
             Err(cause) if attempt < RETRIES => {
-                tracing::warn!(event = name, key, attempt, %cause, "S3 event not handled; retrying");
+                tracing::warn!(event = name, key, attempt, %cause, "event not handled; retrying");
                 tokio::time::sleep(wait).await;
                 wait *= 2;
             }
             Err(cause) => {
                 // Where the deployed function's on-failure destination (the SQS queue) takes over.
-                tracing::error!(event = name, key, %cause, "S3 event dropped after {} attempts", RETRIES + 1);
+                tracing::error!(event = name, key, %cause, "event dropped after {} attempts", RETRIES + 1);
             }
         }
     }

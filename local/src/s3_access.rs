@@ -8,7 +8,9 @@
 //! version id); CreateMultipartUpload, UploadPart and CompleteMultipartUpload are `s3:PutObject`;
 //! ListParts is `s3:ListMultipartUploadParts`; ListObjects(V2) is `s3:ListBucket` with
 //! `s3:prefix`; a PutObject with `x-amz-tagging` also needs `s3:PutObjectTagging` (PutObject,
-//! "Permissions"); CopyObject also needs `s3:GetObject` on its source; DeleteObject(s) needs
+//! "Permissions"); Put/GetObjectTagging with a version id need `s3:Put/GetObjectVersionTagging`
+//! too ("You also need permission for..."), DeleteObjectTagging with one
+//! `s3:DeleteObjectVersionTagging` ("You will need permission for..."); CopyObject also needs `s3:GetObject` on its source; DeleteObject(s) needs
 //! `s3:DeleteObject` for every key, and `s3:DeleteObjectVersion` besides when it names a version
 //! (DeleteObject, "Permissions": "you must always have the s3:DeleteObject permission").
 //!
@@ -16,7 +18,10 @@
 //! otherwise), `s3:signatureAge` (milliseconds since `X-Amz-Date`), `s3:prefix`,
 //! `s3:if-none-match`, `s3:ObjectCreationOperation` (true for PutObject, CopyObject and
 //! CompleteMultipartUpload: "Enforce conditional writes on Amazon S3 buckets"),
-//! `aws:PrincipalArn`. The local endpoint is plain HTTP but stands for S3's HTTPS one:
+//! `aws:PrincipalArn` (the role's ARN for a role session: IAM User Guide, "AWS global condition
+//! context keys"), and `s3:ExistingObjectTag/<key>` for the reads and tagging operations of an
+//! object, from its tags at the time of the request (Amazon S3 User Guide, "Tagging and access
+//! control policies"; tag keys compare case-insensitively here, as every condition key does). The local endpoint is plain HTTP but stands for S3's HTTPS one:
 //! `aws:SecureTransport` is `true` and `s3:TlsVersion` `1.3` (README, "The local AWS").
 //!
 //! A presigned request whose `x-amz-*` headers are not all in `X-Amz-SignedHeaders` is refused as
@@ -32,11 +37,14 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Result};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use crate::bucket::tags::TagStore;
 use crate::iam::{Authorizer, Principal, RequestContext};
 
 #[derive(Clone)]
 pub struct S3AccessControl {
     authorizer: Arc<Authorizer>,
+    /// The objects' tags, for `s3:ExistingObjectTag/<key>`.
+    tags: Option<TagStore>,
 }
 
 fn access_denied(message: impl Into<String>) -> S3Error {
@@ -52,7 +60,7 @@ fn bucket_arn(bucket: &str) -> String {
 }
 
 /// The query's parameters, percent-decoded.
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     let decode = |text: &str| {
         percent_encoding::percent_decode_str(&text.replace('+', " "))
             .decode_utf8_lossy()
@@ -88,7 +96,18 @@ fn signature_age(amz_date: &str) -> Option<i128> {
 
 impl S3AccessControl {
     pub fn new(authorizer: Arc<Authorizer>) -> Self {
-        Self { authorizer }
+        Self {
+            authorizer,
+            tags: None,
+        }
+    }
+
+    /// Reads `s3:ExistingObjectTag/<key>` from `tags`.
+    pub fn with_tags(self, tags: TagStore) -> Self {
+        Self {
+            tags: Some(tags),
+            ..self
+        }
     }
 
     fn principal(&self, access_key: Option<&str>) -> S3Result<&Principal> {
@@ -118,7 +137,10 @@ impl S3AccessControl {
         let Ok(principal) = self.principal(access_key) else {
             return false;
         };
-        let request = Self::common(RequestContext::new("s3:ListBucket", bucket_arn(bucket)));
+        let request = Self::of(
+            principal,
+            RequestContext::new("s3:ListBucket", bucket_arn(bucket)),
+        );
         self.authorizer.authorize_s3(principal, &request).allowed()
     }
 
@@ -127,6 +149,123 @@ impl S3AccessControl {
         request
             .with("aws:SecureTransport", "true")
             .with("s3:TlsVersion", "1.3")
+    }
+
+    /// The keys every request of `principal` carries.
+    fn of(principal: &Principal, request: RequestContext) -> RequestContext {
+        Self::common(request).with("aws:PrincipalArn", principal.arn.clone())
+    }
+
+    /// `s3:ExistingObjectTag/<key>` for each tag of the object an operation reads or tags.
+    async fn existing_tags(
+        &self,
+        operation: &str,
+        path: &S3Path,
+        query: &[(String, String)],
+    ) -> Vec<(String, String)> {
+        let (Some(store), S3Path::Object { bucket, key }) = (&self.tags, path) else {
+            return Vec::new();
+        };
+        if !matches!(
+            operation,
+            "GetObject"
+                | "HeadObject"
+                | "GetObjectTagging"
+                | "PutObjectTagging"
+                | "DeleteObjectTagging"
+        ) {
+            return Vec::new();
+        }
+        let version = query_value(query, "versionId");
+        store
+            .current(bucket, key, version)
+            .await
+            .map(|(_, tags)| tags)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, value)| (format!("s3:ExistingObjectTag/{name}"), value))
+            .collect()
+    }
+
+    /// Authorizes one operation of `principal`: every action S3 authorizes it as, with the
+    /// request's condition keys.
+    async fn authorize(
+        &self,
+        principal: &Principal,
+        operation: &str,
+        path: &S3Path,
+        query: &[(String, String)],
+        headers: &http::HeaderMap,
+    ) -> S3Result<()> {
+        let presigned = query_value(query, "X-Amz-Signature").is_some();
+        if presigned {
+            let unsigned = unsigned_amz_headers(query, headers);
+            if !unsigned.is_empty() {
+                return Err(access_denied(format!(
+                    "There were headers present in the request which were not signed: {}",
+                    unsigned.join(", ")
+                )));
+            }
+        }
+        let amz_date = if presigned {
+            query_value(query, "X-Amz-Date").map(str::to_owned)
+        } else {
+            headers
+                .get("x-amz-date")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let if_none_match = headers
+            .get(http::header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let existing_tags = self.existing_tags(operation, path, query).await;
+        for request in actions(operation, path, query, headers) {
+            let mut request = Self::of(principal, request).with(
+                "s3:authType",
+                if presigned {
+                    "REST-QUERY-STRING"
+                } else {
+                    "REST-HEADER"
+                },
+            );
+            if let Some(age) = amz_date.as_deref().and_then(signature_age) {
+                request = request.with("s3:signatureAge", age.to_string());
+            }
+            if let Some(value) = &if_none_match {
+                request = request.with("s3:if-none-match", value.clone());
+            }
+            for (name, value) in &existing_tags {
+                request = request.with(name, value.clone());
+            }
+            self.require(principal, &request)?;
+        }
+        Ok(())
+    }
+
+    /// Authorizes an object operation of a role signed with headers, as the S3 endpoint would
+    /// authorize the same request: how a stand-in for an AWS service acting as a role (GuardDuty
+    /// and its scan role) meets the same policies as everyone else.
+    pub async fn authorize_role(
+        &self,
+        role_logical_id: &str,
+        operation: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> S3Result<()> {
+        let (access_key, _) = crate::iam::role_credentials(role_logical_id);
+        let principal = self.principal(Some(&access_key))?;
+        let path = S3Path::Object {
+            bucket: bucket.into(),
+            key: key.into(),
+        };
+        let query: Vec<(String, String)> = version_id
+            .map(|v| ("versionId".to_owned(), v.to_owned()))
+            .into_iter()
+            .collect();
+        self.authorize(principal, operation, &path, &query, &http::HeaderMap::new())
+            .await
     }
 }
 
@@ -175,6 +314,14 @@ fn actions(
         // "you must always have the s3:DeleteObject permission").
         "DeleteObject" if versioned => vec![on("s3:DeleteObject"), on("s3:DeleteObjectVersion")],
         "DeleteObject" => vec![on("s3:DeleteObject")],
+        "PutObjectTagging" | "GetObjectTagging" if versioned => vec![
+            on(&format!("s3:{operation}")),
+            on(&format!(
+                "s3:{}",
+                operation.replace("Object", "ObjectVersion")
+            )),
+        ],
+        "DeleteObjectTagging" if versioned => vec![on("s3:DeleteObjectVersionTagging")],
         // Authorized key by key (see `delete_objects`).
         "DeleteObjects" => Vec::new(),
         "ListObjects" | "ListObjectsV2" | "HeadBucket" => vec![listing("s3:ListBucket")],
@@ -215,49 +362,14 @@ impl S3Access for S3AccessControl {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let principal = self.principal(cx.credentials().map(|c| c.access_key.as_str()))?;
         let query = query_pairs(cx.uri().query());
-        let presigned = query_value(&query, "X-Amz-Signature").is_some();
-        if presigned {
-            let unsigned = unsigned_amz_headers(&query, cx.headers());
-            if !unsigned.is_empty() {
-                return Err(access_denied(format!(
-                    "There were headers present in the request which were not signed: {}",
-                    unsigned.join(", ")
-                )));
-            }
-        }
-        let amz_date = if presigned {
-            query_value(&query, "X-Amz-Date").map(str::to_owned)
-        } else {
-            cx.headers()
-                .get("x-amz-date")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let if_none_match = cx
-            .headers()
-            .get(http::header::IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        for request in actions(cx.s3_op().name(), cx.s3_path(), &query, cx.headers()) {
-            let mut request = Self::common(request)
-                .with("aws:PrincipalArn", principal.arn.clone())
-                .with(
-                    "s3:authType",
-                    if presigned {
-                        "REST-QUERY-STRING"
-                    } else {
-                        "REST-HEADER"
-                    },
-                );
-            if let Some(age) = amz_date.as_deref().and_then(signature_age) {
-                request = request.with("s3:signatureAge", age.to_string());
-            }
-            if let Some(value) = &if_none_match {
-                request = request.with("s3:if-none-match", value.clone());
-            }
-            self.require(principal, &request)?;
-        }
-        Ok(())
+        self.authorize(
+            principal,
+            cx.s3_op().name(),
+            cx.s3_path(),
+            &query,
+            cx.headers(),
+        )
+        .await
     }
 
     async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
@@ -281,7 +393,7 @@ impl S3Access for S3AccessControl {
                 ));
             }
         };
-        self.require(principal, &Self::common(source))
+        self.require(principal, &Self::of(principal, source))
     }
 
     async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
@@ -296,7 +408,7 @@ impl S3Access for S3AccessControl {
             }
             for action in actions {
                 let request = RequestContext::new(action, resource.clone());
-                self.require(principal, &Self::common(request))?;
+                self.require(principal, &Self::of(principal, request))?;
             }
         }
         Ok(())
@@ -356,6 +468,28 @@ mod tests {
                 ("s3:DeleteObject".into(), None),
                 ("s3:DeleteObjectVersion".into(), None)
             ]
+        );
+        assert_eq!(
+            names("PutObjectTagging", "tagging&versionId=v", &none),
+            [
+                ("s3:PutObjectTagging".into(), None),
+                ("s3:PutObjectVersionTagging".into(), None)
+            ]
+        );
+        assert_eq!(
+            names("GetObjectTagging", "tagging&versionId=v", &none),
+            [
+                ("s3:GetObjectTagging".into(), None),
+                ("s3:GetObjectVersionTagging".into(), None)
+            ]
+        );
+        assert_eq!(
+            names("DeleteObjectTagging", "tagging&versionId=v", &none),
+            [("s3:DeleteObjectVersionTagging".into(), None)]
+        );
+        assert_eq!(
+            names("DeleteObjectTagging", "tagging", &none),
+            [("s3:DeleteObjectTagging".into(), None)]
         );
         let mut tagged = http::HeaderMap::new();
         tagged.insert("x-amz-tagging", "a=b".parse().unwrap());

@@ -3,7 +3,8 @@
 //!
 //! Only the parts the stand-ins reproduce are read: the bucket's `CorsRules`, its
 //! `NotificationConfiguration` and versioning status, and the HTTP API's `CorsConfiguration`.
-//! `!Ref AllowedOrigins` (the deploy-time parameter) resolves to the local origins.
+//! `!Ref AllowedOrigins` (the deploy-time parameter) resolves to the local origins. The template
+//! is read with its conditions applied (see `cfn`).
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 use serde_norway::Value;
 
+use crate::cfn::Template;
 use crate::error::Error;
 
 /// The stack parameter that names the allowed browser origins.
@@ -68,10 +70,20 @@ pub struct StackRules {
 }
 
 impl StackRules {
+    /// The rules of the template deployed with its parameters' defaults.
     pub fn parse(text: &str, local_origins: &[HeaderValue]) -> Result<Self, Error> {
-        let template: Value = serde_norway::from_str(text)?;
-        let bucket = only_resource(&template, "AWS::S3::Bucket")?;
-        let api = only_resource(&template, "AWS::Serverless::HttpApi")?;
+        let template = Template::load(text, "us-east-1", &Default::default())?;
+        Self::from_template(&template, local_origins)
+    }
+
+    /// The rules of the template deployed with its parameters (conditions applied).
+    pub fn from_template(
+        template: &Template,
+        local_origins: &[HeaderValue],
+    ) -> Result<Self, Error> {
+        let template = &template.value;
+        let bucket = only_resource(template, "AWS::S3::Bucket")?;
+        let api = only_resource(template, "AWS::Serverless::HttpApi")?;
 
         let rules: BucketCors = typed(
             &bucket["Properties"]["CorsConfiguration"],

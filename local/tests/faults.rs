@@ -96,7 +96,7 @@ async fn s3_answers_injected_503s_with_the_buckets_cors_then_stores_the_object()
     );
     assert_eq!(
         report(&stack).await,
-        json!({ "s3": [], "api": [], "served": { "s3": 2, "api": 0 } })
+        json!({ "s3": [], "api": [], "scans": [], "scanDelayMs": null, "served": { "s3": 2, "api": 0, "scans": 0 } })
     );
 }
 
@@ -163,7 +163,7 @@ async fn a_fault_takes_only_the_requests_it_names_and_a_bad_plan_queues_nothing(
     );
     assert_eq!(
         report(&stack).await,
-        json!({ "s3": [], "api": [], "served": { "s3": 0, "api": 0 } })
+        json!({ "s3": [], "api": [], "scans": [], "scanDelayMs": null, "served": { "s3": 0, "api": 0, "scans": 0 } })
     );
 }
 
@@ -232,5 +232,8 @@ async fn the_api_answers_an_injected_503_with_retry_after_and_its_cors_and_the_f
     let passed = send(Method::POST, "/uploads").await.unwrap();
     assert_eq!(passed.status(), StatusCode::CREATED);
     assert_eq!(function.next().await.path, "/uploads");
-    assert_eq!(report(&stack).await["served"], json!({ "s3": 0, "api": 2 }));
+    assert_eq!(
+        report(&stack).await["served"],
+        json!({ "s3": 0, "api": 2, "scans": 0 })
+    );
 }

@@ -21,11 +21,17 @@
 //! - ListMultipartUploads, which s3s-fs 0.14.1 does not implement, answers as S3's does (see
 //!   `uploads`).
 //! - Every successful PutObject, CopyObject, CompleteMultipartUpload, DeleteObject and
-//!   DeleteObjects is reported to the [`Notifier`].
+//!   DeleteObjects is reported to the [`Notifier`], and every object created to the malware
+//!   scanner when the template has a plan (see `guardduty`).
+//! - Object tags: PutObjectTagging, GetObjectTagging, DeleteObjectTagging, `x-amz-tagging` on
+//!   PutObject, CreateMultipartUpload and CopyObject, `x-amz-tagging-count` on GetObject (see
+//!   `tags`).
 
 mod checksums;
 mod parts;
 mod snapshot;
+mod tagging;
+pub mod tags;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -41,7 +47,9 @@ use s3s_fs::FileSystem;
 use self::checksums::{DeclaredChecksums, Hashing};
 use self::parts::StoredPart;
 use self::snapshot::{Snapshot, settle};
+use self::tags::TagStore;
 
+use crate::guardduty::Scanner;
 use crate::notifications::{EventName, Notifier, ObjectEvent};
 use crate::s3_access::S3AccessControl;
 use crate::uploads::UploadListing;
@@ -51,6 +59,16 @@ use crate::versions::current_version;
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// ListParts answers at most 1,000 parts per page.
 const MAX_PARTS_LISTED: i32 = 1000;
+
+/// Where s3s-fs keeps `bucket/key` under `root`; None for a key this wrapper does not touch (one
+/// that climbs out with `..`, or a directory marker).
+pub(crate) fn object_path(root: &Path, bucket: &str, key: &str) -> Option<PathBuf> {
+    let relative = Path::new(bucket).join(key);
+    let plain = relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)));
+    (plain && !key.ends_with('/')).then(|| root.join(relative))
+}
 
 fn internal(error: impl std::fmt::Display) -> S3Error {
     S3Error::with_message(S3ErrorCode::InternalError, error.to_string())
@@ -70,6 +88,9 @@ pub struct LocalBucket {
     stored_parts: Mutex<HashMap<(String, i32), StoredPart>>,
     /// The uploads in progress, for ListMultipartUploads.
     uploads: UploadListing,
+    tags: TagStore,
+    /// GuardDuty's stand-in, when the template has a malware protection plan.
+    scanner: Option<Scanner>,
 }
 
 impl LocalBucket {
@@ -80,9 +101,13 @@ impl LocalBucket {
         notifier: Notifier,
         versioned: bool,
         access: S3AccessControl,
+        tags: TagStore,
+        scanner: Option<Scanner>,
     ) -> Self {
         Self {
             files,
+            tags,
+            scanner,
             uploads: UploadListing::new(root.clone()),
             root,
             notifier,
@@ -96,11 +121,7 @@ impl LocalBucket {
     /// Where s3s-fs keeps `bucket/key`; None for a key this wrapper does not touch (one that
     /// climbs out with `..`, or a directory marker).
     fn object_path(&self, bucket: &str, key: &str) -> Option<PathBuf> {
-        let relative = Path::new(bucket).join(key);
-        let plain = relative
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)));
-        (plain && !key.ends_with('/')).then(|| self.root.join(relative))
+        object_path(&self.root, bucket, key)
     }
 
     /// A backup name that s3s-fs removes at start (`.tmp.*.internal.part`) if one is left over.
@@ -122,11 +143,17 @@ impl LocalBucket {
     }
 
     async fn created(&self, name: EventName, bucket: String, key: String, e_tag: Option<&ETag>) {
-        let size = match self.object_path(&bucket, &key) {
+        let path = self.object_path(&bucket, &key);
+        let size = match &path {
             Some(path) => tokio::fs::metadata(path).await.map(|m| m.len()).ok(),
             None => None,
         };
         let e_tag = e_tag.map(|e_tag| e_tag.value().to_owned());
+        if let (Some(scanner), Some(path), Some(e_tag)) = (&self.scanner, &path, &e_tag)
+            && let Some(version) = current_version(path).await
+        {
+            scanner.object_created(&bucket, &key, &version, e_tag);
+        }
         self.notifier.object_event(ObjectEvent {
             name,
             bucket,
@@ -245,8 +272,10 @@ impl S3 for LocalBucket {
         let version = self
             .version(&bucket, &req.input.key, req.input.version_id.as_deref())
             .await?;
+        let key = req.input.key.clone();
         let mut result = self.files.get_object(req).await;
         if let Ok(response) = &mut result {
+            response.output.tag_count = self.tag_count(&bucket, &key).await;
             response.output.version_id = version;
         }
         self.hide_missing(result, signer.as_deref(), &bucket)
@@ -272,10 +301,12 @@ impl S3 for LocalBucket {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let tags = tags::parse_header(req.input.tagging.as_deref().unwrap_or_default())?;
         let snapshot = self.snapshot(self.object_path(&bucket, &key)).await?;
         let mut result = self.files.put_object(req).await;
         settle(snapshot, &result).await;
         if let Ok(response) = &mut result {
+            self.tags.written(&bucket, &key, tags).await?;
             response.output.version_id = self.version(&bucket, &key, None).await?;
             let e_tag = response.output.e_tag.as_ref();
             self.created(EventName::Put, bucket, key, e_tag).await;
@@ -330,6 +361,7 @@ impl S3 for LocalBucket {
         let upload_id = req.input.upload_id.clone();
         self.as_initiator(&mut req, &upload_id).await?;
         let response = self.files.abort_multipart_upload(req).await?;
+        self.tags.upload_ended(&upload_id);
         self.stored_parts().retain(|(id, _), _| *id != upload_id);
         self.uploads.ended(&upload_id).await;
         Ok(response)
@@ -340,9 +372,11 @@ impl S3 for LocalBucket {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let tags = tags::parse_header(req.input.tagging.as_deref().unwrap_or_default())?;
         let response = self.files.create_multipart_upload(req).await?;
         if let Some(upload_id) = &response.output.upload_id {
             self.uploads.created(&bucket, &key, upload_id).await?;
+            self.tags.upload_created(upload_id, tags);
         }
         Ok(response)
     }
@@ -365,10 +399,12 @@ impl S3 for LocalBucket {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let tags = self.copied_tags(&req.input).await?;
         let snapshot = self.snapshot(self.object_path(&bucket, &key)).await?;
         let mut result = self.files.copy_object(req).await;
         settle(snapshot, &result).await;
         if let Ok(response) = &mut result {
+            self.tags.written(&bucket, &key, tags).await?;
             response.output.version_id = self.version(&bucket, &key, None).await?;
             let e_tag = response
                 .output
@@ -426,6 +462,7 @@ impl S3 for LocalBucket {
         let mut response = self.files.complete_multipart_upload(req).await?;
         self.stored_parts().retain(|(id, _), _| *id != upload_id);
         self.uploads.ended(&upload_id).await;
+        let tags = self.tags.upload_ended(&upload_id);
         // s3s-fs has assembled the object; its answer (with the ETag) is a future that s3s
         // awaits while it keeps the connection alive.
         let e_tag = match response.output.future.take() {
@@ -437,6 +474,7 @@ impl S3 for LocalBucket {
             }
             None => response.output.e_tag.clone(),
         };
+        self.tags.written(&bucket, &key, tags).await?;
         response.output.version_id = self.version(&bucket, &key, None).await?;
         self.created(
             EventName::CompleteMultipartUpload,
@@ -465,6 +503,7 @@ impl S3 for LocalBucket {
             }
         }
         let mut response = self.files.delete_object(req).await?;
+        self.tags.remove(&bucket, &key).await;
         response.output.version_id.clone_from(&version_id);
         self.removed(bucket, key, version_id.as_deref());
         Ok(response)
@@ -478,9 +517,33 @@ impl S3 for LocalBucket {
         let response = self.files.delete_objects(req).await?;
         for deleted in response.output.deleted.iter().flatten() {
             if let Some(key) = &deleted.key {
+                self.tags.remove(&bucket, key).await;
                 self.removed(bucket.clone(), key.clone(), deleted.version_id.as_deref());
             }
         }
         Ok(response)
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        self.put_tagging(req.input).await.map(S3Response::new)
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let (signer, bucket) = (signer(&req), req.input.bucket.clone());
+        let result = self.get_tagging(req.input).await.map(S3Response::new);
+        self.hide_missing(result, signer.as_deref(), &bucket)
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        self.delete_tagging(req.input).await.map(S3Response::new)
     }
 }

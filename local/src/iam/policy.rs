@@ -51,7 +51,9 @@ pub enum Operator {
     NumericGreaterThanEquals,
     Bool,
     ArnEquals,
+    ArnNotEquals,
     ArnLike,
+    ArnNotLike,
     Null,
 }
 
@@ -70,7 +72,9 @@ impl Operator {
             "NumericGreaterThanEquals" => Self::NumericGreaterThanEquals,
             "Bool" => Self::Bool,
             "ArnEquals" => Self::ArnEquals,
+            "ArnNotEquals" => Self::ArnNotEquals,
             "ArnLike" => Self::ArnLike,
+            "ArnNotLike" => Self::ArnNotLike,
             "Null" => Self::Null,
             _ => return None,
         })
@@ -81,7 +85,11 @@ impl Operator {
     fn negated(self) -> bool {
         matches!(
             self,
-            Self::StringNotEquals | Self::StringNotLike | Self::NumericNotEquals
+            Self::StringNotEquals
+                | Self::StringNotLike
+                | Self::NumericNotEquals
+                | Self::ArnNotEquals
+                | Self::ArnNotLike
         )
     }
 }
@@ -238,9 +246,11 @@ impl Condition {
         };
         let any = |test: &dyn Fn(&str) -> bool| self.values.iter().any(|v| test(v));
         match self.operator {
-            Operator::StringEquals | Operator::ArnEquals => any(&|v| v == value),
+            Operator::StringEquals => any(&|v| v == value),
             Operator::StringNotEquals => !any(&|v| v == value),
-            Operator::StringLike | Operator::ArnLike => any(&|v| glob(v, value)),
+            Operator::StringLike => any(&|v| glob(v, value)),
+            Operator::ArnEquals | Operator::ArnLike => any(&|v| arn_matches(v, value)),
+            Operator::ArnNotEquals | Operator::ArnNotLike => !any(&|v| arn_matches(v, value)),
             Operator::StringNotLike => !any(&|v| glob(v, value)),
             Operator::Bool => any(&|v| v.eq_ignore_ascii_case(value)),
             Operator::NumericEquals => numeric(value, &self.values, |a, b| a == b),
@@ -278,6 +288,15 @@ fn strings(value: &Value) -> Result<Vec<String>, String> {
         Value::Sequence(items) => items.iter().map(one).collect(),
         other => Ok(vec![one(other)?]),
     }
+}
+
+/// The ARN operators ("IAM JSON policy elements: Condition operators", "Amazon Resource Name
+/// (ARN) condition operators"): `ArnEquals` and `ArnLike` alike compare each of the six
+/// colon-separated parts separately, case-sensitively, each part with the wildcards `*` and `?`.
+fn arn_matches(pattern: &str, arn: &str) -> bool {
+    let parts = |text: &'_ str| text.splitn(6, ':').map(str::to_owned).collect::<Vec<_>>();
+    let (pattern, arn) = (parts(pattern), parts(arn));
+    pattern.len() == 6 && arn.len() == 6 && pattern.iter().zip(&arn).all(|(p, a)| glob(p, a))
 }
 
 /// IAM's wildcards: `*` any run of characters (`/` included), `?` any one character.
@@ -400,6 +419,55 @@ mod tests {
         assert!(!age.matches(&put.clone().with("s3:signatureAge", "900000")));
         assert!(!age.matches(&put.clone().with("s3:signatureAge", "not a number")));
         assert!(!age.matches(&put), "no signature age: a numeric test fails");
+    }
+
+    #[test]
+    fn arn_operators_compare_part_by_part_and_the_negated_ones_pass_a_missing_key() {
+        let scanner = "arn:aws:iam::123456789012:role/scanner";
+        let not_scanner = statement(&format!(
+            "{{Effect: Deny, Action: 's3:PutObjectTagging', Resource: '*', Condition: {{ArnNotEquals: {{'aws:PrincipalArn': '{scanner}'}}}}}}"
+        ));
+        let tag = RequestContext::new("s3:PutObjectTagging", "arn:aws:s3:::b/users/x");
+        assert!(!not_scanner.matches(&tag.clone().with("aws:PrincipalArn", scanner)));
+        assert!(
+            not_scanner.matches(
+                &tag.clone()
+                    .with("aws:PrincipalArn", "arn:aws:iam::123456789012:role/api")
+            )
+        );
+        assert!(
+            not_scanner.matches(&tag),
+            "no principal ARN: a negated test holds"
+        );
+
+        let like = statement(
+            "{Effect: Allow, Action: '*', Resource: '*', Condition: {ArnLike: {'aws:SourceArn': 'arn:aws:guardduty:*:123456789012:malware-protection-plan/*'}}}",
+        );
+        let from = |arn: &str| tag.clone().with("aws:SourceArn", arn);
+        assert!(like.matches(&from(
+            "arn:aws:guardduty:us-east-1:123456789012:malware-protection-plan/p"
+        )));
+        assert!(!like.matches(&from(
+            "arn:aws:guardduty:us-east-1:999999999999:malware-protection-plan/p"
+        )));
+        // `*` stays within its part: a region wildcard cannot swallow the account.
+        assert!(!like.matches(&from(
+            "arn:aws:guardduty:us-east-1:123456789012:x:malware-protection-plan/p"
+        )));
+        let not_like = statement(
+            "{Effect: Deny, Action: '*', Resource: '*', Condition: {ArnNotLike: {'aws:PrincipalArn': 'arn:aws:iam::*:role/scan*'}}}",
+        );
+        assert!(!not_like.matches(&tag.clone().with("aws:PrincipalArn", scanner)));
+        assert!(
+            not_like.matches(
+                &tag.clone()
+                    .with("aws:PrincipalArn", "arn:aws:iam::1:user/scanner")
+            )
+        );
+        assert!(
+            not_like.matches(&tag.with("aws:PrincipalArn", "ARN:aws:iam::1:role/scanner")),
+            "case-sensitive"
+        );
     }
 
     #[test]

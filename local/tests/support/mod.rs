@@ -49,6 +49,8 @@ pub struct Options {
     pub api_function: Option<Uri>,
     pub dev_user_header: Option<&'static str>,
     pub demo: Option<DemoSite>,
+    /// Template parameters other than their defaults (`--parameter`).
+    pub parameters: Vec<(&'static str, &'static str)>,
 }
 
 impl Stack {
@@ -62,7 +64,11 @@ impl Stack {
             secret_key: SECRET_KEY.into(),
             region: "us-east-1".into(),
             template: template(),
-            parameters: Default::default(),
+            parameters: options
+                .parameters
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
             dynamodb: None,
             grants_log: None,
             extra_origins: options
@@ -75,6 +81,8 @@ impl Stack {
                 // Short, so that the retry test takes milliseconds; nothing asserts on time.
                 retry_delay: Duration::from_millis(20),
             }),
+            // Scans at once: a test waits for the tag or the event, never for a clock.
+            scan_delay: Duration::ZERO,
             api: options.api_function.map(|function_url| ApiConfig {
                 port: 0,
                 function_url,
@@ -113,11 +121,21 @@ impl Stack {
     /// An SDK client as the product builds one (path style, the stand-in's keys), sending no
     /// checksum it was not asked for.
     pub fn s3(&self) -> aws_sdk_s3::Client {
+        self.s3_signing_with(ACCESS_KEY.into(), SECRET_KEY.into())
+    }
+
+    /// The same, signing as one of the template's roles (its local credentials).
+    pub fn s3_as(&self, role: &str) -> aws_sdk_s3::Client {
+        let (access_key, secret_key) = local_aws::role_credentials(role);
+        self.s3_signing_with(access_key, secret_key)
+    }
+
+    fn s3_signing_with(&self, access_key: String, secret_key: String) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::Config::builder()
             .behavior_version_latest()
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new(
-                ACCESS_KEY, SECRET_KEY, None, None, "tests",
+                access_key, secret_key, None, None, "tests",
             ))
             .endpoint_url(self.s3_endpoint())
             .force_path_style(true)
@@ -241,7 +259,7 @@ fn five_minutes() -> PresigningConfig {
 
 /// The URL of a presigned request and the headers a browser sends with it (it sets
 /// `Content-Length` itself).
-fn browser_request(request: &PresignedRequest) -> (String, Vec<(String, String)>) {
+pub fn browser_request(request: &PresignedRequest) -> (String, Vec<(String, String)>) {
     let headers = request
         .headers()
         .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
