@@ -66,10 +66,12 @@ done < <("$LOCAL_AWS_BIN" --print-names)
 # bucket policy refuses presigned requests older than the longest URL lifetime.
 parameters=()
 if [ -n "${URL_TTL_MAX_SECONDS:-}" ]; then parameters+=(--parameter "UrlTtlMaxSeconds=$URL_TTL_MAX_SECONDS"); fi
-# Malware scanning (README, "Malware scanning"): SCAN_UPLOADS=false leaves GuardDuty's stand-in
-# and the bucket policy's tag statements out, as the parameter does in AWS; a scan waits
-# SCAN_DELAY_MS (2 s) so that a file is seen scanning.
-if [ -n "${SCAN_UPLOADS:-}" ]; then parameters+=(--parameter "ScanUploads=$SCAN_UPLOADS"); fi
+# Malware scanning (README, "Malware scanning"), on as the template's default: the functions'
+# SCAN_UPLOADS and the stack's ScanUploads are one setting, as in AWS. SCAN_UPLOADS=false leaves
+# GuardDuty's stand-in and the bucket policy's tag statements out; a scan waits SCAN_DELAY_MS
+# (2 s) so that a file is seen scanning.
+export SCAN_UPLOADS="${SCAN_UPLOADS:-true}"
+parameters+=(--parameter "ScanUploads=$SCAN_UPLOADS")
 parameters+=(--scan-delay-ms "${SCAN_DELAY_MS:-2000}")
 # The local stand-in for the JWT authorizer: whoever sends this header is that user. Never deployed.
 export DEV_USER_HEADER=x-dev-user
