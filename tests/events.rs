@@ -88,6 +88,19 @@ const SCAN_RESULT_SAMPLES: &[(&str, Option<&str>)] = &[
     ("guardduty/scan-result-threats.json", None),
 ];
 
+/// The publisher's samples, checked by tests/file_events.rs: a batch of the table's stream (for
+/// `sam local invoke PublisherFunction`), and the file events a rule's target receives, one per
+/// detail-type.
+const PUBLISHER_SAMPLES: &[&str] = &[
+    "dynamodb/file-changes.json",
+    "eventbridge/file-available.json",
+    "eventbridge/file-deleted.json",
+    "eventbridge/file-expired.json",
+    "eventbridge/file-rejected.json",
+    "eventbridge/file-reserved.json",
+    "eventbridge/file-scanning.json",
+];
+
 fn events_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("events")
 }
@@ -142,12 +155,13 @@ fn every_sample_is_checked_by_a_test() {
         .map(|(name, _)| *name)
         .chain(S3_SAMPLES.iter().map(|(name, _, _)| *name))
         .chain(SCAN_RESULT_SAMPLES.iter().map(|(name, _)| *name))
+        .chain(PUBLISHER_SAMPLES.iter().copied())
         .map(str::to_owned)
         .collect();
     assert_eq!(
         sample_files(),
         listed,
-        "every file in events/ must be listed in API_SAMPLES, S3_SAMPLES or SCAN_RESULT_SAMPLES, and every listed file must exist"
+        "every file in events/ must be listed in API_SAMPLES, S3_SAMPLES, SCAN_RESULT_SAMPLES or PUBLISHER_SAMPLES, and every listed file must exist"
     );
 }
 

@@ -9,6 +9,8 @@ mod ledger_changes;
 mod links;
 mod transaction;
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -37,6 +39,13 @@ use crate::error::AppError;
 pub struct DynamoDbOwnershipStore {
     pub(super) client: Client,
     pub(super) table: String,
+}
+
+/// The file record an item of the table holds, as the table's stream shows it (its `NewImage` or
+/// `OldImage`); `None` for the other items (ledgers, link tallies, grants, links, the cursor),
+/// and for anything this code could not have written (`from_item`).
+pub fn file_record_of_item(item: &HashMap<String, AttributeValue>) -> Option<FileRecord> {
+    from_item(item).ok()
 }
 
 impl DynamoDbOwnershipStore {
