@@ -61,6 +61,7 @@ impl DynamoDbOwnershipStore {
     pub async fn create_table(&self) -> Result<(), AppError> {
         use aws_sdk_dynamodb::types::{
             AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+            StreamSpecification, StreamViewType,
         };
         let build = |e: aws_sdk_dynamodb::error::BuildError| AppError::Internal(e.into());
         let attribute = |name: &str| {
@@ -85,6 +86,14 @@ impl DynamoDbOwnershipStore {
             .attribute_definitions(attribute(attr::FILE_ID)?)
             .key_schema(key(attr::OWNER, KeyType::Hash)?)
             .key_schema(key(attr::FILE_ID, KeyType::Range)?)
+            // The publisher's source (README, "Events"), as template.yaml declares it.
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(build)?,
+            )
             .send()
             .await
             .map_err(backend_error)?;
