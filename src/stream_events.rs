@@ -118,7 +118,7 @@ impl StreamRecord {
         let image = |image: &Option<HashMap<String, Value>>| {
             image
                 .as_ref()
-                .and_then(|image| item_of_image(image))
+                .and_then(item_of_image)
                 .and_then(|item| file_record_of_item(&item))
         };
         let (before, after) = (
@@ -163,10 +163,9 @@ pub async fn publish_batch<B: EventBus>(bus: &B, batch: StreamBatch) -> StreamBa
     for chunk in pending.chunks(MAX_ENTRIES_PER_CALL) {
         let events: Vec<OutboundEvent> = chunk.iter().map(|(_, event)| event.clone()).collect();
         let failed_at = match bus.put(&events).await {
-            Ok(results) => results.iter().position(Option::is_some).map(|index| {
+            Ok(results) => results.iter().position(Option::is_some).inspect(|&index| {
                 let code = results[index].as_deref().unwrap_or_default();
                 tracing::warn!(code, "the bus refused a file event; retried from it");
-                index
             }),
             Err(error) => {
                 let cause = std::error::Error::source(&error)
