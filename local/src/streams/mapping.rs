@@ -165,3 +165,66 @@ impl StreamMapping {
         self.filters.is_empty() || self.filters.iter().any(|filter| filter.matches(record))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn read_mapping(overrides: &[(&str, &str)]) -> Result<Option<StreamMapping>, Error> {
+        let overrides: BTreeMap<String, String> = overrides
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        let text = include_str!("../../tests/fixtures/events-template.yaml");
+        StreamMapping::from_template(&Template::load(text, "us-east-1", &overrides)?)
+    }
+
+    #[test]
+    fn the_publishers_event_is_read_as_lambda_configures_it() {
+        let mapping = read_mapping(&[])
+            .unwrap()
+            .expect("the fixture has a publisher");
+        assert_eq!(mapping.function, "PublisherFunction");
+        assert_eq!(mapping.role, "PublisherFunctionRole");
+        assert_eq!(mapping.table, "presign-gate-local-FilesTable");
+        assert_eq!(mapping.batch_size, 100);
+        assert_eq!(mapping.max_retries, Some(10));
+        assert!(mapping.bisect_on_error && mapping.report_item_failures);
+        assert_eq!(mapping.on_failure.as_deref(), Some("PublisherFailureQueue"));
+        assert_eq!(
+            mapping.event_bus.as_deref(),
+            Some("presign-gate-local-files")
+        );
+        let record = |image: &str| json!({"dynamodb": {image: {"status": {"S": "pending"}}}});
+        assert!(mapping.selects(&record("NewImage")));
+        assert!(
+            mapping.selects(&record("OldImage")),
+            "a removed file has only its old image"
+        );
+        assert!(!mapping.selects(&json!({"dynamodb": {"NewImage": {"bytes": {"N": "1"}}}})));
+        let shared = read_mapping(&[("EventBusName", "shared")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            shared.event_bus.as_deref(),
+            Some("shared"),
+            "an existing bus when one is named"
+        );
+    }
+
+    #[test]
+    fn the_repositorys_template_reads_without_or_with_a_publisher() {
+        let text = include_str!("../../../template.yaml");
+        let template = Template::load(text, "us-east-1", &BTreeMap::new()).unwrap();
+        if let Some(mapping) = StreamMapping::from_template(&template).unwrap() {
+            assert_eq!(
+                mapping.event_bus.as_deref(),
+                Some("presign-gate-local-files")
+            );
+        }
+    }
+}
