@@ -315,7 +315,11 @@ impl LocalAws {
                 sink: sink.clone(),
                 faults: faults.clone(),
             });
-            tasks.push(tokio::spawn(serve(listener, front)));
+            let service = tower::service_fn(move |request| {
+                let front = front.clone();
+                async move { Ok::<_, std::convert::Infallible>(front.handle(request).await) }
+            });
+            tasks.push(tokio::spawn(serve(listener, service)));
         }
 
         let mut api = None;

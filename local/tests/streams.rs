@@ -91,6 +91,20 @@ impl Streaming {
             .map_err(|e| format!("{:?}", e.into_service_error()))
     }
 
+    /// One transaction putting each file, pending.
+    async fn put_files(&self, files: &[&str]) {
+        let puts = files.iter().map(|file| put_file(file, "pending")).collect();
+        self.transact(puts).await.expect("the files are put");
+    }
+
+    /// The files of the next invocation's records.
+    async fn next_files(&mut self) -> Vec<String> {
+        file_ids(&self.next_batch().await)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// The records of the next invocation.
     async fn next_batch(&mut self) -> Vec<Value> {
         let event = self.publisher.next().await.json();
@@ -109,32 +123,24 @@ fn key(file: &str) -> HashMap<String, AttributeValue> {
     ])
 }
 
-fn put_file(file: &str, status: &str) -> TransactWriteItem {
+/// A Put of the item under `file` with one more attribute.
+fn put(file: &str, attribute: &str, value: AttributeValue) -> TransactWriteItem {
     let mut item = key(file);
-    item.insert("status".into(), s(status));
-    TransactWriteItem::builder()
-        .put(
-            Put::builder()
-                .table_name(TABLE)
-                .set_item(Some(item))
-                .build()
-                .expect("put"),
-        )
-        .build()
+    item.insert(attribute.into(), value);
+    let put = Put::builder()
+        .table_name(TABLE)
+        .set_item(Some(item))
+        .build();
+    TransactWriteItem::builder().put(put.expect("put")).build()
 }
 
+fn put_file(file: &str, status: &str) -> TransactWriteItem {
+    put(file, "status", s(status))
+}
+
+/// The owner's ledger item: no file.
 fn put_usage(bytes: &str) -> TransactWriteItem {
-    let mut item = key("#usage");
-    item.insert("bytes".into(), AttributeValue::N(bytes.into()));
-    TransactWriteItem::builder()
-        .put(
-            Put::builder()
-                .table_name(TABLE)
-                .set_item(Some(item))
-                .build()
-                .expect("put"),
-        )
-        .build()
+    put("#usage", "bytes", AttributeValue::N(bytes.into()))
 }
 
 fn set_status(file: &str, status: &str, condition: Option<&str>) -> TransactWriteItem {
@@ -262,11 +268,8 @@ async fn a_files_changes_reach_the_publisher_in_order_and_other_items_do_not() {
         );
     }
     // Nothing more: each record was sent once.
-    streaming
-        .transact(vec![put_file("second", "pending")])
-        .await
-        .expect("another file");
-    assert_eq!(file_ids(&streaming.next_batch().await), ["second"]);
+    streaming.put_files(&["second"]).await;
+    assert_eq!(streaming.next_files().await, ["second"]);
 }
 
 #[tokio::test]
@@ -285,31 +288,18 @@ async fn a_reported_failure_is_retried_from_that_record_until_the_retries_are_sp
     })
     .await;
     let mut streaming = Streaming::start(publisher).await;
-    streaming
-        .transact(vec![
-            put_file("first", "pending"),
-            put_file("poison", "pending"),
-            put_file("last", "pending"),
-        ])
-        .await
-        .expect("three files");
-    assert_eq!(
-        file_ids(&streaming.next_batch().await),
-        ["first", "poison", "last"]
-    );
+    streaming.put_files(&["first", "poison", "last"]).await;
+    assert_eq!(streaming.next_files().await, ["first", "poison", "last"]);
     for retry in 1..=MAX_RETRIES {
         assert_eq!(
-            file_ids(&streaming.next_batch().await),
+            streaming.next_files().await,
             ["poison", "last"],
             "retry {retry} starts at the failed record; the first is not sent again"
         );
     }
     // Discarded after MaximumRetryAttempts: the mapping reads on.
-    streaming
-        .transact(vec![put_file("after", "pending")])
-        .await
-        .expect("a later file");
-    assert_eq!(file_ids(&streaming.next_batch().await), ["after"]);
+    streaming.put_files(&["after"]).await;
+    assert_eq!(streaming.next_files().await, ["after"]);
 }
 
 #[tokio::test]
@@ -326,19 +316,12 @@ async fn a_failed_batch_is_halved_and_retried() {
     })
     .await;
     let mut streaming = Streaming::start(publisher).await;
-    streaming
-        .transact(vec![
-            put_file("a", "pending"),
-            put_file("b", "pending"),
-            put_file("c", "pending"),
-        ])
-        .await
-        .expect("three files");
-    assert_eq!(file_ids(&streaming.next_batch().await), ["a", "b", "c"]);
+    streaming.put_files(&["a", "b", "c"]).await;
+    assert_eq!(streaming.next_files().await, ["a", "b", "c"]);
     assert_eq!(
-        file_ids(&streaming.next_batch().await),
+        streaming.next_files().await,
         ["a", "b"],
         "BisectBatchOnFunctionError"
     );
-    assert_eq!(file_ids(&streaming.next_batch().await), ["c"]);
+    assert_eq!(streaming.next_files().await, ["c"]);
 }

@@ -21,11 +21,7 @@ pub mod faults;
 pub mod sink;
 
 use std::collections::{BTreeSet, HashMap};
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -33,7 +29,6 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tower::Service;
 
 use self::entries::{Entry, EntryError, read_entries};
 use self::faults::PutEventsFault;
@@ -91,7 +86,8 @@ impl EventBridgeFront {
         )
     }
 
-    async fn handle(self, request: Request<Incoming>) -> Response<HttpBody> {
+    /// Answers one request (the listener's service: see `crate::LocalAws::start`).
+    pub async fn handle(self, request: Request<Incoming>) -> Response<HttpBody> {
         let (parts, body) = request.into_parts();
         let Ok(body) = http_body_util::Limited::new(body, MAX_BODY).collect().await else {
             return error(
@@ -239,19 +235,4 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<HttpBody> {
         CONTENT_TYPE,
         &json!({ "__type": code, "message": message }),
     )
-}
-
-impl Service<Request<Incoming>> for EventBridgeFront {
-    type Response = Response<HttpBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
-        let front = self.clone();
-        Box::pin(async move { Ok(front.handle(request).await) })
-    }
 }
