@@ -7,15 +7,15 @@ mod support;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::outbound::events_template;
-use support::{Options, Stack, http};
+
+use support::{Options, Stack, http, template};
 
 const BUS: &str = "presign-gate-local-files";
 const PUBLISHER: Option<&str> = Some("PublisherFunctionRole");
 
 async fn stack(events_log: Option<std::path::PathBuf>) -> Stack {
     Stack::start(Options {
-        template: Some(events_template()),
+        template: Some(template()),
         eventbridge: true,
         events_log,
         ..Options::default()

@@ -15,8 +15,8 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
-use support::outbound::{Moto, events_template};
-use support::{Options, Recorder, Stack};
+use support::outbound::Moto;
+use support::{Options, Recorder, Stack, template};
 
 const TABLE: &str = "presign-gate-local-FilesTable";
 /// The fixture's MaximumRetryAttempts.
@@ -34,7 +34,7 @@ impl Streaming {
     async fn start(publisher: Recorder) -> Self {
         let moto = Moto::start();
         let stack = Stack::start(Options {
-            template: Some(events_template()),
+            template: Some(template()),
             dynamodb: Some(moto.endpoint.clone()),
             publisher: Some(publisher.invoke_url()),
             ..Options::default()

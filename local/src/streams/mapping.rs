@@ -179,7 +179,7 @@ mod tests {
             .iter()
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect();
-        let text = include_str!("../../tests/fixtures/events-template.yaml");
+        let text = include_str!("../../../template.yaml");
         StreamMapping::from_template(&Template::load(text, "us-east-1", &overrides)?)
     }
 
@@ -187,7 +187,7 @@ mod tests {
     fn the_publishers_event_is_read_as_lambda_configures_it() {
         let mapping = read_mapping(&[])
             .unwrap()
-            .expect("the fixture has a publisher");
+            .expect("the template has a publisher");
         assert_eq!(mapping.function, "PublisherFunction");
         assert_eq!(mapping.role, "PublisherFunctionRole");
         assert_eq!(mapping.table, "presign-gate-local-FilesTable");

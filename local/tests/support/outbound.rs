@@ -14,12 +14,6 @@ use serde_json::Value;
 
 use super::{ACCESS_KEY, SECRET_KEY, Stack, http};
 
-/// The fixture template with the contract's publisher, bus and stream (until template.yaml has
-/// them).
-pub fn events_template() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events-template.yaml")
-}
-
 /// moto's server on a free loopback port, stopped when dropped.
 pub struct Moto {
     child: Child,
