@@ -41,3 +41,5 @@ pub use standins::*;
 /// name them.
 pub const BUCKET: &str = "presign-gate-123456789012-us-east-1-00000000loc0";
 pub const TABLE: &str = "presign-gate-local-FilesTable";
+/// The bus the template creates for file events, on the local stack (`local-aws --print-names`).
+pub const EVENT_BUS: &str = "presign-gate-local-files";

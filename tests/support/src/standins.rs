@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 
-use crate::events_function::EventsFunction;
+use crate::events_function::{EventsFunction, serve_publisher};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::config::Credentials;
@@ -24,13 +24,14 @@ use local_aws::role_credentials;
 use presign_gate::aws;
 use presign_gate::bucket::S3Bucket;
 use presign_gate::domain::{ExpiryPolicy, UploadPolicy};
+use presign_gate::event_bus::EventBridgeBus;
 use presign_gate::http::Api;
 use presign_gate::service::FileService;
 use presign_gate::store::{DynamoDbOwnershipStore, attr};
 use serde_json::Value;
 
 use crate::api::{TestApi, file_id};
-use crate::{BUCKET, TABLE};
+use crate::{BUCKET, EVENT_BUS, TABLE};
 
 /// The account administrator's key pair: the tests' own setup and inspection.
 const ACCESS_KEY: &str = "presign-gate-test-key";
@@ -47,6 +48,8 @@ pub enum Role {
     Events,
     /// The reconciliation function's role (`ReconcileFunctionRole`).
     Reconcile,
+    /// The publisher's role (`PublisherFunctionRole`).
+    Publisher,
 }
 
 impl Role {
@@ -57,6 +60,7 @@ impl Role {
             Self::Api => Some("ApiFunctionRole"),
             Self::Events => Some("EventsFunctionRole"),
             Self::Reconcile => Some("ReconcileFunctionRole"),
+            Self::Publisher => Some("PublisherFunctionRole"),
         }
     }
 
@@ -135,14 +139,17 @@ pub struct StandIns {
     pub s3: ChildGuard,
     /// moto's DynamoDB, behind `dynamodb_front`.
     pub dynamodb: ChildGuard,
-    /// local-aws's front for DynamoDB, which authorizes each request.
-    _dynamodb_front: ChildGuard,
+    /// local-aws's front for DynamoDB, which authorizes each request, when it is a process of
+    /// its own (`start`).
+    _dynamodb_front: Option<ChildGuard>,
     pub s3_endpoint: String,
     pub dynamodb_endpoint: String,
     /// The stack's `ScanUploads`, and so every function's `SCAN_UPLOADS`.
     pub scan_uploads: bool,
     /// The events function local-aws delivers to (`start_scanning` only).
     pub events: Option<EventsFunction>,
+    /// local-aws's EventBridge (`start_scanning` only).
+    pub eventbridge_endpoint: Option<String>,
     /// local-aws's demo origin, where a test sets faults (`POST /__faults`, local/src/faults.rs;
     /// `start_scanning` only).
     pub demo_origin: Option<String>,
@@ -162,23 +169,26 @@ impl StandIns {
         Self::start_with(None).await
     }
 
-    /// The stack with malware scanning on, as the template deploys it by default: local-aws
-    /// plays GuardDuty (local/src/guardduty), waiting `scan_delay_ms` before each scan, and
-    /// delivers S3's notifications and the scan results to the events function's real handler,
-    /// in process (`events`).
+    /// The stack as the template deploys it by default, in one local-aws process: malware
+    /// scanning on, local-aws playing GuardDuty (local/src/guardduty, waiting `scan_delay_ms`
+    /// before each scan) and delivering S3's notifications and the scan results to the events
+    /// function's real handler in process (`events`); and the table's stream read by local-aws
+    /// and handed to the publisher's real handler in process, which puts file events on
+    /// local-aws's EventBridge, whose sink the demo origin serves (`GET /__events`).
     pub async fn start_scanning(scan_delay_ms: u64) -> Self {
         Self::start_with(Some(scan_delay_ms)).await
     }
 
     async fn start_with(scan_delay_ms: Option<u64>) -> Self {
-        let scan_uploads = scan_delay_ms.is_some();
-        let events_listener = match scan_uploads {
-            true => Some(
-                tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                    .await
-                    .expect("events function listener"),
-            ),
-            false => None,
+        let as_deployed = scan_delay_ms.is_some();
+        let listener = || async {
+            tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .await
+                .expect("a function's listener")
+        };
+        let functions = match scan_delay_ms {
+            Some(delay) => Some((listener().await, listener().await, delay)),
+            None => None,
         };
         let root = tempfile::tempdir().expect("temporary directory");
         let moto_port = free_port();
@@ -192,9 +202,7 @@ impl StandIns {
         );
         let (s3_port, dynamodb_port) = (free_port(), free_port());
         let grants = root.path().join("grants.jsonl");
-        // Two local-aws processes, S3 and DynamoDB's front, so that a test can stop either alone;
-        // both authorize from the same template and append to the same grants log.
-        let local_aws = |listen: &[&str]| {
+        let local_aws = |listen: &[String]| {
             let template = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
             let mut command = Command::new(tool("LOCAL_AWS_BIN"));
             command
@@ -205,12 +213,13 @@ impl StandIns {
                 .arg(&grants)
                 .arg("--template")
                 .arg(template)
+                .args(["--parameter", &format!("ScanUploads={as_deployed}")])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             ChildGuard(command.spawn().expect("start local-aws"))
         };
         let data_dir = root.path().join("s3");
-        let mut s3_options = vec![
+        let s3_options = [
             "--s3-port".to_owned(),
             s3_port.to_string(),
             "--data-dir".to_owned(),
@@ -218,42 +227,64 @@ impl StandIns {
                 .to_str()
                 .expect("a UTF-8 temporary path")
                 .to_owned(),
-            "--parameter".to_owned(),
-            format!("ScanUploads={scan_uploads}"),
         ];
-        let mut demo_origin = None;
-        if let (Some(listener), Some(delay)) = (&events_listener, scan_delay_ms) {
-            let address = listener.local_addr().expect("events function address");
-            let demo_port = free_port();
-            let repository = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-            s3_options.extend([
-                "--events-url".to_owned(),
-                format!("http://{address}/2015-03-31/functions/events/invocations"),
-                "--events-retry-ms".to_owned(),
-                "100".to_owned(),
-                "--scan-delay-ms".to_owned(),
-                delay.to_string(),
-                "--demo-port".to_owned(),
-                demo_port.to_string(),
-                "--demo-dir".to_owned(),
-                repository.join("demo").display().to_string(),
-                "--client-dir".to_owned(),
-                repository.join("client").display().to_string(),
-            ]);
-            demo_origin = Some(format!("http://127.0.0.1:{demo_port}"));
-        }
-        let s3_options: Vec<&str> = s3_options.iter().map(String::as_str).collect();
-        let mut s3 = local_aws(&s3_options);
-        let mut dynamodb_front = local_aws(&[
-            "--dynamodb-port",
-            &dynamodb_port.to_string(),
-            "--dynamodb-upstream",
-            &format!("http://127.0.0.1:{moto_port}"),
-            "--parameter",
-            &format!("ScanUploads={scan_uploads}"),
-        ]);
+        let dynamodb_options = [
+            "--dynamodb-port".to_owned(),
+            dynamodb_port.to_string(),
+            "--dynamodb-upstream".to_owned(),
+            format!("http://127.0.0.1:{moto_port}"),
+        ];
+        let (mut s3, mut dynamodb_front, demo_origin, eventbridge_endpoint) = match &functions {
+            // Two processes, S3 and DynamoDB's front, so that a test can stop either alone;
+            // both authorize from the same template and append to the same grants log.
+            None => (
+                local_aws(&s3_options),
+                Some(local_aws(&dynamodb_options)),
+                None,
+                None,
+            ),
+            // One, as the stream reader shares the DynamoDB front's writes.
+            Some((events, publisher, delay)) => {
+                let (demo_port, eventbridge_port) = (free_port(), free_port());
+                let invoke = |listener: &tokio::net::TcpListener, name: &str| {
+                    let address = listener.local_addr().expect("a function's address");
+                    format!("http://{address}/2015-03-31/functions/{name}/invocations")
+                };
+                let repository = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+                let mut options: Vec<String> = s3_options
+                    .iter()
+                    .chain(&dynamodb_options)
+                    .cloned()
+                    .collect();
+                options.extend([
+                    "--events-url".to_owned(),
+                    invoke(events, "events"),
+                    "--publisher-url".to_owned(),
+                    invoke(publisher, "publish"),
+                    "--eventbridge-port".to_owned(),
+                    eventbridge_port.to_string(),
+                    "--events-retry-ms".to_owned(),
+                    "100".to_owned(),
+                    "--scan-delay-ms".to_owned(),
+                    delay.to_string(),
+                    "--demo-port".to_owned(),
+                    demo_port.to_string(),
+                    "--demo-dir".to_owned(),
+                    repository.join("demo").display().to_string(),
+                    "--client-dir".to_owned(),
+                    repository.join("client").display().to_string(),
+                ]);
+                (
+                    local_aws(&options),
+                    None,
+                    Some(format!("http://127.0.0.1:{demo_port}")),
+                    Some(format!("http://127.0.0.1:{eventbridge_port}")),
+                )
+            }
+        };
         wait_until_listening(&mut s3, s3_port, "local-aws (S3)");
-        wait_until_listening(&mut dynamodb_front, dynamodb_port, "local-aws (DynamoDB)");
+        let front = dynamodb_front.as_mut().unwrap_or(&mut s3);
+        wait_until_listening(front, dynamodb_port, "local-aws (DynamoDB)");
         wait_until_listening(&mut dynamodb, moto_port, "moto_server");
         // The production loader (same timeouts and retries); each client then signs as a role.
         let sdk = aws::config_loader()
@@ -262,9 +293,10 @@ impl StandIns {
             .load()
             .await;
         let mut standins = Self {
-            scan_uploads,
+            scan_uploads: as_deployed,
             events: None,
             demo_origin,
+            eventbridge_endpoint,
             sdk,
             s3,
             dynamodb,
@@ -293,9 +325,10 @@ impl StandIns {
                 .await
                 .unwrap_or_else(|_| panic!("create table: {error:?}"));
         }
-        if let Some(listener) = events_listener {
+        if let Some((events, publisher, _)) = functions {
             let files = standins.files_as(Role::Events);
-            standins.events = Some(EventsFunction::serve(listener, files));
+            standins.events = Some(EventsFunction::serve(events, files));
+            serve_publisher(publisher, standins.event_bus());
         }
         standins
     }
@@ -346,6 +379,19 @@ impl StandIns {
             .credentials_provider(role.credentials())
             .build();
         aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// The bus the publisher puts file events on, signing as its role (`start_scanning` only).
+    pub fn event_bus(&self) -> EventBridgeBus {
+        let endpoint = self
+            .eventbridge_endpoint
+            .as_deref()
+            .expect("a stack started with start_scanning");
+        let config = aws_sdk_eventbridge::config::Builder::from(&self.sdk)
+            .endpoint_url(endpoint)
+            .credentials_provider(Role::Publisher.credentials())
+            .build();
+        EventBridgeBus::new(aws_sdk_eventbridge::Client::from_conf(config), EVENT_BUS)
     }
 
     /// A DynamoDB client of the administrator's: the test's own setup and inspection.
