@@ -168,15 +168,42 @@ async fn the_reconciliation_at_work(standins: &StandIns) {
     );
 }
 
+/// The stack as deployed (scanning, the stream and the bus): an upload scanned and told, so the
+/// events function applies a scan result and the publisher reads the stream and puts events.
+async fn the_publisher_at_work(standins: &StandIns) {
+    let api = standins.api();
+    let reservation = api.reserve("alice", "a.txt", "text/plain", b"abc").await;
+    assert_eq!(upload(&reservation, b"abc").await.status(), 200);
+    let origin = standins.demo_origin.as_deref().expect("a demo origin");
+    for _ in 0..200 {
+        let sink = http_client()
+            .get(format!("{origin}/__events?owner=alice"))
+            .send()
+            .await
+            .expect("the sink")
+            .text()
+            .await
+            .expect("a body");
+        if sink.contains("File Available") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the upload was never told available");
+}
+
 #[tokio::test]
 async fn every_statement_of_every_function_role_is_needed_by_a_request_it_makes() {
     let standins = StandIns::start().await;
     every_function_at_work(&standins).await;
+    let deployed = StandIns::start_scanning(0).await;
+    the_publisher_at_work(&deployed).await;
 
     // A statement that alone allowed some request cannot be removed without refusing it.
     let needed: BTreeSet<String> = standins
         .grants()
         .into_iter()
+        .chain(deployed.grants())
         .filter(|by| by.len() == 1)
         .flatten()
         .collect();
@@ -192,10 +219,11 @@ async fn every_statement_of_every_function_role_is_needed_by_a_request_it_makes(
         for statement in &role.statements {
             // CloudWatch Logs and SQS have no stand-in: those statements are checked by
             // tests/template.rs alone (README, "The local AWS").
-            let local = statement
-                .actions
-                .iter()
-                .all(|action| action.starts_with("s3:") || action.starts_with("dynamodb:"));
+            let local = statement.actions.iter().all(|action| {
+                ["s3:", "dynamodb:", "events:"]
+                    .iter()
+                    .any(|service| action.starts_with(service))
+            });
             if local && !needed.contains(&statement.sid) {
                 unneeded.push(statement.sid.clone());
             }

@@ -5,7 +5,8 @@
 //! with DynamoDB and Lambda" describe, configured from the template (see `mapping`):
 //!
 //! - records are read in order from TRIM_HORIZON, as the mapping's role (its stream-read rights
-//!   are checked by the local IAM: DescribeStream, GetShardIterator, GetRecords on the stream);
+//!   are checked by the local IAM: ListStreams, DescribeStream, GetShardIterator, GetRecords on
+//!   the stream);
 //! - up to BatchSize records a batch; records no filter of FilterCriteria matches are never sent
 //!   (and count as processed);
 //! - a batch that fails whole (function error, no answer, invalid report) is retried, halved first
@@ -44,8 +45,15 @@ use crate::notifications::{ATTEMPT_TIMEOUT, invoke};
 
 /// How often the stream is read when no write through the front prompts it.
 pub const IDLE_POLL: Duration = Duration::from_secs(2);
-/// What Lambda's role must be allowed on the stream to read it.
-const READ_ACTIONS: [&str; 3] = ["DescribeStream", "GetShardIterator", "GetRecords"];
+/// What Lambda's role must be allowed on the stream to read it (Lambda Developer Guide, "Using
+/// AWS Lambda with Amazon DynamoDB", execution role permissions: ListStreams among them, as
+/// Lambda lists the table's streams).
+const READ_ACTIONS: [&str; 4] = [
+    "ListStreams",
+    "DescribeStream",
+    "GetShardIterator",
+    "GetRecords",
+];
 
 /// Writes to moto passed on one at a time by the DynamoDB front, and a signal after each: the
 /// poller reads only between writes (moto's transactions are not atomic to readers) and right
