@@ -299,7 +299,10 @@ export declare class PresignGate {
   ): Promise<PartUrl[]>;
   /** Hashes (unless `sha256: false`) and reserves: the first step of `upload` alone. */
   reserve(blob: Blob, options?: ReserveOptions): Promise<Reservation>;
-  /** Confirms an upload (the server checks the stored object); idempotent. */
+  /**
+   * Confirms an upload (the server checks the stored object); idempotent. The record is
+   * `available`, or `scanning` where the API scans uploads.
+   */
   complete(id: string, options?: { signal?: AbortSignal }): Promise<FileRecord>;
   /**
    * A fresh URL for the single PUT of a pending reservation (`POST /files/{id}/upload-url`), for

@@ -4,8 +4,8 @@
 //
 // Dependency-free ES modules: `<script type="module">` can import this one as it is. The code is
 // split by concern: api.js (calls to the API), transfer.js (sending bytes, retry rules),
-// multipart.js (parts), scanning.js (waiting for a malware scan), errors.js. It never logs anything: presigned URLs are credentials, and
-// error messages never include one.
+// multipart.js (parts), scanning.js (waiting for a malware scan), errors.js. It never logs
+// anything: presigned URLs are credentials, and error messages never include one.
 
 import { Api, randomKey } from "./api.js";
 import { PresignGateError, storageCodeOf, urlExpired } from "./errors.js";

@@ -21,12 +21,12 @@ const shared = sharedList({
 
 let gate = null;
 let nextToken = null;
-/** Waits for a file's malware scan, once per file: `scanWatcher` of the current `gate`. */
-let watchScan = null;
+/** Waits for files' malware scans, once per file: `scanWatcher` of the current `gate`. */
+let scans = null;
 
 function connect() {
   gate = connectionFromPage(form, PresignGate);
-  watchScan = scanWatcher(gate);
+  scans = scanWatcher(gate);
   refresh();
   refreshShared();
 }
@@ -111,7 +111,7 @@ async function track(file, send) {
     let settled = record;
     if (record.status !== "available") {
       status.textContent = "Scanning for malware…";
-      settled = await watchScan(record);
+      settled = await scans.watch(record);
     }
     if (settled.status === "rejected") {
       const words = statusText(settled);
@@ -123,8 +123,10 @@ async function track(file, send) {
     status.textContent = "Uploaded";
     status.className = "ok";
   } catch (error) {
+    // An abort is this line's Cancel, or (while scanning) the file deleted from "Your files".
+    const aborted = controller.signal.aborted ? "Cancelled." : "Deleted.";
     status.textContent =
-      error.name === "AbortError" ? "Cancelled." : describeError(error, { filename: file.name, contentType: file.type });
+      error.name === "AbortError" ? aborted : describeError(error, { filename: file.name, contentType: file.type });
     status.className = "error";
     status.setAttribute("role", "alert");
   } finally {
@@ -177,7 +179,11 @@ function fileRow(file) {
     actions.append(button("Download", () => download(file)), shareButton(gate, file, row));
   }
   // The row updates itself once the scan ends; downloads are offered only then, if clean.
-  if (file.status === "scanning") watchScan(file).then(replaceRow, (error) => showFilesError(error, file));
+  if (file.status === "scanning") {
+    scans.watch(file).then(replaceRow, (error) => {
+      if (error.name !== "AbortError") showFilesError(error, file);
+    });
+  }
   if (file.status === "pending") {
     const resumeButton = button("Resume…", () => resume(file));
     resumeButton.title = "Continue this upload: choose the same file again";
@@ -207,6 +213,7 @@ async function download(file) {
 async function remove(file) {
   try {
     await gate.delete(file.id);
+    scans.stop(file.id);
     // The file's row, and its share panel when open.
     for (const each of filesBody.querySelectorAll("tr")) {
       if (each.dataset.fileId === file.id) each.remove();

@@ -24,22 +24,26 @@ export function statusText(file) {
 
 /**
  * Waits for scans through `gate`, once per file however many parts of the page ask: `watch(file)`
- * resolves with the file as its scan left it, available or rejected (with `rejectedFor`).
+ * resolves with the file as its scan left it, available or rejected (with `rejectedFor`);
+ * `stop(id)` ends the wait for a file deleted meanwhile (an `AbortError`).
  * @param {import("../client/presign-gate.js").PresignGate} gate
- * @returns {(file: { id: string }) => Promise<any>}
  */
 export function scanWatcher(gate) {
+  /** @type {Map<string, { settled: Promise<any>, controller: AbortController }>} */
   const watching = new Map();
-  return (file) => {
+  const watch = (file) => {
     if (!watching.has(file.id)) {
-      const settled = gate.waitUntilAvailable(file.id).catch((error) => {
+      const controller = new AbortController();
+      const settled = gate.waitUntilAvailable(file.id, { signal: controller.signal }).catch((error) => {
         if (error.code === "upload_rejected") return { ...file, status: error.fileStatus, rejectedFor: error.rejectedFor };
         // Asked again next time: a timeout or a lost connection is no verdict.
         watching.delete(file.id);
         throw error;
       });
-      watching.set(file.id, settled);
+      watching.set(file.id, { settled, controller });
     }
-    return watching.get(file.id);
+    return watching.get(file.id).settled;
   };
+  const stop = (id) => watching.get(id)?.controller.abort(new DOMException("The file was deleted.", "AbortError"));
+  return { watch, stop };
 }

@@ -138,3 +138,24 @@ test("a file GuardDuty cannot scan (UNSUPPORTED, through the stand-in's fault pl
   assert.deepEqual(page.pageErrors, []);
   await page.close();
 });
+
+test("a file deleted while it is scanning: the page stops waiting for it, and shows no error", async () => {
+  const page = await demoPage(suite.browser, suite.stack, "scandeleted");
+  const { row, id } = await uploadInDemo(page, { name: "gone.pdf", mimeType: "application/pdf", buffer: randomBytes(2048) });
+  await row.getByRole("button", { name: "Delete" }).click();
+  await row.waitFor({ state: "detached" });
+  const line = page.locator("[data-testid=upload]", { hasText: "gone.pdf" }).locator("[data-testid=upload-status]");
+  await line.filter({ hasText: "Deleted." }).waitFor();
+  const { status } = await apiAs(suite.stack.apiUrl, "scandeleted")("GET", `/files/${id}`);
+  assert.equal(status, 404);
+  // The page's looks at the file (GET /files/{id}, 1 s, then 2 s, then 4 s apart) end with the
+  // delete: none in the next 4.5 s, past the scan's verdict, so no 404 reaches the page either.
+  const requestsForFile = () => page.evaluate((fileId) => performance.getEntriesByType("resource")
+    .filter((entry) => new URL(entry.name).pathname.endsWith(`/files/${fileId}`)).length, id);
+  const before = await requestsForFile();
+  await new Promise((done) => setTimeout(done, 4500));
+  assert.equal(await requestsForFile(), before);
+  assert.equal(await page.locator("[data-testid=files-error]").isHidden(), true);
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});
