@@ -91,7 +91,7 @@ export LAMBDA_BUILD_DIR
 # The three functions' release build for the architecture in $arch, in one cargo run: the
 # dependencies compile once, and the three link-time optimisations (`lto = true` with one codegen
 # unit: one core each, minutes each) run side by side instead of one after another.
-LAMBDA_RELEASE_BUILD = cargo lambda build --release --locked --$${arch/_/-} --bin api --bin events --bin reconcile
+LAMBDA_RELEASE_BUILD = cargo lambda build --release --locked --$${arch/_/-} --bin api --bin events --bin reconcile --bin publish
 
 # The release build for the deployed arm64 unless this machine cannot build it
 # (scripts/lambda-arch.sh), or LAMBDA_ARCH says otherwise.
@@ -99,14 +99,14 @@ lambda-release: $(LOCAL_VENV)/.installed
 	arch=$${LAMBDA_ARCH:-$$(scripts/lambda-arch.sh)}; \
 	$(LAMBDA_RELEASE_BUILD)
 
-# sam build of the three functions, in place (samconfig.toml). SAM's rust-cargolambda method runs
+# sam build of the four functions, in place (samconfig.toml). SAM's rust-cargolambda method runs
 # `cargo lambda build --release --arm64 --bin <binary>` once per function, one after another: after
 # lambda-release, which is the same build, each finds its binary up to date and only packages it.
 sam-build: lambda-release $(SAM_VENV)/.installed
 	arch=$${LAMBDA_ARCH:-$$(scripts/lambda-arch.sh)}; \
 	AWS_DEFAULT_REGION=us-east-1 $(SAM) build --template-file template.yaml --parameter-overrides Architecture=$$arch
 
-# The bootstrap zips (target/lambda/{api,events,reconcile}/bootstrap.zip) and the sam build.
+# The bootstrap zips (target/lambda/{api,events,reconcile,publish}/bootstrap.zip) and the sam build.
 build: sam-build
 	arch=$${LAMBDA_ARCH:-$$(scripts/lambda-arch.sh)}; \
 	$(LAMBDA_RELEASE_BUILD) --output-format zip

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use presign_gate::domain::{
-    FileId, FileRecord, FileStatus, Grant, NewUpload, OwnerId, QuotaLimits,
+    FileId, FileRecord, FileStatus, Grant, NewUpload, OwnerId, QuotaLimits, RejectReason,
 };
 use presign_gate::store::{GrantStore, OwnershipStore, SHARED_PREFIX, attr};
 use presign_gate_test_support::{Role, StandIns};
@@ -150,7 +150,7 @@ async fn measure(standins: &StandIns, pending: usize) -> Vec<Row> {
     let confirmed = table.record(&subject).await;
     let ledger_before = ledger_after;
     let transition = events
-        .mark_available(&subject, "\"etag\"", now, &LIMITS)
+        .mark_uploaded(&subject, FileStatus::Available, "\"etag\"", now, &LIMITS)
         .await
         .expect("confirm");
     assert_eq!(format!("{transition:?}"), "Applied");
@@ -187,7 +187,7 @@ async fn measure(standins: &StandIns, pending: usize) -> Vec<Row> {
             &owner,
             "reject (a transaction: Update record, Update ledger)",
             &rejected,
-            || events.mark_rejected(&rejected),
+            || events.mark_rejected(&rejected, RejectReason::Mismatch),
         )
         .await,
     );
@@ -251,7 +251,7 @@ async fn sharing(standins: &StandIns, grants: usize) -> Vec<Row> {
         .expect("now");
     let mut record = reservation(&owner, now, Duration::from_secs(3600));
     api.reserve(&record, &LIMITS, now).await.expect("reserve");
-    api.mark_available(&record, "\"etag\"", now, &LIMITS)
+    api.mark_uploaded(&record, FileStatus::Available, "\"etag\"", now, &LIMITS)
         .await
         .expect("confirm");
     record.status = FileStatus::Available;

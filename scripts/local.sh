@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make local`: the API and the events function on this machine, reloading on every code change,
 # behind local-aws (local/: the bucket with its CORS rules and S3 event notifications, the API's
-# CORS front, the demo page's server) and moto's DynamoDB. Everything it starts runs as its child
+# CORS front, the demo page's server, EventBridge's PutEvents into a sink, the table's stream
+# delivered to the publisher) and moto's DynamoDB. Everything it starts runs as its child
 # and stops with Ctrl-C. Every port and the data directory can be moved by the environment, so a
 # test harness can start it on free ports.
 set -euo pipefail
@@ -13,6 +14,7 @@ DYNAMODB_PORT=${DYNAMODB_PORT:-9101}  # local-aws's DynamoDB: authorizes, then p
 MOTO_PORT=${MOTO_PORT:-9104}          # moto's DynamoDB, behind local-aws
 DEMO_PORT=${DEMO_PORT:-9102}          # the demo page, on an origin of its own
 LAMBDA_PORT=${LAMBDA_PORT:-9103}      # cargo lambda watch: the functions, behind local-aws
+EVENTBRIDGE_PORT=${EVENTBRIDGE_PORT:-9105} # local-aws's EventBridge: the publisher's events, kept in a sink
 DATA_DIR=${DATA_DIR:-.local}
 VENDOR_DIR=${VENDOR_DIR:-}            # optional: served at $DEMO/vendor/
 mkdir -p "$DATA_DIR/s3"
@@ -27,8 +29,8 @@ trap stop EXIT
 trap 'exit 130' INT TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for port in "$API_PORT" "$S3_PORT" "$DYNAMODB_PORT" "$DEMO_PORT" "$LAMBDA_PORT" "$MOTO_PORT"; do
-  port_free "$port" || { echo "port $port is in use: stop what holds it, or set API_PORT / S3_PORT / DYNAMODB_PORT / DEMO_PORT / LAMBDA_PORT / MOTO_PORT" >&2; exit 1; }
+for port in "$API_PORT" "$S3_PORT" "$DYNAMODB_PORT" "$DEMO_PORT" "$LAMBDA_PORT" "$MOTO_PORT" "$EVENTBRIDGE_PORT"; do
+  port_free "$port" || { echo "port $port is in use: stop what holds it, or set API_PORT / S3_PORT / DYNAMODB_PORT / DEMO_PORT / LAMBDA_PORT / MOTO_PORT / EVENTBRIDGE_PORT" >&2; exit 1; }
 done
 
 wait_for_port() { # name port
@@ -56,12 +58,23 @@ printf 'RUST_LOG=%s\n' "$function_log" >"$function_env"
 # local-aws authorizes its calls and the URLs it signs as AWS authorizes that role.
 export AWS_ACCESS_KEY_ID=local-access-key AWS_SECRET_ACCESS_KEY=local-secret-key AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$S3_PORT" AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DYNAMODB_PORT"
+export AWS_ENDPOINT_URL_EVENTBRIDGE="http://127.0.0.1:$EVENTBRIDGE_PORT"
 export S3_FORCE_PATH_STYLE=true
-# The bucket's and the table's names as the template makes them (the roles' statements name them).
+# The bucket's and the table's names as the template makes them (the roles' statements name them),
+# and the publisher's bus when the template has a publisher (issue 22's outbound events).
 while IFS='=' read -r name value; do
-  case "$name" in FILES_BUCKET | FILES_TABLE) export "$name=$value" ;; esac
+  case "$name" in FILES_BUCKET | FILES_TABLE | EVENT_BUS_NAME) export "$name=$value" ;; esac
 done < <("$LOCAL_AWS_BIN" --print-names)
 : "${FILES_BUCKET:?local-aws --print-names named no bucket}" "${FILES_TABLE:?local-aws --print-names named no table}"
+# The table's stream goes to the publish function only when the template has one (it names its
+# bus); local-aws's EventBridge serves either way.
+publisher=()
+if [ -n "${EVENT_BUS_NAME:-}" ]; then
+  publisher=(--publisher-url "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/publish/invocations")
+  echo "EVENT_BUS_NAME=$EVENT_BUS_NAME"
+else
+  echo "the template has no publisher: no outbound events" >&2
+fi
 # The template's parameters that the local IAM reads and the functions' settings change: the
 # bucket policy refuses presigned requests older than the longest URL lifetime.
 parameters=()
@@ -93,6 +106,7 @@ lambda="http://127.0.0.1:$LAMBDA_PORT"
   --grants-log "$DATA_DIR/grants.jsonl" \
   --api-port "$API_PORT" --lambda-url "$lambda/lambda-url/api" \
   --events-url "$lambda/2015-03-31/functions/events/invocations" \
+  --eventbridge-port "$EVENTBRIDGE_PORT" --events-log "$DATA_DIR/events.jsonl" "${publisher[@]}" \
   --demo-port "$DEMO_PORT" ${VENDOR_DIR:+--vendor-dir "$VENDOR_DIR"} \
   >"$DATA_DIR/local-aws.log" 2>&1 &
 pids+=($!)
@@ -101,6 +115,7 @@ pids+=($!)
 pids+=($!)
 wait_for_port local-aws "$S3_PORT"
 wait_for_port local-aws "$DYNAMODB_PORT"
+wait_for_port local-aws "$EVENTBRIDGE_PORT"
 wait_for_port moto_server "$MOTO_PORT"
 # The setup reads the functions' configuration, DEV_USER_HEADER included: the same local build.
 cargo run --quiet --locked --features dev-identity --example local_setup
@@ -118,17 +133,22 @@ pids+=($!)
 base="http://127.0.0.1:$API_PORT"
 echo "waiting for the functions to build and answer (the first build takes a few minutes)..."
 ready() {
-  # The API through its front; the events function with an event of no records.
+  # The API through its front; the events function, and the publish function when there is one,
+  # with an event of no records (publish answers {"batchItemFailures": []}).
   [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'x-dev-user: readiness-probe' \
     "$base/files/00000000-0000-4000-8000-000000000000" || true)" = 404 ] &&
   [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"Records":[]}' \
-    "$lambda/2015-03-31/functions/events/invocations" || true)" = 200 ]
+    "$lambda/2015-03-31/functions/events/invocations" || true)" = 200 ] &&
+  { [ -z "${EVENT_BUS_NAME:-}" ] ||
+    curl -s -X POST -d '{"Records":[]}' "$lambda/2015-03-31/functions/publish/invocations" |
+      grep -q '"batchItemFailures"'; }
 }
 for _ in $(seq 1 1800); do
   if ready; then
     echo
     echo "API ready at $base"
     echo "Demo at http://127.0.0.1:$DEMO_PORT"
+    echo "Events at http://127.0.0.1:$DEMO_PORT/__events?owner=<sub> (all of them in $DATA_DIR/events.jsonl)"
     echo "(callers are named by the x-dev-user header; uploads confirm through S3 events; Ctrl-C stops everything)"
     wait "${pids[@]}"
     exit 0

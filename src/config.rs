@@ -301,6 +301,31 @@ impl ReconcileConfig {
     }
 }
 
+/// The publisher's own setting.
+#[derive(Clone, Debug)]
+pub struct PublishConfig {
+    /// `EVENT_BUS_NAME`: the EventBridge bus file events go to (the template's `FileEventsBus`,
+    /// or the bus its `EventBusName` names).
+    pub event_bus: String,
+}
+
+impl PublishConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        match lookup("EVENT_BUS_NAME").filter(|v| !v.trim().is_empty()) {
+            Some(event_bus) => Ok(Self {
+                event_bus: event_bus.trim().to_owned(),
+            }),
+            None => Err(ConfigError(vec![
+                "EVENT_BUS_NAME must be set to the EventBridge bus file events go to".into(),
+            ])),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

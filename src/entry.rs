@@ -1,4 +1,4 @@
-//! What the three Lambda functions (api, events, reconcile) run, whatever tokio runtime their `main` chooses (the bench
+//! What the four Lambda functions (api, events, reconcile, publish) run, whatever tokio runtime their `main` chooses (the bench
 //! harness runs the API on both): configuration read and checked, and the application assembled
 //! over the AWS adapters, once at cold start; then the runtime loop handing every invocation to
 //! the library. This is the only module that knows both the client builders and the adapters.
@@ -10,12 +10,14 @@ use lambda_http::{Adapter, Request};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 use crate::bucket::S3Bucket;
-use crate::config::{Config, ConfigError, ReconcileConfig};
+use crate::config::{Config, ConfigError, PublishConfig, ReconcileConfig};
 use crate::deadline::Deadline;
+use crate::event_bus::EventBridgeBus;
 use crate::http::{Api, RejectUnparseable};
 use crate::inbound_events::{InboundEvent, handle_inbound_event};
 use crate::service::{FileService, ReconcileLimits, ReconcileReport};
 use crate::store::DynamoDbOwnershipStore;
+use crate::stream_events::{StreamBatch, publish_batch};
 use crate::{aws, telemetry};
 
 /// The application over DynamoDB and S3, as every function runs it.
@@ -103,6 +105,23 @@ pub async fn run_events() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<InboundEvent>| {
         handle_inbound_event(files, bucket, event.payload)
     }))
+    .await
+}
+
+/// The publisher, on the table's stream: each committed change of a file's record becomes an
+/// event on the bus (`stream_events`). Answers Lambda's partial batch response.
+pub async fn run_publish() -> Result<(), Error> {
+    let (config, publish) = start_with(PublishConfig::from_env)?;
+    let sdk = aws::lambda_sdk_config(&config).await;
+    let bus: &'static EventBridgeBus = Box::leak(Box::new(EventBridgeBus::new(
+        aws::eventbridge_client(&sdk),
+        publish.event_bus,
+    )));
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<StreamBatch>| async move {
+            Ok::<_, Error>(publish_batch(bus, event.payload).await)
+        },
+    ))
     .await
 }
 

@@ -382,7 +382,7 @@ where
             FileStatus::Rejected => {
                 self.remove_object(&record.key).await?;
                 return Ok(Confirmation::Rejected {
-                    reason: "the upload was rejected earlier".into(),
+                    reason: rejection(&record),
                 });
             }
             FileStatus::Pending => {}
@@ -576,12 +576,20 @@ where
         match current.status {
             FileStatus::Available | FileStatus::Scanning => Ok(Confirmation::Accepted(current)),
             FileStatus::Rejected => Ok(Confirmation::Rejected {
-                reason: "the upload was rejected".into(),
+                reason: rejection(&current),
             }),
             FileStatus::Pending => Err(AppError::Internal(
                 "record still pending after a conditional update failed".into(),
             )),
         }
+    }
+}
+
+/// Why a rejected record was rejected, for its uploader.
+fn rejection(record: &FileRecord) -> String {
+    match record.rejected_for {
+        Some(reason) => format!("the upload was rejected: {}", reason.describe()),
+        None => "the upload was rejected".into(),
     }
 }
 

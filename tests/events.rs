@@ -17,6 +17,7 @@ use presign_gate::domain::{
     QuotaLimits, ShareLink,
 };
 use presign_gate::http::routes::ROUTES;
+use presign_gate::inbound_events::{InboundEvent, handle_inbound_event};
 use presign_gate::s3_events::{S3Event, decode_event_key, handle_s3_event};
 use presign_gate::store::{GrantStore, LinkStore, OwnershipStore, Transition};
 use serde_json::Value;
@@ -79,6 +80,27 @@ const S3_SAMPLES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// GuardDuty samples (for the events function, through ScanResultRule), in order, with the
+/// sample file's status after each: the clean verdict confirms the seeded upload and makes it
+/// available; the threat found by a later scan deletes the file (README, "Malware scanning").
+const SCAN_RESULT_SAMPLES: &[(&str, Option<&str>)] = &[
+    ("guardduty/scan-result-clean.json", Some("available")),
+    ("guardduty/scan-result-threats.json", None),
+];
+
+/// The publisher's samples, checked by tests/file_events.rs: a batch of the table's stream (for
+/// `sam local invoke PublisherFunction`), and the file events a rule's target receives, one per
+/// detail-type.
+const PUBLISHER_SAMPLES: &[&str] = &[
+    "dynamodb/file-changes.json",
+    "eventbridge/file-available.json",
+    "eventbridge/file-deleted.json",
+    "eventbridge/file-expired.json",
+    "eventbridge/file-rejected.json",
+    "eventbridge/file-reserved.json",
+    "eventbridge/file-scanning.json",
+];
+
 fn events_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("events")
 }
@@ -132,12 +154,14 @@ fn every_sample_is_checked_by_a_test() {
         .iter()
         .map(|(name, _)| *name)
         .chain(S3_SAMPLES.iter().map(|(name, _, _)| *name))
+        .chain(SCAN_RESULT_SAMPLES.iter().map(|(name, _)| *name))
+        .chain(PUBLISHER_SAMPLES.iter().copied())
         .map(str::to_owned)
         .collect();
     assert_eq!(
         sample_files(),
         listed,
-        "every file in events/ must be listed in API_SAMPLES or S3_SAMPLES, and every listed file must exist"
+        "every file in events/ must be listed in API_SAMPLES, S3_SAMPLES, SCAN_RESULT_SAMPLES or PUBLISHER_SAMPLES, and every listed file must exist"
     );
 }
 
@@ -290,5 +314,34 @@ async fn s3_samples_have_their_effect() {
         let status =
             api.call("GET", &path, Some(SAMPLE_SUB), None).await.body["file"]["status"].clone();
         assert_eq!(status, "available", "{name}");
+    }
+}
+
+/// The GuardDuty samples as the events function receives them, on a stack that scans uploads,
+/// for a deployment whose bucket is the samples' own.
+#[tokio::test]
+async fn scan_result_samples_have_their_effect() {
+    let standins = StandIns::start().await;
+    seed_sample_file(&standins).await;
+    let api = standins.api();
+    let files = standins.files().with_scanning(true);
+    let path = format!("/files/{SAMPLE_FILE_ID}");
+    for (name, status) in SCAN_RESULT_SAMPLES {
+        let sample = load(name);
+        let bucket = sample["detail"]["s3ObjectDetails"]["bucketName"]
+            .as_str()
+            .expect("a bucket name")
+            .to_owned();
+        let event: InboundEvent = serde_json::from_value(sample)
+            .unwrap_or_else(|e| panic!("{name} is not an event of the events function: {e}"));
+        assert!(matches!(event, InboundEvent::ScanResult(_)), "{name}");
+        handle_inbound_event(&files, &bucket, event)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let answer = api.call("GET", &path, Some(SAMPLE_SUB), None).await;
+        match status {
+            Some(status) => assert_eq!(answer.body["file"]["status"], *status, "{name}"),
+            None => assert_eq!(answer.status.as_u16(), 404, "{name}: {answer:?}"),
+        }
     }
 }

@@ -60,6 +60,10 @@ const RECONCILE_DYNAMODB_ACTIONS: &[&str] = &["dynamodb:GetItem", "dynamodb:Upda
 
 #[path = "template/iam.rs"]
 mod iam;
+#[path = "template/outbound.rs"]
+mod outbound;
+#[path = "template/outbound_widening.rs"]
+mod outbound_widening;
 #[path = "template/reading.rs"]
 mod reading;
 #[path = "template/resources.rs"]
@@ -68,12 +72,14 @@ mod resources;
 mod scanning;
 
 use iam::*;
+use outbound::*;
 use reading::*;
 use resources::*;
 use scanning::*;
 
-/// Every check, on the template as deployed with scanning on and with it off (each problem names
-/// the setting), and the checks of the template as written.
+/// Every check, on the template as deployed with scanning on and with it off, and with each
+/// outbound-events setting (each problem names the setting), and the checks of the template as
+/// written.
 fn all_problems(text: &str) -> Vec<String> {
     let t = parse(text);
     let mut problems = scanning_switch_problems(&t);
@@ -92,6 +98,7 @@ fn all_problems(text: &str) -> Vec<String> {
                 .map(|problem| format!("ScanUploads={scan_uploads}: {problem}")),
         );
     }
+    problems.extend(outbound_problems(&t));
     problems.extend(dev_identity_problems(text));
     problems
 }
@@ -157,6 +164,12 @@ fn table_layout_is_the_one_the_code_uses() {
         table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
         true
     );
+    // The publisher's stream (issue 22, section 2); the local stand-ins' table is created with the
+    // same one by `DynamoDbOwnershipStore::create_table`.
+    assert_eq!(
+        table["StreamSpecification"],
+        json!({ "StreamViewType": "NEW_AND_OLD_IMAGES" })
+    );
 }
 
 #[test]
@@ -179,6 +192,7 @@ fn functions_are_built_from_this_crate_for_al2023() {
         ("ApiFunction", "api"),
         ("EventsFunction", "events"),
         ("ReconcileFunction", "reconcile"),
+        (PUBLISHER, "publish"),
     ] {
         let metadata = &t["Resources"][function]["Metadata"];
         assert_eq!(metadata["BuildMethod"], "rust-cargolambda", "{function}");
@@ -194,7 +208,7 @@ fn functions_are_built_from_this_crate_for_al2023() {
     }
     assert_eq!(
         resources_of_type(&t, "AWS::Serverless::Function").len(),
-        3,
+        4,
         "a function was added: build it in LAMBDA_RELEASE_BUILD and list it here"
     );
     let env = &t["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"];

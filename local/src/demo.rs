@@ -1,7 +1,8 @@
 //! The demo page's own origin: `demo/` at `/`, `client/` at `/client/`, and optionally a vendor
 //! directory (Uppy's browser bundle) at `/vendor/`. tower-http's ServeDir lists no directory
 //! (a directory answers its index.html or 404) and refuses paths that climb out (`..`).
-//! `/__faults` is the control of the faults S3 and the API inject for tests (see `faults`).
+//! `/__faults` is the control of the faults S3 and the API inject for tests (see `faults`);
+//! `/__events` reads the events the local EventBridge received (see `eventbridge::sink`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,12 +12,14 @@ use std::task::{Context, Poll};
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tower::{Service, ServiceExt};
 use tower_http::services::ServeDir;
 
 use crate::HttpBody;
+use crate::eventbridge::Sink;
+use crate::eventbridge::sink::EVENTS_PATH;
 use crate::faults::{CONTROL_PATH, Faults};
 
 #[derive(Debug, Clone)]
@@ -32,12 +35,14 @@ pub struct DemoServer {
     client: ServeDir,
     vendor: Option<ServeDir>,
     faults: Faults,
+    sink: Sink,
 }
 
 impl DemoServer {
-    pub fn new(site: &DemoSite, faults: Faults) -> Self {
+    pub fn new(site: &DemoSite, faults: Faults, sink: Sink) -> Self {
         Self {
             faults,
+            sink,
             demo: ServeDir::new(&site.demo_dir),
             client: ServeDir::new(&site.client_dir),
             vendor: site.vendor_dir.as_ref().map(ServeDir::new),
@@ -66,6 +71,10 @@ impl Service<Request<Incoming>> for DemoServer {
                 Ok(response)
             });
         }
+        if path == EVENTS_PATH {
+            let response = self.sink.control(&request);
+            return Box::pin(async move { Ok(response) });
+        }
         let (files, rest) = if let Some(rest) = path.strip_prefix("/client/") {
             (Some(self.client.clone()), rest)
         } else if let Some(rest) = path.strip_prefix("/vendor/") {
@@ -82,7 +91,7 @@ impl Service<Request<Incoming>> for DemoServer {
         };
         Box::pin(async move {
             let (Some(files), Ok(uri)) = (files, rewritten.parse()) else {
-                return Ok(not_found());
+                return Ok(crate::empty_response(StatusCode::NOT_FOUND));
             };
             *request.uri_mut() = uri;
             let response = match files.oneshot(request).await {
@@ -107,10 +116,4 @@ impl Service<Request<Incoming>> for DemoServer {
             ))
         })
     }
-}
-
-fn not_found() -> Response<HttpBody> {
-    let mut response = Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
-    *response.status_mut() = StatusCode::NOT_FOUND;
-    response
 }

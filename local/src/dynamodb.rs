@@ -31,7 +31,8 @@ use tower::Service;
 
 use crate::HttpBody;
 use crate::iam::{Authorizer, RequestContext, stack};
-use crate::sigv4::HeaderSignature;
+use crate::sigv4::authenticate;
+use crate::streams::Writes;
 
 /// The largest request body DynamoDB takes (16 MB for a batch write, 4 MB for a transaction).
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -48,8 +49,8 @@ pub struct DynamoDbFront {
     /// conditions, then applies it, without excluding other requests in between, where DynamoDB
     /// runs each transaction atomically with respect to every other write ("Amazon DynamoDB
     /// Transactions: How it works", Isolation levels: serializable). One write at a time restores
-    /// that here.
-    writes: Arc<tokio::sync::Mutex<()>>,
+    /// that here; the stream poller reads between writes, and after each (see `streams`).
+    writes: Writes,
 }
 
 /// The operations that write, passed on one at a time (`DynamoDbFront::writes`).
@@ -67,6 +68,7 @@ impl DynamoDbFront {
         region: String,
         authorizer: Arc<Authorizer>,
         key_pairs: Vec<(String, String)>,
+        writes: Writes,
     ) -> Self {
         Self {
             upstream,
@@ -74,7 +76,7 @@ impl DynamoDbFront {
             authorizer,
             secrets: Arc::new(key_pairs.into_iter().collect()),
             client: Client::builder(TokioExecutor::new()).build_http(),
-            writes: Arc::default(),
+            writes,
         }
     }
 
@@ -98,25 +100,10 @@ impl DynamoDbFront {
                 );
             }
         };
-        let signature = match HeaderSignature::parse(&parts.headers) {
-            Ok(signature) => signature,
-            Err(error) => {
-                return refusal("MissingAuthenticationTokenException", &error.to_string());
-            }
+        let principal = match authenticate(&self.authorizer, &self.secrets, &parts, &body) {
+            Ok(principal) => principal,
+            Err(refused) => return refusal(refused.code, &refused.message),
         };
-        let (Some(secret), Some(principal)) = (
-            self.secrets.get(&signature.access_key),
-            self.authorizer.principal(&signature.access_key),
-        ) else {
-            return refusal(
-                "UnrecognizedClientException",
-                "The security token included in the request is invalid.",
-            );
-        };
-        let path = parts.uri.path().to_owned();
-        if let Err(error) = signature.verify(secret, &parts.method, &path, &parts.headers, &body) {
-            return refusal("InvalidSignatureException", &error.to_string());
-        }
         let operation = parts
             .headers
             .get("x-amz-target")
@@ -140,15 +127,20 @@ impl DynamoDbFront {
         parts.uri = self.upstream.clone();
         parts.headers.remove(HOST);
         parts.headers.remove(CONNECTION);
-        let _one_write = match WRITES.contains(&operation.as_str()) {
-            true => Some(self.writes.lock().await),
+        let write = WRITES.contains(&operation.as_str());
+        let one_write = match write {
+            true => Some(self.writes.exclusive().await),
             false => None,
         };
-        match self
+        let answer = self
             .client
             .request(Request::from_parts(parts, Full::new(body)))
-            .await
-        {
+            .await;
+        drop(one_write);
+        if write {
+            self.writes.done();
+        }
+        match answer {
             Ok(response) => response.map(|body| body.map_err(Into::into).boxed_unsync()),
             Err(error) => {
                 tracing::warn!(%error, "moto's DynamoDB did not answer");

@@ -20,7 +20,7 @@
 //! takes. Faults are tried in the order queued; each request takes at most one.
 //!
 //! The same plan may hold `scans` and `scanDelayMs`, for the GuardDuty stand-in (see
-//! `guardduty::faults`).
+//! `guardduty::faults`), and `putEvents`, for the local EventBridge (see `eventbridge::faults`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use tower::Service;
 
 use crate::HttpBody;
+use crate::eventbridge::faults::PutEventsFault;
 use crate::guardduty::faults::ScanFault;
 
 /// The path of the control endpoint on the demo origin.
@@ -109,6 +110,8 @@ pub struct FaultPlan {
     pub scans: Vec<ScanFault>,
     #[serde(default)]
     pub scan_delay_ms: Option<u64>,
+    #[serde(default)]
+    pub put_events: Vec<PutEventsFault>,
 }
 
 /// Which listener a fault is for: it decides how the error is worded.
@@ -127,6 +130,8 @@ struct Queues {
     scans: Vec<ScanFault>,
     served_scans: u64,
     scan_delay: Option<std::time::Duration>,
+    put_events: Vec<PutEventsFault>,
+    served_put_events: u64,
 }
 
 /// The faults queued for the stack, shared by the demo server (which sets them) and the S3 and
@@ -143,7 +148,9 @@ impl Faults {
     pub fn add(&self, plan: FaultPlan) -> Result<(), String> {
         plan.s3.iter().chain(&plan.api).try_for_each(Fault::check)?;
         plan.scans.iter().try_for_each(ScanFault::check)?;
+        plan.put_events.iter().try_for_each(PutEventsFault::check)?;
         let mut queues = self.queues();
+        queues.put_events.extend(plan.put_events);
         queues.s3.extend(plan.s3);
         queues.api.extend(plan.api);
         queues.scans.extend(plan.scans);
@@ -165,7 +172,13 @@ impl Faults {
             "api": queues.api,
             "scans": queues.scans,
             "scanDelayMs": queues.scan_delay.map(|delay| delay.as_millis()),
-            "served": { "s3": queues.served_s3, "api": queues.served_api, "scans": queues.served_scans },
+            "putEvents": queues.put_events,
+            "served": {
+                "s3": queues.served_s3,
+                "api": queues.served_api,
+                "scans": queues.served_scans,
+                "putEvents": queues.served_put_events,
+            },
         })
     }
 
@@ -190,13 +203,21 @@ impl Faults {
     /// The fault the next scan takes, used once.
     pub fn take_scan(&self) -> Option<ScanFault> {
         let mut queues = self.queues();
-        let fault = queues.scans.first()?.clone();
-        queues.scans[0].times -= 1;
-        if queues.scans[0].times == 0 {
-            queues.scans.remove(0);
-        }
-        queues.served_scans += 1;
-        Some(fault)
+        let queues = &mut *queues;
+        take_first(&mut queues.scans, &mut queues.served_scans, |fault| {
+            &mut fault.times
+        })
+    }
+
+    /// The fault the next PutEvents call takes, used once.
+    pub fn take_put_events(&self) -> Option<PutEventsFault> {
+        let mut queues = self.queues();
+        let queues = &mut *queues;
+        take_first(
+            &mut queues.put_events,
+            &mut queues.served_put_events,
+            |fault| &mut fault.times,
+        )
     }
 
     /// How long scans wait, if a plan set it.
@@ -261,6 +282,21 @@ impl Faults {
             _ => respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", String::new()),
         }
     }
+}
+
+/// The first fault of `queue`, with one use fewer left (gone after its last).
+fn take_first<F: Clone>(
+    queue: &mut Vec<F>,
+    served: &mut u64,
+    times: impl Fn(&mut F) -> &mut u32,
+) -> Option<F> {
+    let fault = queue.first()?.clone();
+    *times(&mut queue[0]) -= 1;
+    if *times(&mut queue[0]) == 0 {
+        queue.remove(0);
+    }
+    *served += 1;
+    Some(fault)
 }
 
 /// A listener's service that answers the requests a queued fault takes.

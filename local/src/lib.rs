@@ -6,8 +6,12 @@
 //!   function, object tags, nothing stored by a failed write (see `bucket`), and GuardDuty's
 //!   malware scanning of new objects when the template has a plan (see `guardduty`).
 //! - **API**: the function behind the HTTP API's CORS (see `api_front`).
+//! - **DynamoDB**: moto's, behind a front that authorizes each request (see `dynamodb`); with a
+//!   publisher, its stream is read and delivered as Lambda's event source mapping would (see
+//!   `streams`).
+//! - **EventBridge**: PutEvents into the sink of outbound events (see `eventbridge`).
 //! - **Demo**: the demo page and the browser client, on an origin of their own (see `demo`),
-//!   and the control of the faults tests inject into S3 and the API (see `faults`).
+//!   the control of the faults tests inject (see `faults`) and the sink (`/__events`).
 //!
 //! Every rule comes from template.yaml (see `template`). Never deployed.
 
@@ -18,12 +22,15 @@ pub mod cors;
 pub mod demo;
 pub mod dynamodb;
 pub mod error;
+pub mod eventbridge;
 pub mod faults;
 pub mod guardduty;
 pub mod iam;
 pub mod notifications;
+pub mod pattern;
 pub mod s3_access;
 pub mod sigv4;
+pub mod streams;
 pub mod template;
 pub mod uploads;
 pub mod versions;
@@ -55,6 +62,7 @@ use crate::iam::{Authorizer, StackIam};
 pub use crate::iam::{StackNames, role_credentials};
 pub use crate::notifications::EventsTarget;
 use crate::s3_access::S3AccessControl;
+pub use crate::streams::PublisherTarget;
 use crate::template::StackRules;
 
 /// Lower-case hexadecimal, as S3 spells ETags and SigV4 spells digests.
@@ -78,6 +86,17 @@ pub(crate) fn json_response(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static(content_type),
     );
+    response
+}
+
+/// An answer without a body.
+pub(crate) fn empty_response(status: http::StatusCode) -> Response<HttpBody> {
+    let mut response = Response::new(
+        http_body_util::Empty::new()
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
     response
 }
 
@@ -108,6 +127,12 @@ pub struct Config {
     /// Origins allowed besides the demo page's (LOCAL_ALLOWED_ORIGINS).
     pub extra_origins: Vec<HeaderValue>,
     pub events: Option<EventsTarget>,
+    /// The publisher function, invoked with the table's stream (needs `dynamodb`).
+    pub publisher: Option<PublisherTarget>,
+    /// 0 for any free port; None for no EventBridge.
+    pub eventbridge_port: Option<u16>,
+    /// Where every event the sink receives is appended as a JSON line.
+    pub events_log: Option<PathBuf>,
     /// How long the GuardDuty stand-in waits before it scans a new object (`make local` shows
     /// `scanning` for a while; tests wait for nothing), unless a fault plan says otherwise.
     pub scan_delay: std::time::Duration,
@@ -142,9 +167,14 @@ pub struct LocalAws {
     pub s3: Option<SocketAddr>,
     pub dynamodb: Option<SocketAddr>,
     pub api: Option<SocketAddr>,
+    pub eventbridge: Option<SocketAddr>,
     pub demo: Option<SocketAddr>,
     /// The bucket's and the table's names, as the template makes them.
     pub names: StackNames,
+    /// The publisher's `EVENT_BUS_NAME`, when the template has a publisher.
+    pub event_bus: Option<String>,
+    /// The events PutEvents accepted (read at the demo origin's `/__events`).
+    pub sink: eventbridge::Sink,
     /// Every authorization decision goes through it (and is recorded: see `Authorizer::grants`).
     pub authorizer: Arc<Authorizer>,
     /// The faults S3 and the API inject (set through the demo origin's `/__faults`).
@@ -176,6 +206,10 @@ impl LocalAws {
             Some(api) => Some(listen(config.host, api.port).await?),
             None => None,
         };
+        let eventbridge_listener = match config.eventbridge_port {
+            Some(port) => Some(listen(config.host, port).await?),
+            None => None,
+        };
         let demo_listener = match &config.demo {
             Some(demo) => Some(listen(config.host, demo.port).await?),
             None => None,
@@ -198,6 +232,9 @@ impl LocalAws {
         let rules = StackRules::from_template(&template, &allowed_origins)?;
         let iam = StackIam::from_template(&template)?;
         let scan_plan = guardduty::ScanPlan::from_template(&template)?;
+        let mapping = streams::StreamMapping::from_template(&template)?;
+        let event_bus = mapping.as_ref().and_then(|m| m.event_bus.clone());
+        let buses = eventbridge::stack_buses(&template, event_bus.as_deref())?;
         let mut authorizer = Authorizer::new(&iam, &config.access_key);
         if let Some(path) = &config.grants_log {
             let file = std::fs::OpenOptions::new()
@@ -212,6 +249,11 @@ impl LocalAws {
         key_pairs.push((config.access_key.clone(), config.secret_key.clone()));
 
         let faults = Faults::default();
+        let sink = match &config.events_log {
+            Some(path) => eventbridge::Sink::with_log(path)?,
+            None => eventbridge::Sink::default(),
+        };
+        let writes = streams::Writes::default();
         let mut tasks = Vec::new();
         let mut s3 = None;
         if let Some(listener) = s3_listener {
@@ -237,8 +279,47 @@ impl LocalAws {
                 config.region.clone(),
                 authorizer.clone(),
                 key_pairs.clone(),
+                writes.clone(),
             );
             tasks.push(tokio::spawn(serve(listener, front)));
+        }
+
+        if let Some(target) = &config.publisher {
+            let (Some(mapping), Some(dynamodb_config)) = (mapping, &config.dynamodb) else {
+                return Err(Error::Config(
+                    "--publisher-url needs --dynamodb-port and a template function with a DynamoDB event".into(),
+                ));
+            };
+            let poller = streams::Poller {
+                mapping,
+                streams: streams::client::StreamsClient::new(
+                    dynamodb_config.upstream.clone(),
+                    config.region.clone(),
+                ),
+                target: target.clone(),
+                writes,
+                authorizer: authorizer.clone(),
+                region: config.region.clone(),
+            };
+            tasks.push(tokio::spawn(poller.run()));
+        }
+
+        let mut eventbridge = None;
+        if let Some(listener) = eventbridge_listener {
+            eventbridge = Some(local_address(&listener)?);
+            let front = eventbridge::EventBridgeFront::new(eventbridge::EventBridgeParts {
+                region: config.region.clone(),
+                authorizer: authorizer.clone(),
+                key_pairs: key_pairs.clone(),
+                buses,
+                sink: sink.clone(),
+                faults: faults.clone(),
+            });
+            let service = tower::service_fn(move |request| {
+                let front = front.clone();
+                async move { Ok::<_, std::convert::Infallible>(front.handle(request).await) }
+            });
+            tasks.push(tokio::spawn(serve(listener, service)));
         }
 
         let mut api = None;
@@ -255,7 +336,7 @@ impl LocalAws {
         }
 
         if let (Some(listener), Some(demo_config)) = (demo_listener, &config.demo) {
-            let service = demo::DemoServer::new(&demo_config.site, faults.clone());
+            let service = demo::DemoServer::new(&demo_config.site, faults.clone(), sink.clone());
             tasks.push(tokio::spawn(serve(listener, service)));
         }
 
@@ -263,8 +344,11 @@ impl LocalAws {
             s3,
             dynamodb,
             api,
+            eventbridge,
             demo: demo_address,
             names: iam.names,
+            event_bus,
+            sink,
             authorizer,
             faults,
             tasks,

@@ -11,6 +11,7 @@ use clap::Parser;
 use http::{HeaderName, Uri};
 use local_aws::{
     ApiConfig, Config, DemoConfig, DemoSite, DynamoDbConfig, Error, EventsTarget, LocalAws,
+    PublisherTarget,
 };
 
 #[derive(Debug, Parser)]
@@ -39,8 +40,8 @@ struct Options {
     /// array of sids a line): how tests show that every statement is needed.
     #[arg(long)]
     grants_log: Option<PathBuf>,
-    /// Print FILES_BUCKET=... and FILES_TABLE=... (the names the template gives them here) and
-    /// exit.
+    /// Print FILES_BUCKET=... and FILES_TABLE=... (the names the template gives them here), and
+    /// EVENT_BUS_NAME=... when the template has a publisher, and exit.
     #[arg(long)]
     print_names: bool,
     /// Directory of the S3 files (one subdirectory per bucket).
@@ -77,9 +78,22 @@ struct Options {
     /// The events function's Lambda Invoke URL; without it, no S3 events are sent.
     #[arg(long)]
     events_url: Option<String>,
-    /// Wait before the first retry of a failed event delivery (the second waits twice as long).
+    /// Wait before the first retry of a failed S3 event delivery (the second waits twice as
+    /// long), and before each retry of a stream batch the publisher failed.
     #[arg(long, default_value_t = 1000)]
     events_retry_ms: u64,
+    /// The publisher function's Lambda Invoke URL: the table's stream is read (from moto, behind
+    /// --dynamodb-port) and given to it as Lambda's event source mapping would; without it, the
+    /// stream is not read.
+    #[arg(long, requires = "dynamodb_port")]
+    publisher_url: Option<String>,
+    /// Port of the EventBridge endpoint (PutEvents into the sink, read at the demo origin's
+    /// /__events).
+    #[arg(long)]
+    eventbridge_port: Option<u16>,
+    /// Append every event the sink receives to this file, a JSON object a line.
+    #[arg(long)]
+    events_log: Option<PathBuf>,
     /// How long GuardDuty's stand-in waits before it scans a new object (when the template has a
     /// malware protection plan): `make local` waits 2 s so that a file is seen scanning; tests
     /// wait for nothing. A fault plan's `scanDelayMs` overrides it.
@@ -133,6 +147,16 @@ impl Options {
                 })
             })
             .transpose()?;
+        let publisher = self
+            .publisher_url
+            .as_deref()
+            .map(|url| {
+                Ok::<_, Error>(PublisherTarget {
+                    invoke_url: http_url(url, "--publisher-url")?,
+                    retry_delay: Duration::from_millis(self.events_retry_ms),
+                })
+            })
+            .transpose()?;
         let dev_user_header = self
             .dev_user_header
             .as_deref()
@@ -181,6 +205,9 @@ impl Options {
             grants_log: self.grants_log,
             extra_origins,
             events,
+            publisher,
+            eventbridge_port: self.eventbridge_port,
+            events_log: self.events_log,
             scan_delay: Duration::from_millis(self.scan_delay_ms),
             api,
             demo,
@@ -199,20 +226,26 @@ fn parameters(pairs: &[String]) -> Result<BTreeMap<String, String>, Error> {
         .collect()
 }
 
-/// `--print-names`: the bucket's and the table's names, for `make local`'s functions.
+/// `--print-names`: the bucket's, the table's and the publisher's bus's names, for `make
+/// local`'s functions.
 fn print_names(options: &Options) -> Result<(), Error> {
     let template =
         std::fs::read_to_string(&options.template).map_err(|source| Error::ReadTemplate {
             path: options.template.clone(),
             source,
         })?;
-    let iam = local_aws::iam::StackIam::parse(
+    let template = local_aws::cfn::Template::load(
         &template,
         &options.region,
         &parameters(&options.parameters)?,
     )?;
+    let iam = local_aws::iam::StackIam::from_template(&template)?;
     println!("FILES_BUCKET={}", iam.names.bucket);
     println!("FILES_TABLE={}", iam.names.table);
+    let mapping = local_aws::streams::StreamMapping::from_template(&template)?;
+    if let Some(bus) = mapping.and_then(|mapping| mapping.event_bus) {
+        println!("EVENT_BUS_NAME={bus}");
+    }
     Ok(())
 }
 
@@ -252,7 +285,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(s3 = ?running.s3, dynamodb = ?running.dynamodb, api = ?running.api, demo = ?running.demo, "listening");
+    tracing::info!(s3 = ?running.s3, dynamodb = ?running.dynamodb, api = ?running.api, eventbridge = ?running.eventbridge, demo = ?running.demo, "listening");
     let mut terminate =
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(signal) => signal,

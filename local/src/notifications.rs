@@ -32,7 +32,7 @@ use crate::template::NotificationRule;
 const RETRIES: u32 = 2;
 /// The longest one attempt may take; the template gives the function 15 s, and cargo lambda may
 /// first have to rebuild it.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What happened to an object, as S3 names it (`ObjectCreated:Put`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +142,7 @@ async fn deliver(
         .await
         .unwrap_or_else(|_| Err("no answer in time".into()));
         match outcome {
-            Ok(()) => {
+            Ok(_) => {
                 tracing::info!(event = name, key, attempt, "event delivered");
                 return;
             }
@@ -159,12 +159,12 @@ async fn deliver(
     }
 }
 
-/// One synchronous invocation; Ok when the function handled the event.
-async fn invoke(
+/// One synchronous invocation: the function's answer when it handled the event.
+pub(crate) async fn invoke(
     client: &Client<HttpConnector, Full<Bytes>>,
     url: &Uri,
     body: Bytes,
-) -> Result<(), String> {
+) -> Result<Bytes, String> {
     let request = Request::post(url.clone())
         .header(header::CONTENT_TYPE, "application/json")
         .body(Full::new(body))
@@ -175,14 +175,15 @@ async fn invoke(
         .map_err(|error| format!("function unreachable: {error}"))?;
     let status = response.status();
     let function_error = response.headers().contains_key("x-amz-function-error");
-    // Read the answer to the end so the connection can be reused; its content is not needed.
-    let _ = response.into_body().collect().await;
+    let answer = response.into_body().collect().await;
     if function_error {
         Err("function error".into())
     } else if !status.is_success() {
         Err(format!("invoke answered {status}"))
     } else {
-        Ok(())
+        answer
+            .map(|answer| answer.to_bytes())
+            .map_err(|error| format!("the answer was cut: {error}"))
     }
 }
 

@@ -10,6 +10,47 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::hex;
+use crate::iam::{Authorizer, Principal};
+
+/// Why a request's signature was not accepted: the error code (as DynamoDB and EventBridge name
+/// it) and message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// The principal who signed a request (a POST of JSON to `/`, signed in its `Authorization`
+/// header with one of `secrets`' key pairs), or why it is refused.
+pub fn authenticate<'a>(
+    authorizer: &'a Authorizer,
+    secrets: &std::collections::HashMap<String, String>,
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Result<&'a Principal, Refusal> {
+    let refusal = |code, message: String| Refusal { code, message };
+    let signature = HeaderSignature::parse(&parts.headers)
+        .map_err(|error| refusal("MissingAuthenticationTokenException", error.to_string()))?;
+    let (Some(secret), Some(principal)) = (
+        secrets.get(&signature.access_key),
+        authorizer.principal(&signature.access_key),
+    ) else {
+        return Err(refusal(
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.".into(),
+        ));
+    };
+    signature
+        .verify(
+            secret,
+            &parts.method,
+            parts.uri.path(),
+            &parts.headers,
+            body,
+        )
+        .map_err(|error| refusal("InvalidSignatureException", error.to_string()))?;
+    Ok(principal)
+}
 
 /// How far a request's `X-Amz-Date` may be from now: AWS refuses older and later ones with
 /// "Signature expired" (15 minutes).

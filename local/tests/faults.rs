@@ -96,7 +96,8 @@ async fn s3_answers_injected_503s_with_the_buckets_cors_then_stores_the_object()
     );
     assert_eq!(
         report(&stack).await,
-        json!({ "s3": [], "api": [], "scans": [], "scanDelayMs": null, "served": { "s3": 2, "api": 0, "scans": 0 } })
+        json!({ "s3": [], "api": [], "scans": [], "scanDelayMs": null, "putEvents": [],
+                "served": { "s3": 2, "api": 0, "scans": 0, "putEvents": 0 } })
     );
 }
 
@@ -163,7 +164,8 @@ async fn a_fault_takes_only_the_requests_it_names_and_a_bad_plan_queues_nothing(
     );
     assert_eq!(
         report(&stack).await,
-        json!({ "s3": [], "api": [], "scans": [], "scanDelayMs": null, "served": { "s3": 0, "api": 0, "scans": 0 } })
+        json!({ "s3": [], "api": [], "scans": [], "scanDelayMs": null, "putEvents": [],
+                "served": { "s3": 0, "api": 0, "scans": 0, "putEvents": 0 } })
     );
 }
 
@@ -234,6 +236,6 @@ async fn the_api_answers_an_injected_503_with_retry_after_and_its_cors_and_the_f
     assert_eq!(function.next().await.path, "/uploads");
     assert_eq!(
         report(&stack).await["served"],
-        json!({ "s3": 0, "api": 2, "scans": 0 })
+        json!({ "s3": 0, "api": 2, "scans": 0, "putEvents": 0 })
     );
 }

@@ -152,6 +152,16 @@ impl RejectReason {
         }
     }
 
+    /// Why, in a sentence for the uploader.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Mismatch => "the object did not match the reservation",
+            Self::OverQuota => "the file no longer fitted the quota",
+            Self::Malware => "the malware scan found a threat in it",
+            Self::Unscannable => "the malware scan could not scan it",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         [
             Self::Mismatch,

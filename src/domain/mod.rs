@@ -4,6 +4,7 @@
 
 mod disposition;
 mod file;
+mod file_event;
 mod grant;
 mod idempotency;
 mod lifecycle;
@@ -18,6 +19,7 @@ pub use disposition::{Disposition, content_disposition};
 pub use file::{
     FileId, FileRecord, FileStatus, ObjectKey, RejectReason, format_timestamp, parse_timestamp,
 };
+pub use file_event::{FileChange, FileEvent, FileEventKind};
 pub use grant::{FileSharing, Grant, MAX_GRANTS_PER_FILE, SharedFile};
 pub use idempotency::{IdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN};
 pub use lifecycle::{LIFECYCLE_ABORT_DAYS, lifecycle_abort_by};

@@ -17,9 +17,9 @@ use serde_json::json;
 use tracing::{Instrument, Span, field};
 
 pub use lambda::RejectUnparseable;
-pub use response::status_and_code;
+pub use response::{FileView, status_and_code};
 use response::{
-    FileView, PartUrlView, UploadView, UploadedPartView, UrlView, UsageView, error_response, json,
+    PartUrlView, UploadView, UploadedPartView, UrlView, UsageView, error_response, json,
 };
 use routes::Action;
 

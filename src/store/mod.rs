@@ -10,7 +10,7 @@ use std::future::Future;
 use time::OffsetDateTime;
 
 pub use cursor::{CURSOR_OWNER, CURSOR_SORT_KEY};
-pub use dynamodb::{DynamoDbOwnershipStore, SHARED_PREFIX, attr};
+pub use dynamodb::{DynamoDbOwnershipStore, SHARED_PREFIX, attr, file_record_of_item};
 
 use crate::domain::{
     FileId, FileRecord, FileSharing, FileStatus, Grant, Ledger, LinkId, LinkLedger, LinkTarget,

@@ -1,5 +1,6 @@
 //! The roles' checks: each function's role grants exactly its actions on exactly its resources,
-//! and the scheduler's role only invokes the reconciliation (GuardDuty's role: scanning.rs).
+//! and the scheduler's role only invokes the reconciliation (GuardDuty's role: scanning.rs; the
+//! webhook's: outbound.rs).
 
 use super::*;
 
@@ -118,8 +119,13 @@ pub fn iam_problems(t: &Value) -> Vec<String> {
                             reconcile_s3_resources(&action, &statement, &objects, &mut problems)
                         }
                         "s3" => objects.clone(),
+                        "dynamodb" if function == PUBLISHER => {
+                            publisher_stream_resources(&action, &statement, &mut problems)
+                        }
                         "dynamodb" => vec![table.clone()],
+                        "events" if function == PUBLISHER => vec![published_bus_arn(t)],
                         "logs" => log_group.iter().cloned().collect(),
+                        "sqs" if function == PUBLISHER => vec![get_att("PublisherFailureQueue")],
                         "sqs" => vec![get_att("EventsDeadLetterQueue")],
                         other => {
                             problems.push(format!("{at}: {action}: no {other} action is expected"));
@@ -148,6 +154,12 @@ pub fn iam_problems(t: &Value) -> Vec<String> {
                 RECONCILE_S3_ACTIONS,
                 RECONCILE_DYNAMODB_ACTIONS,
                 LOGS_ACTIONS,
+            ]
+            .concat(),
+            PUBLISHER => [
+                PUBLISHER_STREAM_ACTIONS,
+                LOGS_ACTIONS,
+                &["events:PutEvents", "sqs:SendMessage"],
             ]
             .concat(),
             other => {
@@ -226,8 +238,12 @@ pub fn scheduler_role_problems(t: &Value, problems: &mut Vec<String>) {
         }
     }
     for (role_name, role) in resources_of_type(t, "AWS::IAM::Role") {
-        // GuardDuty's service role is pinned with the other scanning resources (scanning.rs).
-        if function_roles.contains(&json!(role_name)) || role_name == MALWARE_SCAN_ROLE {
+        // GuardDuty's service role is pinned with the other scanning resources (scanning.rs),
+        // the webhook's with the outbound events (outbound.rs).
+        if function_roles.contains(&json!(role_name))
+            || role_name == MALWARE_SCAN_ROLE
+            || role_name == WEBHOOK_ROLE
+        {
             continue;
         }
         if role_name != "ReconcileSchedulerRole" {

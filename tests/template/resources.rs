@@ -3,9 +3,10 @@
 
 use super::*;
 
-/// Resource policies only take away: the bucket's and the queue's statements are all Deny (but
-/// the one that lets EventBridge park scan results), the bucket refuses plain HTTP and presigned
-/// requests older than the longest URL lifetime, and no Deny refuses the functions' own reads.
+/// Resource policies only take away: the bucket's and the queues' statements are all Deny (but
+/// the two that let EventBridge park scan results and webhook events), the bucket refuses plain
+/// HTTP and presigned requests older than the longest URL lifetime, and no Deny refuses the
+/// functions' own reads.
 pub fn resource_policy_problems(t: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     let mut bucket_statements = Vec::new();
@@ -16,7 +17,10 @@ pub fn resource_policy_problems(t: &Value) -> Vec<String> {
                 // dead-letter queue (pinned in scanning.rs).
                 let parks_scan_results = name == "EventsDeadLetterQueuePolicy"
                     && statement == undelivered_scan_results();
-                if statement["Effect"] != "Deny" && !parks_scan_results {
+                // And undelivered webhook events in the webhook's (outbound.rs).
+                let parks_webhook_events = name == "WebhookDeadLetterQueuePolicy"
+                    && statement == undelivered_webhook_events();
+                if statement["Effect"] != "Deny" && !parks_scan_results && !parks_webhook_events {
                     problems.push(format!("{name}: {statement} grants access"));
                 }
                 if kind == "AWS::S3::BucketPolicy" {
@@ -73,6 +77,20 @@ pub fn resource_policy_problems(t: &Value) -> Vec<String> {
         ));
     }
     problems
+}
+
+/// The queue-policy statement `sid` that lets EventBridge park `rule`'s undelivered events in
+/// `queue`, and no other rule's (EventBridge User Guide, "Using dead-letter queues to process
+/// undelivered events": the queue's policy lets events.amazonaws.com send, from that rule).
+pub fn undelivered_events_of(sid: &str, queue: &str, rule: &str) -> Value {
+    json!({
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": { "Service": "events.amazonaws.com" },
+        "Action": "sqs:SendMessage",
+        "Resource": get_att(queue),
+        "Condition": { "ArnEquals": { "aws:SourceArn": get_att(rule) } },
+    })
 }
 
 /// README, "Deploying": the bucket blocks all public access, enforces bucket-owner ownership,

@@ -242,14 +242,11 @@ fn scan_result_rule() -> Value {
 /// EventBridge may park this rule's undelivered events in the events dead-letter queue, and no
 /// other rule's.
 pub fn undelivered_scan_results() -> Value {
-    json!({
-        "Sid": "UndeliveredScanResults",
-        "Effect": "Allow",
-        "Principal": { "Service": "events.amazonaws.com" },
-        "Action": "sqs:SendMessage",
-        "Resource": get_att("EventsDeadLetterQueue"),
-        "Condition": { "ArnEquals": { "aws:SourceArn": get_att("ScanResultRule") } },
-    })
+    undelivered_events_of(
+        "UndeliveredScanResults",
+        "EventsDeadLetterQueue",
+        "ScanResultRule",
+    )
 }
 
 /// The verdict, enforced by S3 (GuardDuty User Guide, TBAC): no presigned read of an object under

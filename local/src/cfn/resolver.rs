@@ -51,6 +51,8 @@ impl<'t> Resolver<'t> {
             "AWS::DynamoDB::Table" => explicit("TableName")?.unwrap_or(generated),
             "AWS::IAM::Role" => explicit("RoleName")?.unwrap_or(generated),
             "AWS::Logs::LogGroup" => explicit("LogGroupName")?.unwrap_or(generated),
+            // `Ref` of a bus is its name (AWS::Events::EventBus, "Return values").
+            "AWS::Events::EventBus" => explicit("Name")?.unwrap_or(generated),
             // `Ref` of a plan is its id (CloudFormation User Guide,
             // AWS::GuardDuty::MalwareProtectionPlan, "Return values").
             "AWS::GuardDuty::MalwareProtectionPlan" => PLAN_ID.to_owned(),
@@ -66,6 +68,15 @@ impl<'t> Resolver<'t> {
             ("AWS::S3::Bucket", "Arn") => format!("arn:{PARTITION}:s3:::{name}"),
             ("AWS::DynamoDB::Table", "Arn") => {
                 format!("arn:{PARTITION}:dynamodb:{region}:{ACCOUNT_ID}:table/{name}")
+            }
+            // The stream's label is the time DynamoDB (moto) enabled it, unknown until the table
+            // exists: every label of the table's streams, which the local IAM matches as a
+            // wildcard.
+            ("AWS::DynamoDB::Table", "StreamArn") => {
+                format!("arn:{PARTITION}:dynamodb:{region}:{ACCOUNT_ID}:table/{name}/stream/*")
+            }
+            ("AWS::Events::EventBus", "Arn") => {
+                format!("arn:{PARTITION}:events:{region}:{ACCOUNT_ID}:event-bus/{name}")
             }
             ("AWS::IAM::Role", "Arn") => format!("arn:{PARTITION}:iam::{ACCOUNT_ID}:role/{name}"),
             ("AWS::Logs::LogGroup", "Arn") => {

@@ -14,7 +14,7 @@
 //!    10 tags, leaves it untagged and is logged, as GuardDuty's "Post Scan Action Failed");
 //! 3. publishes the scan-result event to the default bus: the events function (`--events-url`)
 //!    receives it if one of the template's `AWS::Events::Rule`s on the default bus matches it
-//!    (see `pattern`), with the retries of `notifications`.
+//!    (see `crate::pattern`), with the retries of `notifications`.
 //!
 //! A version replaced or deleted before its scan is not scanned. Faults (a forced result, a
 //! duplicate, held or lost event) are queued through `/__faults` (see `faults`).
@@ -27,7 +27,6 @@
 
 mod event;
 pub mod faults;
-mod pattern;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,7 +37,6 @@ use serde_norway::Value as Yaml;
 pub use self::event::{STATUS_TAG, ScanResult, eicar, scan};
 use self::event::{ScannedObject, scan_result_event};
 use self::faults::{Delivery, ScanFault};
-use self::pattern::Pattern;
 use crate::bucket::object_path;
 use crate::bucket::tags::TagStore;
 use crate::cfn::{ACCOUNT_ID, Template};
@@ -46,6 +44,7 @@ use crate::error::Error;
 use crate::faults::Faults;
 use crate::iam::stack::get_att_target;
 use crate::notifications::Notifier;
+use crate::pattern::Pattern;
 use crate::s3_access::S3AccessControl;
 
 const PLAN_TYPE: &str = "AWS::GuardDuty::MalwareProtectionPlan";

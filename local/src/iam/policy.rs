@@ -33,8 +33,20 @@ pub struct Condition {
     pub operator: Operator,
     /// `...IfExists`: a key missing from the request passes.
     pub if_exists: bool,
+    /// `ForAllValues:` or `ForAnyValue:` before the operator.
+    pub set: Option<SetQualifier>,
     pub key: String,
     pub values: Vec<String>,
+}
+
+/// The set operators of multivalued keys (IAM User Guide, "Set operators for multivalued context
+/// keys"). Every key the local stack supplies has one value, so each tests that value as the bare
+/// operator would; they differ on a missing key: `ForAllValues` holds (every one of no values
+/// matches), `ForAnyValue` does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetQualifier {
+    ForAllValues,
+    ForAnyValue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,9 +192,16 @@ impl Statement {
         if let Some(blocks) = value["Condition"].as_mapping() {
             for (operator, tests) in blocks {
                 let name = operator.as_str().unwrap_or_default();
-                let (base, if_exists) = match name.strip_suffix("IfExists") {
+                let (set, unqualified) = if let Some(rest) = name.strip_prefix("ForAllValues:") {
+                    (Some(SetQualifier::ForAllValues), rest)
+                } else if let Some(rest) = name.strip_prefix("ForAnyValue:") {
+                    (Some(SetQualifier::ForAnyValue), rest)
+                } else {
+                    (None, name)
+                };
+                let (base, if_exists) = match unqualified.strip_suffix("IfExists") {
                     Some(base) => (base, true),
-                    None => (name, false),
+                    None => (unqualified, false),
                 };
                 let operator = Operator::parse(base)
                     .ok_or_else(|| format!("{sid}: the local IAM has no operator {name:?}"))?;
@@ -193,6 +212,7 @@ impl Statement {
                     conditions.push(Condition {
                         operator,
                         if_exists,
+                        set,
                         key: key.as_str().unwrap_or_default().to_ascii_lowercase(),
                         values: strings(values).map_err(|e| format!("{sid}: {name} {e}"))?,
                     });
@@ -242,7 +262,11 @@ impl Condition {
                 .any(|expected| expected.eq_ignore_ascii_case("true") == absent);
         }
         let Some(value) = value else {
-            return self.if_exists || self.operator.negated();
+            return match self.set {
+                Some(SetQualifier::ForAllValues) => true,
+                Some(SetQualifier::ForAnyValue) => false,
+                None => self.if_exists || self.operator.negated(),
+            };
         };
         let any = |test: &dyn Fn(&str) -> bool| self.values.iter().any(|v| test(v));
         match self.operator {
@@ -468,6 +492,29 @@ mod tests {
             not_like.matches(&tag.with("aws:PrincipalArn", "ARN:aws:iam::1:role/scanner")),
             "case-sensitive"
         );
+    }
+
+    #[test]
+    fn set_qualifiers_test_the_one_value_and_differ_on_a_missing_key() {
+        let all = statement(
+            "{Effect: Allow, Action: 'events:PutEvents', Resource: '*', Condition: {'ForAllValues:StringEquals': {'events:source': presign-gate}}}",
+        );
+        let any = statement(
+            "{Effect: Allow, Action: 'events:PutEvents', Resource: '*', Condition: {'ForAnyValue:StringEquals': {'events:source': presign-gate}}}",
+        );
+        let request = |source: Option<&str>| {
+            let request = RequestContext::new("events:PutEvents", "arn:aws:events:::event-bus/b");
+            match source {
+                Some(source) => request.with("events:source", source),
+                None => request,
+            }
+        };
+        assert!(all.matches(&request(Some("presign-gate"))));
+        assert!(!all.matches(&request(Some("aws.s3"))));
+        assert!(all.matches(&request(None)));
+        assert!(any.matches(&request(Some("presign-gate"))));
+        assert!(!any.matches(&request(Some("aws.s3"))));
+        assert!(!any.matches(&request(None)));
     }
 
     #[test]

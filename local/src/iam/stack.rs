@@ -104,17 +104,21 @@ impl StackIam {
     }
 }
 
-/// `!GetAtt Role.Arn` (either spelling): the logical id.
+/// `!GetAtt Role.Arn`: the logical id.
 pub(crate) fn get_att_target(value: &Value) -> Option<String> {
+    get_att(value).and_then(|(id, attribute)| (attribute == "Arn").then_some(id))
+}
+
+/// `!GetAtt Resource.Attribute`: the logical id and the attribute.
+pub(crate) fn get_att(value: &Value) -> Option<(String, String)> {
     let Value::Tagged(tagged) = value else {
         return None;
     };
     if tagged.tag != "GetAtt" {
         return None;
     }
-    let text = tagged.value.as_str()?;
-    let (id, attribute) = text.split_once('.')?;
-    (attribute == "Arn").then(|| id.to_owned())
+    let (id, attribute) = tagged.value.as_str()?.split_once('.')?;
+    Some((id.to_owned(), attribute.to_owned()))
 }
 
 fn statements(policy: &str, document: &Value) -> Result<Vec<Statement>, Error> {

@@ -3,6 +3,8 @@
 //! it is sent.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod outbound;
+
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -51,6 +53,15 @@ pub struct Options {
     pub demo: Option<DemoSite>,
     /// Template parameters other than their defaults (`--parameter`).
     pub parameters: Vec<(&'static str, &'static str)>,
+    /// Another template than the repository's.
+    pub template: Option<PathBuf>,
+    /// moto's DynamoDB, fronted by local-aws's DynamoDB listener.
+    pub dynamodb: Option<Uri>,
+    /// The publisher's Invoke URL: the table's stream is read and delivered to it.
+    pub publisher: Option<Uri>,
+    /// An EventBridge listener.
+    pub eventbridge: bool,
+    pub events_log: Option<PathBuf>,
 }
 
 impl Stack {
@@ -63,13 +74,15 @@ impl Stack {
             access_key: ACCESS_KEY.into(),
             secret_key: SECRET_KEY.into(),
             region: "us-east-1".into(),
-            template: template(),
+            template: options.template.unwrap_or_else(template),
             parameters: options
                 .parameters
                 .iter()
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect(),
-            dynamodb: None,
+            dynamodb: options
+                .dynamodb
+                .map(|upstream| local_aws::DynamoDbConfig { port: 0, upstream }),
             grants_log: None,
             extra_origins: options
                 .extra_origins
@@ -81,6 +94,14 @@ impl Stack {
                 // Short, so that the retry test takes milliseconds; nothing asserts on time.
                 retry_delay: Duration::from_millis(20),
             }),
+            publisher: options
+                .publisher
+                .map(|invoke_url| local_aws::PublisherTarget {
+                    invoke_url,
+                    retry_delay: Duration::from_millis(20),
+                }),
+            eventbridge_port: options.eventbridge.then_some(0),
+            events_log: options.events_log,
             // Scans at once: a test waits for the tag or the event, never for a clock.
             scan_delay: Duration::ZERO,
             api: options.api_function.map(|function_url| ApiConfig {
@@ -337,6 +358,14 @@ impl Recorder {
     where
         F: Fn(usize) -> Response<Full<Bytes>> + Send + Sync + 'static,
     {
+        Self::start_reading(dropped, move |n, _| answer(n)).await
+    }
+
+    /// Like `start_dropping`, with an answer that depends on the request's body too.
+    pub async fn start_reading<F>(dropped: usize, answer: F) -> Self
+    where
+        F: Fn(usize, &Bytes) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .expect("listener");
@@ -370,12 +399,13 @@ impl Recorder {
                             .path_and_query()
                             .map(|p| p.to_string())
                             .unwrap_or_default();
+                        let response = answer(count.fetch_add(1, Ordering::SeqCst), &body);
                         let _ = sender.send(Recorded {
                             path,
                             headers: parts.headers,
                             body,
                         });
-                        Ok::<_, Infallible>(answer(count.fetch_add(1, Ordering::SeqCst)))
+                        Ok::<_, Infallible>(response)
                     }
                 });
                 tokio::spawn(async move {

@@ -9,6 +9,8 @@ mod ledger_changes;
 mod links;
 mod transaction;
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -39,6 +41,13 @@ pub struct DynamoDbOwnershipStore {
     pub(super) table: String,
 }
 
+/// The file record an item of the table holds, as the table's stream shows it (its `NewImage` or
+/// `OldImage`); `None` for the other items (ledgers, link tallies, grants, links, the cursor),
+/// and for anything this code could not have written (`from_item`).
+pub fn file_record_of_item(item: &HashMap<String, AttributeValue>) -> Option<FileRecord> {
+    from_item(item).ok()
+}
+
 impl DynamoDbOwnershipStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
@@ -52,6 +61,7 @@ impl DynamoDbOwnershipStore {
     pub async fn create_table(&self) -> Result<(), AppError> {
         use aws_sdk_dynamodb::types::{
             AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+            StreamSpecification, StreamViewType,
         };
         let build = |e: aws_sdk_dynamodb::error::BuildError| AppError::Internal(e.into());
         let attribute = |name: &str| {
@@ -76,6 +86,14 @@ impl DynamoDbOwnershipStore {
             .attribute_definitions(attribute(attr::FILE_ID)?)
             .key_schema(key(attr::OWNER, KeyType::Hash)?)
             .key_schema(key(attr::FILE_ID, KeyType::Range)?)
+            // The publisher's source (README, "Events"), as template.yaml declares it.
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(build)?,
+            )
             .send()
             .await
             .map_err(backend_error)?;

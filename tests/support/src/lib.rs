@@ -3,6 +3,8 @@
 //!
 //! - `api`: the real handler driven with API Gateway events, over any store and bucket.
 //! - `events`: API Gateway and S3 events, built one way.
+//! - `events_function` (feature `standins`): the events function's real handler in process,
+//!   behind the Invoke URL local-aws delivers S3's and GuardDuty's events to.
 //! - `fakes`: in-memory `OwnershipStore` and a versioned bucket, for fast tests of the
 //!   application's logic.
 //! - `function_process` (feature `standins`): a function's real binary started as Lambda starts
@@ -17,6 +19,8 @@
 
 pub mod api;
 pub mod events;
+#[cfg(feature = "standins")]
+pub mod events_function;
 pub mod fakes;
 #[cfg(feature = "standins")]
 pub mod function_process;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 
+use crate::events_function::EventsFunction;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::config::Credentials;
@@ -138,6 +139,13 @@ pub struct StandIns {
     _dynamodb_front: ChildGuard,
     pub s3_endpoint: String,
     pub dynamodb_endpoint: String,
+    /// The stack's `ScanUploads`, and so every function's `SCAN_UPLOADS`.
+    pub scan_uploads: bool,
+    /// The events function local-aws delivers to (`start_scanning` only).
+    pub events: Option<EventsFunction>,
+    /// local-aws's demo origin, where a test sets faults (`POST /__faults`, local/src/faults.rs;
+    /// `start_scanning` only).
+    pub demo_origin: Option<String>,
     sdk: SdkConfig,
     _root: tempfile::TempDir,
 }
@@ -147,7 +155,31 @@ impl StandIns {
     /// conditional writes as S3 verifies them, plus what S3 does that s3s-fs 0.14.1 does not,
     /// see `local/src/bucket.rs`) and moto's DynamoDB behind local-aws's front, every request
     /// authorized as IAM would, with the bucket and table created. No S3 events are sent.
+    ///
+    /// Uploads are not scanned (`ScanUploads=false`): the tests of everything else confirm and
+    /// download at once. `start_scanning` runs the stack as deployed by default.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// The stack with malware scanning on, as the template deploys it by default: local-aws
+    /// plays GuardDuty (local/src/guardduty), waiting `scan_delay_ms` before each scan, and
+    /// delivers S3's notifications and the scan results to the events function's real handler,
+    /// in process (`events`).
+    pub async fn start_scanning(scan_delay_ms: u64) -> Self {
+        Self::start_with(Some(scan_delay_ms)).await
+    }
+
+    async fn start_with(scan_delay_ms: Option<u64>) -> Self {
+        let scan_uploads = scan_delay_ms.is_some();
+        let events_listener = match scan_uploads {
+            true => Some(
+                tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                    .await
+                    .expect("events function listener"),
+            ),
+            false => None,
+        };
         let root = tempfile::tempdir().expect("temporary directory");
         let moto_port = free_port();
         let mut dynamodb = ChildGuard(
@@ -178,17 +210,47 @@ impl StandIns {
             ChildGuard(command.spawn().expect("start local-aws"))
         };
         let data_dir = root.path().join("s3");
-        let mut s3 = local_aws(&[
-            "--s3-port",
-            &s3_port.to_string(),
-            "--data-dir",
-            data_dir.to_str().expect("a UTF-8 temporary path"),
-        ]);
+        let mut s3_options = vec![
+            "--s3-port".to_owned(),
+            s3_port.to_string(),
+            "--data-dir".to_owned(),
+            data_dir
+                .to_str()
+                .expect("a UTF-8 temporary path")
+                .to_owned(),
+            "--parameter".to_owned(),
+            format!("ScanUploads={scan_uploads}"),
+        ];
+        let mut demo_origin = None;
+        if let (Some(listener), Some(delay)) = (&events_listener, scan_delay_ms) {
+            let address = listener.local_addr().expect("events function address");
+            let demo_port = free_port();
+            let repository = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+            s3_options.extend([
+                "--events-url".to_owned(),
+                format!("http://{address}/2015-03-31/functions/events/invocations"),
+                "--events-retry-ms".to_owned(),
+                "100".to_owned(),
+                "--scan-delay-ms".to_owned(),
+                delay.to_string(),
+                "--demo-port".to_owned(),
+                demo_port.to_string(),
+                "--demo-dir".to_owned(),
+                repository.join("demo").display().to_string(),
+                "--client-dir".to_owned(),
+                repository.join("client").display().to_string(),
+            ]);
+            demo_origin = Some(format!("http://127.0.0.1:{demo_port}"));
+        }
+        let s3_options: Vec<&str> = s3_options.iter().map(String::as_str).collect();
+        let mut s3 = local_aws(&s3_options);
         let mut dynamodb_front = local_aws(&[
             "--dynamodb-port",
             &dynamodb_port.to_string(),
             "--dynamodb-upstream",
             &format!("http://127.0.0.1:{moto_port}"),
+            "--parameter",
+            &format!("ScanUploads={scan_uploads}"),
         ]);
         wait_until_listening(&mut s3, s3_port, "local-aws (S3)");
         wait_until_listening(&mut dynamodb_front, dynamodb_port, "local-aws (DynamoDB)");
@@ -199,7 +261,10 @@ impl StandIns {
             .credentials_provider(Role::Administrator.credentials())
             .load()
             .await;
-        let standins = Self {
+        let mut standins = Self {
+            scan_uploads,
+            events: None,
+            demo_origin,
             sdk,
             s3,
             dynamodb,
@@ -227,6 +292,10 @@ impl StandIns {
                 .send()
                 .await
                 .unwrap_or_else(|_| panic!("create table: {error:?}"));
+        }
+        if let Some(listener) = events_listener {
+            let files = standins.files_as(Role::Events);
+            standins.events = Some(EventsFunction::serve(listener, files));
         }
         standins
     }
@@ -261,6 +330,7 @@ impl StandIns {
             ("FILES_TABLE", TABLE.into()),
             ("S3_FORCE_PATH_STYLE", "true".into()),
             ("ALLOWED_CONTENT_TYPES", "text/plain".into()),
+            ("SCAN_UPLOADS", self.scan_uploads.to_string()),
         ]
     }
 
@@ -353,10 +423,12 @@ impl StandIns {
             UploadPolicy::new(["image/png", "text/plain", "application/pdf"], 1024 * 1024).unwrap(),
             ExpiryPolicy::new(300, 900).unwrap(),
         )
+        .with_scanning(self.scan_uploads)
     }
 
     pub fn api_with(&self, uploads: UploadPolicy, expiry: ExpiryPolicy) -> TestApi {
-        let files = FileService::new(self.store(), self.bucket(), uploads, expiry);
+        let files = FileService::new(self.store(), self.bucket(), uploads, expiry)
+            .with_scanning(self.scan_uploads);
         TestApi(Api::new(files, None))
     }
 }

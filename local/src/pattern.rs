@@ -1,10 +1,15 @@
-//! EventBridge event patterns, the subset the template's rules use (EventBridge User Guide,
-//! "Creating Amazon EventBridge event patterns" and "Content filtering in Amazon EventBridge
-//! event patterns"): nested objects of fields, each leaf an array of exact values (strings,
-//! numbers, booleans, null) or `{"prefix": "..."}` matchers. A field the event lacks does not
-//! match; an array in the event matches when any of its elements does. Any other construct
-//! (`anything-but`, `numeric`, `exists`, `suffix`, ...) is refused when the template is read,
-//! so a rule the stand-in cannot evaluate stops it instead of matching wrongly.
+//! Event patterns, the subset the template uses (EventBridge User Guide, "Creating Amazon
+//! EventBridge event patterns" and "Content filtering in Amazon EventBridge event patterns"): nested
+//! objects of fields, each leaf an array of exact values (strings, numbers, booleans, null),
+//! `{"prefix": "..."}` or `{"exists": true|false}` matchers. A field the event lacks matches only
+//! `{"exists": false}`; an array in the event matches when any of its elements does; `exists: true`
+//! matches leaf values only, never an object, as the guide says. Any other construct
+//! (`anything-but`, `numeric`, `suffix`, ...) is refused when the template is read, so a rule the
+//! stand-in cannot evaluate stops it instead of matching wrongly.
+//!
+//! EventBridge rules (the GuardDuty stand-in's) and Lambda's event filtering (the stream poller's
+//! `FilterCriteria`: Lambda Developer Guide, "Control which events Lambda sends to your function",
+//! which uses the same syntax) both read patterns here.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +25,8 @@ pub enum Pattern {
 pub enum Matcher {
     Exact(Value),
     Prefix(String),
+    /// `{"exists": true}` (a leaf value is there) or `{"exists": false}` (the field is absent).
+    Exists(bool),
 }
 
 impl Pattern {
@@ -50,9 +57,10 @@ impl Pattern {
 
     pub fn matches(&self, event: &Value) -> bool {
         match self {
-            Self::Fields(fields) => fields
-                .iter()
-                .all(|(name, pattern)| event.get(name).is_some_and(|value| pattern.matches(value))),
+            Self::Fields(fields) => fields.iter().all(|(name, pattern)| match event.get(name) {
+                Some(value) => pattern.matches(value),
+                None => pattern.matches_absent(),
+            }),
             Self::AnyOf(matchers) => {
                 let one = |value: &Value| matchers.iter().any(|m| m.matches(value));
                 match event {
@@ -62,6 +70,15 @@ impl Pattern {
             }
         }
     }
+
+    /// Whether a field the event lacks matches: only where every leaf under it says
+    /// `{"exists": false}`.
+    fn matches_absent(&self) -> bool {
+        match self {
+            Self::Fields(fields) => fields.values().all(Self::matches_absent),
+            Self::AnyOf(matchers) => matchers.contains(&Matcher::Exists(false)),
+        }
+    }
 }
 
 impl Matcher {
@@ -69,6 +86,9 @@ impl Matcher {
         match value {
             Value::Object(filter) => match (filter.len(), filter.get("prefix")) {
                 (1, Some(Value::String(prefix))) => Ok(Self::Prefix(prefix.clone())),
+                (1, None) if filter.get("exists").is_some_and(Value::is_boolean) => {
+                    Ok(Self::Exists(filter["exists"] == Value::Bool(true)))
+                }
                 _ => Err(format!(
                     "local-aws cannot evaluate the event filter {value}"
                 )),
@@ -82,6 +102,7 @@ impl Matcher {
         match (self, value) {
             (Self::Prefix(prefix), Value::String(text)) => text.starts_with(prefix.as_str()),
             (Self::Prefix(_), _) => false,
+            (Self::Exists(exists), value) => *exists && !value.is_object(),
             (Self::Exact(Value::Number(a)), Value::Number(b)) => a.as_f64() == b.as_f64(),
             (Self::Exact(exact), value) => exact == value,
         }
@@ -157,11 +178,38 @@ mod tests {
             json!({"a": [{"anything-but": "x"}]}),
             json!({"a": [{"prefix": "x", "suffix": "y"}]}),
             json!({"a": [{"numeric": [">", 1]}]}),
+            json!({"a": [{"exists": "yes"}]}),
             json!({"a": "x"}),
             json!({}),
             json!(["a"]),
         ] {
             assert!(Pattern::parse(&refused).is_err(), "{refused}");
         }
+    }
+
+    /// The publisher's FilterCriteria: a file's status in the new or the old image.
+    #[test]
+    fn exists_matches_leaves_that_are_there_and_fields_that_are_not() {
+        let new_status = Pattern::parse(
+            &json!({"dynamodb": {"NewImage": {"status": {"S": [{"exists": true}]}}}}),
+        )
+        .unwrap();
+        let record = |image: Value| json!({"eventName": "INSERT", "dynamodb": image});
+        assert!(new_status.matches(&record(json!({"NewImage": {"status": {"S": "pending"}}}))));
+        assert!(!new_status.matches(&record(json!({"NewImage": {"used": {"N": "1"}}}))));
+        assert!(!new_status.matches(&record(json!({"OldImage": {"status": {"S": "pending"}}}))));
+        assert!(
+            !new_status.matches(&record(json!({"NewImage": {"status": {"S": {"x": 1}}}}))),
+            "exists matches leaves only"
+        );
+        let no_status =
+            Pattern::parse(&json!({"dynamodb": {"NewImage": {"status": [{"exists": false}]}}}))
+                .unwrap();
+        assert!(no_status.matches(&record(json!({"NewImage": {"used": {"N": "1"}}}))));
+        assert!(
+            no_status.matches(&record(json!({"OldImage": {}}))),
+            "no NewImage at all"
+        );
+        assert!(!no_status.matches(&record(json!({"NewImage": {"status": {"S": "x"}}}))));
     }
 }
