@@ -51,6 +51,7 @@ export async function startLocalStack(extraEnv = {}) {
     DEMO_PORT: String(await freePort()),
     LAMBDA_PORT: String(await freePort()),
     MOTO_PORT: String(await freePort()),
+    EVENTBRIDGE_PORT: String(await freePort()),
     DATA_DIR: dataDir,
     SCAN_UPLOADS: "false",
     ...extraEnv,
