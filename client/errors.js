@@ -5,9 +5,10 @@
 export class PresignGateError extends Error {
   /**
    * @param {string} message
-   * @param {{ status: number, code: string, storageCode?: string, cause?: unknown }} details
+   * @param {{ status: number, code: string, storageCode?: string, fileStatus?: string,
+   *   rejectedFor?: string, cause?: unknown }} details
    */
-  constructor(message, { status, code, storageCode, cause }) {
+  constructor(message, { status, code, storageCode, fileStatus, rejectedFor, cause }) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = "PresignGateError";
     /** HTTP status; 0 when no response arrived (network failure, CORS refusal). */
@@ -15,6 +16,13 @@ export class PresignGateError extends Error {
     this.code = code;
     /** S3's error code when storage refused the bytes (`BadDigest`, `AccessDenied`, ...). */
     this.storageCode = storageCode;
+    /**
+     * The file's status when it is not available (`not_ready`: `pending`, `scanning` or
+     * `rejected`; `upload_rejected` from `waitUntilAvailable`: `rejected`).
+     */
+    this.fileStatus = fileStatus;
+    /** Why the file was rejected (`malware`, `unscannable`, `mismatch`, `over_quota`), when known. */
+    this.rejectedFor = rejectedFor;
   }
 }
 
@@ -69,7 +77,8 @@ export function apiErrorOf(status, text) {
   }
   const error = apiErrorBody(text);
   if (error) {
-    return new PresignGateError(String(error.message ?? error.code), { status, code: error.code });
+    // A file not ready names its status (`not_ready`), so that a caller can wait for its scan.
+    return new PresignGateError(String(error.message ?? error.code), { status, code: error.code, fileStatus: error.status });
   }
   const gatewayMessage = typeof parsed?.message === "string" ? parsed.message : null;
   const code =

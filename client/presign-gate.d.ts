@@ -1,6 +1,18 @@
 // Types of presign-gate.js (the module itself is plain JavaScript: no build step).
 
-export type FileStatus = "pending" | "available" | "rejected";
+/**
+ * `pending`: reserved, not confirmed; `scanning`: confirmed, waiting for the malware scan's
+ * verdict (where the API scans uploads); `available`: downloads allowed; `rejected`: refused, its
+ * object deleted (`rejectedFor` says why).
+ */
+export type FileStatus = "pending" | "scanning" | "available" | "rejected";
+
+/**
+ * Why a file was rejected: the malware scan found a threat (`malware`) or could not scan it
+ * (`unscannable`), the stored object differed from the reservation (`mismatch`), or it no longer
+ * fit the quota (`over_quota`).
+ */
+export type RejectReason = "malware" | "unscannable" | "mismatch" | "over_quota";
 
 /** A file record as the API returns it. */
 export interface FileRecord {
@@ -12,6 +24,8 @@ export interface FileRecord {
   createdAt: string;
   etag?: string;
   uploadedAt?: string;
+  /** Why a rejected file was refused (absent for rejections recorded before reasons were). */
+  rejectedFor?: RejectReason;
 }
 
 export type HeaderMap = Record<string, string>;
@@ -149,6 +163,18 @@ export interface DownloadOptions {
   signal?: AbortSignal;
 }
 
+/** How `waitUntilAvailable` waits (defaults: `DEFAULT_SCAN_WAIT`). */
+export interface ScanWaitOptions {
+  /** The first wait between two looks at the file (default 1 s); each later one doubles. */
+  intervalMs?: number;
+  /** The longest wait between two looks (default 10 s). */
+  maxIntervalMs?: number;
+  /** Gives up with `not_ready` after this long (default 15 minutes). */
+  timeoutMs?: number;
+  /** Stops waiting: rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
 export interface ListOptions {
   limit?: number;
   nextToken?: string;
@@ -211,7 +237,8 @@ export declare class PresignGateError extends Error {
   readonly status: number;
   /**
    * The API's error code (`invalid_request`, `content_type_not_allowed`, `not_found`, `not_ready`,
-   * `upload_missing`, `upload_rejected`, `too_large`, `conflict`, `quota_exceeded`,
+   * `upload_missing`, `upload_rejected` (also `waitUntilAvailable`'s, for a file rejected after
+   * its scan: see `rejectedFor`), `too_large`, `conflict`, `quota_exceeded`,
    * `unauthenticated`, `unavailable`, ...), or the
    * client's own: `network_error`, `upload_failed` (S3 refused the bytes; see `storageCode`),
    * `download_failed` (S3 refused a download URL `download` fetched),
@@ -221,12 +248,22 @@ export declare class PresignGateError extends Error {
   readonly code: string;
   /** S3's error code when storage refused the bytes (`BadDigest`, `AccessDenied`, ...). */
   readonly storageCode?: string;
+  /**
+   * The file's status when it is not available: `not_ready` (a download URL refused, or
+   * `waitUntilAvailable` out of time) says `pending`, `scanning` or `rejected`; `upload_rejected`
+   * from `waitUntilAvailable` or `resume` says `rejected`.
+   */
+  readonly fileStatus?: FileStatus;
+  /** Why the file was rejected, when the API said (`upload_rejected` from `waitUntilAvailable`, `resume`). */
+  readonly rejectedFor?: RejectReason;
 }
 
 export declare const DEFAULT_RETRY: Readonly<Required<RetryOptions>>;
 /** 100 MiB, the server's default `MULTIPART_THRESHOLD_BYTES`. */
 export declare const DEFAULT_MULTIPART_THRESHOLD: number;
 export declare const DEFAULT_PART_CONCURRENCY: number;
+/** How `waitUntilAvailable` waits unless told: 1 s, doubling to 10 s, for at most 15 minutes. */
+export declare const DEFAULT_SCAN_WAIT: Readonly<Required<Omit<ScanWaitOptions, "signal">>>;
 /** The most part URLs one `POST /files/{id}/parts` signs (100). */
 export declare const PART_URL_BATCH: number;
 
@@ -241,13 +278,15 @@ export declare class PresignGate {
    */
   resolveMultipartThreshold(options?: { signal?: AbortSignal }): Promise<number>;
   /**
-   * Resolves with the file record once it is available; aborts reject with the signal's reason.
-   * A `MULTIPART` reservation is sent in parts, in parallel, each retried on its own.
+   * Resolves with the confirmed file record: `available`, or `scanning` where the API scans
+   * uploads (then `waitUntilAvailable`); aborts reject with the signal's reason. A `MULTIPART`
+   * reservation is sent in parts, in parallel, each retried on its own.
    */
   upload(blob: Blob, options?: UploadOptions): Promise<FileRecord>;
   /**
    * Continues a multipart upload after a reload or a failure: sends only the parts S3 lacks,
-   * then confirms. `blob` must be the reserved file (same size, same bytes).
+   * then confirms. `blob` must be the reserved file (same size, same bytes). A file already
+   * confirmed (`available`, `scanning`) is returned as it is; a rejected one is `upload_rejected`.
    */
   resume(id: string, blob: Blob, options?: ResumeOptions): Promise<FileRecord>;
   /** The plan of a pending multipart upload and the parts S3 holds. */
@@ -260,7 +299,10 @@ export declare class PresignGate {
   ): Promise<PartUrl[]>;
   /** Hashes (unless `sha256: false`) and reserves: the first step of `upload` alone. */
   reserve(blob: Blob, options?: ReserveOptions): Promise<Reservation>;
-  /** Confirms an upload (the server checks the stored object); idempotent. */
+  /**
+   * Confirms an upload (the server checks the stored object); idempotent. The record is
+   * `available`, or `scanning` where the API scans uploads.
+   */
   complete(id: string, options?: { signal?: AbortSignal }): Promise<FileRecord>;
   /**
    * A fresh URL for the single PUT of a pending reservation (`POST /files/{id}/upload-url`), for
@@ -268,11 +310,13 @@ export declare class PresignGate {
    * `upload` asks for one by itself.
    */
   uploadUrl(id: string, options?: { expiresIn?: number; signal?: AbortSignal }): Promise<PutUpload>;
+  /** Refused `not_ready` (409) while the file is not available; `fileStatus` says what it is. */
   downloadUrl(id: string, options?: DownloadOptions): Promise<DownloadUrl>;
   /**
    * Fetches an available file through a fresh download URL (no caller header goes to S3); a URL S3
    * refuses as expired (`AccessDenied` "Request has expired", or `ExpiredToken`) is replaced.
-   * Resolves with S3's response; rejects with `download_failed` on any other refusal.
+   * Resolves with S3's response; rejects with `download_failed` on any other refusal, and with
+   * `not_ready` (`fileStatus`) for a file not available.
    */
   download(id: string, options?: DownloadOptions): Promise<Response>;
   downloadUrls(
@@ -280,6 +324,13 @@ export declare class PresignGate {
     options?: DownloadOptions,
   ): Promise<{ urls: Record<string, DownloadUrl & { method: "GET" }>; errors: Record<string, { code: string }> }>;
   get(id: string, options?: { signal?: AbortSignal }): Promise<FileRecord>;
+  /**
+   * Waits for the file's malware scan, looking at it (`GET /files/{id}`) with growing waits.
+   * Resolves with the record once `available` (at once if it is); rejects with `upload_rejected`
+   * (`fileStatus: "rejected"`, `rejectedFor`) if it is rejected, with `not_ready` (`fileStatus`)
+   * after `timeoutMs`, and with the signal's reason on abort.
+   */
+  waitUntilAvailable(id: string, options?: ScanWaitOptions): Promise<FileRecord>;
   list(options?: ListOptions): Promise<{ files: FileRecord[]; nextToken: string | null }>;
   /** Every file of the caller, fetching page after page. */
   files(options?: Omit<ListOptions, "nextToken">): AsyncGenerator<FileRecord>;

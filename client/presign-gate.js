@@ -4,17 +4,19 @@
 //
 // Dependency-free ES modules: `<script type="module">` can import this one as it is. The code is
 // split by concern: api.js (calls to the API), transfer.js (sending bytes, retry rules),
-// multipart.js (parts), errors.js. It never logs anything: presigned URLs are credentials, and
-// error messages never include one.
+// multipart.js (parts), scanning.js (waiting for a malware scan), errors.js. It never logs
+// anything: presigned URLs are credentials, and error messages never include one.
 
 import { Api, randomKey } from "./api.js";
 import { PresignGateError, storageCodeOf, urlExpired } from "./errors.js";
 import { DEFAULT_PART_CONCURRENCY, positiveInteger, sendParts } from "./multipart.js";
+import { rejectedError, waitForScan } from "./scanning.js";
 import { sha256Base64 } from "./sha256.js";
 import { Transport, putWithRetries } from "./transfer.js";
 
 export { PresignGateError } from "./errors.js";
 export { DEFAULT_PART_CONCURRENCY, PART_URL_BATCH } from "./multipart.js";
+export { DEFAULT_SCAN_WAIT } from "./scanning.js";
 export { DEFAULT_RETRY, browserMaySet, parseRetryAfter } from "./transfer.js";
 
 /** The server's default `MULTIPART_THRESHOLD_BYTES` (100 MiB, Uppy's own threshold). */
@@ -76,8 +78,9 @@ export class PresignGate {
   }
 
   /**
-   * Hashes (optional), reserves, sends the bytes to S3 and confirms. Resolves with the file record
-   * once it is `available`.
+   * Hashes (optional), reserves, sends the bytes to S3 and confirms. Resolves with the confirmed
+   * file record: `available`, or `scanning` where the API scans uploads for malware
+   * (`waitUntilAvailable` waits for the verdict).
    * @param {Blob} blob
    * @param {import("./presign-gate.js").UploadOptions} [options]
    */
@@ -101,7 +104,8 @@ export class PresignGate {
   /**
    * Continues a multipart upload that stopped (a reload, a lost connection, an error): asks the
    * server which parts S3 holds, sends only the others from `blob` (which must be the same file),
-   * then confirms. Resolves with the available file record, at once if it already is.
+   * then confirms. Resolves with the confirmed file record (`available` or `scanning`), at once
+   * if it already is; rejects with `upload_rejected` if the file was rejected.
    * @param {string} id
    * @param {Blob} blob
    * @param {import("./presign-gate.js").ResumeOptions} [options]
@@ -109,7 +113,8 @@ export class PresignGate {
   async resume(id, blob, options = {}) {
     const { signal, onStored } = options;
     const record = await this.get(id, { signal });
-    if (record.status === "available") return record;
+    if (record.status === "available" || record.status === "scanning") return record;
+    if (record.status === "rejected") throw rejectedError(record);
     if (record.size !== blob.size) {
       throw new PresignGateError(
         `This is not the file that upload was reserved for: it has ${blob.size} bytes, the reservation ${record.size}.`,
@@ -205,7 +210,9 @@ export class PresignGate {
   }
 
   /**
-   * A short-lived GET URL for one of the caller's available files.
+   * A short-lived GET URL for one of the caller's available files. A file not available is
+   * refused `not_ready` (409), its status in the error's `fileStatus` (`scanning`: wait with
+   * `waitUntilAvailable`).
    * @param {string} id
    * @param {import("./presign-gate.js").DownloadOptions} [options]
    */
@@ -251,6 +258,19 @@ export class PresignGate {
       signal,
     });
     return { urls, errors };
+  }
+
+  /**
+   * Waits for a file's malware scan: looks at the file (`GET /files/{id}`) after `intervalMs`,
+   * then twice as long each time up to `maxIntervalMs`. Resolves with the record once it is
+   * `available` (at once if it is); rejects with `upload_rejected` (`fileStatus`, `rejectedFor`)
+   * if it was rejected, or `not_ready` if it is still not available after `timeoutMs`.
+   * @param {string} id
+   * @param {import("./presign-gate.js").ScanWaitOptions} [options]
+   * @returns {Promise<import("./presign-gate.js").FileRecord>}
+   */
+  async waitUntilAvailable(id, options = {}) {
+    return waitForScan((signal) => this.get(id, { signal }), (ms, signal) => this.#transport.sleep(ms, signal), options);
   }
 
   /** @param {string} id @param {{ signal?: AbortSignal }} [options] */

@@ -2,6 +2,7 @@
 // download what others shared, through the browser client. Served at its own origin, so both the
 // API's and the bucket's CORS apply.
 import { PresignGate, PresignGateError } from "/client/presign-gate.js";
+import { scanWatcher, statusText } from "./scans.js";
 import { button, connectionFromPage, describeError, formatSize, saveFrom } from "./shared.js";
 import { shareButton, sharedList } from "./sharing.js";
 
@@ -20,9 +21,12 @@ const shared = sharedList({
 
 let gate = null;
 let nextToken = null;
+/** Waits for files' malware scans, once per file: `scanWatcher` of the current `gate`. */
+let scans = null;
 
 function connect() {
   gate = connectionFromPage(form, PresignGate);
+  scans = scanWatcher(gate);
   refresh();
   refreshShared();
 }
@@ -55,7 +59,10 @@ dropZone.addEventListener("drop", (event) => {
   for (const file of event.dataTransfer.files) upload(file);
 });
 
-/** A line in the uploads list with a progress bar and a Cancel button, for `send`. */
+/**
+ * A line in the uploads list with a progress bar and a Cancel button, for `send`; once the file
+ * is stored, it waits for the file's malware scan where the API scans uploads.
+ */
 async function track(file, send) {
   const item = document.createElement("li");
   item.dataset.testid = "upload";
@@ -78,7 +85,7 @@ async function track(file, send) {
 
   let parts = "";
   try {
-    await send({
+    const record = await send({
       signal: controller.signal,
       onReserved: (_record, upload) => {
         // A multipart upload survives a reload: its row in "Your files" offers to resume it.
@@ -97,12 +104,29 @@ async function track(file, send) {
       },
     });
     progress.value = progress.max;
+    cancel.remove();
+    refresh();
+    // Where uploads are scanned, the file is `scanning` until GuardDuty's verdict: its row in
+    // "Your files" waits for it as well, through the same watch.
+    let settled = record;
+    if (record.status !== "available") {
+      status.textContent = "Scanning for malware…";
+      settled = await scans.watch(record);
+    }
+    if (settled.status === "rejected") {
+      const words = statusText(settled);
+      status.textContent = words[0].toUpperCase() + words.slice(1);
+      status.className = "error";
+      status.setAttribute("role", "alert");
+      return;
+    }
     status.textContent = "Uploaded";
     status.className = "ok";
-    refresh();
   } catch (error) {
+    // An abort is this line's Cancel, or (while scanning) the file deleted from "Your files".
+    const aborted = controller.signal.aborted ? "Cancelled." : "Deleted.";
     status.textContent =
-      error.name === "AbortError" ? "Cancelled." : describeError(error, { filename: file.name, contentType: file.type });
+      error.name === "AbortError" ? aborted : describeError(error, { filename: file.name, contentType: file.type });
     status.className = "error";
     status.setAttribute("role", "alert");
   } finally {
@@ -143,7 +167,7 @@ function fileRow(file) {
   const row = document.createElement("tr");
   row.dataset.testid = "file-row";
   row.dataset.fileId = file.id;
-  const cells = [file.filename, file.contentType, formatSize(file.size), file.status].map((text) => {
+  const cells = [file.filename, file.contentType, formatSize(file.size), statusText(file)].map((text) => {
     const cell = document.createElement("td");
     cell.textContent = text;
     return cell;
@@ -154,6 +178,12 @@ function fileRow(file) {
   if (file.status === "available") {
     actions.append(button("Download", () => download(file)), shareButton(gate, file, row));
   }
+  // The row updates itself once the scan ends; downloads are offered only then, if clean.
+  if (file.status === "scanning") {
+    scans.watch(file).then(replaceRow, (error) => {
+      if (error.name !== "AbortError") showFilesError(error, file);
+    });
+  }
   if (file.status === "pending") {
     const resumeButton = button("Resume…", () => resume(file));
     resumeButton.title = "Continue this upload: choose the same file again";
@@ -163,6 +193,13 @@ function fileRow(file) {
   actions.append(button("Delete", () => remove(file), "secondary"));
   row.append(...cells, actions);
   return row;
+}
+
+/** Shows `file` in place of its row (when the list still has it). */
+function replaceRow(file) {
+  for (const each of filesBody.querySelectorAll("tr")) {
+    if (each.dataset.fileId === file.id) each.replaceWith(fileRow(file));
+  }
 }
 
 async function download(file) {
@@ -176,6 +213,7 @@ async function download(file) {
 async function remove(file) {
   try {
     await gate.delete(file.id);
+    scans.stop(file.id);
     // The file's row, and its share panel when open.
     for (const each of filesBody.querySelectorAll("tr")) {
       if (each.dataset.fileId === file.id) each.remove();

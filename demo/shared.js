@@ -123,8 +123,12 @@ export function describeError(error, { filename, contentType } = {}) {
     case "not_found":
       return `${name} no longer exists, or is not yours.`;
     case "not_ready":
+      if (error.fileStatus === "scanning") return `${name} is still being scanned for malware: try again in a moment.`;
+      if (error.fileStatus === "rejected") return `${name} was rejected: it cannot be downloaded.`;
       return `${name} is not ready yet: its upload has not been confirmed.`;
     case "upload_rejected":
+      if (error.rejectedFor === "malware") return `${name} was deleted: the malware scan found a threat in it.`;
+      if (error.rejectedFor === "unscannable") return `${name} was deleted: it could not be scanned for malware.`;
       return `${name} was discarded: what arrived did not match what was declared.`;
     case "upload_missing":
       return `${name} never reached storage${detail}.`;

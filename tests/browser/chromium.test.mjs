@@ -222,7 +222,7 @@ test("503s the stack injects, from the API (with Retry-After) and from S3, cross
   const elapsed = Date.now() - began;
   assert.equal(file.status, "available");
   const report = await stack.faults.report();
-  assert.deepEqual(report.served, { s3: 1, api: 1 }, "the refused reservation and the refused PUT, each retried");
+  assert.deepEqual(report.served, { s3: 1, api: 1, scans: 0, putEvents: 0 }, "the refused reservation and the refused PUT, each retried; no other fault");
   assert.deepEqual([report.s3, report.api], [[], []]);
   // The page read the API's Retry-After through CORS: a backoff alone would be under 0.3 s.
   assert.ok(elapsed >= 1000, `the client waited the API's Retry-After (${elapsed} ms)`);

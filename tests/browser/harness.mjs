@@ -33,7 +33,10 @@ export async function freePort() {
 
 /**
  * Starts scripts/local.sh on free ports with a temporary DATA_DIR; resolves once it has printed
- * both `API ready at <url>` and `Demo at <url>`.
+ * both `API ready at <url>` and `Demo at <url>`. Uploads are not scanned for malware unless
+ * `extraEnv` sets `SCAN_UPLOADS: "true"` (local.sh then runs GuardDuty's stand-in, and the
+ * functions and the bucket policy agree): the other test files are about moving bytes, and run
+ * on the template's `ScanUploads=false`, where a confirmed file is available at once.
  */
 export async function startLocalStack(extraEnv = {}) {
   for (const name of ["LOCAL_AWS_BIN", "MOTO_SERVER_BIN", "VENDOR_DIR"]) {
@@ -48,7 +51,9 @@ export async function startLocalStack(extraEnv = {}) {
     DEMO_PORT: String(await freePort()),
     LAMBDA_PORT: String(await freePort()),
     MOTO_PORT: String(await freePort()),
+    EVENTBRIDGE_PORT: String(await freePort()),
     DATA_DIR: dataDir,
+    SCAN_UPLOADS: "false",
     ...extraEnv,
   };
   const child = spawn(join(REPO, "scripts/local.sh"), [], { cwd: REPO, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });

@@ -1,5 +1,6 @@
 // The local S3 as the account's administrator sees it, for checking what a browser test left in
 // the bucket: ListMultipartUploads (which local-aws answers as S3 does, local/src/uploads.rs),
+// GetObject and GetObjectTagging (the tag GuardDuty's stand-in writes, local/src/guardduty/),
 // signed with Signature Version 4 in the Authorization header as the AWS SDKs sign it (AWS General
 // Reference, "Signature Version 4 signing process"; Amazon S3 API Reference, "Authenticating
 // Requests: Using the Authorization Header"). The key pair is scripts/local.sh's administrator's,
@@ -47,20 +48,37 @@ export async function localS3(s3Url, localAwsBin, cwd) {
   const { stdout } = await promisify(execFile)(localAwsBin, ["--print-names"], { cwd });
   const bucket = /^FILES_BUCKET=(.+)$/m.exec(stdout)?.[1];
   if (!bucket) throw new Error(`local-aws --print-names named no bucket: ${stdout}`);
+  /** A signed GET of `path` in the bucket with `query`: `{ status, text }`. */
+  const get = async (path, query = {}) => {
+    const url = new URL(`/${bucket}${path}`, s3Url);
+    for (const [name, value] of Object.entries(query)) url.searchParams.set(name, value);
+    const response = await fetch(url, { headers: signedGet(url, ADMINISTRATOR) });
+    return { status: response.status, text: await response.text() };
+  };
   return {
     bucket,
     /** The multipart uploads in progress under `prefix`: `[{ key, uploadId }]` (one page). */
     async listMultipartUploads(prefix) {
-      const url = new URL(`/${bucket}`, s3Url);
-      url.searchParams.set("uploads", "");
-      url.searchParams.set("prefix", prefix);
-      const response = await fetch(url, { headers: signedGet(url, ADMINISTRATOR) });
-      const text = await response.text();
-      if (!response.ok) throw new Error(`ListMultipartUploads: ${response.status} ${text}`);
+      const { status, text } = await get("", { uploads: "", prefix });
+      if (status !== 200) throw new Error(`ListMultipartUploads: ${status} ${text}`);
       return [...text.matchAll(/<Upload>([\s\S]*?)<\/Upload>/g)].map(([, upload]) => ({
         key: /<Key>([^<]*)<\/Key>/.exec(upload)?.[1],
         uploadId: /<UploadId>([^<]*)<\/UploadId>/.exec(upload)?.[1],
       }));
+    },
+    /**
+     * GetObject of `key` with the administrator's header-signed request, which the bucket policy's
+     * deny of unscanned objects (presigned requests only) leaves alone: `{ status, text }`, S3's
+     * `<Error>` when refused (404 `NoSuchKey` for an object that is gone).
+     */
+    getObject: (key) => get(`/${key}`),
+    /** The object's tags (GetObjectTagging): `{ name: value }`. */
+    async objectTags(key) {
+      const { status, text } = await get(`/${key}`, { tagging: "" });
+      if (status !== 200) throw new Error(`GetObjectTagging: ${status} ${text}`);
+      return Object.fromEntries(
+        [...text.matchAll(/<Tag>\s*<Key>([^<]*)<\/Key>\s*<Value>([^<]*)<\/Value>\s*<\/Tag>/g)].map(([, name, value]) => [name, value]),
+      );
     },
   };
 }

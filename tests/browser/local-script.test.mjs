@@ -47,12 +47,12 @@ test("make local hands RUST_LOG to the functions only: cargo lambda watch and lo
   t.after(() => rm(dir, { recursive: true, force: true }));
   const bin = join(dir, "bin");
   await mkdir(bin);
-  for (const [name, flags] of [["local-aws", ["--s3-port", "--dynamodb-port"]], ["moto_server", ["-p"]], ["cargo", []]]) {
+  for (const [name, flags] of [["local-aws", ["--s3-port", "--dynamodb-port", "--eventbridge-port"]], ["moto_server", ["-p"]], ["cargo", []]]) {
     await writeFile(join(bin, name), recorder(name, flags));
     await chmod(join(bin, name), 0o755);
   }
   const ports = {};
-  for (const name of ["API_PORT", "S3_PORT", "DYNAMODB_PORT", "DEMO_PORT", "LAMBDA_PORT", "MOTO_PORT"]) ports[name] = String(await freePort());
+  for (const name of ["API_PORT", "S3_PORT", "DYNAMODB_PORT", "DEMO_PORT", "LAMBDA_PORT", "MOTO_PORT", "EVENTBRIDGE_PORT"]) ports[name] = String(await freePort());
   const level = "trace,presign_gate=debug";
   const script = spawn(join(REPO, "scripts/local.sh"), {
     cwd: REPO,
