@@ -46,9 +46,10 @@ pub enum AppError {
     /// limit of grants); the message says why.
     #[error("{0}")]
     Conflict(String),
-    /// The uploaded object did not match the reservation and was deleted.
+    /// The upload was refused and its object deleted: why in words, and as the file's
+    /// `rejectedFor` when it is known.
     #[error("upload rejected: {0}")]
-    UploadRejected(String),
+    UploadRejected(String, Option<crate::domain::RejectReason>),
     /// An `Idempotency-Key` the caller already reserved a file with, sent with another request
     /// (another name, type, size, checksum or upload mode); the message says so.
     #[error("{0}")]

@@ -137,7 +137,7 @@ where
                 status = record.status.as_str(),
                 "upload confirmed"
             ),
-            Confirmation::Rejected { reason } => {
+            Confirmation::Rejected { reason, .. } => {
                 tracing::warn!(reason, "upload rejected; object deleted")
             }
             Confirmation::Missing => {

@@ -81,8 +81,12 @@ pub enum Confirmation {
     /// The object matches the reservation: the record, now available, or scanning when uploads
     /// are scanned.
     Accepted(FileRecord),
-    /// The object did not match the reservation; it has been deleted.
-    Rejected { reason: String },
+    /// The upload was refused (why in words, and as the file's `rejectedFor` when known); its
+    /// object has been deleted.
+    Rejected {
+        reason: String,
+        rejected_for: Option<RejectReason>,
+    },
     /// No object has been uploaded yet.
     Missing,
 }
@@ -363,7 +367,10 @@ where
         }
         match self.confirm(record).await? {
             Confirmation::Accepted(record) => Ok(record),
-            Confirmation::Rejected { reason } => Err(AppError::UploadRejected(reason)),
+            Confirmation::Rejected {
+                reason,
+                rejected_for,
+            } => Err(AppError::UploadRejected(reason, rejected_for)),
             Confirmation::Missing => Err(AppError::UploadMissing),
         }
     }
@@ -383,6 +390,7 @@ where
                 self.remove_object(&record.key).await?;
                 return Ok(Confirmation::Rejected {
                     reason: rejection(&record),
+                    rejected_for: record.rejected_for,
                 });
             }
             FileStatus::Pending => {}
@@ -412,7 +420,10 @@ where
             self.bucket
                 .delete_version(&record.key, object.version_id.as_deref())
                 .await?;
-            return Ok(Confirmation::Rejected { reason });
+            return Ok(Confirmation::Rejected {
+                reason,
+                rejected_for: Some(RejectReason::Mismatch),
+            });
         }
         let uploaded_at = now();
         let status = if self.scan_uploads {
@@ -441,7 +452,10 @@ where
                 self.bucket
                     .delete_version(&record.key, object.version_id.as_deref())
                     .await?;
-                Ok(Confirmation::Rejected { reason })
+                Ok(Confirmation::Rejected {
+                    reason,
+                    rejected_for: Some(RejectReason::OverQuota),
+                })
             }
             Err(error) => Err(error),
             Ok(Transition::Applied) => Ok(Confirmation::Accepted(FileRecord {
@@ -577,6 +591,7 @@ where
             FileStatus::Available | FileStatus::Scanning => Ok(Confirmation::Accepted(current)),
             FileStatus::Rejected => Ok(Confirmation::Rejected {
                 reason: rejection(&current),
+                rejected_for: current.rejected_for,
             }),
             FileStatus::Pending => Err(AppError::Internal(
                 "record still pending after a conditional update failed".into(),

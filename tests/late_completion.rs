@@ -204,7 +204,7 @@ async fn a_late_completion_over_the_quota_is_rejected_and_its_object_deleted() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, AppError::UploadRejected(message) if message.contains("lapsed")),
+        matches!(&error, AppError::UploadRejected(message, _) if message.contains("lapsed")),
         "{error:?}"
     );
     assert!(
@@ -237,7 +237,7 @@ async fn the_events_function_readmits_a_late_upload_only_under_the_limit() {
                     assert!(bucket.contains(&record.key));
                     assert_eq!(usage.bytes, 6);
                 }
-                Confirmation::Rejected { reason } if !kept => {
+                Confirmation::Rejected { reason, .. } if !kept => {
                     assert!(reason.contains("lapsed"), "{reason}");
                     assert_eq!(stored, FileStatus::Rejected);
                     assert!(!bucket.contains(&record.key));

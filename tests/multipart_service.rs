@@ -267,7 +267,7 @@ async fn a_part_of_another_size_rejects_the_upload_and_aborts_it() {
     h.bucket.put_part(&upload_id(&record), 1, 5 * MIB);
     h.bucket.put_part(&upload_id(&record), 2, MIB + 1);
     match h.files.complete_upload(&alice(), record.id).await {
-        Err(AppError::UploadRejected(reason)) => assert!(reason.contains("part 2"), "{reason}"),
+        Err(AppError::UploadRejected(reason, _)) => assert!(reason.contains("part 2"), "{reason}"),
         other => panic!("{other:?}"),
     }
     assert_eq!(
@@ -279,7 +279,7 @@ async fn a_part_of_another_size_rejects_the_upload_and_aborts_it() {
     // Asked again, the verdict stands, and the upload is aborted again (it is gone: no error).
     let again = h.files.complete_upload(&alice(), record.id).await;
     assert!(
-        matches!(again, Err(AppError::UploadRejected(_))),
+        matches!(again, Err(AppError::UploadRejected(..))),
         "{again:?}"
     );
     assert_eq!(h.bucket.journal.matching("bucket.abort_multipart").len(), 2);

@@ -202,6 +202,7 @@ async fn an_infected_upload_is_rejected_as_malware_and_every_version_deleted() {
             completed.body["error"]["message"],
             "upload rejected: the upload was rejected: the malware scan found a threat in it"
         );
+        assert_eq!(completed.body["error"]["rejectedFor"], "malware");
     }
 
     let file = settled(&api, &id, "scanning").await;
@@ -211,6 +212,17 @@ async fn an_infected_upload_is_rejected_as_malware_and_every_version_deleted() {
     let refused = api.download_url(ALICE, &id, "").await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert_eq!(refused.body["error"]["status"], "rejected");
+    // The batch says the same of each file it refuses.
+    let batch = api
+        .call(
+            "POST",
+            "/files/download-urls",
+            Some(ALICE),
+            Some(json!({ "ids": [id] })),
+        )
+        .await;
+    assert_eq!(batch.body["errors"][&id]["code"], "not_ready", "{batch:?}");
+    assert_eq!(batch.body["errors"][&id]["status"], "rejected", "{batch:?}");
     // Its bytes no longer count.
     let usage = api.call("GET", "/usage", Some(ALICE), None).await;
     assert_eq!(usage.body["bytes"], 0, "{usage:?}");

@@ -402,7 +402,9 @@ async fn an_object_with_unsigned_stored_headers_is_rejected() {
             },
         );
         match h.files.complete_upload(&alice(), record.id).await {
-            Err(AppError::UploadRejected(reason)) => assert!(reason.contains(header), "{reason}"),
+            Err(AppError::UploadRejected(reason, _)) => {
+                assert!(reason.contains(header), "{reason}")
+            }
             other => panic!("{header}: {other:?}"),
         }
         assert_eq!(h.bucket.version_count(), 0, "{header}");

@@ -213,9 +213,10 @@ impl PartsVerdict {
                 part_number,
                 size,
                 expected,
-            } => AppError::UploadRejected(format!(
-                "part {part_number} has {size} bytes, {expected} were planned"
-            )),
+            } => AppError::UploadRejected(
+                format!("part {part_number} has {size} bytes, {expected} were planned"),
+                Some(super::RejectReason::Mismatch),
+            ),
         }
     }
 }

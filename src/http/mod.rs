@@ -19,7 +19,8 @@ use tracing::{Instrument, Span, field};
 pub use lambda::RejectUnparseable;
 pub use response::{FileView, status_and_code};
 use response::{
-    PartUrlView, UploadView, UploadedPartView, UrlView, UsageView, error_response, json,
+    PartUrlView, UploadView, UploadedPartView, UrlView, UsageView, describe_file, error_response,
+    json,
 };
 use routes::Action;
 
@@ -348,7 +349,9 @@ where
                     issued.push(id.as_str());
                 }
                 Err(error) => {
-                    errors.insert(id.clone(), json!({ "code": status_and_code(error).1 }));
+                    let mut entry = json!({ "code": status_and_code(error).1 });
+                    describe_file(&mut entry, error);
+                    errors.insert(id.clone(), entry);
                 }
             }
         }

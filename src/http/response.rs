@@ -302,7 +302,7 @@ pub fn status_and_code(error: &AppError) -> (StatusCode, &'static str) {
         AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         AppError::NotSinglePut(_) => (StatusCode::CONFLICT, "not_single_put"),
         AppError::ReservationLapsed(_) => (StatusCode::CONFLICT, "reservation_lapsed"),
-        AppError::UploadRejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "upload_rejected"),
+        AppError::UploadRejected(..) => (StatusCode::UNPROCESSABLE_ENTITY, "upload_rejected"),
         AppError::IdempotencyKeyReused(_) => {
             (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
         }
@@ -312,15 +312,22 @@ pub fn status_and_code(error: &AppError) -> (StatusCode, &'static str) {
     }
 }
 
+/// What an error says of the file it is about, beside its code: a file not ready says what it
+/// is instead, so a client can wait for a scan or give up; a rejected upload says why.
+pub fn describe_file(entry: &mut serde_json::Value, error: &AppError) {
+    match error {
+        AppError::NotReady(status) => entry["status"] = status.as_str().into(),
+        AppError::UploadRejected(_, Some(reason)) => entry["rejectedFor"] = reason.as_str().into(),
+        _ => {}
+    }
+}
+
 /// The response for an error. Built without anything fallible, so that reporting a failure
 /// cannot itself fail.
 pub fn error_response(error: &AppError) -> Response<Body> {
     let (status, code) = status_and_code(error);
     let mut body = serde_json::json!({ "error": { "code": code, "message": error.to_string() } });
-    // A file not ready says what it is instead, so a client can wait for a scan or give up.
-    if let AppError::NotReady(status) = error {
-        body["error"]["status"] = status.as_str().into();
-    }
+    describe_file(&mut body["error"], error);
     let mut response = Response::new(Body::Text(body.to_string()));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -351,7 +358,7 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::domain::{FileId, FileStatus, ObjectKey, OwnerId};
+    use crate::domain::{FileId, FileStatus, ObjectKey, OwnerId, RejectReason};
 
     fn text(response: &Response<Body>) -> &str {
         match response.body() {
@@ -424,7 +431,7 @@ mod tests {
                 "reservation_lapsed",
             ),
             (
-                AppError::UploadRejected("size".into()),
+                AppError::UploadRejected("size".into(), Some(RejectReason::Mismatch)),
                 422,
                 "upload_rejected",
             ),
