@@ -77,8 +77,14 @@ export function apiErrorOf(status, text) {
   }
   const error = apiErrorBody(text);
   if (error) {
-    // A file not ready names its status (`not_ready`), so that a caller can wait for its scan.
-    return new PresignGateError(String(error.message ?? error.code), { status, code: error.code, fileStatus: error.status });
+    // A file not ready names its status (`not_ready`), so that a caller can wait for its scan;
+    // a rejected upload names why (`upload_rejected`).
+    return new PresignGateError(String(error.message ?? error.code), {
+      status,
+      code: error.code,
+      fileStatus: error.status,
+      rejectedFor: error.rejectedFor,
+    });
   }
   const gatewayMessage = typeof parsed?.message === "string" ? parsed.message : null;
   const code =

@@ -192,3 +192,14 @@ test("resume returns a file already scanning as it is, and refuses a rejected on
   assert.equal(rejected.handlers.length, 0);
   assert.equal(storage.requests.length, 0);
 });
+
+test("an upload the API rejected names why, as complete answers it when the verdict came first", async () => {
+  const { apiErrorOf } = await import("../../client/errors.js");
+  const body = { error: { code: "upload_rejected", message: "upload rejected: the malware scan found a threat in it", rejectedFor: "malware" } };
+  const error = apiErrorOf(422, JSON.stringify(body));
+  assert.ok(error instanceof PresignGateError);
+  assert.equal(error.code, "upload_rejected");
+  assert.equal(error.rejectedFor, "malware");
+  assert.equal(error.fileStatus, undefined);
+  assert.equal(apiErrorOf(422, JSON.stringify({ error: { code: "upload_rejected", message: "size" } })).rejectedFor, undefined);
+});
