@@ -10,19 +10,9 @@ use std::time::Duration;
 
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
-use support::{StandIns, TestApi, file_id, http_client, upload};
+use support::{StandIns, TestApi, eicar, file_id, http_client, upload};
 
 const ALICE: &str = "alice";
-
-/// The EICAR test file, assembled here so that no file of the repository is one.
-fn eicar() -> Vec<u8> {
-    [
-        r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD",
-        "-ANTIVIRUS-TEST-FILE!$H+H*",
-    ]
-    .concat()
-    .into_bytes()
-}
 
 /// Alice's events in the sink, oldest first.
 async fn sink(standins: &StandIns) -> Vec<Value> {

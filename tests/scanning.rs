@@ -15,21 +15,12 @@ use lambda_http::http::StatusCode;
 use presign_gate::deadline::Deadline;
 use presign_gate::service::ReconcileLimits;
 use serde_json::{Value, json};
-use support::{Answer, BUCKET, Role, StandIns, TestApi, file_id, http_client, upload, upload_with};
+use support::{
+    Answer, BUCKET, Role, StandIns, TestApi, eicar, file_id, http_client, upload, upload_with,
+};
 use time::OffsetDateTime;
 
 const ALICE: &str = "alice";
-
-/// The EICAR test file (eicar.org, "Anti Malware Testfile"), assembled here so that no file of
-/// the repository is one.
-fn eicar() -> Vec<u8> {
-    [
-        r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD",
-        "-ANTIVIRUS-TEST-FILE!$H+H*",
-    ]
-    .concat()
-    .into_bytes()
-}
 
 async fn file(api: &TestApi, id: &str) -> Value {
     let answer = api

@@ -281,6 +281,27 @@ impl FileRecord {
 }
 
 #[cfg(test)]
+impl FileRecord {
+    /// A 3-byte text file of alice's in `status`, for the domain's unit tests.
+    pub(crate) fn example(status: FileStatus) -> Self {
+        let upload = NewUpload {
+            filename: "a.txt".into(),
+            content_type: "text/plain".into(),
+            size: 3,
+            sha256: None,
+            parts: None,
+        };
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let owner = OwnerId::parse("alice").unwrap();
+        let id = FileId::parse("0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0").unwrap();
+        Self {
+            status,
+            ..Self::pending(owner, id, upload, now, now)
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -114,31 +114,14 @@ impl FileChange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{FileId, NewUpload};
 
-    fn record(status: FileStatus) -> FileRecord {
-        let upload = NewUpload {
-            filename: "a.txt".into(),
-            content_type: "text/plain".into(),
-            size: 3,
-            sha256: None,
-            parts: None,
-        };
-        let now = OffsetDateTime::UNIX_EPOCH;
-        let owner = OwnerId::parse("alice").unwrap();
-        let id = FileId::parse("0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0").unwrap();
-        FileRecord {
-            status,
-            ..FileRecord::pending(owner, id, upload, now, now)
-        }
-    }
 
     fn change(before: Option<FileStatus>, after: Option<FileStatus>, expired: bool) -> FileChange {
         FileChange {
             id: "change-1".into(),
             occurred_at: OffsetDateTime::UNIX_EPOCH,
-            before: before.map(record),
-            after: after.map(record),
+            before: before.map(FileRecord::example),
+            after: after.map(FileRecord::example),
             expired,
         }
     }

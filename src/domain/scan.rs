@@ -91,24 +91,7 @@ pub fn same_etag(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{FileId, NewUpload, OwnerId};
-    use time::OffsetDateTime;
 
-    fn record(status: FileStatus) -> FileRecord {
-        let upload = NewUpload {
-            filename: "a.txt".into(),
-            content_type: "text/plain".into(),
-            size: 3,
-            sha256: None,
-            parts: None,
-        };
-        let now = OffsetDateTime::UNIX_EPOCH;
-        let owner = OwnerId::parse("alice").unwrap();
-        FileRecord {
-            status,
-            ..FileRecord::pending(owner, FileId::new_random(), upload, now, now)
-        }
-    }
 
     #[test]
     fn result_values_map_to_verdicts_and_unknown_ones_are_never_clean() {
@@ -148,12 +131,12 @@ mod tests {
         ];
         for (status, verdict, outcome) in table {
             assert_eq!(
-                scan_outcome(&record(status), verdict, true),
+                scan_outcome(&FileRecord::example(status), verdict, true),
                 outcome,
                 "{status:?} {verdict:?}"
             );
             assert_eq!(
-                scan_outcome(&record(status), verdict, false),
+                scan_outcome(&FileRecord::example(status), verdict, false),
                 Keep,
                 "{status:?} {verdict:?} on other bytes"
             );

@@ -12,11 +12,13 @@ mod transaction;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
 };
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use time::OffsetDateTime;
 
 pub use grants::SHARED_PREFIX;
@@ -46,6 +48,22 @@ pub struct DynamoDbOwnershipStore {
 /// and for anything this code could not have written (`from_item`).
 pub fn file_record_of_item(item: &HashMap<String, AttributeValue>) -> Option<FileRecord> {
     from_item(item).ok()
+}
+
+/// A single conditional write's answer as a transition: its condition failing (`condition_failed`
+/// says which error that is) is `Stale`, any other error the backend's.
+fn conditional<T, E>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+    condition_failed: impl Fn(&E) -> bool,
+) -> Result<Transition, AppError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(Transition::Applied),
+        Err(err) if err.as_service_error().is_some_and(&condition_failed) => Ok(Transition::Stale),
+        Err(err) => Err(backend_error(err)),
+    }
 }
 
 impl DynamoDbOwnershipStore {
@@ -322,18 +340,9 @@ impl OwnershipStore for DynamoDbOwnershipStore {
             .expression_attribute_values(":scanning", s(FileStatus::Scanning.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Transition::Applied),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(Transition::Stale)
-            }
-            Err(err) => Err(backend_error(err)),
-        }
+        conditional(result, |err| {
+            matches!(err, UpdateItemError::ConditionalCheckFailedException(_))
+        })
     }
 
     async fn mark_rejected(
@@ -457,18 +466,9 @@ impl OwnershipStore for DynamoDbOwnershipStore {
                     .expression_attribute_values(":status", s(record.status.as_str()))
                     .send()
                     .await;
-                match result {
-                    Ok(_) => Ok(Transition::Applied),
-                    Err(err)
-                        if matches!(
-                            err.as_service_error(),
-                            Some(DeleteItemError::ConditionalCheckFailedException(_))
-                        ) =>
-                    {
-                        Ok(Transition::Stale)
-                    }
-                    Err(err) => Err(backend_error(err)),
-                }
+                conditional(result, |err| {
+                    matches!(err, DeleteItemError::ConditionalCheckFailedException(_))
+                })
             }
         }
     }

@@ -43,3 +43,14 @@ pub const BUCKET: &str = "presign-gate-123456789012-us-east-1-00000000loc0";
 pub const TABLE: &str = "presign-gate-local-FilesTable";
 /// The bus the template creates for file events, on the local stack (`local-aws --print-names`).
 pub const EVENT_BUS: &str = "presign-gate-local-files";
+
+/// The EICAR anti-malware test file (eicar.org), which GuardDuty's stand-in finds as a threat,
+/// assembled here so that no file of the repository is one.
+pub fn eicar() -> Vec<u8> {
+    [
+        r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD",
+        "-ANTIVIRUS-TEST-FILE!$H+H*",
+    ]
+    .concat()
+    .into_bytes()
+}
