@@ -6,7 +6,8 @@
 //
 // - A single PUT by reserving through the API (`POST /uploads`), so the server makes the object
 //   key, the URL and the headers it signed; Uppy's own key is only a ticket that leads back to
-//   its file. A post-processing step then confirms the file (`POST /files/{id}/complete`).
+//   its file. A post-processing step then confirms the file (`POST /files/{id}/complete`) and
+//   waits for its malware scan (`waitUntilAvailable`).
 // - Multipart, for files above the API's multipart threshold (`resolveMultipartThreshold`): the reservation is made before
 //   Uppy's uploader starts (a pre-processor), because Uppy asks for the part size when it creates
 //   the uploader. Uppy then uses exactly the server's plan: `shouldUseMultipart` says what the
@@ -218,10 +219,17 @@ export function usePresignGate(uppy, AwsS3, gate, { sha256 = true, expiresIn, li
         if (!file || !reservation || file.error) return;
         uppy.emit("postprocess-progress", file, { mode: "indeterminate", message: "Confirming" });
         try {
-          const record = confirmed.get(fileId) ?? (await gate.complete(reservation.file.id));
+          let record = confirmed.get(fileId) ?? (await gate.complete(reservation.file.id));
           reservations.delete(fileId);
           fileOfRecord.delete(reservation.file.id);
           confirmed.delete(fileId);
+          // Uploads are scanned for malware before they can be downloaded (README, "Malware
+          // scanning"): the file is available only once the scan finds it clean; a rejection
+          // is the file's error.
+          if (record.status !== "available") {
+            uppy.emit("postprocess-progress", file, { mode: "indeterminate", message: "Scanning for malware" });
+            record = await gate.waitUntilAvailable(record.id);
+          }
           uppy.emit("postprocess-complete", file);
           uppy.emit("presign-gate:available", uppy.getFile(fileId), record);
         } catch (error) {

@@ -53,10 +53,15 @@ function fakeUppy(files = new Map()) {
  * `urlLifetimeMs` (from `now()`), and records each call. `partSha256: null` answers as a server
  * too old to say.
  */
-function fakeGate({ partSize = 5 * MIB, partSha256 = false, urlLifetimeMs = 300_000, now = () => Date.now(), complete } = {}) {
+function fakeGate({ partSize = 5 * MIB, partSha256 = false, urlLifetimeMs = 300_000, now = () => Date.now(), complete, waitUntilAvailable } = {}) {
   const calls = [];
   return {
     calls,
+    async waitUntilAvailable(id) {
+      calls.push(["waitUntilAvailable", id]);
+      if (!waitUntilAvailable) throw new Error(`no scan to wait for: ${id}`);
+      return waitUntilAvailable(id);
+    },
     signed: () => calls.filter(([name]) => name === "signParts").map(([, , parts]) => parts),
     async resolveMultipartThreshold() {
       return THRESHOLD;
@@ -293,6 +298,30 @@ test("the post-processor confirms each file it reserved, says so to Uppy, and re
   failed.host.files.get("d").error = "S3 refused it";
   await failed.host.postprocess(["d"]);
   assert.deepEqual(failed.host.events, []);
+});
+
+test("a file still scanning is available to Uppy only once its scan finds it clean; a rejection is its error", async () => {
+  const rejected = Object.assign(new Error("upload rejected: malware"), { code: "upload_rejected", rejectedFor: "malware" });
+  const gate = fakeGate({
+    complete: (id) => ({ id, status: "scanning" }),
+    waitUntilAvailable: (id) => (id === "record-2" ? Promise.reject(rejected) : { id, status: "available" }),
+  });
+  const { host, sign } = await installed(gate, [uppyFile("a", 10), uppyFile("b", 10)]);
+  await sign({ method: "PUT", key: TICKET + "a" });
+  await sign({ method: "PUT", key: TICKET + "b" });
+  host.events.length = 0;
+  await host.postprocess(["a", "b"]);
+  const [a, b] = [host.files.get("a"), host.files.get("b")];
+  assert.deepEqual(host.events.filter(([, file]) => file === a), [
+    ["postprocess-progress", a, { mode: "indeterminate", message: "Confirming" }],
+    ["postprocess-progress", a, { mode: "indeterminate", message: "Scanning for malware" }],
+    ["postprocess-complete", a],
+    ["presign-gate:available", a, { id: "record-1", status: "available" }],
+  ]);
+  const refused = host.events.filter(([, file]) => file === b);
+  assert.deepEqual(refused.map(([name]) => name), ["postprocess-progress", "postprocess-progress", "upload-error"]);
+  assert.equal(refused[2][2], rejected);
+  assert.deepEqual(gate.calls.filter(([name]) => name === "waitUntilAvailable").map(([, id]) => id).sort(), ["record-1", "record-2"]);
 });
 
 test("`limit` reaches Uppy's AwsS3 only when given; the returned function removes everything installed", async () => {
