@@ -115,7 +115,6 @@ impl FileChange {
 mod tests {
     use super::*;
 
-
     fn change(before: Option<FileStatus>, after: Option<FileStatus>, expired: bool) -> FileChange {
         FileChange {
             id: "change-1".into(),

@@ -92,7 +92,6 @@ pub fn same_etag(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
 
-
     #[test]
     fn result_values_map_to_verdicts_and_unknown_ones_are_never_clean() {
         use ScanVerdict::*;
