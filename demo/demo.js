@@ -1,6 +1,6 @@
 // The demo page: upload with progress, list, download, share and delete the caller's files, and
-// download what others shared, through the browser client; locally, the file events published. Served at its own origin, so both the
-// API's and the bucket's CORS apply.
+// download what others shared, through the browser client; locally, the file events published.
+// Served at its own origin, so both the API's and the bucket's CORS apply.
 import { PresignGate, PresignGateError } from "/client/presign-gate.js";
 import { eventsOwner, eventsPanel } from "./events.js";
 import { scanWatcher, statusText } from "./scans.js";
