@@ -1,7 +1,8 @@
 // The demo page: upload with progress, list, download, share and delete the caller's files, and
-// download what others shared, through the browser client. Served at its own origin, so both the
-// API's and the bucket's CORS apply.
+// download what others shared, through the browser client; locally, the file events published.
+// Served at its own origin, so both the API's and the bucket's CORS apply.
 import { PresignGate, PresignGateError } from "/client/presign-gate.js";
+import { eventsOwner, eventsPanel } from "./events.js";
 import { scanWatcher, statusText } from "./scans.js";
 import { button, connectionFromPage, describeError, formatSize, saveFrom } from "./shared.js";
 import { shareButton, sharedList } from "./sharing.js";
@@ -18,6 +19,7 @@ const shared = sharedList({
   error: document.querySelector("#shared-error"),
   more: document.querySelector("#shared-more"),
 });
+const events = eventsPanel({ section: document.querySelector("#events-panel"), list: document.querySelector("#events") });
 
 let gate = null;
 let nextToken = null;
@@ -27,6 +29,7 @@ let scans = null;
 function connect() {
   gate = connectionFromPage(form, PresignGate);
   scans = scanWatcher(gate);
+  events.follow(eventsOwner(form));
   refresh();
   refreshShared();
 }
@@ -106,6 +109,7 @@ async function track(file, send) {
     progress.value = progress.max;
     cancel.remove();
     refresh();
+    events.refresh();
     // Where uploads are scanned, the file is `scanning` until GuardDuty's verdict: its row in
     // "Your files" waits for it as well, through the same watch.
     let settled = record;
@@ -131,6 +135,8 @@ async function track(file, send) {
     status.setAttribute("role", "alert");
   } finally {
     cancel.remove();
+    // The upload's last event (available, rejected, or deleted on Cancel).
+    events.refresh();
   }
 }
 
@@ -214,6 +220,7 @@ async function remove(file) {
   try {
     await gate.delete(file.id);
     scans.stop(file.id);
+    events.refresh();
     // The file's row, and its share panel when open.
     for (const each of filesBody.querySelectorAll("tr")) {
       if (each.dataset.fileId === file.id) each.remove();

@@ -10,6 +10,11 @@ const REJECTED_FOR = {
   over_quota: "over quota",
 };
 
+/** A rejection's reason in words (the API's `rejectedFor`). @param {string} reason */
+export function rejectedForText(reason) {
+  return REJECTED_FOR[reason] ?? reason;
+}
+
 /**
  * A file's status as "Your files" shows it: `scanning…`, or `rejected: <why>`.
  * @param {{ status: string, rejectedFor?: string }} file
@@ -17,7 +22,7 @@ const REJECTED_FOR = {
 export function statusText(file) {
   if (file.status === "scanning") return "scanning…";
   if (file.status === "rejected" && file.rejectedFor) {
-    return `rejected: ${REJECTED_FOR[file.rejectedFor] ?? file.rejectedFor}`;
+    return `rejected: ${rejectedForText(file.rejectedFor)}`;
   }
   return file.status;
 }

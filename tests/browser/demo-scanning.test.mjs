@@ -7,16 +7,9 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 
 import { apiAs, stackAndChromium } from "./harness.mjs";
-import { demoPage, expectSaved, recordUploadLines, storedPathsOf } from "./pages.mjs";
+import { demoPage, eicar, expectSaved, recordUploadLines, storedPathsOf } from "./pages.mjs";
 
 const suite = stackAndChromium({ SCAN_UPLOADS: "true", SCAN_DELAY_MS: "3000" });
-
-/**
- * The EICAR anti-virus test file (eicar.org): 68 characters every scanner, GuardDuty's and the
- * stand-in's included, reports as a threat. Put together here, so no file of the repository is
- * itself one.
- */
-const eicar = () => ["X5O!P%@AP[4\\PZX54(P^)7CC)7}$", "EICAR-STANDARD-ANTIVIRUS", "-TEST-FILE!$H+H*"].join("");
 
 /**
  * Records, in the page's `rowStates`, each status the rows of "Your files" show, per file id, as
