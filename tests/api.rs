@@ -584,7 +584,7 @@ async fn batch_download_urls_answer_each_id_like_the_single_route() {
     assert_eq!(
         answer.body["errors"],
         json!({
-            pending: {"code": "not_ready"},
+            pending: {"code": "not_ready", "status": "pending"},
             bobs: {"code": "not_found"},
             missing: {"code": "not_found"},
             "not-an-id": {"code": "not_found"},
