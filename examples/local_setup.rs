@@ -31,10 +31,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .is_err()
     {
         let store = DynamoDbOwnershipStore::new(dynamodb, &config.table);
-        store.create_table().await.map_err(|e: AppError| {
-            let cause = std::error::Error::source(&e).map(ToString::to_string);
-            format!("{e}: {}", cause.unwrap_or_default())
-        })?;
+        store
+            .create_table_with_stream()
+            .await
+            .map_err(|e: AppError| {
+                let cause = std::error::Error::source(&e).map(ToString::to_string);
+                format!("{e}: {}", cause.unwrap_or_default())
+            })?;
         println!("created table {}", config.table);
     }
     Ok(())

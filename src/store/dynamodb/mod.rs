@@ -77,6 +77,18 @@ impl DynamoDbOwnershipStore {
     /// Creates the table with the layout this adapter expects. For local runs and tests only: a
     /// deployed table comes from `template.yaml`, whose key schema a test checks against `attr`.
     pub async fn create_table(&self) -> Result<(), AppError> {
+        self.create_table_streaming(false).await
+    }
+
+    /// The same, with the table's stream, as template.yaml declares it (the publisher's source,
+    /// README "Events"). Kept apart because moto copies the whole table, stream included, around
+    /// every transaction: a stream that only grows makes each later transaction slower, so the
+    /// stacks that run no publisher make none.
+    pub async fn create_table_with_stream(&self) -> Result<(), AppError> {
+        self.create_table_streaming(true).await
+    }
+
+    async fn create_table_streaming(&self, stream: bool) -> Result<(), AppError> {
         use aws_sdk_dynamodb::types::{
             AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
             StreamSpecification, StreamViewType,
@@ -104,13 +116,16 @@ impl DynamoDbOwnershipStore {
             .attribute_definitions(attribute(attr::FILE_ID)?)
             .key_schema(key(attr::OWNER, KeyType::Hash)?)
             .key_schema(key(attr::FILE_ID, KeyType::Range)?)
-            // The publisher's source (README, "Events"), as template.yaml declares it.
-            .stream_specification(
-                StreamSpecification::builder()
-                    .stream_enabled(true)
-                    .stream_view_type(StreamViewType::NewAndOldImages)
-                    .build()
-                    .map_err(build)?,
+            .set_stream_specification(
+                stream
+                    .then(|| {
+                        StreamSpecification::builder()
+                            .stream_enabled(true)
+                            .stream_view_type(StreamViewType::NewAndOldImages)
+                            .build()
+                            .map_err(build)
+                    })
+                    .transpose()?,
             )
             .send()
             .await

@@ -313,7 +313,11 @@ impl StandIns {
             .await
             .expect("create bucket");
         let admin_store = DynamoDbOwnershipStore::new(standins.dynamodb_client(), TABLE);
-        if let Err(error) = admin_store.create_table().await {
+        let created = match as_deployed {
+            true => admin_store.create_table_with_stream().await,
+            false => admin_store.create_table().await,
+        };
+        if let Err(error) = created {
             // On a loaded machine the SDK can time out the first CreateTable while moto, loading
             // its DynamoDB backend on first use, still creates the table; the SDK's retry then
             // finds it there. The table existing is all that matters.
