@@ -64,18 +64,6 @@ async fn uploaded(api: &TestApi, body: &[u8]) -> String {
     file_id(&reservation)
 }
 
-async fn faults(standins: &StandIns, plan: Value) {
-    let origin = standins.demo_origin.as_deref().expect("a demo origin");
-    let answer = http_client()
-        .post(format!("{origin}/__faults"))
-        .header("content-type", "application/json")
-        .body(plan.to_string())
-        .send()
-        .await
-        .expect("the fault endpoint answers");
-    assert_eq!(answer.status(), 204, "{:?}", answer.text().await);
-}
-
 #[tokio::test]
 async fn an_upload_and_its_delete_are_told_in_order_with_the_files_public_fields() {
     let standins = StandIns::start_scanning(0).await;
@@ -152,11 +140,11 @@ async fn a_malware_upload_is_told_rejected_with_its_reason() {
 async fn an_event_stream_fault_loses_no_event_and_repeats_keep_their_id() {
     let standins = StandIns::start_scanning(0).await;
     let api = standins.api();
-    faults(
-        &standins,
-        json!({"putEvents": [{"status": 500, "times": 2}, {"failEntries": 1, "times": 1}]}),
-    )
-    .await;
+    standins
+        .set_faults(
+            json!({"putEvents": [{"status": 500, "times": 2}, {"failEntries": 1, "times": 1}]}),
+        )
+        .await;
     let id = uploaded(&api, b"told despite faults").await;
     let told = events_about(&standins, &id, 3).await;
     let mut distinct: Vec<(String, String)> = Vec::new();

@@ -58,20 +58,6 @@ async fn uploaded(api: &TestApi, body: &[u8]) -> (String, Answer) {
     (id, complete)
 }
 
-async fn faults(standins: &StandIns, plan: Value) {
-    let answer = http_client()
-        .post(format!(
-            "{}/__faults",
-            standins.demo_origin.as_deref().expect("a demo origin")
-        ))
-        .header("content-type", "application/json")
-        .body(plan.to_string())
-        .send()
-        .await
-        .expect("the fault endpoint answers");
-    assert_eq!(answer.status(), 204, "{:?}", answer.text().await);
-}
-
 /// Whether an object is stored at `key`. local-aws keeps one version per key (as our keys have
 /// in S3, local/src/versions.rs), so none there means no version left.
 async fn stored(standins: &StandIns, key: &str) -> bool {
@@ -232,7 +218,9 @@ async fn duplicate_and_unscannable_results_settle_once_and_no_verdict_leaves_the
     let events = standins.events.clone().expect("events");
 
     // Delivered twice: applied once, the second changes nothing.
-    faults(&standins, json!({"scans": [{"delivery": "twice"}]})).await;
+    standins
+        .set_faults(json!({"scans": [{"delivery": "twice"}]}))
+        .await;
     let (twice, _) = uploaded(&api, b"delivered twice").await;
     assert_eq!(
         settled(&api, &twice, "scanning").await["status"],
@@ -240,7 +228,9 @@ async fn duplicate_and_unscannable_results_settle_once_and_no_verdict_leaves_the
     );
 
     // UNSUPPORTED (a password-protected archive, say): nothing can show it clean.
-    faults(&standins, json!({"scans": [{"result": "UNSUPPORTED"}]})).await;
+    standins
+        .set_faults(json!({"scans": [{"result": "UNSUPPORTED"}]}))
+        .await;
     let (unsupported, _) = uploaded(&api, b"an encrypted archive").await;
     let rejected = settled(&api, &unsupported, "scanning").await;
     assert_eq!(rejected["status"], "rejected");
@@ -249,7 +239,9 @@ async fn duplicate_and_unscannable_results_settle_once_and_no_verdict_leaves_the
 
     // FAILED and ACCESS_DENIED: no verdict, the file waits.
     for result in ["FAILED", "ACCESS_DENIED"] {
-        faults(&standins, json!({"scans": [{"result": result}]})).await;
+        standins
+            .set_faults(json!({"scans": [{"result": result}]}))
+            .await;
         let (id, _) = uploaded(&api, result.as_bytes()).await;
         wait_for_scan_results(&events, 1, &key_of(&id)).await;
         assert_eq!(file(&api, &id).await["status"], "scanning", "{result}");
@@ -309,11 +301,9 @@ async fn a_result_for_a_deleted_file_resurrects_nothing_and_a_lost_one_is_recove
     let events = standins.events.clone().expect("events");
 
     // The verdict held until the file is deleted: it finds no file, and leaves no object.
-    faults(
-        &standins,
-        json!({"scans": [{"delivery": "hold", "holdMs": 1500}]}),
-    )
-    .await;
+    standins
+        .set_faults(json!({"scans": [{"delivery": "hold", "holdMs": 1500}]}))
+        .await;
     let (deleted, _) = uploaded(&api, &eicar()).await;
     let delete = api
         .call("DELETE", &format!("/files/{deleted}"), Some(ALICE), None)
@@ -329,7 +319,9 @@ async fn a_result_for_a_deleted_file_resurrects_nothing_and_a_lost_one_is_recove
 
     // A verdict lost on the way: the object is tagged, the file still scanning; the
     // reconciliation reads the tag and finishes the job.
-    faults(&standins, json!({"scans": [{"delivery": "drop"}]})).await;
+    standins
+        .set_faults(json!({"scans": [{"delivery": "drop"}]}))
+        .await;
     let (lost, _) = uploaded(&api, b"verdict lost").await;
     for _ in 0..200 {
         if scan_tag(&standins, &key_of(&lost)).await.is_some() {
@@ -356,7 +348,9 @@ async fn a_result_for_a_deleted_file_resurrects_nothing_and_a_lost_one_is_recove
 async fn a_scan_that_never_answers_is_reported_overdue_by_the_reconciliation() {
     let standins = StandIns::start_scanning(0).await;
     let api = standins.api();
-    faults(&standins, json!({"scans": [{"result": "FAILED"}]})).await;
+    standins
+        .set_faults(json!({"scans": [{"result": "FAILED"}]}))
+        .await;
     let (id, _) = uploaded(&api, b"never scanned").await;
     let limits = ReconcileLimits {
         max_objects: 100,

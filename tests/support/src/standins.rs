@@ -385,6 +385,23 @@ impl StandIns {
         aws_sdk_s3::Client::from_conf(config)
     }
 
+    /// Queues a fault plan on local-aws (`POST /__faults` on the demo origin, local/src/faults.rs;
+    /// `start_scanning` only).
+    pub async fn set_faults(&self, plan: serde_json::Value) {
+        let origin = self
+            .demo_origin
+            .as_deref()
+            .expect("a stack started with start_scanning");
+        let answer = http_client()
+            .post(format!("{origin}/__faults"))
+            .header("content-type", "application/json")
+            .body(plan.to_string())
+            .send()
+            .await
+            .expect("the fault endpoint answers");
+        assert_eq!(answer.status(), 204, "{:?}", answer.text().await);
+    }
+
     /// The bus the publisher puts file events on, signing as its role (`start_scanning` only).
     pub fn event_bus(&self) -> EventBridgeBus {
         let endpoint = self
